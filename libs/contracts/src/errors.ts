@@ -1,0 +1,58 @@
+/**
+ * Stable error codes. REST answers problem+json with `code`; gRPC answers the mapped
+ * status with the code in the `ziggie-error-code` trailer. Codes never change meaning.
+ */
+export const ErrorCodes = {
+  VALIDATION_FAILED: { http: 400, grpc: 3, title: 'Request validation failed' },
+  TASK_CYCLE: { http: 400, grpc: 3, title: 'Plan has a dependency cycle' },
+  TASK_UNKNOWN_CAPABILITY: { http: 400, grpc: 3, title: 'Plan names an unknown capability' },
+  TASK_UNKNOWN_DEPENDENCY: { http: 400, grpc: 3, title: 'Plan step depends on an unknown step' },
+  TASK_DUPLICATE_STEP: { http: 400, grpc: 3, title: 'Plan has two steps with the same id' },
+  TASK_INVALID_PLAN: { http: 400, grpc: 3, title: 'Plan is invalid' },
+  TASK_UNKNOWN_WORKSPACE: { http: 400, grpc: 3, title: 'Unknown workspace' },
+  TASK_NOT_FOUND: { http: 404, grpc: 5, title: 'Task not found' },
+  NOT_FOUND: { http: 404, grpc: 5, title: 'Not found' },
+  AUTH_MISSING_TOKEN: { http: 401, grpc: 16, title: 'Authentication required' },
+  AUTH_INVALID_TOKEN: { http: 401, grpc: 16, title: 'Invalid token' },
+  AUTH_FORBIDDEN: { http: 403, grpc: 7, title: 'Permission denied' },
+  AUTH_WORKSPACE_FORBIDDEN: { http: 403, grpc: 7, title: 'Workspace not allowed for this token' },
+  AGENT_UNAVAILABLE: { http: 503, grpc: 14, title: 'No live agent for the capability' },
+  TOOL_NOT_FOUND: { http: 404, grpc: 5, title: 'Tool not found' },
+  TOOL_RATE_LIMITED: { http: 429, grpc: 8, title: 'Tool rate limit exceeded' },
+  TOOL_CALL_FAILED: { http: 502, grpc: 13, title: 'Tool call failed' },
+  UPSTREAM_UNAVAILABLE: { http: 503, grpc: 14, title: 'Upstream unavailable' },
+  UPSTREAM_CIRCUIT_OPEN: { http: 503, grpc: 14, title: 'Upstream circuit open' },
+  UPSTREAM_TIMEOUT: { http: 504, grpc: 4, title: 'Upstream timed out' },
+  RATE_LIMITED: { http: 429, grpc: 8, title: 'Rate limit exceeded' },
+  SERVICE_UNAVAILABLE: { http: 503, grpc: 14, title: 'Service unavailable' },
+  UNIMPLEMENTED: { http: 501, grpc: 12, title: 'Not implemented yet' },
+  INTERNAL: { http: 500, grpc: 13, title: 'Internal error' },
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export const GRPC_ERROR_CODE_KEY = 'ziggie-error-code';
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ErrorCodes, value);
+}
+
+/** The one error type services throw on purpose; anything else is reported as INTERNAL. */
+export class ZiggieError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message?: string,
+    readonly extras: Record<string, unknown> = {},
+  ) {
+    super(message ?? ErrorCodes[code].title);
+    this.name = 'ZiggieError';
+  }
+
+  get httpStatus(): number {
+    return ErrorCodes[this.code].http;
+  }
+
+  get grpcStatus(): number {
+    return ErrorCodes[this.code].grpc;
+  }
+}

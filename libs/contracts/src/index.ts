@@ -1,0 +1,6 @@
+export * from './errors';
+export * from './plan';
+export * from './rbac';
+export * from './streams';
+export * from './subjects';
+export * as pb from './proto';

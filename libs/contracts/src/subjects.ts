@@ -1,0 +1,118 @@
+import { z } from 'zod';
+import { TOKEN_PATTERN } from './plan';
+
+/** Every NATS subject the platform uses, versioned. Suffixed subjects take one more token. */
+export enum Subject {
+  /** + `.<capability>`: one message per step attempt, on the work-queue stream. */
+  StepDispatch = 'ziggie.step.dispatch.v1',
+  StepResult = 'ziggie.step.result.v1',
+  /** Dispatches whose deliveries were exhausted. */
+  StepDeadLetter = 'ziggie.step.deadletter.v1',
+  /** + `.<taskId>`: every task and step transition. */
+  TaskEvent = 'ziggie.event.task.v1',
+  /** + `.<agentId>`: core NATS, never persisted per beat. */
+  AgentHeartbeat = 'ziggie.agent.heartbeat.v1',
+}
+
+const id = z.string().min(1).max(128);
+
+export const StepDispatchPayload = z.object({
+  taskId: id,
+  stepId: z.string().regex(TOKEN_PATTERN),
+  attemptId: id,
+  attempt: z.number().int().min(1),
+  capability: z.string().regex(TOKEN_PATTERN),
+  action: z.enum(['tool', 'llm', 'delegate', 'approval']),
+  workspace: z.string(),
+  agentId: id,
+  input: z.record(z.string(), z.unknown()),
+  timeoutMs: z.number().int().positive(),
+  correlationId: z.string().optional(),
+  principal: z.object({ subject: z.string(), roles: z.array(z.string()), workspaces: z.array(z.string()) }),
+});
+
+export const StepResultPayload = z.object({
+  taskId: id,
+  stepId: z.string(),
+  attemptId: id,
+  agentId: id,
+  status: z.enum(['succeeded', 'failed']),
+  output: z.record(z.string(), z.unknown()).optional(),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+});
+
+export const StepDeadLetterPayload = z.object({
+  dispatch: StepDispatchPayload,
+  deliveries: z.number().int(),
+  reason: z.string(),
+});
+
+export const TaskEventPayload = z.object({
+  taskId: id,
+  seq: z.number().int().min(0),
+  type: z.enum([
+    'task.queued',
+    'task.running',
+    'task.succeeded',
+    'task.failed',
+    'task.cancelled',
+    'wave.started',
+    'wave.succeeded',
+    'wave.failed',
+    'step.dispatched',
+    'step.running',
+    'step.succeeded',
+    'step.failed',
+  ]),
+  at: z.string(),
+  wave: z.number().int().optional(),
+  stepId: z.string().optional(),
+  agentId: z.string().optional(),
+  status: z.string(),
+  message: z.string().optional(),
+});
+
+export const AgentHeartbeatPayload = z.object({
+  agentId: id,
+  status: z.enum(['idle', 'busy', 'offline']),
+  load: z.number().min(0),
+  runtimeId: z.string(),
+  at: z.string(),
+});
+
+export const SubjectSchemas = {
+  [Subject.StepDispatch]: StepDispatchPayload,
+  [Subject.StepResult]: StepResultPayload,
+  [Subject.StepDeadLetter]: StepDeadLetterPayload,
+  [Subject.TaskEvent]: TaskEventPayload,
+  [Subject.AgentHeartbeat]: AgentHeartbeatPayload,
+} as const satisfies Record<Subject, z.ZodType>;
+
+export type PayloadOf<S extends Subject> = z.infer<(typeof SubjectSchemas)[S]>;
+
+/** Subjects that take a trailing token (capability, task id, agent id). */
+const SUFFIXED = new Set<Subject>([Subject.StepDispatch, Subject.TaskEvent, Subject.AgentHeartbeat]);
+
+export function subjectFor(subject: Subject, suffix?: string): string {
+  if (SUFFIXED.has(subject)) {
+    if (!suffix || !/^[A-Za-z0-9_-]+$/.test(suffix)) {
+      throw new Error(`subject ${subject} needs a token suffix, got ${JSON.stringify(suffix)}`);
+    }
+    return `${subject}.${suffix}`;
+  }
+  return subject;
+}
+
+/** Wildcard that matches every concrete subject of a base subject. */
+export function subjectWildcard(subject: Subject): string {
+  return SUFFIXED.has(subject) ? `${subject}.>` : subject;
+}
+
+/** Which base subject a concrete subject belongs to. */
+export function baseSubjectOf(concrete: string): Subject | undefined {
+  return (Object.values(Subject) as string[]).find(
+    (s) => concrete === s || concrete.startsWith(`${s}.`),
+  ) as Subject | undefined;
+}

@@ -1,0 +1,164 @@
+import { z } from 'zod';
+import { DefaultPorts, GrpcPeer, GrpcPeers, ServiceName } from './services';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const port = z.coerce.number().int().min(0).max(65535);
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .optional()
+  .transform((v) => (v === undefined ? undefined : ['true', '1', 'yes'].includes(v)));
+
+/** Every variable the platform reads. Services add their own with `extra`. */
+const platformEnv = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  HTTP_HOST: z.string().default('127.0.0.1'),
+  HTTP_PORT: port.optional(),
+  GRPC_HOST: z.string().default('127.0.0.1'),
+  GRPC_PORT: port.optional(),
+  GRPC_TLS_CA_FILE: optionalString,
+  GRPC_TLS_CERT_FILE: optionalString,
+  GRPC_TLS_KEY_FILE: optionalString,
+  NATS_URL: z.string().default('nats://127.0.0.1:4222'),
+  NATS_TLS_CA_FILE: optionalString,
+  NATS_TLS_CERT_FILE: optionalString,
+  NATS_TLS_KEY_FILE: optionalString,
+  DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
+  DATA_DIR: z.string().default('.ziggie/data'),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalString.pipe(z.url().optional()),
+  ZIGGIE_JWT_SECRET: optionalString.pipe(z.string().min(16, 'at least 16 characters').optional()),
+  JWT_PUBLIC_KEY_FILE: optionalString,
+  JWT_ALGORITHMS: z
+    .string()
+    .default('HS256')
+    .transform((v) => v.split(',').map((a) => a.trim()))
+    .pipe(z.array(z.enum(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'PS256']))),
+  JWT_ISSUER: z.string().min(1).default('ziggie-local'),
+  JWT_AUDIENCE: z.string().min(1).default('ziggie-api'),
+  JWT_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(60).default(30),
+  CONSUL_HTTP_ADDR: optionalString.pipe(z.url().optional()),
+  CONSUL_HTTP_TOKEN: optionalString,
+  DISCOVERY_ADVERTISE_HOST: optionalString,
+  ORCHESTRATOR_GRPC_ADDR: optionalString,
+  AGENT_REGISTRY_GRPC_ADDR: optionalString,
+  WORKSPACE_COORD_GRPC_ADDR: optionalString,
+  MCP_GATEWAY_GRPC_ADDR: optionalString,
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  PRETTY_LOGS: bool,
+});
+
+export interface TlsFiles {
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+}
+
+export interface PlatformConfig {
+  service: ServiceName;
+  env: 'development' | 'production' | 'test';
+  logLevel: string;
+  prettyLogs: boolean;
+  http: { host: string; port: number };
+  grpc: { host: string; port: number; tls?: TlsFiles };
+  nats: { url: string; tls?: TlsFiles };
+  db: { url?: string; dataDir: string };
+  dataDir: string;
+  otel: { endpoint?: string };
+  auth: {
+    secret?: string;
+    publicKeyFile?: string;
+    algorithms: string[];
+    issuer: string;
+    audience: string;
+    clockToleranceSeconds: number;
+  };
+  discovery: { consulAddr?: string; consulToken?: string; advertiseHost?: string; peers: Record<GrpcPeer, string> };
+  shutdownGraceMs: number;
+}
+
+function tlsFrom(ca?: string, cert?: string, key?: string): TlsFiles | undefined {
+  return ca || cert || key ? { caFile: ca, certFile: cert, keyFile: key } : undefined;
+}
+
+function formatIssues(error: z.ZodError): string[] {
+  return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+}
+
+/**
+ * Validates the environment once, at start-up, into a typed object. Every bad or missing
+ * variable is listed in one ConfigError. Nothing else in a service reads process.env.
+ */
+export function loadConfig<E extends z.ZodRawShape = Record<string, never>>(
+  service: ServiceName,
+  extraShape?: E,
+  env: NodeJS.ProcessEnv = process.env,
+): PlatformConfig & { extra: z.infer<z.ZodObject<E>> } {
+  const problems: string[] = [];
+  const base = platformEnv.safeParse(env);
+  const extra = z.object(extraShape ?? ({} as E)).safeParse(env);
+  if (!base.success) problems.push(...formatIssues(base.error));
+  if (!extra.success) problems.push(...formatIssues(extra.error));
+  if (base.success) {
+    const e = base.data;
+    if (!e.ZIGGIE_JWT_SECRET && !e.JWT_PUBLIC_KEY_FILE && e.JWT_ALGORITHMS.some((a) => a.startsWith('HS'))) {
+      problems.push('ZIGGIE_JWT_SECRET: required for HS* algorithms (or set JWT_PUBLIC_KEY_FILE and JWT_ALGORITHMS)');
+    }
+    const grpcTls = [e.GRPC_TLS_CERT_FILE, e.GRPC_TLS_KEY_FILE].filter(Boolean).length;
+    if (grpcTls === 1) problems.push('GRPC_TLS_CERT_FILE/GRPC_TLS_KEY_FILE: give both or neither');
+  }
+  if (problems.length > 0 || !base.success || !extra.success) throw new ConfigError(problems);
+
+  const e = base.data;
+  const defaults = DefaultPorts[service];
+  const peers = Object.fromEntries(
+    (Object.keys(GrpcPeers) as GrpcPeer[]).map((peer) => [
+      peer,
+      (e[GrpcPeers[peer]] as string | undefined) ?? `127.0.0.1:${DefaultPorts[peer].grpc}`,
+    ]),
+  ) as Record<GrpcPeer, string>;
+  return {
+    service,
+    env: e.NODE_ENV,
+    logLevel: e.LOG_LEVEL,
+    prettyLogs: e.PRETTY_LOGS ?? false,
+    http: { host: e.HTTP_HOST, port: e.HTTP_PORT ?? defaults.http },
+    grpc: {
+      host: e.GRPC_HOST,
+      port: e.GRPC_PORT ?? defaults.grpc ?? 0,
+      tls: tlsFrom(e.GRPC_TLS_CA_FILE, e.GRPC_TLS_CERT_FILE, e.GRPC_TLS_KEY_FILE),
+    },
+    nats: { url: e.NATS_URL, tls: tlsFrom(e.NATS_TLS_CA_FILE, e.NATS_TLS_CERT_FILE, e.NATS_TLS_KEY_FILE) },
+    db: { url: e.DATABASE_URL, dataDir: e.DATA_DIR },
+    dataDir: e.DATA_DIR,
+    otel: { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT },
+    auth: {
+      secret: e.ZIGGIE_JWT_SECRET,
+      publicKeyFile: e.JWT_PUBLIC_KEY_FILE,
+      algorithms: e.JWT_ALGORITHMS,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      clockToleranceSeconds: e.JWT_CLOCK_TOLERANCE_SECONDS,
+    },
+    discovery: {
+      consulAddr: e.CONSUL_HTTP_ADDR,
+      consulToken: e.CONSUL_HTTP_TOKEN,
+      advertiseHost: e.DISCOVERY_ADVERTISE_HOST,
+      peers,
+    },
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    extra: extra.data,
+  };
+}
+
+/** Variable names the platform reads, for docs and checks. */
+export const PLATFORM_ENV_VARS = Object.keys(platformEnv.shape);
