@@ -15,7 +15,7 @@ const swc = [
 
 const common = {
   transform: { '^.+\\.ts$': swc },
-  moduleNameMapper: { '^@ziggie/(contracts|platform)$': '<rootDir>/libs/$1/src' },
+  moduleNameMapper: { '^@ziggie/platform/telemetry$': '<rootDir>/libs/platform/src/telemetry', '^@ziggie/(contracts|platform)$': '<rootDir>/libs/$1/src' },
   testEnvironment: 'node',
   rootDir: __dirname,
   modulePathIgnorePatterns: ['<rootDir>/.*/dist/'],

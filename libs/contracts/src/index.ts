@@ -1,3 +1,4 @@
+export * from './defaults';
 export * from './errors';
 export * from './plan';
 export * from './rbac';

@@ -36,11 +36,12 @@ export const StepResultPayload = z.object({
   stepId: z.string(),
   attemptId: id,
   agentId: id,
-  status: z.enum(['succeeded', 'failed']),
+  /** `running` is a progress notice; `succeeded` and `failed` end the attempt. */
+  status: z.enum(['running', 'succeeded', 'failed']),
   output: z.record(z.string(), z.unknown()).optional(),
   error: z.object({ code: z.string(), message: z.string() }).optional(),
   startedAt: z.string(),
-  finishedAt: z.string(),
+  finishedAt: z.string().optional(),
 });
 
 export const StepDeadLetterPayload = z.object({

@@ -1,0 +1,18 @@
+/** An error the command line reports as one clear message (no stack trace) and an exit status. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+/** Bad arguments: the message says what is wrong and what is accepted. */
+export class UsageError extends CliError {
+  constructor(message: string) {
+    super(message, 1);
+    this.name = 'UsageError';
+  }
+}

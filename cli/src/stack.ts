@@ -1,0 +1,757 @@
+/**
+ * The local stack: nats-server plus the six services on loopback, started and stopped as one unit.
+ * `ziggie up`, the end-to-end tests and the benchmarks all start it through startStack().
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { accessSync, closeSync, constants as fsConstants, existsSync, openSync, statSync, writeSync } from 'node:fs';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { delimiter, dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DefaultPorts, GrpcPeers, ServiceNames, type GrpcPeer, type ServiceName } from '@ziggie/platform';
+import { mintDevToken } from './auth';
+import { CliError } from './errors';
+import { JWT_AUDIENCE, JWT_ISSUER, loadOrCreateJwtSecret } from './secret';
+
+/** cli/src or cli/dist → the repository root. */
+export const REPO_ROOT = resolve(__dirname, '..', '..');
+
+/** Dependencies first, so each service finds its peers already listening more often than not. */
+export const StartOrder: readonly ServiceName[] = [
+  'workspace-coord',
+  'agent-registry',
+  'mcp-gateway',
+  'orchestrator',
+  'agent-runtime',
+  'gateway',
+];
+
+export const NATS = 'nats-server';
+export const DEFAULT_NATS_PORT = 4222;
+export const DEFAULT_NATS_MONITOR_PORT = 8222;
+export const NATS_READY_TIMEOUT_MS = 15_000;
+export const SERVICE_READY_TIMEOUT_MS = 60_000;
+export const STOP_GRACE_MS = 10_000;
+export const LOG_TAIL_LINES = 20;
+export const NATS_INSTALL_HINT = 'sudo apt-get install -y nats-server';
+
+export interface ServicePorts {
+  http: number;
+  grpc?: number;
+}
+
+export interface StackPorts {
+  nats: number;
+  natsMonitor: number;
+  services: Record<ServiceName, ServicePorts>;
+}
+
+export interface StackProgressEvent {
+  kind: 'installing' | 'starting' | 'ready' | 'failed' | 'stopping' | 'stopped' | 'exited';
+  /** 'nats-server' or a service name. */
+  name: string;
+  ms?: number;
+  message?: string;
+}
+
+export interface StackOptions {
+  dataDir: string;
+  ports?: StackPorts;
+  logLevel?: string;
+  env?: Record<string, string>;
+  onProgress?: (ev: StackProgressEvent) => void;
+  /** Children write to this process's stdout/stderr instead of `<dataDir>/logs/<name>.log`. */
+  inheritLogs?: boolean;
+  /** Aborting it during start-up stops whatever was started and rejects. */
+  signal?: AbortSignal;
+  /** Overrides for the bounded waits (tests and slow machines). */
+  timeouts?: { natsReadyMs?: number; serviceReadyMs?: number; stopGraceMs?: number };
+}
+
+export interface StackFailure {
+  name: string;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  logFile?: string;
+  logTail: string;
+}
+
+export interface StackHandle {
+  gatewayUrl: string;
+  mcpUrl: string;
+  ports: StackPorts;
+  adminToken: string;
+  jwtSecret: string;
+  pids: Record<string, number>;
+  dataDir: string;
+  logsDir: string;
+  /** Set when a child exited on its own; the rest of the stack has then been stopped. */
+  failure?: StackFailure;
+  /** Stops everything this stack started, in reverse order. Idempotent. */
+  stop(): Promise<void>;
+  /** 0 after stop(), 1 after a child exited unexpectedly (and the rest was stopped). */
+  waitForExit(): Promise<number>;
+}
+
+export class StackError extends CliError {
+  constructor(
+    message: string,
+    readonly component?: string,
+    readonly logTail?: string,
+  ) {
+    super(message, 1);
+    this.name = 'StackError';
+  }
+}
+
+export function defaultPorts(): StackPorts {
+  const services = {} as Record<ServiceName, ServicePorts>;
+  for (const name of ServiceNames) services[name] = { ...DefaultPorts[name] };
+  return { nats: DEFAULT_NATS_PORT, natsMonitor: DEFAULT_NATS_MONITOR_PORT, services };
+}
+
+/**
+ * Distinct free loopback ports for a whole stack, so tests can run next to a stack on the
+ * default ports. The ports are released before returning, so another process could in theory
+ * take one first; startStack then fails with a message naming it.
+ */
+export async function allocateFreePorts(): Promise<StackPorts> {
+  const needed = 2 + ServiceNames.reduce((n, s) => n + (DefaultPorts[s].grpc === undefined ? 1 : 2), 0);
+  const servers = await Promise.all(
+    Array.from(
+      { length: needed },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((ok, fail) => {
+          const srv = createServer();
+          srv.once('error', fail);
+          srv.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => ok(srv));
+        }),
+    ),
+  );
+  const free = servers.map((s) => {
+    const addr = s.address();
+    if (addr === null || typeof addr === 'string') throw new Error('unexpected server address');
+    return addr.port;
+  });
+  await Promise.all(servers.map((s) => new Promise<void>((ok) => s.close(() => ok()))));
+  const next = (): number => {
+    const port = free.shift();
+    if (port === undefined) throw new Error('ran out of allocated ports');
+    return port;
+  };
+  const services = {} as Record<ServiceName, ServicePorts>;
+  for (const name of ServiceNames) {
+    services[name] = DefaultPorts[name].grpc === undefined ? { http: next() } : { http: next(), grpc: next() };
+  }
+  return { nats: next(), natsMonitor: next(), services };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+export function findExecutable(name: string, pathEnv = process.env.PATH ?? ''): string | undefined {
+  // Debian installs nats-server into /usr/sbin, which is not on an ordinary user's PATH.
+  const dirs = [...pathEnv.split(delimiter).filter(Boolean), '/usr/sbin', '/usr/bin', '/usr/local/bin', '/usr/local/sbin'];
+  for (const dir of dirs) {
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // Not in this directory.
+    }
+  }
+  return undefined;
+}
+
+/** The last lines of a log, from this run only (after the last separator startStack wrote). */
+export async function logTail(file: string, lines = LOG_TAIL_LINES): Promise<string> {
+  let text: string;
+  try {
+    const fh = await open(file, 'r');
+    try {
+      const { size } = await fh.stat();
+      const length = Math.min(size, 64 * 1024);
+      const buf = Buffer.alloc(length);
+      await fh.read(buf, 0, length, size - length);
+      text = buf.toString('utf8');
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return '(no log output)';
+  }
+  const sep = text.lastIndexOf(RUN_SEPARATOR);
+  if (sep !== -1) text = text.slice(text.indexOf('\n', sep) + 1);
+  const all = text.split('\n');
+  while (all.length > 0 && all[all.length - 1].trim() === '') all.pop();
+  return all.length === 0 ? '(no log output)' : all.slice(-lines).join('\n');
+}
+
+const RUN_SEPARATOR = '===== ziggie up ';
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
+}
+
+async function httpOk(url: string): Promise<{ ok: boolean; summary: string }> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    const body = (await res.text()).replace(/\s+/g, ' ').slice(0, 200);
+    return { ok: res.status === 200, summary: `${res.status} ${body}`.trim() };
+  } catch (err) {
+    const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
+    return { ok: false, summary: cause };
+  }
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((ok) => {
+    const srv = createServer();
+    srv.once('error', () => ok(false));
+    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => ok(true)));
+  });
+}
+
+function portLabels(ports: StackPorts): Array<{ port: number; label: string }> {
+  const out = [
+    { port: ports.nats, label: 'NATS client' },
+    { port: ports.natsMonitor, label: 'NATS monitor' },
+  ];
+  for (const name of StartOrder) {
+    const p = ports.services[name];
+    out.push({ port: p.http, label: `${name} HTTP` });
+    if (p.grpc !== undefined) out.push({ port: p.grpc, label: `${name} gRPC` });
+  }
+  return out;
+}
+
+function validatePorts(ports: StackPorts): void {
+  for (const name of ServiceNames) {
+    if (!ports.services[name]) throw new StackError(`no ports given for ${name}`);
+  }
+  for (const peer of Object.keys(GrpcPeers) as GrpcPeer[]) {
+    if (ports.services[peer].grpc === undefined) throw new StackError(`no gRPC port given for ${peer}`);
+  }
+  const seen = new Map<number, string>();
+  for (const { port, label } of portLabels(ports)) {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new StackError(`invalid port ${port} for ${label}`);
+    const other = seen.get(port);
+    if (other) throw new StackError(`port ${port} is given to both ${other} and ${label}`);
+    seen.set(port, label);
+  }
+}
+
+async function assertPortsFree(ports: StackPorts, leftovers: string): Promise<void> {
+  for (const { port, label } of portLabels(ports)) {
+    if (!(await portFree(port))) {
+      throw new StackError(
+        `port ${port} (${label}) on 127.0.0.1 is already in use. ` +
+          `Another Ziggie stack or another program is listening there; stop it and try again.${leftovers}`,
+      );
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+
+interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  error?: string;
+}
+
+class Managed {
+  exit?: ExitInfo;
+  readonly exited: Promise<ExitInfo>;
+  readonly startedAt = Date.now();
+
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+    readonly logFile: string | undefined,
+  ) {
+    this.exited = new Promise((done) => {
+      child.once('exit', (code, signal) => {
+        this.exit = { code, signal };
+        done(this.exit);
+      });
+      child.once('error', (err) => {
+        // Only a failed spawn ends the process here; kill() errors on a live child are not an exit.
+        if (child.pid === undefined) {
+          this.exit = { code: null, signal: null, error: err.message };
+          done(this.exit);
+        }
+      });
+    });
+  }
+
+  get running(): boolean {
+    return this.exit === undefined;
+  }
+
+  describeExit(): string {
+    const e = this.exit;
+    if (!e) return `${this.name} is running`;
+    if (e.error) return `${this.name} could not be started: ${e.error}`;
+    return e.signal ? `${this.name} was killed by ${e.signal}` : `${this.name} exited with code ${e.code}`;
+  }
+
+  async tail(): Promise<string> {
+    return this.logFile ? logTail(this.logFile) : '(output went to the terminal)';
+  }
+
+  async terminate(graceMs: number): Promise<void> {
+    if (!this.running || this.child.pid === undefined) return;
+    this.child.kill('SIGTERM');
+    const timer = new AbortController();
+    const gone = await Promise.race([
+      this.exited.then(() => true),
+      sleep(graceMs, false, { signal: timer.signal }).catch(() => true),
+    ]);
+    timer.abort();
+    if (gone || !this.running) return;
+    try {
+      // Its own process group (see spawnManaged): this also ends whatever it started, e.g. stdio MCP servers.
+      process.kill(-this.child.pid, 'SIGKILL');
+    } catch {
+      this.child.kill('SIGKILL');
+    }
+    await this.exited;
+  }
+}
+
+function spawnManaged(
+  name: string,
+  command: string,
+  args: string[],
+  opts: { env: NodeJS.ProcessEnv; logFile?: string },
+): Managed {
+  let fd: number | undefined;
+  if (opts.logFile) {
+    fd = openSync(opts.logFile, 'a', 0o600);
+    writeSync(fd, `\n${RUN_SEPARATOR}${new Date().toISOString()} pid ${process.pid} =====\n`);
+  }
+  try {
+    const child = spawn(command, args, {
+      cwd: REPO_ROOT,
+      env: opts.env,
+      stdio: fd === undefined ? ['ignore', 'inherit', 'inherit'] : ['ignore', fd, fd],
+      // A process group of its own: Ctrl-C in the terminal reaches only the CLI, which then
+      // stops the children in reverse order instead of all of them dying at once.
+      detached: true,
+    });
+    return new Managed(name, child, opts.logFile);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+type WaitResult = 'ready' | 'exited' | 'timeout';
+
+async function waitReady(
+  proc: Managed,
+  url: string,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<{ result: WaitResult; last: string }> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  for (;;) {
+    signal.throwIfAborted();
+    if (!proc.running) return { result: 'exited', last };
+    const probe = await httpOk(url);
+    if (probe.ok) return { result: 'ready', last: probe.summary };
+    last = probe.summary;
+    if (Date.now() >= deadline) return { result: 'timeout', last };
+    await Promise.race([proc.exited, sleep(150, undefined, { signal })]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// nats-server installation
+
+async function ensureNatsServer(logsDir: string, progress: (ev: StackProgressEvent) => void): Promise<string> {
+  const found = findExecutable(NATS);
+  if (found) return found;
+
+  const notInstalled = `nats-server is not installed. Install it with:\n\n  ${NATS_INSTALL_HINT}\n`;
+  const script = join(REPO_ROOT, 'scripts', 'install-deps.sh');
+  const isRoot = process.getuid?.() === 0;
+  const hasApt = findExecutable('apt-get') !== undefined;
+  const sudo = !isRoot ? findExecutable('sudo') : undefined;
+  // Only a password-less sudo: a password prompt would fight the progress display.
+  const canSudo = sudo !== undefined && spawnSync(sudo, ['-n', 'true'], { stdio: 'ignore' }).status === 0;
+  if (!hasApt || !existsSync(script) || (!isRoot && !canSudo)) throw new StackError(notInstalled, NATS);
+
+  const logFile = join(logsDir, 'install-deps.log');
+  progress({ kind: 'installing', name: NATS, message: 'installing the nats-server OS package (apt-get)' });
+  const t0 = Date.now();
+  const [cmd, args] = isRoot
+    ? ['bash', [script, NATS]]
+    : [sudo as string, ['-n', 'bash', script, NATS]];
+  const proc = spawnManaged('install-deps', cmd, args, { env: process.env, logFile });
+  const exit = await proc.exited;
+  const installed = findExecutable(NATS);
+  if (exit.code !== 0 || !installed) {
+    progress({ kind: 'failed', name: NATS, ms: Date.now() - t0, message: 'installation failed' });
+    const tail = await proc.tail();
+    throw new StackError(
+      `installing nats-server failed (${proc.describeExit()}). Last lines of ${logFile}:\n${indent(tail)}\n\n${notInstalled}`,
+      NATS,
+      tail,
+    );
+  }
+  return installed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The data directory
+
+interface LockFile {
+  pid: number;
+  startedAt: string;
+  gatewayUrl: string;
+  pids: Record<string, number>;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * `<dataDir>/stack.json` marks a data directory in use: two stacks on one directory would share
+ * (and corrupt) the NATS store and the embedded databases.
+ */
+async function claimDataDir(dataDir: string, gatewayUrl: string): Promise<{ leftovers: string; path: string }> {
+  const path = join(dataDir, 'stack.json');
+  let leftovers = '';
+  try {
+    const prev = JSON.parse(await readFile(path, 'utf8')) as Partial<LockFile>;
+    if (typeof prev.pid === 'number' && alive(prev.pid)) {
+      throw new StackError(
+        `a stack is already running from ${dataDir} (pid ${prev.pid}, gateway ${prev.gatewayUrl ?? '?'}). ` +
+          `Stop it first (Ctrl-C in its terminal, or kill ${prev.pid}). ` +
+          `If pid ${prev.pid} is not a Ziggie stack, delete ${path}.`,
+      );
+    }
+    const still = Object.entries(prev.pids ?? {}).filter(([, pid]) => typeof pid === 'number' && alive(pid));
+    if (still.length > 0) {
+      leftovers =
+        `\nThe previous stack from this directory did not shut down cleanly; these of its processes may still run: ` +
+        `${still.map(([n, pid]) => `${n} (pid ${pid})`).join(', ')}. Check them and stop them with: kill ${still.map(([, p]) => p).join(' ')}`;
+    }
+  } catch (err) {
+    if (err instanceof StackError) throw err;
+    // Missing or unreadable: nothing else claims the directory.
+  }
+  await writeLock(path, { pid: process.pid, startedAt: new Date().toISOString(), gatewayUrl, pids: {} });
+  return { leftovers, path };
+}
+
+async function writeLock(path: string, lock: LockFile): Promise<void> {
+  await writeFile(path, `${JSON.stringify(lock, null, 2)}\n`, { mode: 0o600 });
+}
+
+async function releaseDataDir(path: string): Promise<void> {
+  try {
+    const current = JSON.parse(await readFile(path, 'utf8')) as Partial<LockFile>;
+    if (current.pid === process.pid) await rm(path, { force: true });
+  } catch {
+    // Already gone.
+  }
+}
+
+export function resolveEverythingServer(): string {
+  try {
+    const pkg = require.resolve('@modelcontextprotocol/server-everything/package.json', {
+      paths: [join(REPO_ROOT, 'services', 'mcp-gateway')],
+    });
+    return join(dirname(pkg), 'dist', 'index.js');
+  } catch {
+    throw new StackError('@modelcontextprotocol/server-everything is not installed: run `npm ci` first');
+  }
+}
+
+export interface McpServersFile {
+  servers: Array<{
+    name: string;
+    transport: 'stdio';
+    command: string;
+    args: string[];
+    env: Record<string, string>;
+  }>;
+}
+
+export function defaultMcpServers(): McpServersFile {
+  return {
+    servers: [
+      {
+        name: 'everything',
+        transport: 'stdio',
+        command: process.execPath,
+        args: [resolveEverythingServer(), 'stdio'],
+        env: {},
+      },
+    ],
+  };
+}
+
+/** Written once: after that the file is the operator's to edit. */
+async function ensureMcpServersFile(path: string): Promise<void> {
+  if (existsSync(path)) return;
+  try {
+    await writeFile(path, `${JSON.stringify(defaultMcpServers(), null, 2)}\n`, { flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// startStack
+
+export function checkBuilt(): void {
+  const missing = StartOrder.filter((name) => !existsSync(join(REPO_ROOT, 'services', name, 'dist', 'main.js')));
+  if (missing.length > 0) {
+    throw new StackError(
+      `not built: ${missing.map((n) => `services/${n}/dist/main.js`).join(', ')} missing. Run \`npm run build\` first.`,
+    );
+  }
+}
+
+export async function startStack(opts: StackOptions): Promise<StackHandle> {
+  const dataDir = resolve(opts.dataDir);
+  const logsDir = join(dataDir, 'logs');
+  const ports = opts.ports ?? defaultPorts();
+  const logLevel = opts.logLevel ?? 'info';
+  const progress = opts.onProgress ?? (() => undefined);
+  const natsReadyMs = opts.timeouts?.natsReadyMs ?? NATS_READY_TIMEOUT_MS;
+  const serviceReadyMs = opts.timeouts?.serviceReadyMs ?? SERVICE_READY_TIMEOUT_MS;
+  const graceMs = opts.timeouts?.stopGraceMs ?? STOP_GRACE_MS;
+  const gatewayUrl = `http://127.0.0.1:${ports.services.gateway.http}`;
+  const mcpUrl = `http://127.0.0.1:${ports.services['mcp-gateway'].http}/mcp`;
+
+  if (StartOrder.length !== ServiceNames.length || !ServiceNames.every((n) => StartOrder.includes(n))) {
+    throw new StackError(`StartOrder must list every service once: ${ServiceNames.join(', ')}`);
+  }
+  validatePorts(ports);
+  checkBuilt();
+  await mkdir(logsDir, { recursive: true });
+  const lock = await claimDataDir(dataDir, gatewayUrl);
+
+  const started: Managed[] = [];
+  let nats: Managed | undefined;
+  let stopping = false;
+  let stopPromise: Promise<void> | undefined;
+  let resolveExit: (code: number) => void = () => undefined;
+  const exitCode = new Promise<number>((done) => (resolveExit = done));
+  let reportCrash: (m: Managed) => void = () => undefined;
+  const crashed = new Promise<Managed>((done) => (reportCrash = done));
+
+  // Last resort if this process dies without stop(): children have their own process group and
+  // would otherwise outlive it.
+  const onProcessExit = (): void => {
+    for (const m of [...started, ...(nats ? [nats] : [])]) {
+      if (m.running && m.child.pid !== undefined) {
+        try {
+          process.kill(m.child.pid, 'SIGTERM');
+        } catch {
+          // Already gone.
+        }
+      }
+    }
+  };
+  process.on('exit', onProcessExit);
+
+  const watch = (m: Managed): void => {
+    void m.exited.then(() => {
+      if (!stopping) reportCrash(m);
+    });
+  };
+
+  const stopAll = (code: number): Promise<void> => {
+    stopPromise ??= (async () => {
+      stopping = true;
+      for (const m of [...started].reverse()) {
+        if (!m.running) continue;
+        const t0 = Date.now();
+        progress({ kind: 'stopping', name: m.name });
+        await m.terminate(graceMs);
+        progress({ kind: 'stopped', name: m.name, ms: Date.now() - t0 });
+      }
+      if (nats?.running) {
+        const t0 = Date.now();
+        progress({ kind: 'stopping', name: NATS });
+        await nats.terminate(graceMs);
+        progress({ kind: 'stopped', name: NATS, ms: Date.now() - t0 });
+      }
+      process.removeListener('exit', onProcessExit);
+      await releaseDataDir(lock.path);
+      resolveExit(code);
+    })();
+    return stopPromise;
+  };
+
+  const failWith = async (m: Managed, reason: string): Promise<never> => {
+    const tail = await m.tail();
+    const where = m.logFile ? `Last lines of ${m.logFile}:` : 'Its output went to the terminal.';
+    throw new StackError(`${reason}\n${where}\n${indent(tail)}`, m.name, tail);
+  };
+
+  try {
+    const natsBin = await ensureNatsServer(logsDir, progress);
+    opts.signal?.throwIfAborted();
+    const { secret } = await loadOrCreateJwtSecret(dataDir, { ...process.env, ...opts.env });
+    await assertPortsFree(ports, lock.leftovers);
+    opts.signal?.throwIfAborted();
+
+    // NATS first: every service connects to it at boot.
+    const natsDir = join(dataDir, 'nats');
+    await mkdir(natsDir, { recursive: true });
+    progress({ kind: 'starting', name: NATS });
+    nats = spawnManaged(
+      NATS,
+      natsBin,
+      ['-a', '127.0.0.1', '-p', String(ports.nats), '-m', String(ports.natsMonitor), '-js', '-sd', natsDir],
+      { env: process.env, logFile: opts.inheritLogs ? undefined : join(logsDir, 'nats.log') },
+    );
+    const natsWait = await waitReady(
+      nats,
+      `http://127.0.0.1:${ports.natsMonitor}/healthz?js-enabled-only=true`,
+      natsReadyMs,
+      opts.signal ?? new AbortController().signal,
+    );
+    if (natsWait.result !== 'ready') {
+      const reason =
+        natsWait.result === 'exited'
+          ? `${nats.describeExit()} before it was ready`
+          : `nats-server did not become healthy within ${natsReadyMs / 1000} s (last answer: ${natsWait.last})`;
+      progress({ kind: 'failed', name: NATS, ms: Date.now() - nats.startedAt, message: reason });
+      await failWith(nats, reason);
+    }
+    progress({ kind: 'ready', name: NATS, ms: Date.now() - nats.startedAt });
+    watch(nats);
+
+    const mcpServersFile = join(dataDir, 'mcp-servers.json');
+    await ensureMcpServersFile(mcpServersFile);
+
+    const grpcAddrs: Record<string, string> = {};
+    for (const peer of Object.keys(GrpcPeers) as GrpcPeer[]) {
+      grpcAddrs[GrpcPeers[peer]] = `127.0.0.1:${ports.services[peer].grpc}`;
+    }
+
+    for (const name of StartOrder) {
+      opts.signal?.throwIfAborted();
+      const p = ports.services[name];
+      const serviceDataDir = join(dataDir, name);
+      await mkdir(serviceDataDir, { recursive: true });
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        ...opts.env,
+        NODE_ENV: 'development',
+        LOG_LEVEL: logLevel,
+        HTTP_HOST: '127.0.0.1',
+        HTTP_PORT: String(p.http),
+        GRPC_HOST: '127.0.0.1',
+        DATA_DIR: serviceDataDir,
+        NATS_URL: `nats://127.0.0.1:${ports.nats}`,
+        ZIGGIE_JWT_SECRET: secret,
+        JWT_ISSUER,
+        JWT_AUDIENCE,
+        ZIGGIE_SEED: 'default',
+        MCP_SERVERS_FILE: mcpServersFile,
+        ...grpcAddrs,
+      };
+      // An inherited GRPC_PORT would make a service without gRPC collide with one that has it.
+      if (p.grpc === undefined) delete env.GRPC_PORT;
+      else env.GRPC_PORT = String(p.grpc);
+
+      progress({ kind: 'starting', name });
+      const m = spawnManaged(name, process.execPath, [join(REPO_ROOT, 'services', name, 'dist', 'main.js')], {
+        env,
+        logFile: opts.inheritLogs ? undefined : join(logsDir, `${name}.log`),
+      });
+      started.push(m);
+      watch(m);
+    }
+
+    // Services become ready concurrently; the first failure (or any crash) ends the start-up.
+    const cancelWaits = new AbortController();
+    const waitSignal = opts.signal ? AbortSignal.any([opts.signal, cancelWaits.signal]) : cancelWaits.signal;
+    const readiness = started.map(async (m) => {
+      const url = `http://127.0.0.1:${ports.services[m.name as ServiceName].http}/readyz`;
+      const r = await waitReady(m, url, serviceReadyMs, waitSignal);
+      const ms = Date.now() - m.startedAt;
+      if (r.result === 'ready') {
+        progress({ kind: 'ready', name: m.name, ms });
+        return;
+      }
+      const reason =
+        r.result === 'exited'
+          ? `${m.describeExit()} before it was ready`
+          : `${m.name} did not become ready within ${serviceReadyMs / 1000} s (GET ${url}; last answer: ${r.last})`;
+      progress({ kind: 'failed', name: m.name, ms, message: reason });
+      await failWith(m, reason);
+    });
+    let startupOver = false;
+    const crashDuringStart = crashed.then(async (m) => {
+      if (startupOver) return;
+      const reason = `${m.describeExit()} while the stack was starting`;
+      progress({ kind: 'failed', name: m.name, ms: Date.now() - m.startedAt, message: reason });
+      return failWith(m, reason);
+    });
+    try {
+      await Promise.race([Promise.all(readiness), crashDuringStart]);
+    } finally {
+      startupOver = true;
+      cancelWaits.abort();
+    }
+
+    const adminToken = mintDevToken(
+      { subject: 'admin@local', roles: ['admin'], workspaces: ['*'], ttlSeconds: 86_400 },
+      secret,
+    );
+    const pids: Record<string, number> = {};
+    for (const m of [nats, ...started]) if (m.child.pid !== undefined) pids[m.name] = m.child.pid;
+    await writeLock(lock.path, { pid: process.pid, startedAt: new Date().toISOString(), gatewayUrl, pids });
+
+    const handle: StackHandle = {
+      gatewayUrl,
+      mcpUrl,
+      ports,
+      adminToken,
+      jwtSecret: secret,
+      pids,
+      dataDir,
+      logsDir,
+      stop: () => stopAll(0),
+      waitForExit: () => exitCode,
+    };
+    void crashed.then(async (m) => {
+      if (stopping) return;
+      handle.failure = {
+        name: m.name,
+        code: m.exit?.code ?? null,
+        signal: m.exit?.signal ?? null,
+        logFile: m.logFile,
+        logTail: await m.tail(),
+      };
+      progress({ kind: 'exited', name: m.name, message: m.describeExit() });
+      await stopAll(1);
+    });
+    return handle;
+  } catch (err) {
+    await stopAll(1);
+    if (opts.signal?.aborted) throw new CliError('start-up interrupted; everything started was stopped', 130);
+    throw err;
+  }
+}

@@ -1,0 +1,5 @@
+export * from './principal';
+export * from './jwt';
+export * from './auth.decorators';
+export * from './auth.guard';
+export * from './auth.module';

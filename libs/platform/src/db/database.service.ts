@@ -1,0 +1,76 @@
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, Migration, MigrationProvider, Migrator, PostgresDialect, sql } from 'kysely';
+import { PGliteDialect } from 'kysely-pglite-dialect';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Pool } from 'pg';
+import { PlatformConfig } from '../config/config';
+import { CONFIG } from '../config/config.module';
+import { HealthRegistry } from '../health/health';
+
+export const DB_MIGRATIONS = Symbol('ZIGGIE_DB_MIGRATIONS');
+
+export type Migrations = Record<string, Migration>;
+
+/** Builds the Kysely instance: a Postgres server when a URL is given, embedded PGlite on disk otherwise. */
+export function createKysely<DB>(db: { url?: string; dataDir: string }): { kysely: Kysely<DB>; kind: 'postgres' | 'pglite' } {
+  if (db.url) {
+    const pool = new Pool({ connectionString: db.url, max: 10, idleTimeoutMillis: 30_000 });
+    return { kysely: new Kysely<DB>({ dialect: new PostgresDialect({ pool }) }), kind: 'postgres' };
+  }
+  const dir = resolve(join(db.dataDir, 'pgdata'));
+  mkdirSync(dir, { recursive: true });
+  return { kysely: new Kysely<DB>({ dialect: new PGliteDialect(new PGlite(dir)) }), kind: 'pglite' };
+}
+
+/** Runs a service's migrations; each service keeps its own migration table in a shared database. */
+export async function migrate(kysely: Kysely<unknown>, service: string, migrations: Migrations): Promise<string[]> {
+  const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
+  const table = `${service.replace(/-/g, '_')}_migration`;
+  const migrator = new Migrator({ db: kysely, provider, migrationTableName: table, migrationLockTableName: `${table}_lock` });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+@Injectable()
+export class DatabaseService implements OnApplicationShutdown {
+  private readonly logger = new Logger('db');
+  private instance?: Kysely<unknown>;
+  kind: 'postgres' | 'pglite' = 'pglite';
+
+  constructor(
+    @Inject(CONFIG) private readonly config: PlatformConfig,
+    @Inject(DB_MIGRATIONS) private readonly migrations: Migrations,
+    health: HealthRegistry,
+  ) {
+    health.register({
+      name: 'database',
+      check: async () => {
+        await sql`select 1`.execute(this.db());
+        return { ok: true };
+      },
+    });
+  }
+
+  /** Connects and migrates; called by the platform before the app listens. */
+  async start(): Promise<void> {
+    const { kysely, kind } = createKysely<unknown>(this.config.db);
+    this.instance = kysely;
+    this.kind = kind;
+    const applied = await migrate(kysely, this.config.service, this.migrations);
+    this.logger.log(`${kind} ready${applied.length ? `, applied ${applied.join(', ')}` : ''}`);
+  }
+
+  /** The typed query builder; each service passes its own table types. */
+  db<DB>(): Kysely<DB> {
+    if (!this.instance) throw new Error('database is not started yet');
+    return this.instance as Kysely<DB>;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.instance?.destroy();
+    this.instance = undefined;
+  }
+}

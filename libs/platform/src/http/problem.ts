@@ -1,0 +1,85 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { ErrorCode, ErrorCodes, ZiggieError } from '@ziggie/contracts';
+import { ZodError } from 'zod';
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  instance?: string;
+  correlationId?: string;
+  [extra: string]: unknown;
+}
+
+/** RFC 9457 problem for a ZiggieError. */
+export function problemOf(err: ZiggieError, instance?: string, correlationId?: string): Problem {
+  return {
+    ...err.extras,
+    type: `https://ziggie.dev/problems/${err.code.toLowerCase().replace(/_/g, '-')}`,
+    title: ErrorCodes[err.code].title,
+    status: err.httpStatus,
+    detail: err.message,
+    code: err.code,
+    instance,
+    correlationId,
+  };
+}
+
+export function zodToZiggie(err: ZodError, code: ErrorCode = 'VALIDATION_FAILED'): ZiggieError {
+  const errors = err.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+  const detail = errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; ');
+  return new ZiggieError(code, detail, { errors });
+}
+
+/** Maps whatever was thrown to a ZiggieError; unknown errors become a safe INTERNAL. */
+export function toZiggieError(err: unknown): { error: ZiggieError; unexpected: boolean } {
+  if (err instanceof ZiggieError) return { error: err, unexpected: false };
+  if (err instanceof ZodError) return { error: zodToZiggie(err), unexpected: false };
+  if (err instanceof HttpException) {
+    const status = err.getStatus();
+    if (status === 404) return { error: new ZiggieError('NOT_FOUND', 'no such route'), unexpected: false };
+    if (status === 413) return { error: new ZiggieError('VALIDATION_FAILED', 'request body too large'), unexpected: false };
+    if (status >= 400 && status < 500) {
+      return { error: new ZiggieError('VALIDATION_FAILED', err.message), unexpected: false };
+    }
+  }
+  const e = err as { type?: string; status?: number };
+  // body-parser errors (bad JSON, too large) reach the filter as plain errors with a status
+  if (e?.type === 'entity.parse.failed') {
+    return { error: new ZiggieError('VALIDATION_FAILED', 'request body is not valid JSON'), unexpected: false };
+  }
+  if (e?.type === 'entity.too.large') {
+    return { error: new ZiggieError('VALIDATION_FAILED', 'request body too large'), unexpected: false };
+  }
+  return { error: new ZiggieError('INTERNAL', 'internal error'), unexpected: true };
+}
+
+/** The one place errors become responses: problem+json with a stable code and the correlation id. */
+@Catch()
+export class ProblemFilter implements ExceptionFilter {
+  private readonly logger = new Logger('errors');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const ctx = host.switchToHttp();
+    const res = ctx.getResponse<Response>();
+    const req = ctx.getRequest<Request & { id?: string }>();
+    const { error, unexpected } = toZiggieError(exception);
+    if (unexpected) {
+      this.logger.error({ err: exception, url: req.url }, 'unexpected error');
+    }
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    const correlationId = typeof req.id === 'string' ? req.id : undefined;
+    const retryAfter = error.extras.retryAfterSeconds;
+    if (typeof retryAfter === 'number') res.setHeader('Retry-After', String(Math.ceil(retryAfter)));
+    res
+      .status(error.httpStatus)
+      .type('application/problem+json')
+      .send(JSON.stringify(problemOf(error, req.originalUrl ?? req.url, correlationId)));
+  }
+}

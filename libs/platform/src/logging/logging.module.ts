@@ -1,0 +1,33 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { LoggerModule } from 'nestjs-pino';
+import { Logger } from 'pino';
+import { CORRELATION_HEADER, correlationIdFrom, REQUEST_ID_HEADER } from '../context';
+
+export const ROOT_LOGGER = Symbol('ZIGGIE_ROOT_LOGGER');
+
+/** nestjs-pino on top of the root logger: request logs carry the same correlation id as the response. */
+@Module({})
+export class LoggingModule {
+  static forRoot(logger: Logger): DynamicModule {
+    return {
+      module: LoggingModule,
+      global: true,
+      imports: [
+        LoggerModule.forRoot({
+          pinoHttp: {
+            logger,
+            genReqId: (req) => correlationIdFrom(req.headers[CORRELATION_HEADER] ?? req.headers[REQUEST_ID_HEADER]),
+            customProps: (req) => ({ correlationId: req.id }),
+            autoLogging: { ignore: (req) => ['/healthz', '/readyz', '/metrics'].includes(req.url ?? '') },
+            serializers: {
+              req: (req: { id: unknown; method: unknown; url: unknown }) => ({ id: req.id, method: req.method, url: req.url }),
+              res: (res: { statusCode: unknown }) => ({ statusCode: res.statusCode }),
+            },
+          },
+        }),
+      ],
+      providers: [{ provide: ROOT_LOGGER, useValue: logger }],
+      exports: [ROOT_LOGGER, LoggerModule],
+    };
+  }
+}

@@ -1,0 +1,56 @@
+import { DynamicModule, MiddlewareConsumer, Module, NestModule, Provider } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { Logger } from 'pino';
+import { PlatformConfig } from './config/config';
+import { ConfigModule } from './config/config.module';
+import { DB_MIGRATIONS, DatabaseService, Migrations } from './db/database.service';
+import { DiscoveryModule } from './discovery/discovery.module';
+import { HealthController, HealthRegistry } from './health/health';
+import { MetricsController, MetricsService } from './health/metrics';
+import { CorrelationMiddleware } from './http/correlation.middleware';
+import { ProblemFilter } from './http/problem';
+import { LoggingModule } from './logging/logging.module';
+import { NATS_OPTIONS, NatsModuleOptions, NatsService } from './nats/nats.service';
+
+export interface PlatformOptions {
+  /** Migrations of the service's own tables; omit for a service without a database. */
+  migrations?: Migrations;
+  /** Streams and consumers; omit for a service that does not use NATS. */
+  nats?: NatsModuleOptions;
+}
+
+/**
+ * Everything every service shares, wired once: config, logging, health, metrics, errors,
+ * discovery, and optionally NATS and the database. Global, so service modules just inject.
+ */
+@Module({})
+export class PlatformModule implements NestModule {
+  static forRoot(config: PlatformConfig, logger: Logger, options: PlatformOptions): DynamicModule {
+    const providers: Provider[] = [
+      HealthRegistry,
+      { provide: MetricsService, useValue: new MetricsService(config.service) },
+      { provide: APP_FILTER, useClass: ProblemFilter },
+    ];
+    const exports: Array<Provider | symbol | string | (abstract new (...args: never[]) => unknown)> = [HealthRegistry, MetricsService];
+    if (options.nats) {
+      providers.push({ provide: NATS_OPTIONS, useValue: options.nats }, NatsService);
+      exports.push(NatsService);
+    }
+    if (options.migrations) {
+      providers.push({ provide: DB_MIGRATIONS, useValue: options.migrations }, DatabaseService);
+      exports.push(DatabaseService);
+    }
+    return {
+      module: PlatformModule,
+      global: true,
+      imports: [ConfigModule.forRoot(config), LoggingModule.forRoot(logger), DiscoveryModule],
+      controllers: [HealthController, MetricsController],
+      providers,
+      exports: exports as DynamicModule['exports'],
+    };
+  }
+
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(CorrelationMiddleware).forRoutes('*path');
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Step inputs may reference earlier outputs as `{{steps.<id>.output.<path>}}` inside strings.
+ * A string that is exactly one reference takes the referenced value as is (object, number);
+ * otherwise references are interpolated as text. Unknown references are an error, so a step
+ * never runs with a silently empty input.
+ */
+const REF = /\{\{\s*steps\.([a-z0-9_-]+)\.output((?:\.[A-Za-z0-9_-]+)*)\s*\}\}/g;
+
+export function referencedSteps(input: unknown): Set<string> {
+  const found = new Set<string>();
+  walkStrings(input, (s) => {
+    for (const m of s.matchAll(REF)) found.add(m[1]!);
+  });
+  return found;
+}
+
+function walkStrings(value: unknown, fn: (s: string) => void): void {
+  if (typeof value === 'string') fn(value);
+  else if (Array.isArray(value)) value.forEach((v) => walkStrings(v, fn));
+  else if (value && typeof value === 'object') Object.values(value).forEach((v) => walkStrings(v, fn));
+}
+
+function lookup(outputs: ReadonlyMap<string, unknown>, stepId: string, path: string): unknown {
+  if (!outputs.has(stepId)) throw new Error(`input references step ${stepId}, which has no output`);
+  let current: unknown = outputs.get(stepId);
+  for (const key of path.split('.').filter(Boolean)) {
+    if (current === null || typeof current !== 'object' || !(key in current)) {
+      throw new Error(`input references steps.${stepId}.output${path}, which does not exist`);
+    }
+    current = (current as Record<string, unknown>)[key];
+  }
+  return current;
+}
+
+export function resolveInput<T>(input: T, outputs: ReadonlyMap<string, unknown>): T {
+  if (typeof input === 'string') {
+    const whole = [...input.matchAll(REF)];
+    if (whole.length === 1 && whole[0]![0] === input.trim()) return lookup(outputs, whole[0]![1]!, whole[0]![2] ?? '') as T;
+    return input.replace(REF, (_, id: string, path: string) => {
+      const v = lookup(outputs, id, path ?? '');
+      return typeof v === 'string' ? v : JSON.stringify(v);
+    }) as T;
+  }
+  if (Array.isArray(input)) return input.map((v: unknown) => resolveInput(v, outputs)) as T;
+  if (input && typeof input === 'object') {
+    return Object.fromEntries(Object.entries(input).map(([k, v]) => [k, resolveInput(v, outputs)])) as T;
+  }
+  return input;
+}

@@ -1,0 +1,5 @@
+import './tracing';
+import { runService } from '@ziggie/platform';
+import { definition } from './service';
+
+runService(definition);
