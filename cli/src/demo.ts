@@ -295,7 +295,7 @@ export async function runDemo(opts: RunDemoOptions): Promise<Task> {
     if (timedOut()) {
       const where = task ? `task ${task.id} did not finish` : 'the gateway did not answer';
       throw new DemoError(
-        `gave up: ${where} within ${Math.round(timeoutMs / 1000)} s.` +
+        `gave up: ${where} within ${timeoutMs / 1000} s.` +
           (task ? ` It may still be running: GET ${opts.gatewayUrl}/v1/tasks/${task.id}` : ''),
         task,
       );

@@ -3,6 +3,7 @@
  * Everything here is a function of (state, event) or (state, now): the terminal code in
  * terminal.ts only decides when to draw, so all formatting can be tested without a TTY.
  */
+import { stripVTControlCharacters } from 'node:util';
 import pc from 'picocolors';
 import type { StepStatus, Task, TaskEvent, TaskStatus } from './api';
 import type { StackPorts, StackProgressEvent } from './stack';
@@ -39,11 +40,11 @@ function cut(line: string, width: number | undefined): string {
   let visible = 0;
   let out = '';
   for (let i = 0; i < line.length; i++) {
-    if (line[i] === '\u001b') {
-      const m = /^\u001b\[[0-9;]*m/.exec(line.slice(i));
-      if (m) {
-        out += m[0];
-        i += m[0].length - 1;
+    if (line[i] === '\u001b' && line[i + 1] === '[') {
+      const end = line.indexOf('m', i);
+      if (end !== -1) {
+        out += line.slice(i, end + 1);
+        i = end;
         continue;
       }
     }
@@ -57,12 +58,9 @@ function cut(line: string, width: number | undefined): string {
   return out;
 }
 
-function stripAnsi(s: string): string {
-  return s.replace(/\u001b\[[0-9;]*m/g, '');
-}
 
 function pad(s: string, n: number): string {
-  const len = stripAnsi(s).length;
+  const len = stripVTControlCharacters(s).length;
   return len >= n ? s : s + ' '.repeat(n - len);
 }
 
@@ -174,7 +172,7 @@ function setWave(waves: WaveView[], index: number, patch: Partial<WaveView>): Wa
 export function applyTaskEvent(view: TaskView, ev: TaskEvent): TaskView {
   const at = parseTime(ev.at);
   const kind = suffix(ev.type);
-  let next: TaskView = { ...view };
+  const next: TaskView = { ...view };
 
   if (ev.type.startsWith('task.')) {
     next.status = kind as TaskStatus;
@@ -458,7 +456,7 @@ export function renderStackBlock(view: StackView, now: number, opts: RenderOptio
       let line = `  ${stackSymbol(c, i.status, now)} ${pad(i.name, nameWidth)}  ${pad(paint(i.status), 10)}`;
       if (ms !== undefined) line += ` ${formatDuration(ms).padStart(8)}`;
       if (i.message && (i.status === 'failed' || i.status === 'installing')) line += `  ${c.dim(firstLine(i.message))}`;
-      return cut(line, opts.width);
+      return cut(line.trimEnd(), opts.width);
     })
     .join('\n');
 }

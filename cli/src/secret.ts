@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CliError } from './errors';
 
@@ -65,16 +65,21 @@ export async function loadOrCreateJwtSecret(
   await mkdir(dataDir, { recursive: true });
   const path = secretPath(dataDir);
   const secret = randomBytes(48).toString('base64url');
+  // Written aside and linked into place: link() fails if the file exists, so two stacks starting
+  // at once agree on one secret, and neither can read a half-written file.
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    // 'wx' so two stacks starting at once cannot overwrite each other's secret.
-    await writeFile(path, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+    await writeFile(tmp, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+    // The mode given to open() is filtered by the umask; the secret must be 0600 whatever it is.
+    await chmod(tmp, 0o600);
+    await link(tmp, path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     const raced = await readSecretFile(path);
     if (raced) return { secret: raced, source: 'file', path };
     throw err;
+  } finally {
+    await rm(tmp, { force: true });
   }
-  // The mode passed to open() is filtered by the umask; the secret must not be group-readable whatever it is.
-  await chmod(path, 0o600);
   return { secret, source: 'generated', path };
 }

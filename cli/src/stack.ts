@@ -62,6 +62,8 @@ export interface StackOptions {
   onProgress?: (ev: StackProgressEvent) => void;
   /** Children write to this process's stdout/stderr instead of `<dataDir>/logs/<name>.log`. */
   inheritLogs?: boolean;
+  /** Where services/ and scripts/ are; defaults to this checkout (tests point it at a fixture). */
+  repoRoot?: string;
   /** Aborting it during start-up stops whatever was started and rejects. */
   signal?: AbortSignal;
   /** Overrides for the bounded waits (tests and slow machines). */
@@ -329,7 +331,7 @@ function spawnManaged(
   name: string,
   command: string,
   args: string[],
-  opts: { env: NodeJS.ProcessEnv; logFile?: string },
+  opts: { cwd: string; env: NodeJS.ProcessEnv; logFile?: string },
 ): Managed {
   let fd: number | undefined;
   if (opts.logFile) {
@@ -338,7 +340,7 @@ function spawnManaged(
   }
   try {
     const child = spawn(command, args, {
-      cwd: REPO_ROOT,
+      cwd: opts.cwd,
       env: opts.env,
       stdio: fd === undefined ? ['ignore', 'inherit', 'inherit'] : ['ignore', fd, fd],
       // A process group of its own: Ctrl-C in the terminal reaches only the CLI, which then
@@ -375,12 +377,16 @@ async function waitReady(
 // ---------------------------------------------------------------------------------------------
 // nats-server installation
 
-async function ensureNatsServer(logsDir: string, progress: (ev: StackProgressEvent) => void): Promise<string> {
+async function ensureNatsServer(
+  repoRoot: string,
+  logsDir: string,
+  progress: (ev: StackProgressEvent) => void,
+): Promise<string> {
   const found = findExecutable(NATS);
   if (found) return found;
 
   const notInstalled = `nats-server is not installed. Install it with:\n\n  ${NATS_INSTALL_HINT}\n`;
-  const script = join(REPO_ROOT, 'scripts', 'install-deps.sh');
+  const script = join(repoRoot, 'scripts', 'install-deps.sh');
   const isRoot = process.getuid?.() === 0;
   const hasApt = findExecutable('apt-get') !== undefined;
   const sudo = !isRoot ? findExecutable('sudo') : undefined;
@@ -394,7 +400,7 @@ async function ensureNatsServer(logsDir: string, progress: (ev: StackProgressEve
   const [cmd, args] = isRoot
     ? ['bash', [script, NATS]]
     : [sudo as string, ['-n', 'bash', script, NATS]];
-  const proc = spawnManaged('install-deps', cmd, args, { env: process.env, logFile });
+  const proc = spawnManaged('install-deps', cmd, args, { cwd: repoRoot, env: process.env, logFile });
   const exit = await proc.exited;
   const installed = findExecutable(NATS);
   if (exit.code !== 0 || !installed) {
@@ -471,10 +477,10 @@ async function releaseDataDir(path: string): Promise<void> {
   }
 }
 
-export function resolveEverythingServer(): string {
+export function resolveEverythingServer(repoRoot = REPO_ROOT): string {
   try {
     const pkg = require.resolve('@modelcontextprotocol/server-everything/package.json', {
-      paths: [join(REPO_ROOT, 'services', 'mcp-gateway')],
+      paths: [join(repoRoot, 'services', 'mcp-gateway')],
     });
     return join(dirname(pkg), 'dist', 'index.js');
   } catch {
@@ -492,14 +498,14 @@ export interface McpServersFile {
   }>;
 }
 
-export function defaultMcpServers(): McpServersFile {
+export function defaultMcpServers(repoRoot = REPO_ROOT): McpServersFile {
   return {
     servers: [
       {
         name: 'everything',
         transport: 'stdio',
         command: process.execPath,
-        args: [resolveEverythingServer(), 'stdio'],
+        args: [resolveEverythingServer(repoRoot), 'stdio'],
         env: {},
       },
     ],
@@ -507,10 +513,10 @@ export function defaultMcpServers(): McpServersFile {
 }
 
 /** Written once: after that the file is the operator's to edit. */
-async function ensureMcpServersFile(path: string): Promise<void> {
+async function ensureMcpServersFile(path: string, repoRoot: string): Promise<void> {
   if (existsSync(path)) return;
   try {
-    await writeFile(path, `${JSON.stringify(defaultMcpServers(), null, 2)}\n`, { flag: 'wx' });
+    await writeFile(path, `${JSON.stringify(defaultMcpServers(repoRoot), null, 2)}\n`, { flag: 'wx' });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
@@ -519,8 +525,8 @@ async function ensureMcpServersFile(path: string): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // startStack
 
-export function checkBuilt(): void {
-  const missing = StartOrder.filter((name) => !existsSync(join(REPO_ROOT, 'services', name, 'dist', 'main.js')));
+export function checkBuilt(repoRoot = REPO_ROOT): void {
+  const missing = StartOrder.filter((name) => !existsSync(join(repoRoot, 'services', name, 'dist', 'main.js')));
   if (missing.length > 0) {
     throw new StackError(
       `not built: ${missing.map((n) => `services/${n}/dist/main.js`).join(', ')} missing. Run \`npm run build\` first.`,
@@ -529,6 +535,7 @@ export function checkBuilt(): void {
 }
 
 export async function startStack(opts: StackOptions): Promise<StackHandle> {
+  const repoRoot = opts.repoRoot ?? REPO_ROOT;
   const dataDir = resolve(opts.dataDir);
   const logsDir = join(dataDir, 'logs');
   const ports = opts.ports ?? defaultPorts();
@@ -544,7 +551,7 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
     throw new StackError(`StartOrder must list every service once: ${ServiceNames.join(', ')}`);
   }
   validatePorts(ports);
-  checkBuilt();
+  checkBuilt(repoRoot);
   await mkdir(logsDir, { recursive: true });
   const lock = await claimDataDir(dataDir, gatewayUrl);
 
@@ -608,7 +615,7 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
   };
 
   try {
-    const natsBin = await ensureNatsServer(logsDir, progress);
+    const natsBin = await ensureNatsServer(repoRoot, logsDir, progress);
     opts.signal?.throwIfAborted();
     const { secret } = await loadOrCreateJwtSecret(dataDir, { ...process.env, ...opts.env });
     await assertPortsFree(ports, lock.leftovers);
@@ -622,7 +629,7 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
       NATS,
       natsBin,
       ['-a', '127.0.0.1', '-p', String(ports.nats), '-m', String(ports.natsMonitor), '-js', '-sd', natsDir],
-      { env: process.env, logFile: opts.inheritLogs ? undefined : join(logsDir, 'nats.log') },
+      { cwd: repoRoot, env: process.env, logFile: opts.inheritLogs ? undefined : join(logsDir, 'nats.log') },
     );
     const natsWait = await waitReady(
       nats,
@@ -642,7 +649,7 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
     watch(nats);
 
     const mcpServersFile = join(dataDir, 'mcp-servers.json');
-    await ensureMcpServersFile(mcpServersFile);
+    await ensureMcpServersFile(mcpServersFile, repoRoot);
 
     const grpcAddrs: Record<string, string> = {};
     for (const peer of Object.keys(GrpcPeers) as GrpcPeer[]) {
@@ -676,7 +683,8 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
       else env.GRPC_PORT = String(p.grpc);
 
       progress({ kind: 'starting', name });
-      const m = spawnManaged(name, process.execPath, [join(REPO_ROOT, 'services', name, 'dist', 'main.js')], {
+      const m = spawnManaged(name, process.execPath, [join(repoRoot, 'services', name, 'dist', 'main.js')], {
+        cwd: repoRoot,
         env,
         logFile: opts.inheritLogs ? undefined : join(logsDir, `${name}.log`),
       });

@@ -10,6 +10,8 @@ export const ErrorCodes = {
   TASK_DUPLICATE_STEP: { http: 400, grpc: 3, title: 'Plan has two steps with the same id' },
   TASK_INVALID_PLAN: { http: 400, grpc: 3, title: 'Plan is invalid' },
   TASK_UNKNOWN_WORKSPACE: { http: 400, grpc: 3, title: 'Unknown workspace' },
+  TASK_STEP_FAILED: { http: 409, grpc: 9, title: 'A step of the task failed' },
+  TASK_CANCELLED: { http: 409, grpc: 9, title: 'Task was cancelled' },
   TASK_NOT_FOUND: { http: 404, grpc: 5, title: 'Task not found' },
   NOT_FOUND: { http: 404, grpc: 5, title: 'Not found' },
   AUTH_MISSING_TOKEN: { http: 401, grpc: 16, title: 'Authentication required' },

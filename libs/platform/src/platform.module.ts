@@ -5,6 +5,7 @@ import { PlatformConfig } from './config/config';
 import { ConfigModule } from './config/config.module';
 import { DB_MIGRATIONS, DatabaseService, Migrations } from './db/database.service';
 import { DiscoveryModule } from './discovery/discovery.module';
+import { PeerClients } from './grpc/peers';
 import { HealthController, HealthRegistry } from './health/health';
 import { MetricsController, MetricsService } from './health/metrics';
 import { CorrelationMiddleware } from './http/correlation.middleware';
@@ -30,8 +31,9 @@ export class PlatformModule implements NestModule {
       HealthRegistry,
       { provide: MetricsService, useValue: new MetricsService(config.service) },
       { provide: APP_FILTER, useClass: ProblemFilter },
+      PeerClients,
     ];
-    const exports: Array<Provider | symbol | string | (abstract new (...args: never[]) => unknown)> = [HealthRegistry, MetricsService];
+    const exports: Array<Provider | symbol | string | (abstract new (...args: never[]) => unknown)> = [HealthRegistry, MetricsService, PeerClients];
     if (options.nats) {
       providers.push({ provide: NATS_OPTIONS, useValue: options.nats }, NatsService);
       exports.push(NatsService);

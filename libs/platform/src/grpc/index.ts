@@ -1,1 +1,2 @@
 export * from './grpc';
+export * from './peers';

@@ -1,5 +1,6 @@
 import { Controller, Get, HttpStatus, Injectable, Res } from '@nestjs/common';
 import type { Response } from 'express';
+import { Public } from '../auth/auth.decorators';
 
 export interface HealthIndicator {
   name: string;
@@ -37,6 +38,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
+@Public()
 @Controller()
 export class HealthController {
   constructor(private readonly registry: HealthRegistry) {}

@@ -1,4 +1,5 @@
 import { Controller, Get, Header, Injectable } from '@nestjs/common';
+import { Public } from '../auth/auth.decorators';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 
 /**
@@ -35,6 +36,7 @@ export class MetricsService {
   }
 }
 
+@Public()
 @Controller()
 export class MetricsController {
   constructor(private readonly metrics: MetricsService) {}

@@ -83,3 +83,10 @@ export class ProblemFilter implements ExceptionFilter {
       .send(JSON.stringify(problemOf(error, req.originalUrl ?? req.url, correlationId)));
   }
 }
+
+/** Parses input with a zod schema; failures become VALIDATION_FAILED (or the given code) listing every issue. */
+export function parseInput<T>(schema: { safeParse(value: unknown): { success: true; data: T } | { success: false; error: ZodError } }, value: unknown, code: ErrorCode = 'VALIDATION_FAILED'): T {
+  const r = schema.safeParse(value);
+  if (!r.success) throw zodToZiggie(r.error, code);
+  return r.data;
+}

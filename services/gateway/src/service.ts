@@ -1,0 +1,15 @@
+import { Module } from '@nestjs/common';
+import { Streams } from '@ziggie/contracts';
+import { AuthModule, ServiceDefinition } from '@ziggie/platform';
+import { CatalogController } from './catalog.controller';
+import { TaskEventsService } from './task-events.service';
+import { TasksController } from './tasks.controller';
+
+@Module({ imports: [AuthModule], controllers: [TasksController, CatalogController], providers: [TaskEventsService] })
+export class GatewayModule {}
+
+export const definition: ServiceDefinition<Record<string, never>> = {
+  service: 'gateway',
+  nats: { streams: [Streams.events], consumers: [] },
+  module: () => GatewayModule,
+};

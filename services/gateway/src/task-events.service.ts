@@ -1,0 +1,67 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { isTerminalTaskStatus, pb, Streams, Subject, subjectFor, TaskEventPayload } from '@ziggie/contracts';
+import { NatsService } from '@ziggie/platform';
+
+const KEEPALIVE_MS = 15_000;
+
+/** Relays a task's events from JetStream (an ordered consumer per client) as server-sent events. */
+@Injectable()
+export class TaskEventsService {
+  private readonly logger = new Logger('task-events');
+
+  constructor(private readonly nats: NatsService) {}
+
+  async stream(task: pb.Task, afterSeq: number, req: Request, res: Response): Promise<void> {
+    res.status(200);
+    res.setHeader('Content-Type', 'text/event-stream');
+    res.setHeader('Cache-Control', 'no-cache, no-transform');
+    res.setHeader('Connection', 'keep-alive');
+    res.setHeader('X-Accel-Buffering', 'no');
+    res.flushHeaders();
+    const write = (event: { seq: number; type: string }, data: unknown) => {
+      res.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(data)}\n\n`);
+    };
+
+    const subject = subjectFor(Subject.TaskEvent, task.id);
+    if (isTerminalTaskStatus(task.status) && !(await this.hasEvents(subject))) {
+      // Events have expired: the final state is all there is to tell.
+      const snapshot = { taskId: task.id, seq: 0, type: `task.${task.status}`, at: task.finishedAt || task.updatedAt, status: task.status };
+      write(snapshot, snapshot);
+      res.end();
+      return;
+    }
+
+    const consumer = await this.nats.jetstream.consumers.get(Streams.events.name, { filterSubjects: subject });
+    const messages = await consumer.consume();
+    const keepalive = setInterval(() => res.write(': keep-alive\n\n'), KEEPALIVE_MS);
+    const close = () => {
+      clearInterval(keepalive);
+      void messages.close().catch(() => undefined);
+    };
+    req.on('close', close);
+    try {
+      for await (const msg of messages) {
+        const parsed = TaskEventPayload.safeParse(msg.json());
+        if (!parsed.success) {
+          this.logger.warn(`skipped invalid event on ${msg.subject}`);
+          continue;
+        }
+        if (parsed.data.seq > afterSeq) write(parsed.data, parsed.data);
+        if (parsed.data.type.startsWith('task.') && isTerminalTaskStatus(parsed.data.status)) break;
+      }
+    } finally {
+      close();
+      res.end();
+    }
+  }
+
+  private async hasEvents(subject: string): Promise<boolean> {
+    try {
+      await this.nats.manager.streams.getMessage(Streams.events.name, { last_by_subj: subject });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,102 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { assertWorkspace, callUnary, CurrentPrincipal, currentCorrelationId, PeerClients, Principal, RequirePermission, parseInput } from '@ziggie/platform';
+import { pb, SubmitTaskBody, ZiggieError } from '@ziggie/contracts';
+import { z } from 'zod';
+import { page, PageQuery } from './pagination';
+import { TaskEventsService } from './task-events.service';
+import { taskSummary, taskView } from './task-view';
+
+const TaskId = z.string().regex(/^tsk_[a-f0-9]{32}$/, 'not a task id');
+const ListQuery = PageQuery.extend({ workspace: z.string().max(63).optional(), status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']).optional() });
+const CancelBody = z.object({ reason: z.string().max(500).optional() }).strict();
+
+function taskIdOf(id: string): string {
+  // An id that cannot exist is simply not found; no need to ask the orchestrator.
+  if (!TaskId.safeParse(id).success) throw new ZiggieError('TASK_NOT_FOUND', `task ${id} not found`);
+  return id;
+}
+
+@Controller('v1/tasks')
+export class TasksController {
+  constructor(
+    private readonly peers: PeerClients,
+    private readonly events: TaskEventsService,
+  ) {}
+
+  private orchestrator(): Promise<pb.OrchestratorClient> {
+    return this.peers.get('orchestrator', pb.OrchestratorClient);
+  }
+
+  @Post()
+  @HttpCode(201)
+  @RequirePermission('agent:dispatch')
+  async submit(@Body() body: unknown, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: Response): Promise<object> {
+    const input = parseInput(SubmitTaskBody, body);
+    assertWorkspace(principal, input.workspace);
+    const o = await this.orchestrator();
+    const task = await callUnary(
+      o.submitTask.bind(o),
+      {
+        title: input.title ?? '',
+        workspace: input.workspace,
+        priority: input.priority,
+        plan: input.plan
+          ? {
+              steps: input.plan.steps.map((s) => ({
+                id: s.id,
+                capability: s.capability ?? '',
+                agent: s.agent ?? '',
+                workspace: s.workspace ?? '',
+                action: s.action,
+                input: s.input,
+                dependsOn: s.dependsOn,
+                retries: s.retries,
+                timeoutMs: s.timeout ?? 0,
+                qualityGate: s.qualityGate,
+              })),
+            }
+          : undefined,
+        blueprint: input.blueprint ?? '',
+        inputs: input.inputs,
+        principal,
+        correlationId: currentCorrelationId() ?? '',
+      },
+      { peer: 'orchestrator', timeoutMs: 30_000 },
+    );
+    res.setHeader('Location', `/v1/tasks/${task.id}`);
+    return taskView(task);
+  }
+
+  @Get()
+  async list(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const q = parseInput(ListQuery, query);
+    const o = await this.orchestrator();
+    const res = await callUnary(o.listTasks.bind(o), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, workspace: q.workspace ?? '', status: q.status ?? '' }, { peer: 'orchestrator' });
+    return page(res.items.map(taskSummary), res.total, res.nextCursor);
+  }
+
+  @Get(':id')
+  async get(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const o = await this.orchestrator();
+    return taskView(await callUnary(o.getTask.bind(o), { id: taskIdOf(id), principal }, { peer: 'orchestrator' }));
+  }
+
+  @Post(':id/cancel')
+  @HttpCode(200)
+  @RequirePermission('agent:dispatch')
+  async cancel(@Param('id') id: string, @Body() body: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const input = parseInput(CancelBody, body ?? {});
+    const o = await this.orchestrator();
+    return taskView(await callUnary(o.cancelTask.bind(o), { id: taskIdOf(id), principal, reason: input.reason ?? '' }, { peer: 'orchestrator' }));
+  }
+
+  /** Server-sent events of the task's transitions, replayed from the start; ends after the terminal one. */
+  @Get(':id/events')
+  async stream(@Param('id') id: string, @CurrentPrincipal() principal: Principal, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const o = await this.orchestrator();
+    const task = await callUnary(o.getTask.bind(o), { id: taskIdOf(id), principal }, { peer: 'orchestrator' });
+    const lastEventId = Number.parseInt(String(req.headers['last-event-id'] ?? ''), 10);
+    await this.events.stream(task, Number.isFinite(lastEventId) ? lastEventId : -1, req, res);
+  }
+}
