@@ -138,6 +138,23 @@ describe('task progress', () => {
     expect(view.steps.brief.message).toBeUndefined();
   });
 
+  it('skips replayed history older than the view it started from', () => {
+    const ahead = fold(taskViewFromTask(submitted), [
+      ...firstWave,
+      ev('step.succeeded', 200, { wave: 1, stepId: 'numbers', agentId: 'l1-data-02' }),
+      ev('wave.succeeded', 210, { wave: 1 }),
+    ]);
+    const replayed = fold(ahead, [
+      ev('task.queued', 0),
+      ev('task.running', 10),
+      ev('wave.started', 20, { wave: 1 }),
+      ev('step.dispatched', 30, { wave: 1, stepId: 'brief', agentId: 'l1-research-01' }),
+      ev('step.running', 50, { wave: 1, stepId: 'brief', agentId: 'l1-research-01' }),
+    ]);
+    expect(replayed).toEqual(ahead);
+    expect(describeTransitions(ahead, replayed, { color: false })).toEqual([]);
+  });
+
   it('describes each transition as one line when not drawing in place', () => {
     let view = taskViewFromTask(submitted);
     const lines: string[] = [];

@@ -168,13 +168,31 @@ function setWave(waves: WaveView[], index: number, patch: Partial<WaveView>): Wa
   return waves.map((w) => (w.index === index ? { ...w, ...patch } : w));
 }
 
-/** Folds one server-sent event into the view. Never mutates its input. */
+const TASK_RANK: Record<string, number> = { queued: 0, running: 1, succeeded: 2, failed: 2, cancelled: 2 };
+const WAVE_RANK: Record<string, number> = { pending: 0, running: 1, succeeded: 2, failed: 2, cancelled: 2 };
+const STEP_RANK: Record<string, number> = {
+  pending: 0,
+  dispatched: 1,
+  running: 2,
+  waiting_approval: 2,
+  succeeded: 3,
+  failed: 3,
+  cancelled: 3,
+};
+
+/**
+ * Folds one server-sent event into the view. Never mutates its input.
+ * The stream starts with the task's history, which is older than the task the POST returned,
+ * so an event that would move a status backwards is history and is skipped; the one exception
+ * is a failed step dispatched again (a retry).
+ */
 export function applyTaskEvent(view: TaskView, ev: TaskEvent): TaskView {
   const at = parseTime(ev.at);
   const kind = suffix(ev.type);
   const next: TaskView = { ...view };
 
   if (ev.type.startsWith('task.')) {
+    if ((TASK_RANK[kind] ?? 0) < (TASK_RANK[view.status] ?? 0)) return view;
     next.status = kind as TaskStatus;
     if (isTerminalTask(kind)) next.finishedAt = at ?? next.finishedAt;
     if (ev.message) next.message = ev.message;
@@ -183,6 +201,8 @@ export function applyTaskEvent(view: TaskView, ev: TaskEvent): TaskView {
 
   if (ev.type.startsWith('wave.') && ev.wave !== undefined) {
     const status = kind === 'started' ? 'running' : kind;
+    const current = view.waves.find((w) => w.index === ev.wave)?.status ?? 'pending';
+    if ((WAVE_RANK[status] ?? 0) < (WAVE_RANK[current] ?? 0)) return view;
     next.waves = setWave(ensureWave(next.waves, ev.wave), ev.wave, { status });
     if (next.status === 'queued') next.status = 'running';
     return next;
@@ -190,6 +210,8 @@ export function applyTaskEvent(view: TaskView, ev: TaskEvent): TaskView {
 
   if (ev.type.startsWith('step.') && ev.stepId) {
     const existing = next.steps[ev.stepId];
+    const retry = kind === 'dispatched' && existing?.status === 'failed';
+    if (existing && !retry && (STEP_RANK[kind] ?? 0) < (STEP_RANK[existing.status] ?? 0)) return view;
     const waveIndex = ev.wave ?? existing?.wave ?? 1;
     const step: StepView = existing
       ? { ...existing }
@@ -198,8 +220,8 @@ export function applyTaskEvent(view: TaskView, ev: TaskEvent): TaskView {
     if (ev.agentId) step.agentId = ev.agentId;
     // Elapsed time counts from dispatch: queueing for an agent is part of what the operator waits for.
     if ((kind === 'dispatched' || kind === 'running') && step.startedAt === undefined) step.startedAt = at;
-    if (kind === 'dispatched' && existing && isTerminalStep(existing.status)) {
-      // A retry: the clock restarts with the new attempt.
+    if (retry) {
+      // The clock restarts with the new attempt.
       step.startedAt = at;
       step.finishedAt = undefined;
       step.message = undefined;

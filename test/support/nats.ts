@@ -77,7 +77,9 @@ async function launch(
   const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...extraArgs];
   const proc = await spawnTracked(bin, args, { cwd: storeDir });
   try {
-    await waitFor(async () => proc.exited || (await canConnect(port, '127.0.0.1', 500)), {
+    // Both the log line and a TCP accept: the port alone could belong to another server.
+    const ready = (): boolean => /Server is ready/.test(proc.output());
+    await waitFor(async () => proc.exited || (ready() && (await canConnect(port, '127.0.0.1', 500))), {
       timeoutMs,
       intervalMs: 50,
       what: `nats-server to accept connections on 127.0.0.1:${port}`,

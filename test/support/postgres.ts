@@ -127,6 +127,8 @@ async function launch(
     await waitFor(
       async () => {
         if (proc.exited) return true;
+        // The log line guards against querying some other server that holds the port.
+        if (!/database system is ready to accept connections/.test(proc.output())) return false;
         await query(adminUrl, 'select 1');
         return true;
       },

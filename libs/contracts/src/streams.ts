@@ -18,7 +18,7 @@ export interface ConsumerSpec {
   filterSubject: string;
   ackWaitSeconds: number;
   maxDeliver: number;
-  /** Redelivery delays in seconds, one per delivery after the first. */
+  /** Delay before redelivering after a failed handling, in seconds, one per delivery (the last repeats). */
   backoffSeconds: number[];
   maxAckPending: number;
 }

@@ -108,13 +108,14 @@ export function loadConfig<E extends z.ZodRawShape = Record<string, never>>(
   const extra = z.object(extraShape ?? ({} as E)).safeParse(env);
   if (!base.success) problems.push(...formatIssues(base.error));
   if (!extra.success) problems.push(...formatIssues(extra.error));
-  if (base.success) {
-    const e = base.data;
-    if (!e.ZIGGIE_JWT_SECRET && !e.JWT_PUBLIC_KEY_FILE && e.JWT_ALGORITHMS.some((a) => a.startsWith('HS'))) {
-      problems.push('ZIGGIE_JWT_SECRET: required for HS* algorithms (or set JWT_PUBLIC_KEY_FILE and JWT_ALGORITHMS)');
-    }
-    const grpcTls = [e.GRPC_TLS_CERT_FILE, e.GRPC_TLS_KEY_FILE].filter(Boolean).length;
-    if (grpcTls === 1) problems.push('GRPC_TLS_CERT_FILE/GRPC_TLS_KEY_FILE: give both or neither');
+  // Cross-variable rules read the raw values, so they are reported even when other variables are bad.
+  const raw = (name: string) => (env[name] ?? '').trim();
+  const algorithms = (raw('JWT_ALGORITHMS') || 'HS256').split(',').map((a) => a.trim());
+  if (!raw('ZIGGIE_JWT_SECRET') && !raw('JWT_PUBLIC_KEY_FILE') && algorithms.some((a) => a.startsWith('HS'))) {
+    problems.push('ZIGGIE_JWT_SECRET: required for HS* algorithms (or set JWT_PUBLIC_KEY_FILE and JWT_ALGORITHMS)');
+  }
+  if (Boolean(raw('GRPC_TLS_CERT_FILE')) !== Boolean(raw('GRPC_TLS_KEY_FILE'))) {
+    problems.push('GRPC_TLS_CERT_FILE/GRPC_TLS_KEY_FILE: give both or neither');
   }
   if (problems.length > 0 || !base.success || !extra.success) throw new ConfigError(problems);
 

@@ -166,6 +166,11 @@ export class NatsService implements OnApplicationShutdown {
     }
   }
 
+  /**
+   * Redelivery after a crash (no ack) waits ack_wait; a handler failure naks with the spec's
+   * backoff delay. The server-side `backoff` list is not used: it would replace ack_wait by
+   * its first value and cut short long steps between progress acks.
+   */
   private async ensureConsumer(spec: ConsumerSpec): Promise<void> {
     const config: Partial<ConsumerConfig> = {
       durable_name: spec.durable,
@@ -174,7 +179,6 @@ export class NatsService implements OnApplicationShutdown {
       filter_subject: spec.filterSubject,
       ack_wait: nanos(spec.ackWaitSeconds * 1000),
       max_deliver: spec.maxDeliver,
-      backoff: spec.backoffSeconds.map((s) => nanos(s * 1000)),
       max_ack_pending: spec.maxAckPending,
     };
     try {
