@@ -63,7 +63,8 @@ export function serverStream<Req, Res>(
         .then(() => fn(call.request, call))
         .then(
         () => call.end(),
-        (err: unknown) => call.destroy(Object.assign(new Error(), toServiceError(err)) as Error),
+        // Emitting 'error' is how grpc-js ends a server stream with a status.
+        (err: unknown) => call.emit('error', toServiceError(err)),
       );
     });
   };
