@@ -179,6 +179,17 @@ describeIfNats('startStack (real nats-server, stand-in services)', () => {
     );
   });
 
+  it('refuses a data directory whose previous stack left processes behind', async () => {
+    handle = await startStack({ dataDir, ports: await allocateFreePorts(), repoRoot: repo });
+    const lockPath = join(dataDir, 'stack.json');
+    // As if the CLI had been SIGKILLed: its own pid is gone, its children are not.
+    const lock = JSON.parse(await readFile(lockPath, 'utf8'));
+    await writeFile(lockPath, JSON.stringify({ ...lock, pid: 2 ** 22 + 1 }));
+    await expect(startStack({ dataDir, ports: await allocateFreePorts(), repoRoot: repo })).rejects.toThrow(
+      new RegExp(`processes of a previous stack from .* are still running: nats-server \\(pid ${handle.pids['nats-server']}\\), workspace-coord`),
+    );
+  });
+
   it('fails with the log tail when a service exits before it is ready, and stops the rest', async () => {
     const err = await startStack({
       dataDir,

@@ -159,6 +159,8 @@ export async function* callStream<Req, Res>(
     throw fromServiceError(err as grpc.ServiceError, opts.peer ?? 'peer');
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
+    // A caller that stops reading early must not leave the server streaming; no-op when done.
+    call.cancel();
   }
 }
 
