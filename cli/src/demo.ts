@@ -13,6 +13,7 @@ import {
   describeTransitions,
   formatDuration,
   isTerminalTask,
+  pendingView,
   renderTaskBlock,
   stepErrorMessage,
   taskViewFromTask,
@@ -63,6 +64,8 @@ export const DEMO_TASK = {
 
 export const DEMO_TIMEOUT_MS = 120_000;
 export const POLL_INTERVAL_MS = 500;
+/** Polling stops early when the gateway keeps failing this long: the stack is probably gone. */
+export const UNREACHABLE_GIVE_UP_MS = 10_000;
 
 export interface RunDemoOptions {
   gatewayUrl: string;
@@ -187,15 +190,18 @@ async function pollUntilTerminal(
   intervalMs: number,
   signal: AbortSignal,
 ): Promise<void> {
+  let failures = 0;
   for (;;) {
     try {
       const task = await client.getTask(taskId, signal);
+      failures = 0;
       onTask(task);
       if (isTerminalTask(task.status)) return;
     } catch (err) {
       if (signal.aborted) throw err;
-      // Client errors will not go away by retrying; server and network errors may.
+      // Client errors will not go away by retrying; server and network errors may, for a while.
       if (err instanceof ApiError && err.status < 500 && err.status !== 429) throw err;
+      if (++failures * intervalMs >= UNREACHABLE_GIVE_UP_MS) throw err;
     }
     await sleep(intervalMs, undefined, { signal });
   }
@@ -267,6 +273,8 @@ export async function runDemo(opts: RunDemoOptions): Promise<Task> {
 
     let view = taskViewFromTask(task);
     display = new DemoDisplay(opts, color, () => view);
+    // The task may be well under way by the time POST answers (wave 1 dispatched, say).
+    display.changed(pendingView(view), view);
     const update = (next: TaskView): void => {
       const prev = view;
       view = next;

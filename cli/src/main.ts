@@ -105,6 +105,8 @@ async function up(o: UpOptions): Promise<number> {
 
   println(renderStackSummary(handle, { color: output.color, elapsedMs: Date.now() - t0 }));
 
+  // A child that dies takes the stack down; the demo must not wait out its time bound for it.
+  void handle.waitForExit().then(() => demoAbort.abort());
   if (o.demo) {
     println(c.bold('Demo'));
     try {
@@ -118,11 +120,11 @@ async function up(o: UpOptions): Promise<number> {
       });
     } catch (err) {
       // The stack stays up: a failed demo is something to investigate with the stack running.
-      if (!shuttingDown) println(c.red(`demo failed: ${errorMessage(err)}`));
+      if (!demoAbort.signal.aborted) println(c.red(`demo failed: ${errorMessage(err)}`));
     }
     println();
   }
-  if (!shuttingDown) println(c.bold('Command center is running. Ctrl-C to stop.'));
+  if (!demoAbort.signal.aborted) println(c.bold('Command center is running. Ctrl-C to stop.'));
 
   const code = await handle.waitForExit();
   const failure = handle.failure;

@@ -5,6 +5,7 @@ import {
   describeStackEvent,
   describeTransitions,
   formatDuration,
+  pendingView,
   renderStackBlock,
   renderStackSummary,
   renderTaskBlock,
@@ -179,6 +180,16 @@ describe('task progress', () => {
       '  ✔ numbers succeeded 170 ms',
       'wave 1 succeeded (2/2)',
       'task succeeded in 4.2 s',
+    ]);
+  });
+
+  it('tells the story so far from a task that is already under way', () => {
+    const view = fold(taskViewFromTask(submitted), firstWave.slice(0, 4));
+    expect(describeTransitions(pendingView(view), view, { color: false })).toEqual([
+      'task running',
+      'wave 1 started: 2 steps',
+      '  → brief dispatched agent l1-research-01',
+      '  → numbers dispatched agent l1-data-02',
     ]);
   });
 

@@ -144,6 +144,20 @@ export function taskViewFromTask(task: Task): TaskView {
   };
 }
 
+/** The same task before anything happened: describeTransitions from it tells the story so far. */
+export function pendingView(view: TaskView): TaskView {
+  const steps: Record<string, StepView> = {};
+  for (const [id, s] of Object.entries(view.steps)) steps[id] = { id, capability: s.capability, wave: s.wave, status: 'pending' };
+  return {
+    ...view,
+    status: 'queued',
+    finishedAt: undefined,
+    message: undefined,
+    waves: view.waves.map((w) => ({ ...w, status: 'pending' })),
+    steps,
+  };
+}
+
 export function stepErrorMessage(error: unknown): string | undefined {
   if (error === null || error === undefined) return undefined;
   if (typeof error === 'string') return error;

@@ -3,7 +3,16 @@
  * `ziggie up`, the end-to-end tests and the benchmarks all start it through startStack().
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants as fsConstants, existsSync, openSync, statSync, writeSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  openSync,
+  readFileSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { delimiter, dirname, join, resolve } from 'node:path';
@@ -247,12 +256,12 @@ function validatePorts(ports: StackPorts): void {
   }
 }
 
-async function assertPortsFree(ports: StackPorts, leftovers: string): Promise<void> {
+async function assertPortsFree(ports: StackPorts): Promise<void> {
   for (const { port, label } of portLabels(ports)) {
     if (!(await portFree(port))) {
       throw new StackError(
         `port ${port} (${label}) on 127.0.0.1 is already in use. ` +
-          `Another Ziggie stack or another program is listening there; stop it and try again.${leftovers}`,
+          `Another Ziggie stack or another program is listening there; stop it and try again.`,
       );
     }
   }
@@ -434,13 +443,25 @@ function alive(pid: number): boolean {
   }
 }
 
+/** A pid from an old stack.json that is alive and, where /proc tells, still runs what it ran then. */
+function stillOurs(name: string, pid: number): boolean {
+  if (!alive(pid)) return false;
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    // No /proc (not Linux): alive is the best evidence there is.
+    return true;
+  }
+  return cmdline.includes(name === NATS ? NATS : join('services', name, 'dist', 'main.js'));
+}
+
 /**
  * `<dataDir>/stack.json` marks a data directory in use: two stacks on one directory would share
  * (and corrupt) the NATS store and the embedded databases.
  */
-async function claimDataDir(dataDir: string, gatewayUrl: string): Promise<{ leftovers: string; path: string }> {
+async function claimDataDir(dataDir: string, gatewayUrl: string): Promise<{ path: string }> {
   const path = join(dataDir, 'stack.json');
-  let leftovers = '';
   try {
     const prev = JSON.parse(await readFile(path, 'utf8')) as Partial<LockFile>;
     if (typeof prev.pid === 'number' && alive(prev.pid)) {
@@ -450,18 +471,23 @@ async function claimDataDir(dataDir: string, gatewayUrl: string): Promise<{ left
           `If pid ${prev.pid} is not a Ziggie stack, delete ${path}.`,
       );
     }
-    const still = Object.entries(prev.pids ?? {}).filter(([, pid]) => typeof pid === 'number' && alive(pid));
+    const still = Object.entries(prev.pids ?? {}).filter(
+      ([name, pid]) => typeof pid === 'number' && stillOurs(name, pid),
+    );
     if (still.length > 0) {
-      leftovers =
-        `\nThe previous stack from this directory did not shut down cleanly; these of its processes may still run: ` +
-        `${still.map(([n, pid]) => `${n} (pid ${pid})`).join(', ')}. Check them and stop them with: kill ${still.map(([, p]) => p).join(' ')}`;
+      // Its CLI died without stopping them (SIGKILL, say); they still use this directory's data.
+      throw new StackError(
+        `processes of a previous stack from ${dataDir} are still running: ` +
+          `${still.map(([n, pid]) => `${n} (pid ${pid})`).join(', ')}. ` +
+          `Stop them first: kill ${still.map(([, pid]) => pid).join(' ')}`,
+      );
     }
   } catch (err) {
     if (err instanceof StackError) throw err;
     // Missing or unreadable: nothing else claims the directory.
   }
   await writeLock(path, { pid: process.pid, startedAt: new Date().toISOString(), gatewayUrl, pids: {} });
-  return { leftovers, path };
+  return { path };
 }
 
 async function writeLock(path: string, lock: LockFile): Promise<void> {
@@ -618,7 +644,7 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
     const natsBin = await ensureNatsServer(repoRoot, logsDir, progress);
     opts.signal?.throwIfAborted();
     const { secret } = await loadOrCreateJwtSecret(dataDir, { ...process.env, ...opts.env });
-    await assertPortsFree(ports, lock.leftovers);
+    await assertPortsFree(ports);
     opts.signal?.throwIfAborted();
 
     // NATS first: every service connects to it at boot.

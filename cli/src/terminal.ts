@@ -25,6 +25,7 @@ export function terminalWidth(stream: NodeJS.WritableStream): number | undefined
  */
 export class LiveBlock {
   private lines = 0;
+  private last?: string;
   private timer?: NodeJS.Timeout;
   private stopped = false;
 
@@ -48,6 +49,9 @@ export class LiveBlock {
   draw(): void {
     if (this.stopped) return;
     const text = this.render(Date.now());
+    // Rewriting identical text is pure flicker (and noise in a recorded terminal).
+    if (text === this.last) return;
+    this.last = text;
     const up = this.lines > 0 ? `\u001b[${this.lines}F` : '';
     this.stream.write(`${up}\u001b[0J${text}\n`);
     this.lines = text.split('\n').length;
@@ -72,6 +76,7 @@ export class LiveBlock {
     const up = this.lines > 0 ? `\u001b[${this.lines}F\u001b[0J` : '';
     this.stream.write(`${up}${line}\n`);
     this.lines = 0;
+    this.last = undefined;
     this.draw();
   }
 

@@ -159,7 +159,7 @@ describeIfNats('startStack (real nats-server, stand-in services)', () => {
     events.length = 0;
     await handle.stop();
     for (const e of events) if (e.kind === 'stopped') stopEvents.push(e.name);
-    expect(stopEvents).toEqual([...StartOrder].reverse().concat('nats-server'));
+    expect(stopEvents).toEqual([...[...StartOrder].reverse(), 'nats-server']);
     await expect(handle.waitForExit()).resolves.toBe(0);
     expect(pids.filter(alive)).toEqual([]);
     await expect(stat(join(dataDir, 'stack.json'))).rejects.toMatchObject({ code: 'ENOENT' });
