@@ -11,7 +11,7 @@ fi
 # npm ci writes node_modules/.package-lock.json; a newer package-lock.json means dependencies changed.
 if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "prepare: installing node dependencies (npm ci)"
-  npm ci --no-audit --no-fund
+  bash scripts/npm-install.sh
 fi
 
 npm run build --silent
