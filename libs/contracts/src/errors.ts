@@ -12,6 +12,7 @@ export const ErrorCodes = {
   TASK_UNKNOWN_WORKSPACE: { http: 400, grpc: 3, title: 'Unknown workspace' },
   TASK_STEP_FAILED: { http: 409, grpc: 9, title: 'A step of the task failed' },
   TASK_CANCELLED: { http: 409, grpc: 9, title: 'Task was cancelled' },
+  STEP_DELIVERY_EXHAUSTED: { http: 500, grpc: 13, title: 'Step could not be delivered to an agent' },
   TASK_NOT_FOUND: { http: 404, grpc: 5, title: 'Task not found' },
   NOT_FOUND: { http: 404, grpc: 5, title: 'Not found' },
   AUTH_MISSING_TOKEN: { http: 401, grpc: 16, title: 'Authentication required' },

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { PlatformConfig } from '@ziggie/platform';
 
 export const mcpEnv = {
-  /** JSON file listing upstream MCP servers (see docs/configuration.md). */
+  /** JSON file listing upstream MCP servers (format in the README). */
   MCP_SERVERS_FILE: z.string().optional(),
   /** Default time limit of one tool call. */
   MCP_CALL_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),

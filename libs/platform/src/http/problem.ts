@@ -74,7 +74,9 @@ export class ProblemFilter implements ExceptionFilter {
       res.end();
       return;
     }
-    const correlationId = typeof req.id === 'string' ? req.id : undefined;
+    // The id the middleware echoed in X-Request-ID, so the body and the header always agree.
+    const echoed = res.getHeader('X-Request-ID');
+    const correlationId = typeof echoed === 'string' ? echoed : typeof req.id === 'string' ? req.id : undefined;
     const retryAfter = error.extras.retryAfterSeconds;
     if (typeof retryAfter === 'number') res.setHeader('Retry-After', String(Math.ceil(retryAfter)));
     res
