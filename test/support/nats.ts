@@ -1,6 +1,6 @@
 // A throwaway nats-server with JetStream for integration tests (port from freePort, store in a
 // temp dir). `restart()` keeps port and store dir, for durability tests.
-import { accessSync, constants } from 'node:fs';
+import { isExecutable } from './ports';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -33,15 +33,6 @@ export interface NatsServerHandle {
 }
 
 const FALLBACK_PATHS = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Path of the nats-server binary ($NATS_SERVER_BIN, PATH, /usr/sbin, /usr/bin). */
 export function findNatsServer(): string {

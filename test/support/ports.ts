@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 
 /** A TCP port that was free on 127.0.0.1 a moment ago (listen on port 0, read it, close). */
@@ -31,4 +32,14 @@ export function canConnect(port: number, host = '127.0.0.1', timeoutMs = 1_000):
     socket.once('error', () => done(false));
     socket.connect(port, host);
   });
+}
+
+/** True when the file exists and this process may execute it. */
+export function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }

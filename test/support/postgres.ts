@@ -1,8 +1,9 @@
 // A throwaway PostgreSQL cluster for integration tests: initdb into a temp dir, start postgres on
 // a free loopback port, create database ziggie_test. Runs as the `postgres` OS user when root
 // (PostgreSQL refuses to run as root). Set TEST_DATABASE_URL to use an existing server instead.
+import { isExecutable } from './ports';
 import { execFileSync, type SpawnOptions } from 'node:child_process';
-import { accessSync, constants, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -32,15 +33,6 @@ export interface PostgresHandle {
 }
 
 const SUPERUSER = 'postgres';
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const hasServerBinaries = (dir: string): boolean =>
   isExecutable(join(dir, 'initdb')) && isExecutable(join(dir, 'postgres'));

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { pb, PayloadOf, Subject, ZiggieError } from '@ziggie/contracts';
-import { CONFIG, DatabaseService, Kysely, MetricsService, NatsService } from '@ziggie/platform';
+import { CONFIG, DatabaseService, Kysely, MetricsService, NatsService, json } from '@ziggie/platform';
 import type { Subscription } from 'nats';
 import { Gauge } from 'prom-client';
 import { RegistryConfig } from './config';
@@ -76,7 +76,7 @@ export class AgentsService implements OnApplicationBootstrap, OnModuleDestroy {
           parent_id: a.parentId,
           role: a.role,
           workspace: a.workspace,
-          capabilities: JSON.stringify(a.capabilities) as unknown as string[],
+          capabilities: json<string[]>(a.capabilities),
           team: a.team,
         }));
         await trx.insertInto('agents').values(rows).onConflict((oc) => oc.column('id').doNothing()).execute();

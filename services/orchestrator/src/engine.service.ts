@@ -1,10 +1,10 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { Consumers, PayloadOf, pb, Subject, ZiggieError } from '@ziggie/contracts';
-import { callUnary, CONFIG, ConsumeHandle, DatabaseService, Kysely, MetricsService, NatsService, PeerClients, Transaction } from '@ziggie/platform';
+import { callUnary, CONFIG, ConsumeHandle, DatabaseService, Kysely, MetricsService, NatsService, PeerClients, Transaction, json } from '@ziggie/platform';
 import { Counter, Histogram } from 'prom-client';
 import { OrchestratorConfig } from './config';
 import { KeyedLock } from './keyed-lock';
-import { json, OrchestratorDb, StepRow, TaskRow } from './migrations';
+import { OrchestratorDb, StepRow, TaskRow } from './migrations';
 import { resolveInput } from './templates';
 
 type Db = Kysely<OrchestratorDb> | Transaction<OrchestratorDb>;

@@ -114,10 +114,5 @@ export interface OrchestratorDb {
   step_ledger: LedgerTable;
 }
 
-/** JSON columns are written as text: PGlite and pg both cast it to jsonb. */
-export function json<T>(value: unknown): T {
-  return JSON.stringify(value) as unknown as T;
-}
-
 export type TaskRow = Selectable<TaskTable>;
 export type StepRow = Selectable<StepTable>;

@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { canAccessWorkspace, hasPermission, pb, Plan, PlanSchema, ZiggieError } from '@ziggie/contracts';
-import { callUnary, CONFIG, DatabaseService, Kysely, PeerClients, zodToZiggie } from '@ziggie/platform';
+import { callUnary, CONFIG, DatabaseService, Kysely, PeerClients, zodToZiggie, json } from '@ziggie/platform';
 import { randomUUID } from 'node:crypto';
 import { OrchestratorConfig } from './config';
 import { EngineService } from './engine.service';
-import { json, OrchestratorDb, StepRow, TaskRow } from './migrations';
+import { OrchestratorDb, StepRow, TaskRow } from './migrations';
 import { computeWaves } from './plan';
 import { referencedSteps } from './templates';
 

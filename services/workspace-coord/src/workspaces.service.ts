@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { DEFAULT_WORKSPACES, pb, ZiggieError } from '@ziggie/contracts';
-import { CONFIG, DatabaseService, Kysely } from '@ziggie/platform';
+import { CONFIG, DatabaseService, Kysely, json } from '@ziggie/platform';
 import { WorkspaceConfig } from './config';
 import { WorkspaceDb, WorkspaceTable } from './migrations';
 
@@ -41,8 +41,8 @@ export class WorkspacesService implements OnApplicationBootstrap {
       priority: w.priority,
       owner: w.owner,
       health: 'on-track',
-      health_reasons: JSON.stringify([]) as unknown as string[],
-      depends_on: JSON.stringify(w.dependsOn) as unknown as string[],
+      health_reasons: json<string[]>([]),
+      depends_on: json<string[]>(w.dependsOn),
     }));
     const inserted = await this.db.insertInto('workspaces').values(rows).onConflict((oc) => oc.column('id').doNothing()).returning('id').execute();
     if (inserted.length > 0) this.logger.log(`seeded ${inserted.length} workspaces`);

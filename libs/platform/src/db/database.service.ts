@@ -74,3 +74,8 @@ export class DatabaseService implements OnApplicationShutdown {
     this.instance = undefined;
   }
 }
+
+/** JSON columns are written as text: PGlite and pg both cast it to jsonb. */
+export function json<T>(value: unknown): T {
+  return JSON.stringify(value) as unknown as T;
+}
