@@ -2,3 +2,4 @@ export * from './ports';
 export * from './processes';
 export * from './nats';
 export * from './postgres';
+export * from './redis';

@@ -74,6 +74,10 @@ const progress = (n: number): pb.CallToolEvent => ({ event: { $case: 'progress',
 const mcpGateway: pb.McpGatewayServer = {
   listTools: notImplemented(),
   listServers: notImplemented(),
+  addServer: notImplemented(),
+  removeServer: notImplemented(),
+  listPins: notImplemented(),
+  approvePin: notImplemented(),
   callTool: serverStream(async (req: pb.CallToolRequest, call: grpc.ServerWritableStream<pb.CallToolRequest, pb.CallToolEvent>) => {
     call.write(progress(1));
     call.write(progress(2));

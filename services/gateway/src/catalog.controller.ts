@@ -1,30 +1,13 @@
 import { Controller, Get, Query } from '@nestjs/common';
 import { pb } from '@ziggie/contracts';
-import { callUnary, CurrentPrincipal, PeerClients, Principal, RequirePermission, parseInput } from '@ziggie/platform';
+import { callUnary, CurrentPrincipal, PeerClients, Principal, parseInput } from '@ziggie/platform';
 import { z } from 'zod';
 import { page, PageQuery } from './pagination';
 
-/** Read-only views of the MCP catalog, agents and workspaces. */
+/** Read-only views of agents and workspaces (the MCP routes live in McpController). */
 @Controller('v1')
 export class CatalogController {
   constructor(private readonly peers: PeerClients) {}
-
-  @Get('mcp/servers')
-  @RequirePermission('mcp:call')
-  async servers(@CurrentPrincipal() principal: Principal): Promise<object> {
-    const mcp = await this.peers.get('mcp-gateway', pb.McpGatewayClient);
-    const res = await callUnary(mcp.listServers.bind(mcp), { principal }, { peer: 'mcp-gateway' });
-    return { items: res.items, total: res.items.length };
-  }
-
-  @Get('mcp/tools')
-  @RequirePermission('mcp:call')
-  async tools(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const q = parseInput(PageQuery.extend({ server: z.string().max(32).optional() }), query);
-    const mcp = await this.peers.get('mcp-gateway', pb.McpGatewayClient);
-    const res = await callUnary(mcp.listTools.bind(mcp), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, server: q.server ?? '' }, { peer: 'mcp-gateway' });
-    return page(res.items, res.total, res.nextCursor);
-  }
 
   @Get('agents')
   async agents(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {

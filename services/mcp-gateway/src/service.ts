@@ -1,25 +1,72 @@
 import { Module } from '@nestjs/common';
 import { pb } from '@ziggie/contracts';
-import { GrpcBinding, serverStream, ServiceDefinition, unary } from '@ziggie/platform';
+import { AuthModule, GrpcBinding, serverStream, ServiceDefinition, unary } from '@ziggie/platform';
+import { CatalogTool, PinRecord } from './catalog';
 import { mcpEnv } from './config';
+import { McpHttpController, McpSessions } from './mcp-server';
+import { McpStore } from './store';
 import { ToolsService } from './tools.service';
 
-@Module({ providers: [ToolsService] })
+@Module({ imports: [AuthModule], controllers: [McpHttpController], providers: [McpStore, ToolsService, McpSessions] })
 export class McpGatewayModule {}
+
+type Json = Record<string, unknown>;
+
+function toolView(t: CatalogTool): pb.Tool {
+  const d = t.definition;
+  return {
+    name: t.name,
+    server: t.provider.name,
+    description: d.description ?? '',
+    inputSchema: d.inputSchema as Json,
+    title: d.title ?? d.annotations?.title ?? '',
+    outputSchema: d.outputSchema as Json | undefined,
+    annotations: d.annotations as Json | undefined,
+    hash: t.hash,
+  };
+}
+
+function pinView(p: PinRecord): pb.Pin {
+  const quarantined = p.pendingHash !== undefined && p.pendingHash !== p.pinnedHash;
+  return {
+    name: p.name,
+    pinnedHash: p.pinnedHash,
+    pendingHash: quarantined ? p.pendingHash! : '',
+    pinned: p.pinned as unknown as Json,
+    pending: quarantined ? (p.pending as unknown as Json) : undefined,
+    status: quarantined ? 'quarantined' : 'active',
+    approvedBy: p.approvedBy ?? '',
+    updatedAt: p.updatedAt,
+  };
+}
 
 function grpcBindings(tools: ToolsService): GrpcBinding[] {
   const implementation: pb.McpGatewayServer = {
-    listTools: unary((req) => tools.listTools(req)),
-    listServers: unary((req) => tools.listServers(req)),
+    listTools: unary((req) => {
+      const page = tools.listTools(req.principal, { server: req.server || undefined, cursor: req.page?.cursor || undefined, limit: req.page?.limit || 100 });
+      return { items: page.items.map(toolView), total: page.total, nextCursor: page.nextCursor ?? '' };
+    }),
+    listServers: unary((req) => ({ items: tools.listServers(req.principal) })),
+    addServer: unary((req) => tools.addServer(req.principal, req.config ?? {})),
+    removeServer: unary(async (req) => {
+      await tools.removeServer(req.principal, req.name);
+      return { name: req.name };
+    }),
+    listPins: unary((req) => ({ items: tools.listPins(req.principal, req.quarantinedOnly).map(pinView) })),
+    approvePin: unary(async (req) => pinView(await tools.approvePin(req.principal, req.name, req.hash))),
     callTool: serverStream<pb.CallToolRequest, pb.CallToolEvent>(async (req, call) => {
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort());
-      const { result } = await tools.callTool(
-        req,
-        (progress) => call.write({ event: { $case: 'progress', value: progress } }),
-        abort.signal,
-      );
-      call.write({ event: { $case: 'result', value: { result: result as Record<string, unknown>, isError: result.isError === true } } });
+      const result = await tools.callTool({
+        caller: req.principal ?? { subject: '', roles: [], workspaces: [] },
+        workspace: req.workspace,
+        name: req.name,
+        arguments: req.arguments ?? {},
+        timeoutMs: req.timeoutMs,
+        signal: abort.signal,
+        onProgress: (p) => call.write({ event: { $case: 'progress', value: { progress: p.progress, total: p.total ?? 0, message: p.message ?? '' } } }),
+      });
+      call.write({ event: { $case: 'result', value: { result: result as Json, isError: result.isError === true } } });
     }),
   };
   return [{ definition: pb.McpGatewayService, implementation }];
@@ -28,6 +75,8 @@ function grpcBindings(tools: ToolsService): GrpcBinding[] {
 export const definition: ServiceDefinition<typeof mcpEnv> = {
   service: 'mcp-gateway',
   extraConfig: mcpEnv,
+  // JetStream KV holds pins, API-added upstreams and MCP sessions, shared by every replica.
+  nats: { streams: [], consumers: [] },
   module: () => McpGatewayModule,
   grpc: (app) => grpcBindings(app.get(ToolsService)),
 };

@@ -1,137 +1,439 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { hasPermission, pb, ZiggieError } from '@ziggie/contracts';
-import { CONFIG, HealthRegistry, MetricsService } from '@ziggie/platform';
-import { Counter, Histogram } from 'prom-client';
-import { McpConfig, readUpstreams } from './config';
-import { Upstream } from './upstream';
+import { SpanStatusCode } from '@opentelemetry/api';
+import type { CallToolResult, GetPromptResult, ReadResourceResult } from '@modelcontextprotocol/sdk/types.js';
+import Ajv, { type ValidateFunction } from 'ajv';
+import { canAccessWorkspace, hasPermission, Permission, ZiggieError } from '@ziggie/contracts';
+import { CONFIG, HealthRegistry, MetricsService, tracer } from '@ziggie/platform';
+import type { Counter, Gauge, Histogram } from 'prom-client';
+import { buildCatalog, CatalogSnapshot, CatalogTool, definitionHash, pageOf, PinRecord } from './catalog';
+import { McpConfig, parseUpstream, readUpstreams, UpstreamConfig } from './config';
+import { CallLimiter } from './limits';
+import { PolicySet } from './policy';
+import { createProvider } from './providers/factory';
+import { assertResultSize } from './providers/http';
+import type { ProgressUpdate, ToolProvider } from './providers/provider';
+import { UrlGuard } from './ssrf';
+import { McpStore } from './store';
 
-const MAX_TOOL_NAME = 64;
-
-interface CatalogEntry {
-  name: string;
-  upstream: Upstream;
-  tool: string;
-  description: string;
-  inputSchema: Record<string, unknown>;
+/** Who calls, and for which workspace (already checked against the token). */
+export interface Caller {
+  subject: string;
+  roles: string[];
+  workspaces: string[];
 }
 
-/** The unified catalog over every upstream, and the call path to them. */
+export interface CallRequest {
+  caller: Caller;
+  workspace: string;
+  name: string;
+  arguments: Record<string, unknown>;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: ProgressUpdate) => void;
+}
+
+const BREAKER_STATE = { closed: 0, 'half-open': 1, open: 2 } as const;
+const EMPTY: CatalogSnapshot = { tools: [], byName: new Map(), quarantined: new Map(), prompts: [], promptsByName: new Map(), resources: [], resourcesByUri: new Map() };
+
+function urlsOf(c: UpstreamConfig): string[] {
+  return c.transport === 'stdio' ? [] : c.urls;
+}
+
+/**
+ * The unified catalog over every upstream and adapter, and the one call path to them:
+ * permission → workspace → tool ACL → governance policy → input schema → limits → replica
+ * (least outstanding) → breaker → timeout → upstream → size limit.
+ */
 @Injectable()
 export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('tools');
-  private readonly upstreams: Upstream[];
-  private catalog = new Map<string, CatalogEntry>();
-  private readonly calls: Counter<'tool' | 'outcome'>;
-  private readonly duration: Histogram<'tool'>;
+  private readonly providers = new Map<string, ToolProvider>();
+  /** Upstreams from the file; the rest came through the API and live in the store. */
+  private readonly fileServers = new Set<string>();
+  private readonly configs = new Map<string, UpstreamConfig>();
+  private readonly policies: PolicySet;
+  private readonly urlGuard: UrlGuard;
+  private readonly ajv = new Ajv({ strict: false, allErrors: false, validateSchema: false });
+  private readonly validators = new Map<string, ValidateFunction | null>();
+  private limiter!: CallLimiter;
+  private catalog: CatalogSnapshot = EMPTY;
+  private rebuildQueued = false;
+  private readonly catalogListeners: (() => void)[] = [];
+  private readonly calls: Counter<'server' | 'tool' | 'outcome'>;
+  private readonly duration: Histogram<'server' | 'tool'>;
+  private readonly inFlight: Gauge<'server'>;
+  private readonly breakerState: Gauge<'server' | 'replica'>;
+  private readonly upstreamUp: Gauge<'server'>;
+  private readonly quarantinedGauge: Gauge;
 
   constructor(
     @Inject(CONFIG) private readonly config: McpConfig,
+    private readonly store: McpStore,
     health: HealthRegistry,
     metrics: MetricsService,
   ) {
-    this.upstreams = readUpstreams(config.extra.MCP_SERVERS_FILE).map((u) => new Upstream(u, () => this.rebuildCatalog()));
-    this.calls = metrics.counter('ziggie_mcp_tool_calls_total', 'MCP tool calls by tool and outcome', ['tool', 'outcome']);
-    this.duration = metrics.histogram('ziggie_mcp_tool_call_duration_seconds', 'MCP tool call duration', ['tool'], [0.01, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30]);
+    const file = readUpstreams(config.extra.MCP_SERVERS_FILE);
+    for (const c of file.servers) {
+      this.configs.set(c.name, c);
+      this.fileServers.add(c.name);
+    }
+    this.policies = new PolicySet(file.policies);
+    this.urlGuard = new UrlGuard(config.extra.MCP_SSRF_ALLOW);
+    this.calls = metrics.counter('ziggie_mcp_calls_total', 'MCP tool calls by server, tool and outcome', ['server', 'tool', 'outcome']);
+    this.duration = metrics.histogram('ziggie_mcp_call_duration_seconds', 'MCP tool call duration, upstream included', ['server', 'tool'], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
+    this.inFlight = metrics.gauge('ziggie_mcp_calls_in_flight', 'MCP tool calls in flight by server', ['server']);
+    this.breakerState = metrics.gauge('ziggie_mcp_breaker_state', 'Circuit breaker state per upstream replica (0 closed, 1 half-open, 2 open)', ['server', 'replica']);
+    this.upstreamUp = metrics.gauge('ziggie_mcp_upstream_up', 'Whether the upstream has a ready replica (1) or not (0)', ['server']);
+    this.quarantinedGauge = metrics.gauge('ziggie_mcp_tools_quarantined', 'Tools held back because their definition changed', []);
     health.register({
       name: 'upstreams',
       check: () => {
-        const notReady = this.upstreams.filter((u) => u.status !== 'ready').map((u) => `${u.config.name}: ${u.status}`);
+        const notReady = [...this.providers.values()].filter((p) => p.status !== 'ready').map((p) => `${p.name}: ${p.status}${p.lastError ? ` (${p.lastError})` : ''}`);
         return Promise.resolve(notReady.length ? { ok: false, detail: notReady.join(', ') } : { ok: true });
       },
     });
+    health.register({ name: 'limits', check: () => this.limiter?.health() ?? Promise.resolve({ ok: true }) });
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    const x = this.config.extra;
+    this.limiter = CallLimiter.create({
+      redisUrl: x.REDIS_URL,
+      defaults: { concurrency: x.MCP_TOOL_CONCURRENCY, perMinute: x.MCP_TOOL_PER_MINUTE },
+      userPerMinute: x.MCP_USER_PER_MINUTE,
+      workspacePerMinute: x.MCP_WORKSPACE_PER_MINUTE,
+    });
+    await this.store.start(x.MCP_SESSION_TTL_MS);
+    for (const [name, raw] of this.store.servers.entries()) {
+      const parsed = parseUpstream(raw);
+      if (parsed.ok && !this.fileServers.has(name)) this.configs.set(name, parsed.value);
+      else if (!parsed.ok) this.logger.warn(`stored server ${name} is invalid and was skipped: ${parsed.message}`);
+    }
+    this.store.servers.onChange((name, raw) => void this.onStoredServerChanged(name, raw));
+    this.store.pins.onChange(() => this.scheduleRebuild());
     // Connect in the background: readiness reports upstreams until they are up.
-    for (const u of this.upstreams) void u.connect();
-    await Promise.resolve();
+    for (const c of this.configs.values()) void this.startProvider(c);
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.allSettled(this.upstreams.map((u) => u.stop()));
+    await Promise.allSettled([...this.providers.values()].map((p) => p.stop()));
+    await this.limiter?.close();
   }
 
-  private rebuildCatalog(): void {
-    const next = new Map<string, CatalogEntry>();
-    for (const u of this.upstreams) {
-      for (const t of u.tools) {
-        const name = `${u.config.name}.${t.name}`;
-        if (name.length > MAX_TOOL_NAME) {
-          this.logger.warn(`skipped tool ${name}: longer than ${MAX_TOOL_NAME} characters`);
-          continue;
-        }
-        next.set(name, {
-          name,
-          upstream: u,
-          tool: t.name,
-          description: t.description ?? '',
-          inputSchema: t.inputSchema as Record<string, unknown>,
-        });
-      }
-    }
-    this.catalog = next;
-  }
-
-  private authorize(principal: pb.Principal | undefined): void {
-    if (!principal || !hasPermission(principal.roles, 'mcp:call')) {
-      throw new ZiggieError('AUTH_FORBIDDEN', 'permission mcp:call required');
-    }
-  }
-
-  listTools(req: pb.ListToolsRequest): pb.ListToolsResponse {
-    this.authorize(req.principal);
-    const all = [...this.catalog.values()]
-      .filter((e) => !req.server || e.upstream.config.name === req.server)
-      .sort((a, b) => a.name.localeCompare(b.name));
-    const offset = Number.parseInt(req.page?.cursor || '0', 10) || 0;
-    const limit = Math.min(Math.max(req.page?.limit || 100, 1), 1000);
-    const page = all.slice(offset, offset + limit);
-    return {
-      items: page.map((e) => ({ name: e.name, server: e.upstream.config.name, description: e.description, inputSchema: e.inputSchema })),
-      total: all.length,
-      nextCursor: offset + page.length < all.length ? String(offset + page.length) : '',
-    };
-  }
-
-  listServers(req: pb.ListServersRequest): pb.ListServersResponse {
-    this.authorize(req.principal);
-    return {
-      items: this.upstreams.map((u) => ({
-        name: u.config.name,
-        transport: u.config.transport,
-        status: u.status,
-        tools: u.tools.length,
-        error: u.lastError,
-      })),
-    };
-  }
-
-  async callTool(
-    req: pb.CallToolRequest,
-    onProgress: (p: pb.Progress) => void,
-    signal?: AbortSignal,
-  ): Promise<{ result: CallToolResult }> {
-    this.authorize(req.principal);
-    const entry = this.catalog.get(req.name);
-    if (!entry) throw new ZiggieError('TOOL_NOT_FOUND', `tool ${req.name} not found`);
-    if (entry.upstream.status !== 'ready') throw new ZiggieError('UPSTREAM_UNAVAILABLE', `upstream ${entry.upstream.config.name} is ${entry.upstream.status}`);
-    const end = this.duration.startTimer({ tool: entry.name });
+  private async startProvider(c: UpstreamConfig): Promise<void> {
     try {
-      const result = await entry.upstream.callTool(entry.tool, req.arguments ?? {}, {
-        timeoutMs: req.timeoutMs > 0 ? req.timeoutMs : this.config.extra.MCP_CALL_TIMEOUT_MS,
-        signal,
-        onProgress: (p) => onProgress({ progress: p.progress, total: p.total ?? 0, message: p.message ?? '' }),
-      });
-      this.calls.inc({ tool: entry.name, outcome: result.isError ? 'tool_error' : 'ok' });
-      return { result };
+      for (const url of urlsOf(c)) await this.urlGuard.check(url);
     } catch (err) {
-      this.calls.inc({ tool: entry.name, outcome: 'failed' });
-      const message = err instanceof Error ? err.message : String(err);
-      if (/timed out|timeout/i.test(message)) throw new ZiggieError('UPSTREAM_TIMEOUT', `${req.name}: ${message}`);
-      throw new ZiggieError('TOOL_CALL_FAILED', `${req.name}: ${message}`);
-    } finally {
-      end();
+      this.logger.error(`upstream ${c.name} refused: ${err instanceof Error ? err.message : String(err)}`);
+      return;
     }
+    const x = this.config.extra;
+    const provider = createProvider(c, () => this.onProviderChanged(provider), {
+      breaker: { failures: x.MCP_BREAKER_FAILURES, halfOpenAfterMs: x.MCP_BREAKER_HALF_OPEN_MS },
+      maxResponseBytes: c.maxResponseBytes ?? x.MCP_MAX_RESPONSE_BYTES,
+      onBreakerChange: (replica, state) => this.breakerState.set({ server: c.name, replica }, BREAKER_STATE[state]),
+    });
+    this.providers.set(c.name, provider);
+    for (const r of provider.replicas()) this.breakerState.set({ server: c.name, replica: r.id }, 0);
+    this.upstreamUp.set({ server: c.name }, 0);
+    await provider.start();
+  }
+
+  private onProviderChanged(provider: ToolProvider): void {
+    if (this.providers.get(provider.name) !== provider) return;
+    this.upstreamUp.set({ server: provider.name }, provider.status === 'ready' ? 1 : 0);
+    this.scheduleRebuild();
+  }
+
+  private async onStoredServerChanged(name: string, raw: unknown): Promise<void> {
+    if (this.fileServers.has(name)) return;
+    const existing = this.providers.get(name);
+    if (existing) {
+      this.providers.delete(name);
+      this.configs.delete(name);
+      this.upstreamUp.remove({ server: name });
+      await existing.stop();
+      this.scheduleRebuild();
+    }
+    if (raw === undefined) return;
+    const parsed = parseUpstream(raw);
+    if (!parsed.ok) {
+      this.logger.warn(`stored server ${name} is invalid and was skipped: ${parsed.message}`);
+      return;
+    }
+    this.configs.set(name, parsed.value);
+    await this.startProvider(parsed.value);
+  }
+
+  /** Coalesces bursts (a reconnect changes tools, resources and prompts at once) into one rebuild. */
+  private scheduleRebuild(): void {
+    if (this.rebuildQueued) return;
+    this.rebuildQueued = true;
+    queueMicrotask(() => {
+      this.rebuildQueued = false;
+      this.rebuild();
+    });
+  }
+
+  private pin(name: string): PinRecord | undefined {
+    return this.store.pins.get(name) as PinRecord | undefined;
+  }
+
+  private rebuild(): void {
+    const { snapshot, unpinned } = buildCatalog(
+      [...this.providers.values()],
+      (n) => this.pin(n),
+      (p, tool) => this.configs.get(p.name)?.allowedTools?.includes(tool) ?? true,
+    );
+    const before = this.catalog;
+    this.catalog = snapshot;
+    this.quarantinedGauge.set(snapshot.quarantined.size);
+    for (const t of unpinned) void this.pinFirstSight(t);
+    for (const t of snapshot.quarantined.values()) void this.recordPending(t);
+    if (before.tools.length !== snapshot.tools.length || before.tools.some((t, i) => t.name !== snapshot.tools[i]?.name || t.hash !== snapshot.tools[i]?.hash) || before.prompts.length !== snapshot.prompts.length || before.resources.length !== snapshot.resources.length) {
+      for (const l of this.catalogListeners) l();
+    }
+  }
+
+  private async pinFirstSight(t: CatalogTool): Promise<void> {
+    const record: PinRecord = { name: t.name, server: t.provider.name, pinnedHash: t.hash, pinned: t.definition, updatedAt: new Date().toISOString() };
+    try {
+      // Another replica may pin the same tool at the same moment: the first write wins, and the
+      // watch brings it here; if it pinned a different definition this one becomes quarantined.
+      if (await this.store.pins.create(t.name, record)) this.logger.log(`pinned ${t.name} ${t.hash.slice(0, 12)}`);
+    } catch (err) {
+      this.logger.warn(`pinning ${t.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private async recordPending(t: CatalogTool): Promise<void> {
+    const pin = this.pin(t.name);
+    if (!pin || pin.pendingHash === t.hash) return;
+    this.logger.warn(`tool ${t.name} changed its definition (${pin.pinnedHash.slice(0, 12)} → ${t.hash.slice(0, 12)}): quarantined until approved`);
+    await this.store.pins.put(t.name, { ...pin, pendingHash: t.hash, pending: t.definition, updatedAt: new Date().toISOString() }).catch((err: unknown) => {
+      this.logger.warn(`recording the pending definition of ${t.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+    });
+  }
+
+  onCatalogChanged(listener: () => void): () => void {
+    this.catalogListeners.push(listener);
+    return () => {
+      const i = this.catalogListeners.indexOf(listener);
+      if (i >= 0) this.catalogListeners.splice(i, 1);
+    };
+  }
+
+  // ---- authorisation ---------------------------------------------------------------------
+
+  private require(caller: Caller | undefined, permission: Permission): Caller {
+    if (!caller || !hasPermission(caller.roles, permission)) throw new ZiggieError('AUTH_FORBIDDEN', `permission ${permission} required`);
+    return caller;
+  }
+
+  /** The server's ACL: roles and workspaces allowed to see and call its tools. */
+  private visible(provider: ToolProvider, caller: Caller, workspace?: string): boolean {
+    const acl = this.configs.get(provider.name)?.acl;
+    if (!acl) return true;
+    if (acl.roles && !acl.roles.some((r) => caller.roles.includes(r))) return false;
+    if (acl.workspaces) {
+      if (workspace !== undefined) return acl.workspaces.includes(workspace);
+      return caller.workspaces.includes('*') || acl.workspaces.some((w) => caller.workspaces.includes(w));
+    }
+    return true;
+  }
+
+  // ---- catalog -----------------------------------------------------------------------------
+
+  listTools(caller: Caller | undefined, opts: { server?: string; cursor?: string; limit: number; workspace?: string }): { items: CatalogTool[]; total: number; nextCursor?: string } {
+    const c = this.require(caller, 'mcp:call');
+    const all = this.catalog.tools.filter((t) => (!opts.server || t.provider.name === opts.server) && this.visible(t.provider, c, opts.workspace));
+    const page = pageOf(all, opts.cursor, Math.min(Math.max(opts.limit, 1), 1000));
+    return { ...page, total: all.length };
+  }
+
+  /** Every visible tool at once (for a whole-catalog page such as MCP tools/list). */
+  visibleTools(caller: Caller, workspace: string): CatalogTool[] {
+    return this.catalog.tools.filter((t) => this.visible(t.provider, caller, workspace));
+  }
+
+  visiblePrompts(caller: Caller, workspace: string): CatalogSnapshot['prompts'] {
+    return this.catalog.prompts.filter((p) => this.visible(p.provider, caller, workspace));
+  }
+
+  visibleResources(caller: Caller, workspace: string): CatalogSnapshot['resources'] {
+    return this.catalog.resources.filter((r) => this.visible(r.provider, caller, workspace));
+  }
+
+  listServers(caller: Caller | undefined): { name: string; transport: string; status: string; tools: number; resources: number; prompts: number; error: string; quarantined: number; replicas: ReturnType<ToolProvider['replicas']> }[] {
+    const c = this.require(caller, 'mcp:call');
+    const quarantined = new Map<string, number>();
+    for (const t of this.catalog.quarantined.values()) quarantined.set(t.provider.name, (quarantined.get(t.provider.name) ?? 0) + 1);
+    return [...this.providers.values()]
+      .filter((p) => this.visible(p, c))
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((p) => ({
+        name: p.name,
+        transport: p.transport,
+        status: p.status,
+        tools: p.tools.length,
+        resources: p.resources.length,
+        prompts: p.prompts.length,
+        error: p.lastError,
+        quarantined: quarantined.get(p.name) ?? 0,
+        replicas: p.replicas(),
+      }));
+  }
+
+  // ---- administration ----------------------------------------------------------------------
+
+  async addServer(caller: Caller | undefined, raw: unknown): Promise<ReturnType<ToolsService['listServers']>[number]> {
+    const c = this.require(caller, 'config:change');
+    const parsed = parseUpstream(raw);
+    if (!parsed.ok) throw new ZiggieError('VALIDATION_FAILED', `server configuration: ${parsed.message}`);
+    const cfg = parsed.value;
+    if (this.configs.has(cfg.name) || this.store.servers.get(cfg.name) !== undefined) throw new ZiggieError('SERVER_EXISTS', `server ${cfg.name} already exists`);
+    for (const url of urlsOf(cfg)) await this.urlGuard.check(url);
+    if (!(await this.store.servers.create(cfg.name, cfg))) throw new ZiggieError('SERVER_EXISTS', `server ${cfg.name} already exists`);
+    this.logger.log(`server ${cfg.name} (${cfg.transport}) added by ${c.subject}`);
+    // The store's watch starts it here and on every other replica; answer once it is registered.
+    for (let i = 0; i < 100 && !this.providers.has(cfg.name); i++) await new Promise((r) => setTimeout(r, 20));
+    const provider = this.providers.get(cfg.name);
+    if (provider) await Promise.race([new Promise((r) => setTimeout(r, 5_000)), provider.start().catch(() => undefined)]);
+    const view = this.listServers(c).find((s) => s.name === cfg.name);
+    return view ?? { name: cfg.name, transport: cfg.transport, status: 'connecting', tools: 0, resources: 0, prompts: 0, error: '', quarantined: 0, replicas: [] };
+  }
+
+  async removeServer(caller: Caller | undefined, name: string): Promise<void> {
+    const c = this.require(caller, 'config:change');
+    if (this.fileServers.has(name)) throw new ZiggieError('VALIDATION_FAILED', `server ${name} comes from MCP_SERVERS_FILE; remove it there`);
+    if (this.store.servers.get(name) === undefined) throw new ZiggieError('SERVER_NOT_FOUND', `server ${name} not found`);
+    await this.store.servers.delete(name);
+    this.logger.log(`server ${name} removed by ${c.subject}`);
+  }
+
+  listPins(caller: Caller | undefined, quarantinedOnly: boolean): PinRecord[] {
+    this.require(caller, 'config:change');
+    return this.store.pins
+      .entries()
+      .map(([, v]) => v as PinRecord)
+      .filter((p) => !quarantinedOnly || (p.pendingHash !== undefined && p.pendingHash !== p.pinnedHash))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async approvePin(caller: Caller | undefined, name: string, hash: string): Promise<PinRecord> {
+    const c = this.require(caller, 'config:change');
+    const pin = (await this.store.pins.fetch(name)) as PinRecord | undefined;
+    if (!pin || !pin.pending || pin.pendingHash !== hash) throw new ZiggieError('PIN_NOT_FOUND', `no pending definition of ${name} with hash ${hash}`);
+    const approved: PinRecord = { name, server: pin.server, pinnedHash: hash, pinned: pin.pending, approvedBy: c.subject, updatedAt: new Date().toISOString() };
+    await this.store.pins.put(name, approved);
+    this.logger.log(`definition ${hash.slice(0, 12)} of ${name} approved by ${c.subject}`);
+    return approved;
+  }
+
+  // ---- calls -------------------------------------------------------------------------------
+
+  private validator(t: CatalogTool): ValidateFunction | null {
+    let v = this.validators.get(t.hash);
+    if (v === undefined) {
+      try {
+        const { $schema: _ignored, ...schema } = t.definition.inputSchema as Record<string, unknown>;
+        v = this.ajv.compile(schema);
+      } catch (err) {
+        this.logger.warn(`input schema of ${t.name} does not compile; arguments are passed unchecked: ${err instanceof Error ? err.message : String(err)}`);
+        v = null;
+      }
+      this.validators.set(t.hash, v);
+    }
+    return v;
+  }
+
+  /** Resolves a callable tool for the caller, or throws the reason it is not. */
+  private resolve(caller: Caller, workspace: string, name: string): CatalogTool {
+    if (!canAccessWorkspace(caller.workspaces, workspace)) throw new ZiggieError('AUTH_WORKSPACE_FORBIDDEN', `workspace ${workspace} is not allowed for this token`);
+    const t = this.catalog.byName.get(name);
+    if (!t) {
+      if (this.catalog.quarantined.has(name)) throw new ZiggieError('TOOL_QUARANTINED', `tool ${name} changed its definition and awaits approval by an administrator`);
+      throw new ZiggieError('TOOL_NOT_FOUND', `tool ${name} not found`);
+    }
+    if (!this.visible(t.provider, caller, workspace)) throw new ZiggieError('TOOL_FORBIDDEN', `tool ${name} is not available to this role or workspace`);
+    const decision = this.policies.evaluate(name, caller.roles, workspace);
+    if (decision.effect === 'deny') throw new ZiggieError('POLICY_DENIED', `tool ${name}: ${decision.reason}`, { rule: decision.rule });
+    if (decision.effect === 'require_approval') throw new ZiggieError('POLICY_DENIED', `tool ${name} requires approval: run it as a task step with an approval gate (${decision.reason})`, { rule: decision.rule });
+    return t;
+  }
+
+  async callTool(req: CallRequest): Promise<CallToolResult> {
+    const caller = this.require(req.caller, 'mcp:call');
+    const t = this.resolve(caller, req.workspace, req.name);
+    const validate = this.validator(t);
+    if (validate && !validate(req.arguments)) {
+      const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '(arguments)'} ${e.message ?? ''}`.trim()).join('; ');
+      this.calls.inc({ server: t.provider.name, tool: t.name, outcome: 'invalid_arguments' });
+      throw new ZiggieError('TOOL_INVALID_ARGUMENTS', `${req.name}: ${problems}`);
+    }
+    const cfg = this.configs.get(t.provider.name);
+    let release: () => Promise<void>;
+    try {
+      release = await this.limiter.acquire({ tool: t.name, user: caller.subject, workspace: req.workspace, limits: cfg?.limits });
+    } catch (err) {
+      this.calls.inc({ server: t.provider.name, tool: t.name, outcome: 'limited' });
+      throw err;
+    }
+    const labels = { server: t.provider.name, tool: t.name };
+    const end = this.duration.startTimer(labels);
+    this.inFlight.inc({ server: t.provider.name });
+    const maxResponseBytes = cfg?.maxResponseBytes ?? this.config.extra.MCP_MAX_RESPONSE_BYTES;
+    return tracer().startActiveSpan(`mcp.call ${t.name}`, async (span) => {
+      span.setAttributes({ 'mcp.server': t.provider.name, 'mcp.transport': t.provider.transport, 'mcp.tool': t.upstreamName, 'mcp.tool.hash': t.hash, 'ziggie.workspace': req.workspace, 'enduser.id': caller.subject });
+      try {
+        const result = await t.provider.callTool(t.upstreamName, req.arguments, {
+          timeoutMs: req.timeoutMs && req.timeoutMs > 0 ? req.timeoutMs : (cfg?.timeoutMs ?? this.config.extra.MCP_CALL_TIMEOUT_MS),
+          signal: req.signal,
+          onProgress: req.onProgress,
+          maxResponseBytes,
+        });
+        assertResultSize(result, maxResponseBytes);
+        const outcome = result.isError ? 'tool_error' : 'ok';
+        this.calls.inc({ ...labels, outcome });
+        span.setAttribute('mcp.outcome', outcome);
+        return result;
+      } catch (err) {
+        const code = err instanceof ZiggieError ? err.code : 'TOOL_CALL_FAILED';
+        this.calls.inc({ ...labels, outcome: code.toLowerCase() });
+        span.setStatus({ code: SpanStatusCode.ERROR, message: code });
+        span.setAttribute('mcp.outcome', code);
+        throw err instanceof ZiggieError ? err : new ZiggieError('TOOL_CALL_FAILED', `${req.name}: ${err instanceof Error ? err.message : String(err)}`);
+      } finally {
+        end();
+        this.inFlight.dec({ server: t.provider.name });
+        span.end();
+        await release();
+      }
+    });
+  }
+
+  async readResource(caller: Caller, workspace: string, uri: string, signal?: AbortSignal): Promise<ReadResourceResult> {
+    this.require(caller, 'mcp:call');
+    const r = this.catalog.resourcesByUri.get(uri);
+    if (!r || !this.visible(r.provider, caller, workspace) || !r.provider.readResource) throw new ZiggieError('NOT_FOUND', `resource ${uri} not found`);
+    const max = this.configs.get(r.provider.name)?.maxResponseBytes ?? this.config.extra.MCP_MAX_RESPONSE_BYTES;
+    const result = await r.provider.readResource(uri, { timeoutMs: this.config.extra.MCP_CALL_TIMEOUT_MS, signal, maxResponseBytes: max });
+    assertResultSize(result, max);
+    return result;
+  }
+
+  async getPrompt(caller: Caller, workspace: string, name: string, args: Record<string, string>, signal?: AbortSignal): Promise<GetPromptResult> {
+    this.require(caller, 'mcp:call');
+    const p = this.catalog.promptsByName.get(name);
+    if (!p || !this.visible(p.provider, caller, workspace) || !p.provider.getPrompt) throw new ZiggieError('NOT_FOUND', `prompt ${name} not found`);
+    const max = this.configs.get(p.provider.name)?.maxResponseBytes ?? this.config.extra.MCP_MAX_RESPONSE_BYTES;
+    const result = await p.provider.getPrompt(p.upstreamName, args, { timeoutMs: this.config.extra.MCP_CALL_TIMEOUT_MS, signal, maxResponseBytes: max });
+    assertResultSize(result, max);
+    return result;
+  }
+
+  /** Hash of a definition as it would be pinned (for tests and the pin review API). */
+  static hashOf(definition: unknown): string {
+    return definitionHash(definition);
   }
 }

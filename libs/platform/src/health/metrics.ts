@@ -1,6 +1,6 @@
 import { Controller, Get, Header, Injectable } from '@nestjs/common';
 import { Public } from '../auth/auth.decorators';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
  * The process's Prometheus registry. Every metric is prefixed `ziggie_` and labelled with
@@ -27,6 +27,12 @@ export class MetricsService {
     const existing = this.registry.getSingleMetric(name);
     if (existing) return existing as Counter<L>;
     return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  gauge<L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> {
+    const existing = this.registry.getSingleMetric(name);
+    if (existing) return existing as Gauge<L>;
+    return new Gauge({ name, help, labelNames, registers: [this.registry] });
   }
 
   histogram<L extends string>(name: string, help: string, labelNames: readonly L[], buckets?: number[]): Histogram<L> {

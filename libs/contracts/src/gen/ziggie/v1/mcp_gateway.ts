@@ -29,6 +29,13 @@ export interface Tool {
   server: string;
   description: string;
   inputSchema: { [key: string]: any } | undefined;
+  title: string;
+  outputSchema: { [key: string]: any } | undefined;
+  annotations:
+    | { [key: string]: any }
+    | undefined;
+  /** sha256 of the whole upstream definition, as pinned. */
+  hash: string;
 }
 
 export interface ListToolsRequest {
@@ -76,6 +83,71 @@ export interface Server {
   status: string;
   tools: number;
   error: string;
+  resources: number;
+  prompts: number;
+  replicas: Replica[];
+  /** Tools of this server held back because their definition changed. */
+  quarantined: number;
+}
+
+export interface Replica {
+  id: string;
+  up: boolean;
+  /** closed | open | half-open */
+  breaker: string;
+  outstanding: number;
+}
+
+export interface AddServerRequest {
+  principal:
+    | Principal
+    | undefined;
+  /** The server's configuration, in the MCP_SERVERS_FILE entry format. */
+  config: { [key: string]: any } | undefined;
+}
+
+export interface RemoveServerRequest {
+  principal: Principal | undefined;
+  name: string;
+}
+
+export interface RemoveServerResponse {
+  name: string;
+}
+
+export interface Pin {
+  /** Namespaced tool name. */
+  name: string;
+  pinnedHash: string;
+  /** Empty when the tool matches its pin. */
+  pendingHash: string;
+  pinned: { [key: string]: any } | undefined;
+  pending:
+    | { [key: string]: any }
+    | undefined;
+  /** active | quarantined */
+  status: string;
+  approvedBy: string;
+  updatedAt: string;
+}
+
+export interface ListPinsRequest {
+  principal:
+    | Principal
+    | undefined;
+  /** Only quarantined tools when true. */
+  quarantinedOnly: boolean;
+}
+
+export interface ListPinsResponse {
+  items: Pin[];
+}
+
+export interface ApprovePinRequest {
+  principal: Principal | undefined;
+  name: string;
+  /** The pending hash being approved: approval of a definition the admin has not seen is refused. */
+  hash: string;
 }
 
 export interface ListServersRequest {
@@ -87,7 +159,16 @@ export interface ListServersResponse {
 }
 
 function createBaseTool(): Tool {
-  return { name: "", server: "", description: "", inputSchema: undefined };
+  return {
+    name: "",
+    server: "",
+    description: "",
+    inputSchema: undefined,
+    title: "",
+    outputSchema: undefined,
+    annotations: undefined,
+    hash: "",
+  };
 }
 
 export const Tool: MessageFns<Tool> = {
@@ -103,6 +184,18 @@ export const Tool: MessageFns<Tool> = {
     }
     if (message.inputSchema !== undefined) {
       Struct.encode(Struct.wrap(message.inputSchema), writer.uint32(34).fork()).join();
+    }
+    if (message.title !== "") {
+      writer.uint32(42).string(message.title);
+    }
+    if (message.outputSchema !== undefined) {
+      Struct.encode(Struct.wrap(message.outputSchema), writer.uint32(50).fork()).join();
+    }
+    if (message.annotations !== undefined) {
+      Struct.encode(Struct.wrap(message.annotations), writer.uint32(58).fork()).join();
+    }
+    if (message.hash !== "") {
+      writer.uint32(66).string(message.hash);
     }
     return writer;
   },
@@ -152,6 +245,38 @@ export const Tool: MessageFns<Tool> = {
             message.inputSchema = Struct.unwrap(Struct.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.title = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.outputSchema = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.annotations = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.hash = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -174,6 +299,14 @@ export const Tool: MessageFns<Tool> = {
         : isObject(object.input_schema)
         ? object.input_schema
         : undefined,
+      title: isSet(object.title) ? globalThis.String(object.title) : "",
+      outputSchema: isObject(object.outputSchema)
+        ? object.outputSchema
+        : isObject(object.output_schema)
+        ? object.output_schema
+        : undefined,
+      annotations: isObject(object.annotations) ? object.annotations : undefined,
+      hash: isSet(object.hash) ? globalThis.String(object.hash) : "",
     };
   },
 
@@ -191,6 +324,18 @@ export const Tool: MessageFns<Tool> = {
     if (message.inputSchema !== undefined) {
       obj.inputSchema = message.inputSchema;
     }
+    if (message.title !== "") {
+      obj.title = message.title;
+    }
+    if (message.outputSchema !== undefined) {
+      obj.outputSchema = message.outputSchema;
+    }
+    if (message.annotations !== undefined) {
+      obj.annotations = message.annotations;
+    }
+    if (message.hash !== "") {
+      obj.hash = message.hash;
+    }
     return obj;
   },
 
@@ -203,6 +348,10 @@ export const Tool: MessageFns<Tool> = {
     message.server = object.server ?? "";
     message.description = object.description ?? "";
     message.inputSchema = object.inputSchema ?? undefined;
+    message.title = object.title ?? "";
+    message.outputSchema = object.outputSchema ?? undefined;
+    message.annotations = object.annotations ?? undefined;
+    message.hash = object.hash ?? "";
     return message;
   },
 };
@@ -868,7 +1017,17 @@ export const CallToolEvent: MessageFns<CallToolEvent> = {
 };
 
 function createBaseServer(): Server {
-  return { name: "", transport: "", status: "", tools: 0, error: "" };
+  return {
+    name: "",
+    transport: "",
+    status: "",
+    tools: 0,
+    error: "",
+    resources: 0,
+    prompts: 0,
+    replicas: [],
+    quarantined: 0,
+  };
 }
 
 export const Server: MessageFns<Server> = {
@@ -887,6 +1046,18 @@ export const Server: MessageFns<Server> = {
     }
     if (message.error !== "") {
       writer.uint32(42).string(message.error);
+    }
+    if (message.resources !== 0) {
+      writer.uint32(48).int32(message.resources);
+    }
+    if (message.prompts !== 0) {
+      writer.uint32(56).int32(message.prompts);
+    }
+    for (const v of message.replicas) {
+      Replica.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.quarantined !== 0) {
+      writer.uint32(72).int32(message.quarantined);
     }
     return writer;
   },
@@ -944,6 +1115,38 @@ export const Server: MessageFns<Server> = {
             message.error = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.resources = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.prompts = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.replicas.push(Replica.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.quarantined = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -963,6 +1166,10 @@ export const Server: MessageFns<Server> = {
       status: isSet(object.status) ? globalThis.String(object.status) : "",
       tools: isSet(object.tools) ? globalThis.Number(object.tools) : 0,
       error: isSet(object.error) ? globalThis.String(object.error) : "",
+      resources: isSet(object.resources) ? globalThis.Number(object.resources) : 0,
+      prompts: isSet(object.prompts) ? globalThis.Number(object.prompts) : 0,
+      replicas: globalThis.Array.isArray(object?.replicas) ? object.replicas.map((e: any) => Replica.fromJSON(e)) : [],
+      quarantined: isSet(object.quarantined) ? globalThis.Number(object.quarantined) : 0,
     };
   },
 
@@ -983,6 +1190,18 @@ export const Server: MessageFns<Server> = {
     if (message.error !== "") {
       obj.error = message.error;
     }
+    if (message.resources !== 0) {
+      obj.resources = Math.round(message.resources);
+    }
+    if (message.prompts !== 0) {
+      obj.prompts = Math.round(message.prompts);
+    }
+    if (message.replicas?.length) {
+      obj.replicas = message.replicas.map((e) => Replica.toJSON(e));
+    }
+    if (message.quarantined !== 0) {
+      obj.quarantined = Math.round(message.quarantined);
+    }
     return obj;
   },
 
@@ -996,6 +1215,835 @@ export const Server: MessageFns<Server> = {
     message.status = object.status ?? "";
     message.tools = object.tools ?? 0;
     message.error = object.error ?? "";
+    message.resources = object.resources ?? 0;
+    message.prompts = object.prompts ?? 0;
+    message.replicas = object.replicas?.map((e) => Replica.fromPartial(e)) || [];
+    message.quarantined = object.quarantined ?? 0;
+    return message;
+  },
+};
+
+function createBaseReplica(): Replica {
+  return { id: "", up: false, breaker: "", outstanding: 0 };
+}
+
+export const Replica: MessageFns<Replica> = {
+  encode(message: Replica, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.up !== false) {
+      writer.uint32(16).bool(message.up);
+    }
+    if (message.breaker !== "") {
+      writer.uint32(26).string(message.breaker);
+    }
+    if (message.outstanding !== 0) {
+      writer.uint32(32).int32(message.outstanding);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Replica {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplica();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.up = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.breaker = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.outstanding = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Replica {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      up: isSet(object.up) ? globalThis.Boolean(object.up) : false,
+      breaker: isSet(object.breaker) ? globalThis.String(object.breaker) : "",
+      outstanding: isSet(object.outstanding) ? globalThis.Number(object.outstanding) : 0,
+    };
+  },
+
+  toJSON(message: Replica): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.up !== false) {
+      obj.up = message.up;
+    }
+    if (message.breaker !== "") {
+      obj.breaker = message.breaker;
+    }
+    if (message.outstanding !== 0) {
+      obj.outstanding = Math.round(message.outstanding);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Replica>, I>>(base?: I): Replica {
+    return Replica.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Replica>, I>>(object: I): Replica {
+    const message = createBaseReplica();
+    message.id = object.id ?? "";
+    message.up = object.up ?? false;
+    message.breaker = object.breaker ?? "";
+    message.outstanding = object.outstanding ?? 0;
+    return message;
+  },
+};
+
+function createBaseAddServerRequest(): AddServerRequest {
+  return { principal: undefined, config: undefined };
+}
+
+export const AddServerRequest: MessageFns<AddServerRequest> = {
+  encode(message: AddServerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.config !== undefined) {
+      Struct.encode(Struct.wrap(message.config), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddServerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddServerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.config = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AddServerRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      config: isObject(object.config) ? object.config : undefined,
+    };
+  },
+
+  toJSON(message: AddServerRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.config !== undefined) {
+      obj.config = message.config;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AddServerRequest>, I>>(base?: I): AddServerRequest {
+    return AddServerRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AddServerRequest>, I>>(object: I): AddServerRequest {
+    const message = createBaseAddServerRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.config = object.config ?? undefined;
+    return message;
+  },
+};
+
+function createBaseRemoveServerRequest(): RemoveServerRequest {
+  return { principal: undefined, name: "" };
+}
+
+export const RemoveServerRequest: MessageFns<RemoveServerRequest> = {
+  encode(message: RemoveServerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveServerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveServerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveServerRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+    };
+  },
+
+  toJSON(message: RemoveServerRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveServerRequest>, I>>(base?: I): RemoveServerRequest {
+    return RemoveServerRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveServerRequest>, I>>(object: I): RemoveServerRequest {
+    const message = createBaseRemoveServerRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseRemoveServerResponse(): RemoveServerResponse {
+  return { name: "" };
+}
+
+export const RemoveServerResponse: MessageFns<RemoveServerResponse> = {
+  encode(message: RemoveServerResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveServerResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveServerResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveServerResponse {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: RemoveServerResponse): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveServerResponse>, I>>(base?: I): RemoveServerResponse {
+    return RemoveServerResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveServerResponse>, I>>(object: I): RemoveServerResponse {
+    const message = createBaseRemoveServerResponse();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBasePin(): Pin {
+  return {
+    name: "",
+    pinnedHash: "",
+    pendingHash: "",
+    pinned: undefined,
+    pending: undefined,
+    status: "",
+    approvedBy: "",
+    updatedAt: "",
+  };
+}
+
+export const Pin: MessageFns<Pin> = {
+  encode(message: Pin, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.pinnedHash !== "") {
+      writer.uint32(18).string(message.pinnedHash);
+    }
+    if (message.pendingHash !== "") {
+      writer.uint32(26).string(message.pendingHash);
+    }
+    if (message.pinned !== undefined) {
+      Struct.encode(Struct.wrap(message.pinned), writer.uint32(34).fork()).join();
+    }
+    if (message.pending !== undefined) {
+      Struct.encode(Struct.wrap(message.pending), writer.uint32(42).fork()).join();
+    }
+    if (message.status !== "") {
+      writer.uint32(50).string(message.status);
+    }
+    if (message.approvedBy !== "") {
+      writer.uint32(58).string(message.approvedBy);
+    }
+    if (message.updatedAt !== "") {
+      writer.uint32(66).string(message.updatedAt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Pin {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePin();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pinnedHash = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pendingHash = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.pinned = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.pending = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.approvedBy = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.updatedAt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Pin {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      pinnedHash: isSet(object.pinnedHash)
+        ? globalThis.String(object.pinnedHash)
+        : isSet(object.pinned_hash)
+        ? globalThis.String(object.pinned_hash)
+        : "",
+      pendingHash: isSet(object.pendingHash)
+        ? globalThis.String(object.pendingHash)
+        : isSet(object.pending_hash)
+        ? globalThis.String(object.pending_hash)
+        : "",
+      pinned: isObject(object.pinned) ? object.pinned : undefined,
+      pending: isObject(object.pending) ? object.pending : undefined,
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
+      approvedBy: isSet(object.approvedBy)
+        ? globalThis.String(object.approvedBy)
+        : isSet(object.approved_by)
+        ? globalThis.String(object.approved_by)
+        : "",
+      updatedAt: isSet(object.updatedAt)
+        ? globalThis.String(object.updatedAt)
+        : isSet(object.updated_at)
+        ? globalThis.String(object.updated_at)
+        : "",
+    };
+  },
+
+  toJSON(message: Pin): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.pinnedHash !== "") {
+      obj.pinnedHash = message.pinnedHash;
+    }
+    if (message.pendingHash !== "") {
+      obj.pendingHash = message.pendingHash;
+    }
+    if (message.pinned !== undefined) {
+      obj.pinned = message.pinned;
+    }
+    if (message.pending !== undefined) {
+      obj.pending = message.pending;
+    }
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
+    if (message.approvedBy !== "") {
+      obj.approvedBy = message.approvedBy;
+    }
+    if (message.updatedAt !== "") {
+      obj.updatedAt = message.updatedAt;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Pin>, I>>(base?: I): Pin {
+    return Pin.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Pin>, I>>(object: I): Pin {
+    const message = createBasePin();
+    message.name = object.name ?? "";
+    message.pinnedHash = object.pinnedHash ?? "";
+    message.pendingHash = object.pendingHash ?? "";
+    message.pinned = object.pinned ?? undefined;
+    message.pending = object.pending ?? undefined;
+    message.status = object.status ?? "";
+    message.approvedBy = object.approvedBy ?? "";
+    message.updatedAt = object.updatedAt ?? "";
+    return message;
+  },
+};
+
+function createBaseListPinsRequest(): ListPinsRequest {
+  return { principal: undefined, quarantinedOnly: false };
+}
+
+export const ListPinsRequest: MessageFns<ListPinsRequest> = {
+  encode(message: ListPinsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.quarantinedOnly !== false) {
+      writer.uint32(16).bool(message.quarantinedOnly);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPinsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPinsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.quarantinedOnly = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPinsRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      quarantinedOnly: isSet(object.quarantinedOnly)
+        ? globalThis.Boolean(object.quarantinedOnly)
+        : isSet(object.quarantined_only)
+        ? globalThis.Boolean(object.quarantined_only)
+        : false,
+    };
+  },
+
+  toJSON(message: ListPinsRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.quarantinedOnly !== false) {
+      obj.quarantinedOnly = message.quarantinedOnly;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPinsRequest>, I>>(base?: I): ListPinsRequest {
+    return ListPinsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPinsRequest>, I>>(object: I): ListPinsRequest {
+    const message = createBaseListPinsRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.quarantinedOnly = object.quarantinedOnly ?? false;
+    return message;
+  },
+};
+
+function createBaseListPinsResponse(): ListPinsResponse {
+  return { items: [] };
+}
+
+export const ListPinsResponse: MessageFns<ListPinsResponse> = {
+  encode(message: ListPinsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      Pin.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPinsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPinsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(Pin.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPinsResponse {
+    return { items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => Pin.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: ListPinsResponse): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => Pin.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPinsResponse>, I>>(base?: I): ListPinsResponse {
+    return ListPinsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPinsResponse>, I>>(object: I): ListPinsResponse {
+    const message = createBaseListPinsResponse();
+    message.items = object.items?.map((e) => Pin.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseApprovePinRequest(): ApprovePinRequest {
+  return { principal: undefined, name: "", hash: "" };
+}
+
+export const ApprovePinRequest: MessageFns<ApprovePinRequest> = {
+  encode(message: ApprovePinRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.hash !== "") {
+      writer.uint32(26).string(message.hash);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApprovePinRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApprovePinRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.hash = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApprovePinRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      hash: isSet(object.hash) ? globalThis.String(object.hash) : "",
+    };
+  },
+
+  toJSON(message: ApprovePinRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.hash !== "") {
+      obj.hash = message.hash;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApprovePinRequest>, I>>(base?: I): ApprovePinRequest {
+    return ApprovePinRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApprovePinRequest>, I>>(object: I): ApprovePinRequest {
+    const message = createBaseApprovePinRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.name = object.name ?? "";
+    message.hash = object.hash ?? "";
     return message;
   },
 };
@@ -1167,6 +2215,45 @@ export const McpGatewayService = {
     responseSerialize: (value: ListServersResponse): Buffer => Buffer.from(ListServersResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListServersResponse => ListServersResponse.decode(value),
   },
+  /** Admin (config:change): upstreams added or removed at run time, shared by every replica. */
+  addServer: {
+    path: "/ziggie.v1.McpGateway/AddServer" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AddServerRequest): Buffer => Buffer.from(AddServerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AddServerRequest => AddServerRequest.decode(value),
+    responseSerialize: (value: Server): Buffer => Buffer.from(Server.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Server => Server.decode(value),
+  },
+  removeServer: {
+    path: "/ziggie.v1.McpGateway/RemoveServer" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RemoveServerRequest): Buffer => Buffer.from(RemoveServerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RemoveServerRequest => RemoveServerRequest.decode(value),
+    responseSerialize: (value: RemoveServerResponse): Buffer =>
+      Buffer.from(RemoveServerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RemoveServerResponse => RemoveServerResponse.decode(value),
+  },
+  /** Tool definitions whose hash differs from the pinned one (quarantined), and their approval. */
+  listPins: {
+    path: "/ziggie.v1.McpGateway/ListPins" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListPinsRequest): Buffer => Buffer.from(ListPinsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListPinsRequest => ListPinsRequest.decode(value),
+    responseSerialize: (value: ListPinsResponse): Buffer => Buffer.from(ListPinsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListPinsResponse => ListPinsResponse.decode(value),
+  },
+  approvePin: {
+    path: "/ziggie.v1.McpGateway/ApprovePin" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ApprovePinRequest): Buffer => Buffer.from(ApprovePinRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ApprovePinRequest => ApprovePinRequest.decode(value),
+    responseSerialize: (value: Pin): Buffer => Buffer.from(Pin.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Pin => Pin.decode(value),
+  },
 } as const;
 
 export interface McpGatewayServer extends UntypedServiceImplementation {
@@ -1174,6 +2261,12 @@ export interface McpGatewayServer extends UntypedServiceImplementation {
   /** Streams progress events, then exactly one result event. */
   callTool: handleServerStreamingCall<CallToolRequest, CallToolEvent>;
   listServers: handleUnaryCall<ListServersRequest, ListServersResponse>;
+  /** Admin (config:change): upstreams added or removed at run time, shared by every replica. */
+  addServer: handleUnaryCall<AddServerRequest, Server>;
+  removeServer: handleUnaryCall<RemoveServerRequest, RemoveServerResponse>;
+  /** Tool definitions whose hash differs from the pinned one (quarantined), and their approval. */
+  listPins: handleUnaryCall<ListPinsRequest, ListPinsResponse>;
+  approvePin: handleUnaryCall<ApprovePinRequest, Pin>;
 }
 
 export interface McpGatewayClient extends Client {
@@ -1213,6 +2306,68 @@ export interface McpGatewayClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListServersResponse) => void,
+  ): ClientUnaryCall;
+  /** Admin (config:change): upstreams added or removed at run time, shared by every replica. */
+  addServer(
+    request: AddServerRequest,
+    callback: (error: ServiceError | null, response: Server) => void,
+  ): ClientUnaryCall;
+  addServer(
+    request: AddServerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Server) => void,
+  ): ClientUnaryCall;
+  addServer(
+    request: AddServerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Server) => void,
+  ): ClientUnaryCall;
+  removeServer(
+    request: RemoveServerRequest,
+    callback: (error: ServiceError | null, response: RemoveServerResponse) => void,
+  ): ClientUnaryCall;
+  removeServer(
+    request: RemoveServerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RemoveServerResponse) => void,
+  ): ClientUnaryCall;
+  removeServer(
+    request: RemoveServerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RemoveServerResponse) => void,
+  ): ClientUnaryCall;
+  /** Tool definitions whose hash differs from the pinned one (quarantined), and their approval. */
+  listPins(
+    request: ListPinsRequest,
+    callback: (error: ServiceError | null, response: ListPinsResponse) => void,
+  ): ClientUnaryCall;
+  listPins(
+    request: ListPinsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListPinsResponse) => void,
+  ): ClientUnaryCall;
+  listPins(
+    request: ListPinsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListPinsResponse) => void,
+  ): ClientUnaryCall;
+  approvePin(
+    request: ApprovePinRequest,
+    callback: (error: ServiceError | null, response: Pin) => void,
+  ): ClientUnaryCall;
+  approvePin(
+    request: ApprovePinRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Pin) => void,
+  ): ClientUnaryCall;
+  approvePin(
+    request: ApprovePinRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Pin) => void,
   ): ClientUnaryCall;
 }
 

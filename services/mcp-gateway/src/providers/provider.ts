@@ -1,0 +1,51 @@
+import type { CallToolResult, GetPromptResult, Prompt, ReadResourceResult, Resource, Tool } from '@modelcontextprotocol/sdk/types.js';
+
+export type ProviderStatus = 'connecting' | 'ready' | 'failed';
+
+export interface ProgressUpdate {
+  progress: number;
+  total?: number;
+  message?: string;
+}
+
+export interface CallOptions {
+  /** Time limit of the whole call; progress resets it for MCP upstreams. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+  onProgress?: (p: ProgressUpdate) => void;
+  /** Largest response accepted from the upstream, in bytes of JSON. */
+  maxResponseBytes: number;
+}
+
+export interface ReplicaState {
+  id: string;
+  up: boolean;
+  breaker: 'closed' | 'open' | 'half-open';
+  outstanding: number;
+}
+
+/**
+ * Anything that contributes tools (and optionally resources and prompts) to the catalog:
+ * an MCP upstream over stdio, streamable HTTP, SSE or WebSocket, or a built-in adapter
+ * (ComfyUI, Ollama, an OpenAI-compatible pool). Names are the upstream's own, unprefixed.
+ */
+export interface ToolProvider {
+  readonly name: string;
+  /** stdio | http | sse | ws | comfyui | ollama | openai */
+  readonly transport: string;
+  readonly status: ProviderStatus;
+  readonly lastError: string;
+  readonly tools: readonly Tool[];
+  readonly resources: readonly Resource[];
+  readonly prompts: readonly Prompt[];
+  /** Starts connecting; resolves once the first attempt ends (ready or failed, retrying in the background). */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  callTool(tool: string, args: Record<string, unknown>, opts: CallOptions): Promise<CallToolResult>;
+  readResource?(uri: string, opts: CallOptions): Promise<ReadResourceResult>;
+  getPrompt?(name: string, args: Record<string, string>, opts: CallOptions): Promise<GetPromptResult>;
+  replicas(): ReplicaState[];
+}
+
+/** Called by a provider whenever its tools, resources or prompts (or its status) changed. */
+export type CatalogChanged = (provider: ToolProvider) => void;
