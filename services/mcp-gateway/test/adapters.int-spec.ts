@@ -95,9 +95,9 @@ describe('ComfyUI adapter against a ComfyUI API test double', () => {
 
     expect(result.isError).toBeFalsy();
     expect(progress).toEqual([
-      { progress: 1, total: 3, message: 'node 3' },
-      { progress: 2, total: 3, message: 'node 3' },
-      { progress: 3, total: 3, message: 'node 3' },
+      { progress: 1, message: 'node 3 1/3' },
+      { progress: 2, message: 'node 3 2/3' },
+      { progress: 3, message: 'node 3 3/3' },
     ]);
     const posted = double.requests.find((r) => r.path === '/prompt')!;
     expect(posted.body!.prompt).toEqual(workflow());

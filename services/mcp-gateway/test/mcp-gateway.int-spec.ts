@@ -73,6 +73,7 @@ describe('mcp-gateway against real MCP servers over stdio, streamable HTTP, SSE 
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ziggie-mcp-'));
+    process.env.SCRIPTED_UPSTREAM_TOKEN = 'Bearer upstream-credential';
     nats = await startNats();
     scripted = await startScriptedServer();
     flaky = await startScriptedServer();
@@ -93,7 +94,7 @@ describe('mcp-gateway against real MCP servers over stdio, streamable HTTP, SSE 
           { name: 'web', transport: 'http', url: `http://127.0.0.1:${webPort}/mcp` },
           { name: 'legacy', transport: 'sse', url: `http://127.0.0.1:${ssePort}/sse` },
           { name: 'memory', transport: 'ws', url: `ws://127.0.0.1:${wsPort}/message` },
-          { name: 'scripted', transport: 'http', url: scripted.url },
+          { name: 'scripted', transport: 'http', url: scripted.url, headers: { authorization: { secretEnv: 'SCRIPTED_UPSTREAM_TOKEN' } } },
           { name: 'flaky', transport: 'http', url: flaky.url },
           { name: 'vault', transport: 'http', url: scripted.url, acl: { roles: ['admin'] }, allowedTools: ['echo'] },
         ],
@@ -126,6 +127,7 @@ describe('mcp-gateway against real MCP servers over stdio, streamable HTTP, SSE 
     await scripted?.close();
     await flaky?.close();
     await nats?.stop();
+    delete process.env.SCRIPTED_UPSTREAM_TOKEN;
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
@@ -202,6 +204,24 @@ describe('mcp-gateway against real MCP servers over stdio, streamable HTTP, SSE 
       await client.close();
     }
   }, 30_000);
+
+  it('relays cancellation upstream and sends the upstream its own credential, never the caller token', async () => {
+    const callerToken = token('operator', ['l2l3']);
+    const client = await mcpClient(base, callerToken);
+    try {
+      const abort = new AbortController();
+      const call = client.callTool({ name: 'scripted.slow', arguments: {} }, undefined, { signal: abort.signal });
+      await waitFor(() => scripted.waiting() >= 1, { what: 'the call to reach the upstream' });
+      const before = scripted.cancelled();
+      abort.abort();
+      await expect(call).rejects.toThrow();
+      await waitFor(() => scripted.cancelled() === before + 1, { what: 'the upstream to see the cancellation' });
+    } finally {
+      await client.close();
+    }
+    expect(scripted.authorizations).toContain('Bearer upstream-credential');
+    expect([...scripted.authorizations].some((a) => a.includes(callerToken) || a.includes(SECRET))).toBe(false);
+  });
 
   it('negotiates protocol 2025-06-18 and 2025-11-25 and binds the session to the token subject', async () => {
     for (const version of ['2025-06-18', '2025-11-25']) {

@@ -777,13 +777,20 @@ async function measureToolsList({ label, upstreams, connect, expectTools, p }) {
         ).catch((err) => {
           throw new Error(`${errText(err)}; last count ${first?.tools.length ?? 'none'}`);
         });
-        for (let i = 0; i < WARMUP_LISTS; i++) await listAllTools(s.client);
+        const stage = async (what, fn) => {
+          try {
+            return await fn();
+          } catch (err) {
+            throw new Error(`${what}: ${errText(err)}${p?.exit ? ` (${p.name} exited, ${p.exit})${tail(p)}` : ''}`);
+          }
+        };
+        for (let i = 0; i < WARMUP_LISTS; i++) await stage(`warm-up listing ${i}`, () => listAllTools(s.client));
         const latencies = [];
         let pages = 0;
         let tools = 0;
         for (let i = 0; i < opts.reps; i++) {
           const t0 = performance.now();
-          const r = await listAllTools(s.client);
+          const r = await stage(`listing ${i}`, () => listAllTools(s.client));
           latencies.push(performance.now() - t0);
           pages = r.pages;
           tools = r.tools.length;

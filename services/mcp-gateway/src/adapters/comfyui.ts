@@ -103,6 +103,7 @@ class PromptWatch {
   private reject!: (err: unknown) => void;
   private readonly done: Promise<Outcome>;
   private readonly onAbort = (): void => this.reject(this.signal.reason);
+  private steps = 0;
   private readonly onClose: (code: number) => void;
   private readonly onError: (err: Error) => void;
 
@@ -164,7 +165,11 @@ class PromptWatch {
       case 'progress':
         if (typeof data.value === 'number') {
           try {
-            this.onProgress?.({ progress: data.value, total: typeof data.max === 'number' ? data.max : undefined, message: `node ${String(data.node)}` });
+            // ComfyUI restarts value at 1 for every sampler node while MCP progress must only grow:
+            // relay the count of steps seen, and the node's own value/max in the message.
+            this.steps++;
+            const max = typeof data.max === 'number' ? data.max : undefined;
+            this.onProgress?.({ progress: this.steps, message: `node ${String(data.node)} ${data.value}${max === undefined ? '' : `/${max}`}` });
           } catch {
             // A failing progress sink must not break the run.
           }
