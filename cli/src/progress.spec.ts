@@ -280,6 +280,7 @@ describe('stack progress', () => {
     expect(text).toContain('Ziggie Command Center is up in 4.3 s');
     expect(text).toContain('Gateway (REST)  http://127.0.0.1:4000');
     expect(text).toContain('MCP tools       http://127.0.0.1:4000/v1/mcp/tools');
+    expect(text).toContain('MCP endpoint    http://127.0.0.1:4100/mcp');
     expect(text).toContain('NATS            nats://127.0.0.1:4222  monitor http://127.0.0.1:8222');
     expect(text).toContain('orchestrator     http://127.0.0.1:4010/metrics');
     expect(text).toContain('workspace-coord  http://127.0.0.1:4030/metrics');

@@ -530,6 +530,7 @@ export function renderStackSummary(info: StackSummaryInfo, opts: { color: boolea
     c.bold(c.green(`Ziggie Command Center is up${opts.elapsedMs === undefined ? '' : ` in ${formatDuration(opts.elapsedMs)}`}`)),
     '',
     `  ${label('Gateway (REST)')}${c.cyan(info.gatewayUrl)}`,
+    `  ${label('MCP endpoint')}${c.cyan(info.mcpUrl)}  ${c.dim('(streamable HTTP, Bearer token)')}`,
     `  ${label('MCP tools')}${c.cyan(`${info.gatewayUrl}/v1/mcp/tools`)}`,
     `  ${label('NATS')}${c.cyan(`nats://127.0.0.1:${info.ports.nats}`)}  ${c.dim(`monitor http://127.0.0.1:${info.ports.natsMonitor}`)}`,
   ];

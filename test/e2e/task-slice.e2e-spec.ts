@@ -1,6 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { dirname } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { signDevToken } from '@ziggie/platform';
 import { allocateFreePorts, startStack, StackHandle } from '../../cli/src/stack';
 import { DEMO_TASK } from '../../cli/src/demo';
@@ -143,6 +146,67 @@ describe('a task end to end through the REST API of the local stack', () => {
     expect(ws.total).toBe(5);
     const servers = (await (await api('/v1/mcp/servers', { token: stack.adminToken })).json()) as { items: Array<{ name: string; status: string }> };
     expect(servers.items).toEqual([expect.objectContaining({ name: 'everything', transport: 'stdio', status: 'ready' })]);
+  });
+
+  it('serves the MCP catalog through REST: list, call (JSON and SSE), pins, and upstreams added and removed hot', async () => {
+    const tools = (await (await api('/v1/mcp/tools?limit=500', { token: token(['l2l3']) })).json()) as { items: Array<{ name: string; hash: string }>; total: number };
+    expect(tools.items.map((t) => t.name)).toEqual(expect.arrayContaining(['everything.echo', 'everything.get-sum']));
+
+    const call = await api('/v1/mcp/tools/everything.get-sum/call', { method: 'POST', token: token(['l2l3'], ['ziggie']), body: JSON.stringify({ arguments: { a: 19, b: 23 } }) });
+    expect(call.status).toBe(200);
+    const body = (await call.json()) as { result: { content: Array<{ text: string }> }; isError: boolean };
+    expect(body.isError).toBe(false);
+    expect(JSON.stringify(body.result.content)).toContain('42');
+
+    const sse = await api('/v1/mcp/tools/everything.trigger-long-running-operation/call', {
+      method: 'POST',
+      token: token(['l2l3'], ['ziggie']),
+      headers: { accept: 'text/event-stream' },
+      body: JSON.stringify({ arguments: { duration: 1, steps: 3 } }),
+    });
+    expect(sse.headers.get('content-type')).toContain('text/event-stream');
+    const events = [...(await sse.text()).matchAll(/^event: (\w+)$/gm)].map((m) => m[1]);
+    expect(events.filter((e) => e === 'progress').length).toBeGreaterThanOrEqual(2);
+    expect(events[events.length - 1]).toBe('result');
+
+    const problem = async (res: Response) => ({ status: res.status, code: ((await res.json()) as { code: string }).code });
+    expect(await problem(await api('/v1/mcp/tools/everything.nope/call', { method: 'POST', token: stack.adminToken, body: '{}' }))).toEqual({ status: 404, code: 'TOOL_NOT_FOUND' });
+    expect(await problem(await api('/v1/mcp/tools/everything.get-sum/call', { method: 'POST', token: stack.adminToken, body: JSON.stringify({ arguments: { a: 'x' } }) }))).toEqual({ status: 400, code: 'TOOL_INVALID_ARGUMENTS' });
+    expect(await problem(await api('/v1/mcp/tools/everything.echo/call', { method: 'POST', token: stack.adminToken, body: JSON.stringify({ arguments: {}, sneaky: 1 }) }))).toEqual({ status: 400, code: 'VALIDATION_FAILED' });
+
+    const pins = (await (await api('/v1/mcp/pins', { token: stack.adminToken })).json()) as { items: Array<{ name: string; status: string; pinnedHash: string }> };
+    const echoPin = pins.items.find((p) => p.name === 'everything.echo');
+    expect(echoPin).toMatchObject({ status: 'active', pinnedHash: tools.items.find((t) => t.name === 'everything.echo')!.hash });
+    expect(await problem(await api('/v1/mcp/pins', { token: token(['l2l3']) }))).toEqual({ status: 403, code: 'AUTH_FORBIDDEN' });
+
+    const memory = join(dirname(require.resolve('@modelcontextprotocol/server-memory/package.json')), 'dist/index.js');
+    const added = await api('/v1/mcp/servers', {
+      method: 'POST',
+      token: stack.adminToken,
+      body: JSON.stringify({ name: 'memory', transport: 'stdio', command: process.execPath, args: [memory], env: { MEMORY_FILE_PATH: join(dataDir, 'memory.jsonl') } }),
+    });
+    expect(added.status).toBe(201);
+    const hasMemory = async () => ((await (await api('/v1/mcp/tools?server=memory', { token: stack.adminToken })).json()) as { total: number }).total > 0;
+    for (let i = 0; i < 100 && !(await hasMemory()); i++) await new Promise((r) => setTimeout(r, 100));
+    const graph = await api('/v1/mcp/tools/memory.read_graph/call', { method: 'POST', token: stack.adminToken, body: JSON.stringify({ arguments: {} }) });
+    expect(graph.status).toBe(200);
+    expect(await problem(await api('/v1/mcp/servers', { method: 'POST', token: stack.adminToken, body: JSON.stringify({ name: 'meta', transport: 'http', url: 'http://169.254.169.254/' }) }))).toEqual({ status: 400, code: 'URL_NOT_ALLOWED' });
+    expect((await api('/v1/mcp/servers/memory', { method: 'DELETE', token: stack.adminToken })).status).toBe(200);
+    for (let i = 0; i < 50 && (await hasMemory()); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await hasMemory()).toBe(false);
+  }, 60_000);
+
+  it('serves the whole catalog to a standard MCP client at the printed /mcp URL', async () => {
+    const client = new Client({ name: 'e2e', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl), { requestInit: { headers: { authorization: `Bearer ${token(['l1'], ['ziggie'])}` } } }));
+    try {
+      const tools = await client.listTools();
+      expect(tools.tools.map((t) => t.name)).toContain('everything.echo');
+      const echo = await client.callTool({ name: 'everything.echo', arguments: { message: 'through /mcp' } });
+      expect(JSON.stringify(echo.content)).toContain('through /mcp');
+    } finally {
+      await client.close();
+    }
   });
 
   it('serves health, readiness and Prometheus metrics on every service', async () => {

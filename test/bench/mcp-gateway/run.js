@@ -781,7 +781,7 @@ async function measureToolsList({ label, upstreams, connect, expectTools, p }) {
           try {
             return await fn();
           } catch (err) {
-            throw new Error(`${what}: ${errText(err)}${p?.exit ? ` (${p.name} exited, ${p.exit})${tail(p)}` : ''}`);
+            throw new Error(`${what}: ${errText(err)}${p?.exit ? ` (${p.name} exited, ${p.exit})` : ''}${p ? tail(p, 6) : ''}`);
           }
         };
         for (let i = 0; i < WARMUP_LISTS; i++) await stage(`warm-up listing ${i}`, () => listAllTools(s.client));
