@@ -232,8 +232,10 @@ async function stopProcess(p) {
   for (const pid of pids) signal(pid, 'SIGTERM');
   const until = Date.now() + KILL_GRACE_MS;
   const groupAlive = () => alive(-p.pid) || pids.some((pid) => pid !== p.pid && alive(pid));
-  while ((p.exit === null || groupAlive()) && Date.now() < until) await sleep(50);
-  if (p.exit === null || groupAlive()) {
+  // Children spawned here report their exit; others (a transport's child) are polled.
+  const running = () => (p.child ? p.exit === null : alive(p.pid)) || groupAlive();
+  while (running() && Date.now() < until) await sleep(50);
+  if (running()) {
     signal(-p.pid, 'SIGKILL');
     for (const pid of pids) signal(pid, 'SIGKILL');
     await Promise.race([p.exited, sleep(1000)]);
@@ -606,22 +608,29 @@ async function startEverythingHttp() {
   return { p, port, url: `http://127.0.0.1:${port}/mcp` };
 }
 
-let nats; // one nats-server for every gateway of the run
-async function ensureNats() {
-  if (nats && !nats.p.exit) return nats;
+/** A fresh nats-server -js with its own temp store for one gateway (no state shared between paths). */
+async function startNats(label) {
   const bin = findNatsServer();
   const [port, monitor] = [await freePort(), await freePort()];
-  const dir = tempDir('nats');
-  const p = startProcess('nats-server', bin, ['-a', '127.0.0.1', '-p', String(port), '-m', String(monitor), '-js', '-sd', dir], {
+  const dir = tempDir(`${label}-nats`);
+  const p = startProcess(`nats-server (${label})`, bin, ['-a', '127.0.0.1', '-p', String(port), '-m', String(monitor), '-js', '-sd', dir], {
     env: process.env,
   });
-  await waitUntil(
-    async () => (await httpStatus(`http://127.0.0.1:${monitor}/healthz?js-enabled-only=true`)) === 200,
-    'nats-server healthy',
-    p,
-  );
-  nats = { p, port, dir };
-  return nats;
+  const stop = async () => {
+    await stopProcess(p);
+    removeTempDir(dir);
+  };
+  try {
+    await waitUntil(
+      async () => (await httpStatus(`http://127.0.0.1:${monitor}/healthz?js-enabled-only=true`)) === 200,
+      'nats-server healthy',
+      p,
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { p, port, stop };
 }
 
 let platform;
@@ -637,7 +646,8 @@ function loadPlatform() {
 async function startGateway(label, servers) {
   if (!existsSync(GATEWAY_MAIN)) throw new Error(`${GATEWAY_MAIN} is missing: run npm run build`);
   const { signDevToken } = loadPlatform();
-  const { port: natsPort } = await ensureNats();
+  const nats = await startNats(label);
+  const natsPort = nats.port;
   const dir = tempDir(label);
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir);
@@ -664,6 +674,7 @@ async function startGateway(label, servers) {
   const p = startProcess(`mcp-gateway (${label})`, process.execPath, [GATEWAY_MAIN], { env });
   const stop = async () => {
     await stopProcess(p);
+    await nats.stop();
     removeTempDir(dir);
   };
   try {
@@ -991,7 +1002,6 @@ async function main() {
   if (opts.only.has('mcp-hub')) notes.push('mcp-hub serves its unified endpoint over SSE only (GET /mcp + POST /messages) and binds every interface (it has no host option).');
   notes.push(`the SDK clients, the path under test and its upstream all share this machine's ${os.cpus().length} CPUs.`);
   await toolsListTable();
-  if (nats) await stopProcess(nats.p);
   printReport();
 }
 
