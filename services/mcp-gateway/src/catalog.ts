@@ -43,9 +43,15 @@ export interface PinRecord {
   updatedAt: string;
 }
 
-/** sha256 over the whole definition in canonical (key-sorted) JSON. */
+const hashes = new WeakMap<object, string>();
+
+/** sha256 over the whole definition in canonical (key-sorted) JSON, computed once per object. */
 export function definitionHash(definition: unknown): string {
-  return createHash('sha256').update(stringify(definition) ?? '').digest('hex');
+  const cached = typeof definition === 'object' && definition !== null ? hashes.get(definition) : undefined;
+  if (cached) return cached;
+  const hash = createHash('sha256').update(stringify(definition) ?? '').digest('hex');
+  if (typeof definition === 'object' && definition !== null) hashes.set(definition, hash);
+  return hash;
 }
 
 const shortHash = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 8);

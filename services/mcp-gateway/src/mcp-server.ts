@@ -14,7 +14,6 @@ import {
   ListToolsRequestSchema,
   McpError,
   ReadResourceRequestSchema,
-  type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { DEFAULT_WORKSPACES, ErrorCodes, hasPermission, ZiggieError } from '@ziggie/contracts';
 import { bearerToken, CONFIG, JwtVerifier, Public } from '@ziggie/platform';
@@ -24,9 +23,10 @@ import { McpConfig } from './config';
 import { McpStore, StoredSession } from './store';
 import { Caller, ToolsService } from './tools.service';
 
-/** Tools per tools/list page: the whole default catalog in one or two pages. */
-const LIST_PAGE_SIZE = 500;
+/** Tools per tools/list page: a catalog of 10 servers × 100 tools in one page. */
+const LIST_PAGE_SIZE = 1000;
 const WORKSPACE_HEADER = 'x-ziggie-workspace';
+const TOKEN_CACHE_SIZE = 10_000;
 
 /** JSON-RPC error codes for refusals that are not about the request's shape. */
 const FORBIDDEN = -32003;
@@ -79,6 +79,7 @@ export class McpSessions implements OnApplicationShutdown {
   private readonly restoring = new Map<string, Promise<LiveSession | undefined>>();
   private readonly allowedOrigins: Set<string>;
   private readonly sweeper: NodeJS.Timeout;
+  private readonly tokens = new Map<string, { principal: Caller; until: number }>();
 
   constructor(
     @Inject(CONFIG) private readonly config: McpConfig,
@@ -101,7 +102,7 @@ export class McpSessions implements OnApplicationShutdown {
     if (origin !== undefined && !this.allowedOrigins.has(origin)) throw new ZiggieError('AUTH_FORBIDDEN', `origin ${origin} is not allowed`);
     const header = req.headers.authorization;
     if (Array.isArray(header)) throw new ZiggieError('AUTH_INVALID_TOKEN', 'more than one Authorization header');
-    const principal = this.verifier.verify(bearerToken(header));
+    const principal = this.verified(bearerToken(header));
     if (!hasPermission(principal.roles, 'mcp:call')) throw new ZiggieError('AUTH_FORBIDDEN', 'permission mcp:call required');
     const caller: Caller = { subject: principal.subject, roles: principal.roles, workspaces: principal.workspaces };
 
@@ -122,6 +123,26 @@ export class McpSessions implements OnApplicationShutdown {
     const s = session;
     const body: unknown = req.method === 'POST' ? req.body : undefined;
     await getRequestListener((webRequest) => s.transport.handleRequest(webRequest, { parsedBody: body }), { overrideGlobalObjects: false })(req, res);
+  }
+
+  /**
+   * Verifies a bearer token, remembering a good one until it expires (at most a minute): an MCP
+   * client sends the same token with every request of its session.
+   */
+  private verified(token: string): Caller {
+    const now = Date.now();
+    const hit = this.tokens.get(token);
+    if (hit && hit.until > now) return hit.principal;
+    const principal = this.verifier.verify(token);
+    let exp = now;
+    try {
+      exp = (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { exp: number }).exp * 1000;
+    } catch {
+      // verify() accepted it, so this cannot fail; without exp nothing is cached.
+    }
+    if (this.tokens.size >= TOKEN_CACHE_SIZE) this.tokens.clear();
+    this.tokens.set(token, { principal, until: Math.min(exp, now + 60_000) });
+    return principal;
   }
 
   private workspaceFor(caller: Caller, header: string | string[] | undefined): string {
@@ -240,8 +261,8 @@ export class McpSessions implements OnApplicationShutdown {
     server.setRequestHandler(
       ListToolsRequestSchema,
       wrap((req) => {
-        const page = pageOf(this.tools.visibleTools(session.caller, session.workspace), req.params?.cursor, LIST_PAGE_SIZE);
-        return { tools: page.items.map((t): Tool => ({ ...t.definition, name: t.name })), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+        const page = pageOf(this.tools.visibleToolDefinitions(session.caller, session.workspace), req.params?.cursor, LIST_PAGE_SIZE);
+        return { tools: page.items, ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
       }),
     );
     server.setRequestHandler(

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { SpanStatusCode } from '@opentelemetry/api';
-import type { CallToolResult, GetPromptResult, ReadResourceResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, GetPromptResult, ReadResourceResult, Tool } from '@modelcontextprotocol/sdk/types.js';
 import Ajv, { type ValidateFunction } from 'ajv';
 import { canAccessWorkspace, hasPermission, Permission, ZiggieError } from '@ziggie/contracts';
 import { CONFIG, HealthRegistry, MetricsService, tracer } from '@ziggie/platform';
@@ -32,6 +32,7 @@ export interface CallRequest {
   onProgress?: (p: ProgressUpdate) => void;
 }
 
+const REBUILD_DEBOUNCE_MS = 20;
 const BREAKER_STATE = { closed: 0, 'half-open': 1, open: 2 } as const;
 const EMPTY: CatalogSnapshot = { tools: [], byName: new Map(), quarantined: new Map(), prompts: [], promptsByName: new Map(), resources: [], resourcesByUri: new Map() };
 
@@ -57,7 +58,10 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly validators = new Map<string, ValidateFunction | null>();
   private limiter!: CallLimiter;
   private catalog: CatalogSnapshot = EMPTY;
-  private rebuildQueued = false;
+  private readonly visibleMemo = new Map<string, (Tool & { name: string })[]>();
+  private rebuildTimer?: NodeJS.Timeout;
+  /** Pin writes in flight, by tool name: a burst of rebuilds must not write the same pin again. */
+  private readonly pinWrites = new Set<string>();
   private readonly catalogListeners: (() => void)[] = [];
   private readonly calls: Counter<'server' | 'tool' | 'outcome'>;
   private readonly duration: Histogram<'server' | 'tool'>;
@@ -110,12 +114,16 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
       else if (!parsed.ok) this.logger.warn(`stored server ${name} is invalid and was skipped: ${parsed.message}`);
     }
     this.store.servers.onChange((name, raw) => void this.onStoredServerChanged(name, raw));
-    this.store.pins.onChange(() => this.scheduleRebuild());
+    this.store.pins.onChange((name) => {
+      this.pinWrites.delete(name);
+      this.scheduleRebuild();
+    });
     // Connect in the background: readiness reports upstreams until they are up.
     for (const c of this.configs.values()) void this.startProvider(c);
   }
 
   async onApplicationShutdown(): Promise<void> {
+    clearTimeout(this.rebuildTimer);
     await Promise.allSettled([...this.providers.values()].map((p) => p.stop()));
     await this.limiter?.close();
   }
@@ -165,14 +173,16 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     await this.startProvider(parsed.value);
   }
 
-  /** Coalesces bursts (a reconnect changes tools, resources and prompts at once) into one rebuild. */
+  /**
+   * Coalesces bursts into one rebuild: a reconnect changes tools, resources and prompts at
+   * once, and pinning a large catalog brings one KV update per tool.
+   */
   private scheduleRebuild(): void {
-    if (this.rebuildQueued) return;
-    this.rebuildQueued = true;
-    queueMicrotask(() => {
-      this.rebuildQueued = false;
+    if (this.rebuildTimer) return;
+    this.rebuildTimer = setTimeout(() => {
+      this.rebuildTimer = undefined;
       this.rebuild();
-    });
+    }, REBUILD_DEBOUNCE_MS);
   }
 
   private pin(name: string): PinRecord | undefined {
@@ -187,6 +197,7 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     );
     const before = this.catalog;
     this.catalog = snapshot;
+    this.visibleMemo.clear();
     this.quarantinedGauge.set(snapshot.quarantined.size);
     for (const t of unpinned) void this.pinFirstSight(t);
     for (const t of snapshot.quarantined.values()) void this.recordPending(t);
@@ -196,21 +207,27 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   private async pinFirstSight(t: CatalogTool): Promise<void> {
+    if (this.pinWrites.has(t.name)) return;
+    this.pinWrites.add(t.name);
     const record: PinRecord = { name: t.name, server: t.provider.name, pinnedHash: t.hash, pinned: t.definition, updatedAt: new Date().toISOString() };
     try {
       // Another replica may pin the same tool at the same moment: the first write wins, and the
       // watch brings it here; if it pinned a different definition this one becomes quarantined.
-      if (await this.store.pins.create(t.name, record)) this.logger.log(`pinned ${t.name} ${t.hash.slice(0, 12)}`);
+      if (await this.store.pins.create(t.name, record)) this.logger.debug(`pinned ${t.name} ${t.hash.slice(0, 12)}`);
     } catch (err) {
+      // Retried on the next rebuild; until then the tool stays listed as first seen.
+      this.pinWrites.delete(t.name);
       this.logger.warn(`pinning ${t.name} failed: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 
   private async recordPending(t: CatalogTool): Promise<void> {
     const pin = this.pin(t.name);
-    if (!pin || pin.pendingHash === t.hash) return;
+    if (!pin || pin.pendingHash === t.hash || this.pinWrites.has(t.name)) return;
+    this.pinWrites.add(t.name);
     this.logger.warn(`tool ${t.name} changed its definition (${pin.pinnedHash.slice(0, 12)} → ${t.hash.slice(0, 12)}): quarantined until approved`);
     await this.store.pins.put(t.name, { ...pin, pendingHash: t.hash, pending: t.definition, updatedAt: new Date().toISOString() }).catch((err: unknown) => {
+      this.pinWrites.delete(t.name);
       this.logger.warn(`recording the pending definition of ${t.name} failed: ${err instanceof Error ? err.message : String(err)}`);
     });
   }
@@ -251,9 +268,19 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     return { ...page, total: all.length };
   }
 
-  /** Every visible tool at once (for a whole-catalog page such as MCP tools/list). */
-  visibleTools(caller: Caller, workspace: string): CatalogTool[] {
-    return this.catalog.tools.filter((t) => this.visible(t.provider, caller, workspace));
+  /**
+   * Every tool visible to a role set in a workspace, as MCP tool definitions, memoised per
+   * catalog snapshot: tools/list is served from memory without re-filtering a large catalog.
+   */
+  visibleToolDefinitions(caller: Caller, workspace: string): (Tool & { name: string })[] {
+    const key = `${workspace}\u0000${[...caller.roles].sort().join(',')}`;
+    let defs = this.visibleMemo.get(key);
+    if (!defs) {
+      defs = this.catalog.tools.filter((t) => this.visible(t.provider, caller, workspace)).map((t) => ({ ...t.definition, name: t.name }));
+      if (this.visibleMemo.size > 1000) this.visibleMemo.clear();
+      this.visibleMemo.set(key, defs);
+    }
+    return defs;
   }
 
   visiblePrompts(caller: Caller, workspace: string): CatalogSnapshot['prompts'] {
