@@ -1,11 +1,11 @@
 // A throwaway nats-server with JetStream for integration tests (port from freePort, store in a
 // temp dir). `restart()` keeps port and store dir, for durability tests.
-import { isExecutable } from './ports';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
-import { canConnect, freePort } from './ports';
-import { spawnTracked, stopProcess, waitFor, type TrackedProcess } from './processes';
+import { join } from 'node:path';
+import { freePort } from './ports';
+import { stopProcess, type TrackedProcess } from './processes';
+import { findServerBinary, launchServer } from './servers';
 
 export interface StartNatsOptions {
   /** Fixed port; default: a free one. */
@@ -36,56 +36,12 @@ const FALLBACK_PATHS = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/l
 
 /** Path of the nats-server binary ($NATS_SERVER_BIN, PATH, /usr/sbin, /usr/bin). */
 export function findNatsServer(): string {
-  const override = process.env.NATS_SERVER_BIN;
-  if (override) {
-    if (isExecutable(override)) return override;
-    throw new Error(`NATS_SERVER_BIN=${override} is not an executable file`);
-  }
-  const candidates = [
-    ...(process.env.PATH ?? '')
-      .split(delimiter)
-      .filter(Boolean)
-      .map((dir) => join(dir, 'nats-server')),
-    ...FALLBACK_PATHS,
-  ];
-  const found = candidates.find(isExecutable);
-  if (!found) {
-    throw new Error(
-      'nats-server not found on PATH or in /usr/sbin, /usr/bin: install it with ' +
-        '`apt-get install nats-server` (or run scripts/install-deps.sh), or set NATS_SERVER_BIN',
-    );
-  }
-  return found;
+  return findServerBinary('nats-server', 'NATS_SERVER_BIN', FALLBACK_PATHS);
 }
 
-async function launch(
-  bin: string,
-  port: number,
-  storeDir: string,
-  extraArgs: string[],
-  timeoutMs: number,
-): Promise<TrackedProcess> {
+function launch(bin: string, port: number, storeDir: string, extraArgs: string[], timeoutMs: number): Promise<TrackedProcess> {
   const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...extraArgs];
-  const proc = await spawnTracked(bin, args, { cwd: storeDir });
-  try {
-    // Both the log line and a TCP accept: the port alone could belong to another server.
-    const ready = (): boolean => /Server is ready/.test(proc.output());
-    await waitFor(async () => proc.exited || (ready() && (await canConnect(port, '127.0.0.1', 500))), {
-      timeoutMs,
-      intervalMs: 50,
-      what: `nats-server to accept connections on 127.0.0.1:${port}`,
-    });
-  } catch (err) {
-    await stopProcess(proc, 'SIGKILL');
-    throw new Error(`${(err as Error).message}\n$ ${proc.command}\n${proc.output()}`);
-  }
-  if (proc.exited) {
-    const { code, signal } = await proc.exit;
-    throw new Error(
-      `nats-server exited during startup (code ${code}, signal ${signal})\n$ ${proc.command}\n${proc.output()}`,
-    );
-  }
-  return proc;
+  return launchServer('nats-server', bin, args, { cwd: storeDir, port, ready: /Server is ready/, timeoutMs });
 }
 
 export async function startNats(opts: StartNatsOptions = {}): Promise<NatsServerHandle> {

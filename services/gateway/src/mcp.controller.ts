@@ -16,6 +16,7 @@ import {
 } from '@ziggie/platform';
 import { z } from 'zod';
 import { page, PageQuery } from './pagination';
+import { openEventStream } from './sse';
 
 const ToolName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}\.[A-Za-z0-9_.-]{1,64}$/, 'not a tool name (server.tool)');
 const ServerName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'not a server name');
@@ -33,7 +34,6 @@ const ServerConfig = z.record(z.string(), z.unknown());
 
 /** Default tool time limit assumed when the caller sets none (mcp-gateway's own default). */
 const DEFAULT_TOOL_TIMEOUT_MS = 60_000;
-const KEEPALIVE_MS = 15_000;
 
 function pathParam<T>(schema: z.ZodType<T>, name: string, value: string): T {
   const r = schema.safeParse(value);
@@ -176,22 +176,13 @@ export class McpController {
       throw err;
     }
 
-    res.status(200);
-    res.setHeader('Content-Type', 'text/event-stream');
-    res.setHeader('Cache-Control', 'no-cache, no-transform');
-    res.setHeader('Connection', 'keep-alive');
-    res.setHeader('X-Accel-Buffering', 'no');
-    res.flushHeaders();
-    const write = (event: string, data: unknown) => {
-      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-    };
-    const keepalive = setInterval(() => res.write(': keep-alive\n\n'), KEEPALIVE_MS);
+    const stream = openEventStream(res);
     try {
       for (; !next.done; next = await events.next()) {
         const e = next.value.event;
-        if (e?.$case === 'progress') write('progress', { progress: e.value.progress, total: e.value.total, message: e.value.message });
+        if (e?.$case === 'progress') stream.send('progress', { progress: e.value.progress, total: e.value.total, message: e.value.message });
         if (e?.$case === 'result') {
-          write('result', callToolResult(e.value));
+          stream.send('result', callToolResult(e.value));
           return;
         }
       }
@@ -199,10 +190,9 @@ export class McpController {
     } catch (err) {
       if (signal.aborted) return;
       const echoed = res.getHeader('X-Request-ID');
-      write('error', problemOf(toZiggieError(err).error, req.originalUrl, typeof echoed === 'string' ? echoed : currentCorrelationId()));
+      stream.send('error', problemOf(toZiggieError(err).error, req.originalUrl, typeof echoed === 'string' ? echoed : currentCorrelationId()));
     } finally {
-      clearInterval(keepalive);
-      res.end();
+      stream.close();
     }
   }
 

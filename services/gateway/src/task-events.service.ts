@@ -2,8 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { isTerminalTaskStatus, pb, Streams, Subject, subjectFor, TaskEventPayload } from '@ziggie/contracts';
 import { NatsService } from '@ziggie/platform';
-
-const KEEPALIVE_MS = 15_000;
+import { openEventStream } from './sse';
 
 /** Relays a task's events from JetStream (an ordered consumer per client) as server-sent events. */
 @Injectable()
@@ -13,30 +12,22 @@ export class TaskEventsService {
   constructor(private readonly nats: NatsService) {}
 
   async stream(task: pb.Task, afterSeq: number, req: Request, res: Response): Promise<void> {
-    res.status(200);
-    res.setHeader('Content-Type', 'text/event-stream');
-    res.setHeader('Cache-Control', 'no-cache, no-transform');
-    res.setHeader('Connection', 'keep-alive');
-    res.setHeader('X-Accel-Buffering', 'no');
-    res.flushHeaders();
-    const write = (event: { seq: number; type: string }, data: unknown) => {
-      res.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(data)}\n\n`);
-    };
+    const stream = openEventStream(res);
+    const write = (event: { seq: number; type: string }, data: unknown) => stream.send(event.type, data, event.seq);
 
     const subject = subjectFor(Subject.TaskEvent, task.id);
     if (isTerminalTaskStatus(task.status) && !(await this.hasEvents(subject))) {
       // Events have expired: the final state is all there is to tell.
       const snapshot = { taskId: task.id, seq: 0, type: `task.${task.status}`, at: task.finishedAt || task.updatedAt, status: task.status };
       write(snapshot, snapshot);
-      res.end();
+      stream.close();
       return;
     }
 
     const consumer = await this.nats.jetstream.consumers.get(Streams.events.name, { filterSubjects: subject });
     const messages = await consumer.consume();
-    const keepalive = setInterval(() => res.write(': keep-alive\n\n'), KEEPALIVE_MS);
     const close = () => {
-      clearInterval(keepalive);
+      stream.close();
       void messages.close().catch(() => undefined);
     };
     req.on('close', close);
@@ -52,7 +43,6 @@ export class TaskEventsService {
       }
     } finally {
       close();
-      res.end();
     }
   }
 

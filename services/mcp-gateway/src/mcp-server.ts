@@ -190,17 +190,17 @@ export class McpSessions implements OnApplicationShutdown {
         const stored = await this.store.getSession(id).catch(() => undefined);
         if (!stored) return undefined;
         const session = this.open({ subject: stored.subject, roles: [], workspaces: [] }, stored.workspace, stored.initialize, id);
-        const replay = (message: Record<string, unknown>): Request =>
-          new Request('http://replay.local/mcp', {
+        // The initialize goes in without a session id (it creates one); what follows carries it.
+        const replay = async (message: Record<string, unknown>, headers: Record<string, string>): Promise<void> => {
+          const request = new Request('http://replay.local/mcp', {
             method: 'POST',
-            headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': id, 'mcp-protocol-version': stored.protocolVersion },
+            headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
             body: JSON.stringify(message),
           });
-        const init = stored.initialize;
-        const initRequest = new Request('http://replay.local/mcp', { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(init) });
-        await (await session.transport.handleRequest(initRequest, { parsedBody: init })).text();
-        const initialized = { jsonrpc: '2.0', method: 'notifications/initialized' };
-        await (await session.transport.handleRequest(replay(initialized), { parsedBody: initialized })).text();
+          await (await session.transport.handleRequest(request, { parsedBody: message })).text();
+        };
+        await replay(stored.initialize, {});
+        await replay({ jsonrpc: '2.0', method: 'notifications/initialized' }, { 'mcp-session-id': id, 'mcp-protocol-version': stored.protocolVersion });
         this.logger.log(`session ${id} picked up from the shared store`);
         return session;
       })().finally(() => this.restoring.delete(id));

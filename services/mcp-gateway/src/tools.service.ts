@@ -5,13 +5,13 @@ import Ajv, { type ValidateFunction } from 'ajv';
 import { canAccessWorkspace, hasPermission, Permission, ZiggieError } from '@ziggie/contracts';
 import { CONFIG, HealthRegistry, MetricsService, tracer } from '@ziggie/platform';
 import type { Counter, Gauge, Histogram } from 'prom-client';
-import { buildCatalog, CatalogSnapshot, CatalogTool, definitionHash, pageOf, PinRecord } from './catalog';
+import { buildCatalog, CatalogSnapshot, CatalogTool, pageOf, PinRecord } from './catalog';
 import { McpConfig, parseUpstream, readUpstreams, UpstreamConfig } from './config';
 import { CallLimiter } from './limits';
 import { PolicySet } from './policy';
 import { createProvider } from './providers/factory';
 import { assertResultSize } from './providers/http';
-import type { ProgressUpdate, ToolProvider } from './providers/provider';
+import type { ProgressUpdate, ReplicaState, ToolProvider } from './providers/provider';
 import { UrlGuard } from './ssrf';
 import { McpStore } from './store';
 
@@ -32,9 +32,27 @@ export interface CallRequest {
   onProgress?: (p: ProgressUpdate) => void;
 }
 
+/** One upstream as ListServers shows it. */
+export interface ServerView {
+  name: string;
+  transport: string;
+  status: string;
+  tools: number;
+  resources: number;
+  prompts: number;
+  error: string;
+  quarantined: number;
+  replicas: ReplicaState[];
+}
+
 const REBUILD_DEBOUNCE_MS = 20;
 const BREAKER_STATE = { closed: 0, 'half-open': 1, open: 2 } as const;
 const EMPTY: CatalogSnapshot = { tools: [], byName: new Map(), quarantined: new Map(), prompts: [], promptsByName: new Map(), resources: [], resourcesByUri: new Map() };
+
+/** What MCP clients are told about: which tools (and definitions), prompts and resources are listed. */
+function catalogShape(c: CatalogSnapshot): string {
+  return `${c.tools.map((t) => `${t.name}:${t.hash}`).join()}|${c.prompts.map((p) => p.name).join()}|${c.resources.map((r) => r.uri).join()}`;
+}
 
 function urlsOf(c: UpstreamConfig): string[] {
   return c.transport === 'stdio' ? [] : c.urls;
@@ -49,6 +67,8 @@ function urlsOf(c: UpstreamConfig): string[] {
 export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('tools');
   private readonly providers = new Map<string, ToolProvider>();
+  /** Each provider's first connection attempt, so the admin API can wait for it without starting it again. */
+  private readonly firstAttempts = new Map<string, Promise<void>>();
   /** Upstreams from the file; the rest came through the API and live in the store. */
   private readonly fileServers = new Set<string>();
   private readonly configs = new Map<string, UpstreamConfig>();
@@ -144,7 +164,9 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     this.providers.set(c.name, provider);
     for (const r of provider.replicas()) this.breakerState.set({ server: c.name, replica: r.id }, 0);
     this.upstreamUp.set({ server: c.name }, 0);
-    await provider.start();
+    const attempt = provider.start();
+    this.firstAttempts.set(c.name, attempt);
+    await attempt;
   }
 
   private onProviderChanged(provider: ToolProvider): void {
@@ -158,6 +180,7 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     const existing = this.providers.get(name);
     if (existing) {
       this.providers.delete(name);
+      this.firstAttempts.delete(name);
       this.configs.delete(name);
       this.upstreamUp.remove({ server: name });
       await existing.stop();
@@ -201,9 +224,7 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     this.quarantinedGauge.set(snapshot.quarantined.size);
     for (const t of unpinned) void this.pinFirstSight(t);
     for (const t of snapshot.quarantined.values()) void this.recordPending(t);
-    if (before.tools.length !== snapshot.tools.length || before.tools.some((t, i) => t.name !== snapshot.tools[i]?.name || t.hash !== snapshot.tools[i]?.hash) || before.prompts.length !== snapshot.prompts.length || before.resources.length !== snapshot.resources.length) {
-      for (const l of this.catalogListeners) l();
-    }
+    if (catalogShape(before) !== catalogShape(snapshot)) for (const l of this.catalogListeners) l();
   }
 
   private async pinFirstSight(t: CatalogTool): Promise<void> {
@@ -291,7 +312,7 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     return this.catalog.resources.filter((r) => this.visible(r.provider, caller, workspace));
   }
 
-  listServers(caller: Caller | undefined): { name: string; transport: string; status: string; tools: number; resources: number; prompts: number; error: string; quarantined: number; replicas: ReturnType<ToolProvider['replicas']> }[] {
+  listServers(caller: Caller | undefined): ServerView[] {
     const c = this.require(caller, 'mcp:call');
     const quarantined = new Map<string, number>();
     for (const t of this.catalog.quarantined.values()) quarantined.set(t.provider.name, (quarantined.get(t.provider.name) ?? 0) + 1);
@@ -313,7 +334,7 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
 
   // ---- administration ----------------------------------------------------------------------
 
-  async addServer(caller: Caller | undefined, raw: unknown): Promise<ReturnType<ToolsService['listServers']>[number]> {
+  async addServer(caller: Caller | undefined, raw: unknown): Promise<ServerView> {
     const c = this.require(caller, 'config:change');
     const parsed = parseUpstream(raw);
     if (!parsed.ok) throw new ZiggieError('VALIDATION_FAILED', `server configuration: ${parsed.message}`);
@@ -323,9 +344,9 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     if (!(await this.store.servers.create(cfg.name, cfg))) throw new ZiggieError('SERVER_EXISTS', `server ${cfg.name} already exists`);
     this.logger.log(`server ${cfg.name} (${cfg.transport}) added by ${c.subject}`);
     // The store's watch starts it here and on every other replica; answer once it is registered.
-    for (let i = 0; i < 100 && !this.providers.has(cfg.name); i++) await new Promise((r) => setTimeout(r, 20));
-    const provider = this.providers.get(cfg.name);
-    if (provider) await Promise.race([new Promise((r) => setTimeout(r, 5_000)), provider.start().catch(() => undefined)]);
+    for (let i = 0; i < 100 && !this.firstAttempts.has(cfg.name); i++) await new Promise((r) => setTimeout(r, 20));
+    const attempt = this.firstAttempts.get(cfg.name);
+    if (attempt) await Promise.race([new Promise((r) => setTimeout(r, 5_000)), attempt.catch(() => undefined)]);
     const view = this.listServers(c).find((s) => s.name === cfg.name);
     return view ?? { name: cfg.name, transport: cfg.transport, status: 'connecting', tools: 0, resources: 0, prompts: 0, error: '', quarantined: 0, replicas: [] };
   }
@@ -457,10 +478,5 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     const result = await p.provider.getPrompt(p.upstreamName, args, { timeoutMs: this.config.extra.MCP_CALL_TIMEOUT_MS, signal, maxResponseBytes: max });
     assertResultSize(result, max);
     return result;
-  }
-
-  /** Hash of a definition as it would be pinned (for tests and the pin review API). */
-  static hashOf(definition: unknown): string {
-    return definitionHash(definition);
   }
 }
