@@ -1,5 +1,6 @@
 export * from './defaults';
 export * from './errors';
+export * from './governance';
 export * from './plan';
 export * from './rbac';
 export * from './streams';

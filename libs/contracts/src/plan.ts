@@ -3,11 +3,28 @@ import { z } from 'zod';
 /** Step ids and capabilities become NATS subject tokens, so they are kept to a safe alphabet. */
 export const TOKEN_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 export const MAX_PLAN_STEPS = 10_000;
+/** A delegate step's child plan may itself delegate, down to this depth (L0 → L1 → L2 → L3). */
+export const MAX_DELEGATION_DEPTH = 3;
 
 export const Priority = z.enum(['P0', 'P1', 'P2']);
 export type Priority = z.infer<typeof Priority>;
 
 export const StepAction = z.enum(['tool', 'llm', 'delegate', 'approval']);
+
+/**
+ * Checked when a step succeeds: its output must match `outputSchema` (JSON Schema), and none of
+ * the `rejectPatterns` (regular expressions) may match the output's text. A step that fails its
+ * gate fails with QUALITY_GATE_FAILED and the reason (and is retried if it has retries left).
+ */
+export const QualityGateSchema = z
+  .object({
+    outputSchema: z.record(z.string(), z.unknown()).optional(),
+    rejectPatterns: z.array(z.string().max(500)).max(50).optional(),
+    /** Fail the gate unless the output's text has at least this many characters. */
+    minTextLength: z.number().int().min(0).optional(),
+  })
+  .strict();
+export type QualityGate = z.infer<typeof QualityGateSchema>;
 
 export const PlanStepSchema = z
   .object({
@@ -20,7 +37,10 @@ export const PlanStepSchema = z
     dependsOn: z.array(z.string()).max(MAX_PLAN_STEPS).default([]),
     retries: z.number().int().min(0).max(10).default(0),
     timeout: z.number().int().min(100).max(86_400_000).optional().describe('milliseconds'),
-    qualityGate: z.record(z.string(), z.unknown()).optional(),
+    qualityGate: QualityGateSchema.optional(),
+    pool: z.string().regex(TOKEN_PATTERN).optional().describe('shared resource pool the step needs, e.g. gpu'),
+    gpu: z.boolean().default(false).describe('counts against GPU-step budgets'),
+    retryBackoff: z.number().int().min(0).max(3_600_000).optional().describe('milliseconds before the first retry; doubles per attempt'),
   })
   .strict()
   .refine((s) => s.capability !== undefined || s.agent !== undefined, {
@@ -43,6 +63,7 @@ export const SubmitTaskBody = z
     plan: PlanSchema.optional(),
     blueprint: z.string().regex(/^[a-z0-9-]+@[0-9A-Za-z.-]+$/).optional(),
     inputs: z.record(z.string(), z.unknown()).optional(),
+    notBefore: z.string().datetime({ offset: true }).optional().describe('RFC 3339: the task starts no earlier'),
   })
   .strict()
   .refine((b) => (b.plan === undefined) !== (b.blueprint === undefined), {
@@ -60,7 +81,8 @@ export type StepStatus =
   | 'succeeded'
   | 'failed'
   | 'cancelled'
-  | 'waiting_approval';
+  | 'waiting_approval'
+  | 'rejected';
 
 export function isTerminalTaskStatus(status: string): boolean {
   return (TERMINAL_TASK_STATUSES as readonly string[]).includes(status);

@@ -12,6 +12,8 @@ export enum Subject {
   TaskEvent = 'ziggie.event.task.v1',
   /** + `.<agentId>`: core NATS, never persisted per beat. */
   AgentHeartbeat = 'ziggie.agent.heartbeat.v1',
+  /** + `.<taskId>`: core NATS; runtimes abort the named in-flight attempts (late results are ignored anyway). */
+  StepCancel = 'ziggie.step.cancel.v1',
 }
 
 const id = z.string().min(1).max(128);
@@ -29,6 +31,10 @@ export const StepDispatchPayload = z.object({
   timeoutMs: z.number().int().positive(),
   correlationId: z.string().optional(),
   principal: z.object({ subject: z.string(), roles: z.array(z.string()), workspaces: z.array(z.string()) }),
+  /** Delegation depth of the task (0 for a task an operator submitted). */
+  depth: z.number().int().min(0).default(0),
+  priority: z.enum(['P0', 'P1', 'P2']).default('P1'),
+  pool: z.string().optional(),
 });
 
 export const StepResultPayload = z.object({
@@ -66,6 +72,12 @@ export const TaskEventPayload = z.object({
     'step.running',
     'step.succeeded',
     'step.failed',
+    'step.retrying',
+    'step.waiting',
+    'step.approved',
+    'step.rejected',
+    'step.cancelled',
+    'policy.decision',
   ]),
   at: z.string(),
   wave: z.number().int().optional(),
@@ -73,6 +85,13 @@ export const TaskEventPayload = z.object({
   agentId: z.string().optional(),
   status: z.string(),
   message: z.string().optional(),
+});
+
+export const StepCancelPayload = z.object({
+  taskId: id,
+  /** Attempts to abort; empty means every in-flight attempt of the task. */
+  attemptIds: z.array(id).default([]),
+  reason: z.string(),
 });
 
 export const AgentHeartbeatPayload = z.object({
@@ -89,12 +108,13 @@ export const SubjectSchemas = {
   [Subject.StepDeadLetter]: StepDeadLetterPayload,
   [Subject.TaskEvent]: TaskEventPayload,
   [Subject.AgentHeartbeat]: AgentHeartbeatPayload,
+  [Subject.StepCancel]: StepCancelPayload,
 } as const satisfies Record<Subject, z.ZodType>;
 
 export type PayloadOf<S extends Subject> = z.infer<(typeof SubjectSchemas)[S]>;
 
 /** Subjects that take a trailing token (capability, task id, agent id). */
-const SUFFIXED = new Set<Subject>([Subject.StepDispatch, Subject.TaskEvent, Subject.AgentHeartbeat]);
+const SUFFIXED = new Set<Subject>([Subject.StepDispatch, Subject.TaskEvent, Subject.AgentHeartbeat, Subject.StepCancel]);
 
 export function subjectFor(subject: Subject, suffix?: string): string {
   if (SUFFIXED.has(subject)) {

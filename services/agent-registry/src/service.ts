@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { pb } from '@ziggie/contracts';
+import { pb, ZiggieError } from '@ziggie/contracts';
 import { GrpcBinding, ServiceDefinition, unary } from '@ziggie/platform';
 import { AgentsService } from './agents.service';
 import { registryEnv } from './config';
@@ -15,6 +15,11 @@ function grpcBindings(agents: AgentsService): GrpcBinding[] {
     listAgents: unary((req) => agents.list(req)),
     listCapabilities: unary(() => ({ capabilities: agents.capabilities() })),
     getHierarchySummary: unary(() => agents.summary()),
+    selectAgents: unary(() => Promise.reject(new ZiggieError('UNIMPLEMENTED'))),
+    listChildren: unary(() => Promise.reject(new ZiggieError('UNIMPLEMENTED'))),
+    getSubtree: unary(() => Promise.reject(new ZiggieError('UNIMPLEMENTED'))),
+    getPath: unary(() => Promise.reject(new ZiggieError('UNIMPLEMENTED'))),
+    getAgentCard: unary(() => Promise.reject(new ZiggieError('UNIMPLEMENTED'))),
   };
   return [{ definition: pb.AgentRegistryService, implementation }];
 }

@@ -20,7 +20,7 @@ export class CatalogController {
     const registry = await this.peers.get('agent-registry', pb.AgentRegistryClient);
     const res = await callUnary(
       registry.listAgents.bind(registry),
-      { page: { limit: q.limit, cursor: q.cursor ?? '' }, workspace, level: q.level ?? 0, filterLevel: q.level !== undefined, capability: q.capability ?? '' },
+      { page: { limit: q.limit, cursor: q.cursor ?? '' }, workspace, level: q.level ?? 0, filterLevel: q.level !== undefined, capability: q.capability ?? '', status: '', parentId: '', role: '' },
       { peer: 'agent-registry' },
     );
     return page(res.items, res.total, res.nextCursor);
@@ -29,7 +29,7 @@ export class CatalogController {
   @Get('agents/summary')
   async agentSummary(): Promise<object> {
     const registry = await this.peers.get('agent-registry', pb.AgentRegistryClient);
-    return callUnary(registry.getHierarchySummary.bind(registry), {}, { peer: 'agent-registry' });
+    return callUnary(registry.getHierarchySummary.bind(registry), { workspaces: [] }, { peer: 'agent-registry' });
   }
 
   @Get('workspaces')

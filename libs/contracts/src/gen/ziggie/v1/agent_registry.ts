@@ -18,6 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Struct } from "../../google/protobuf/struct";
 import { PageRequest } from "./common";
 
 export interface Agent {
@@ -39,6 +40,57 @@ export interface SelectAgentRequest {
   workspace: string;
   /** Named agent, when the plan step asks for one. */
   agentId: string;
+  level: number;
+  /** When set, level filters; otherwise any level (the deepest preferred). */
+  filterLevel: boolean;
+}
+
+export interface SelectAgentsRequest {
+  requests: SelectAgentRequest[];
+}
+
+export interface SelectAgentResult {
+  agent:
+    | Agent
+    | undefined;
+  /** Empty on success; otherwise the error code (AGENT_UNAVAILABLE, NOT_FOUND) and message. */
+  errorCode: string;
+  errorMessage: string;
+}
+
+export interface SelectAgentsResponse {
+  /** One per request, in order. */
+  results: SelectAgentResult[];
+}
+
+export interface ListChildrenRequest {
+  id: string;
+  page: PageRequest | undefined;
+}
+
+export interface GetSubtreeRequest {
+  id: string;
+  /** 0: all levels below. */
+  maxDepth: number;
+  page: PageRequest | undefined;
+}
+
+export interface GetPathRequest {
+  id: string;
+}
+
+export interface AgentPath {
+  agents: Agent[];
+}
+
+export interface GetAgentCardRequest {
+  id: string;
+  /** Public base URL the card's endpoints are built on. */
+  baseUrl: string;
+}
+
+export interface AgentCard {
+  card: { [key: string]: any } | undefined;
 }
 
 export interface GetAgentRequest {
@@ -52,6 +104,10 @@ export interface ListAgentsRequest {
   capability: string;
   /** When set, level filters; otherwise all levels. */
   filterLevel: boolean;
+  /** idle | busy | offline */
+  status: string;
+  parentId: string;
+  role: string;
 }
 
 export interface ListAgentsResponse {
@@ -68,6 +124,8 @@ export interface ListCapabilitiesResponse {
 }
 
 export interface GetHierarchySummaryRequest {
+  /** Only agents of these workspaces; empty or "*": all. */
+  workspaces: string[];
 }
 
 export interface LevelCount {
@@ -317,7 +375,7 @@ export const Agent: MessageFns<Agent> = {
 };
 
 function createBaseSelectAgentRequest(): SelectAgentRequest {
-  return { capability: "", workspace: "", agentId: "" };
+  return { capability: "", workspace: "", agentId: "", level: 0, filterLevel: false };
 }
 
 export const SelectAgentRequest: MessageFns<SelectAgentRequest> = {
@@ -330,6 +388,12 @@ export const SelectAgentRequest: MessageFns<SelectAgentRequest> = {
     }
     if (message.agentId !== "") {
       writer.uint32(26).string(message.agentId);
+    }
+    if (message.level !== 0) {
+      writer.uint32(32).int32(message.level);
+    }
+    if (message.filterLevel !== false) {
+      writer.uint32(40).bool(message.filterLevel);
     }
     return writer;
   },
@@ -371,6 +435,22 @@ export const SelectAgentRequest: MessageFns<SelectAgentRequest> = {
             message.agentId = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.level = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.filterLevel = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -392,6 +472,12 @@ export const SelectAgentRequest: MessageFns<SelectAgentRequest> = {
         : isSet(object.agent_id)
         ? globalThis.String(object.agent_id)
         : "",
+      level: isSet(object.level) ? globalThis.Number(object.level) : 0,
+      filterLevel: isSet(object.filterLevel)
+        ? globalThis.Boolean(object.filterLevel)
+        : isSet(object.filter_level)
+        ? globalThis.Boolean(object.filter_level)
+        : false,
     };
   },
 
@@ -406,6 +492,12 @@ export const SelectAgentRequest: MessageFns<SelectAgentRequest> = {
     if (message.agentId !== "") {
       obj.agentId = message.agentId;
     }
+    if (message.level !== 0) {
+      obj.level = Math.round(message.level);
+    }
+    if (message.filterLevel !== false) {
+      obj.filterLevel = message.filterLevel;
+    }
     return obj;
   },
 
@@ -417,6 +509,743 @@ export const SelectAgentRequest: MessageFns<SelectAgentRequest> = {
     message.capability = object.capability ?? "";
     message.workspace = object.workspace ?? "";
     message.agentId = object.agentId ?? "";
+    message.level = object.level ?? 0;
+    message.filterLevel = object.filterLevel ?? false;
+    return message;
+  },
+};
+
+function createBaseSelectAgentsRequest(): SelectAgentsRequest {
+  return { requests: [] };
+}
+
+export const SelectAgentsRequest: MessageFns<SelectAgentsRequest> = {
+  encode(message: SelectAgentsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.requests) {
+      SelectAgentRequest.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SelectAgentsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSelectAgentsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requests.push(SelectAgentRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SelectAgentsRequest {
+    return {
+      requests: globalThis.Array.isArray(object?.requests)
+        ? object.requests.map((e: any) => SelectAgentRequest.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: SelectAgentsRequest): unknown {
+    const obj: any = {};
+    if (message.requests?.length) {
+      obj.requests = message.requests.map((e) => SelectAgentRequest.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SelectAgentsRequest>, I>>(base?: I): SelectAgentsRequest {
+    return SelectAgentsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SelectAgentsRequest>, I>>(object: I): SelectAgentsRequest {
+    const message = createBaseSelectAgentsRequest();
+    message.requests = object.requests?.map((e) => SelectAgentRequest.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSelectAgentResult(): SelectAgentResult {
+  return { agent: undefined, errorCode: "", errorMessage: "" };
+}
+
+export const SelectAgentResult: MessageFns<SelectAgentResult> = {
+  encode(message: SelectAgentResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.agent !== undefined) {
+      Agent.encode(message.agent, writer.uint32(10).fork()).join();
+    }
+    if (message.errorCode !== "") {
+      writer.uint32(18).string(message.errorCode);
+    }
+    if (message.errorMessage !== "") {
+      writer.uint32(26).string(message.errorMessage);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SelectAgentResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSelectAgentResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.agent = Agent.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.errorCode = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.errorMessage = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SelectAgentResult {
+    return {
+      agent: isSet(object.agent) ? Agent.fromJSON(object.agent) : undefined,
+      errorCode: isSet(object.errorCode)
+        ? globalThis.String(object.errorCode)
+        : isSet(object.error_code)
+        ? globalThis.String(object.error_code)
+        : "",
+      errorMessage: isSet(object.errorMessage)
+        ? globalThis.String(object.errorMessage)
+        : isSet(object.error_message)
+        ? globalThis.String(object.error_message)
+        : "",
+    };
+  },
+
+  toJSON(message: SelectAgentResult): unknown {
+    const obj: any = {};
+    if (message.agent !== undefined) {
+      obj.agent = Agent.toJSON(message.agent);
+    }
+    if (message.errorCode !== "") {
+      obj.errorCode = message.errorCode;
+    }
+    if (message.errorMessage !== "") {
+      obj.errorMessage = message.errorMessage;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SelectAgentResult>, I>>(base?: I): SelectAgentResult {
+    return SelectAgentResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SelectAgentResult>, I>>(object: I): SelectAgentResult {
+    const message = createBaseSelectAgentResult();
+    message.agent = (object.agent !== undefined && object.agent !== null) ? Agent.fromPartial(object.agent) : undefined;
+    message.errorCode = object.errorCode ?? "";
+    message.errorMessage = object.errorMessage ?? "";
+    return message;
+  },
+};
+
+function createBaseSelectAgentsResponse(): SelectAgentsResponse {
+  return { results: [] };
+}
+
+export const SelectAgentsResponse: MessageFns<SelectAgentsResponse> = {
+  encode(message: SelectAgentsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      SelectAgentResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SelectAgentsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSelectAgentsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(SelectAgentResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SelectAgentsResponse {
+    return {
+      results: globalThis.Array.isArray(object?.results)
+        ? object.results.map((e: any) => SelectAgentResult.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: SelectAgentsResponse): unknown {
+    const obj: any = {};
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => SelectAgentResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SelectAgentsResponse>, I>>(base?: I): SelectAgentsResponse {
+    return SelectAgentsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SelectAgentsResponse>, I>>(object: I): SelectAgentsResponse {
+    const message = createBaseSelectAgentsResponse();
+    message.results = object.results?.map((e) => SelectAgentResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseListChildrenRequest(): ListChildrenRequest {
+  return { id: "", page: undefined };
+}
+
+export const ListChildrenRequest: MessageFns<ListChildrenRequest> = {
+  encode(message: ListChildrenRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.page !== undefined) {
+      PageRequest.encode(message.page, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListChildrenRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListChildrenRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.page = PageRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListChildrenRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      page: isSet(object.page) ? PageRequest.fromJSON(object.page) : undefined,
+    };
+  },
+
+  toJSON(message: ListChildrenRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.page !== undefined) {
+      obj.page = PageRequest.toJSON(message.page);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListChildrenRequest>, I>>(base?: I): ListChildrenRequest {
+    return ListChildrenRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListChildrenRequest>, I>>(object: I): ListChildrenRequest {
+    const message = createBaseListChildrenRequest();
+    message.id = object.id ?? "";
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageRequest.fromPartial(object.page)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetSubtreeRequest(): GetSubtreeRequest {
+  return { id: "", maxDepth: 0, page: undefined };
+}
+
+export const GetSubtreeRequest: MessageFns<GetSubtreeRequest> = {
+  encode(message: GetSubtreeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.maxDepth !== 0) {
+      writer.uint32(16).int32(message.maxDepth);
+    }
+    if (message.page !== undefined) {
+      PageRequest.encode(message.page, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSubtreeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSubtreeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxDepth = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.page = PageRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSubtreeRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      maxDepth: isSet(object.maxDepth)
+        ? globalThis.Number(object.maxDepth)
+        : isSet(object.max_depth)
+        ? globalThis.Number(object.max_depth)
+        : 0,
+      page: isSet(object.page) ? PageRequest.fromJSON(object.page) : undefined,
+    };
+  },
+
+  toJSON(message: GetSubtreeRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.maxDepth !== 0) {
+      obj.maxDepth = Math.round(message.maxDepth);
+    }
+    if (message.page !== undefined) {
+      obj.page = PageRequest.toJSON(message.page);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSubtreeRequest>, I>>(base?: I): GetSubtreeRequest {
+    return GetSubtreeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSubtreeRequest>, I>>(object: I): GetSubtreeRequest {
+    const message = createBaseGetSubtreeRequest();
+    message.id = object.id ?? "";
+    message.maxDepth = object.maxDepth ?? 0;
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageRequest.fromPartial(object.page)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetPathRequest(): GetPathRequest {
+  return { id: "" };
+}
+
+export const GetPathRequest: MessageFns<GetPathRequest> = {
+  encode(message: GetPathRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPathRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPathRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPathRequest {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+  },
+
+  toJSON(message: GetPathRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPathRequest>, I>>(base?: I): GetPathRequest {
+    return GetPathRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPathRequest>, I>>(object: I): GetPathRequest {
+    const message = createBaseGetPathRequest();
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
+function createBaseAgentPath(): AgentPath {
+  return { agents: [] };
+}
+
+export const AgentPath: MessageFns<AgentPath> = {
+  encode(message: AgentPath, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.agents) {
+      Agent.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AgentPath {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAgentPath();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.agents.push(Agent.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AgentPath {
+    return { agents: globalThis.Array.isArray(object?.agents) ? object.agents.map((e: any) => Agent.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: AgentPath): unknown {
+    const obj: any = {};
+    if (message.agents?.length) {
+      obj.agents = message.agents.map((e) => Agent.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AgentPath>, I>>(base?: I): AgentPath {
+    return AgentPath.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AgentPath>, I>>(object: I): AgentPath {
+    const message = createBaseAgentPath();
+    message.agents = object.agents?.map((e) => Agent.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGetAgentCardRequest(): GetAgentCardRequest {
+  return { id: "", baseUrl: "" };
+}
+
+export const GetAgentCardRequest: MessageFns<GetAgentCardRequest> = {
+  encode(message: GetAgentCardRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.baseUrl !== "") {
+      writer.uint32(18).string(message.baseUrl);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetAgentCardRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetAgentCardRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.baseUrl = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetAgentCardRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      baseUrl: isSet(object.baseUrl)
+        ? globalThis.String(object.baseUrl)
+        : isSet(object.base_url)
+        ? globalThis.String(object.base_url)
+        : "",
+    };
+  },
+
+  toJSON(message: GetAgentCardRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.baseUrl !== "") {
+      obj.baseUrl = message.baseUrl;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetAgentCardRequest>, I>>(base?: I): GetAgentCardRequest {
+    return GetAgentCardRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetAgentCardRequest>, I>>(object: I): GetAgentCardRequest {
+    const message = createBaseGetAgentCardRequest();
+    message.id = object.id ?? "";
+    message.baseUrl = object.baseUrl ?? "";
+    return message;
+  },
+};
+
+function createBaseAgentCard(): AgentCard {
+  return { card: undefined };
+}
+
+export const AgentCard: MessageFns<AgentCard> = {
+  encode(message: AgentCard, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.card !== undefined) {
+      Struct.encode(Struct.wrap(message.card), writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AgentCard {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAgentCard();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.card = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AgentCard {
+    return { card: isObject(object.card) ? object.card : undefined };
+  },
+
+  toJSON(message: AgentCard): unknown {
+    const obj: any = {};
+    if (message.card !== undefined) {
+      obj.card = message.card;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AgentCard>, I>>(base?: I): AgentCard {
+    return AgentCard.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AgentCard>, I>>(object: I): AgentCard {
+    const message = createBaseAgentCard();
+    message.card = object.card ?? undefined;
     return message;
   },
 };
@@ -489,7 +1318,16 @@ export const GetAgentRequest: MessageFns<GetAgentRequest> = {
 };
 
 function createBaseListAgentsRequest(): ListAgentsRequest {
-  return { page: undefined, workspace: "", level: 0, capability: "", filterLevel: false };
+  return {
+    page: undefined,
+    workspace: "",
+    level: 0,
+    capability: "",
+    filterLevel: false,
+    status: "",
+    parentId: "",
+    role: "",
+  };
 }
 
 export const ListAgentsRequest: MessageFns<ListAgentsRequest> = {
@@ -508,6 +1346,15 @@ export const ListAgentsRequest: MessageFns<ListAgentsRequest> = {
     }
     if (message.filterLevel !== false) {
       writer.uint32(40).bool(message.filterLevel);
+    }
+    if (message.status !== "") {
+      writer.uint32(50).string(message.status);
+    }
+    if (message.parentId !== "") {
+      writer.uint32(58).string(message.parentId);
+    }
+    if (message.role !== "") {
+      writer.uint32(66).string(message.role);
     }
     return writer;
   },
@@ -565,6 +1412,30 @@ export const ListAgentsRequest: MessageFns<ListAgentsRequest> = {
             message.filterLevel = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.parentId = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.role = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -588,6 +1459,13 @@ export const ListAgentsRequest: MessageFns<ListAgentsRequest> = {
         : isSet(object.filter_level)
         ? globalThis.Boolean(object.filter_level)
         : false,
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
+      parentId: isSet(object.parentId)
+        ? globalThis.String(object.parentId)
+        : isSet(object.parent_id)
+        ? globalThis.String(object.parent_id)
+        : "",
+      role: isSet(object.role) ? globalThis.String(object.role) : "",
     };
   },
 
@@ -608,6 +1486,15 @@ export const ListAgentsRequest: MessageFns<ListAgentsRequest> = {
     if (message.filterLevel !== false) {
       obj.filterLevel = message.filterLevel;
     }
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
+    if (message.parentId !== "") {
+      obj.parentId = message.parentId;
+    }
+    if (message.role !== "") {
+      obj.role = message.role;
+    }
     return obj;
   },
 
@@ -623,6 +1510,9 @@ export const ListAgentsRequest: MessageFns<ListAgentsRequest> = {
     message.level = object.level ?? 0;
     message.capability = object.capability ?? "";
     message.filterLevel = object.filterLevel ?? false;
+    message.status = object.status ?? "";
+    message.parentId = object.parentId ?? "";
+    message.role = object.role ?? "";
     return message;
   },
 };
@@ -856,11 +1746,14 @@ export const ListCapabilitiesResponse: MessageFns<ListCapabilitiesResponse> = {
 };
 
 function createBaseGetHierarchySummaryRequest(): GetHierarchySummaryRequest {
-  return {};
+  return { workspaces: [] };
 }
 
 export const GetHierarchySummaryRequest: MessageFns<GetHierarchySummaryRequest> = {
-  encode(_: GetHierarchySummaryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: GetHierarchySummaryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.workspaces) {
+      writer.uint32(10).string(v!);
+    }
     return writer;
   },
 
@@ -877,6 +1770,14 @@ export const GetHierarchySummaryRequest: MessageFns<GetHierarchySummaryRequest> 
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workspaces.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -889,20 +1790,28 @@ export const GetHierarchySummaryRequest: MessageFns<GetHierarchySummaryRequest> 
     }
   },
 
-  fromJSON(_: any): GetHierarchySummaryRequest {
-    return {};
+  fromJSON(object: any): GetHierarchySummaryRequest {
+    return {
+      workspaces: globalThis.Array.isArray(object?.workspaces)
+        ? object.workspaces.map((e: any) => globalThis.String(e))
+        : [],
+    };
   },
 
-  toJSON(_: GetHierarchySummaryRequest): unknown {
+  toJSON(message: GetHierarchySummaryRequest): unknown {
     const obj: any = {};
+    if (message.workspaces?.length) {
+      obj.workspaces = message.workspaces;
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<GetHierarchySummaryRequest>, I>>(base?: I): GetHierarchySummaryRequest {
     return GetHierarchySummaryRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<GetHierarchySummaryRequest>, I>>(_: I): GetHierarchySummaryRequest {
+  fromPartial<I extends Exact<DeepPartial<GetHierarchySummaryRequest>, I>>(object: I): GetHierarchySummaryRequest {
     const message = createBaseGetHierarchySummaryRequest();
+    message.workspaces = object.workspaces?.map((e) => e) || [];
     return message;
   },
 };
@@ -1160,6 +2069,55 @@ export const AgentRegistryService = {
     responseSerialize: (value: HierarchySummary): Buffer => Buffer.from(HierarchySummary.encode(value).finish()),
     responseDeserialize: (value: Buffer): HierarchySummary => HierarchySummary.decode(value),
   },
+  /** Many selections in one call (a whole wave). */
+  selectAgents: {
+    path: "/ziggie.v1.AgentRegistry/SelectAgents" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SelectAgentsRequest): Buffer => Buffer.from(SelectAgentsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SelectAgentsRequest => SelectAgentsRequest.decode(value),
+    responseSerialize: (value: SelectAgentsResponse): Buffer =>
+      Buffer.from(SelectAgentsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SelectAgentsResponse => SelectAgentsResponse.decode(value),
+  },
+  listChildren: {
+    path: "/ziggie.v1.AgentRegistry/ListChildren" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListChildrenRequest): Buffer => Buffer.from(ListChildrenRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListChildrenRequest => ListChildrenRequest.decode(value),
+    responseSerialize: (value: ListAgentsResponse): Buffer => Buffer.from(ListAgentsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListAgentsResponse => ListAgentsResponse.decode(value),
+  },
+  getSubtree: {
+    path: "/ziggie.v1.AgentRegistry/GetSubtree" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetSubtreeRequest): Buffer => Buffer.from(GetSubtreeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetSubtreeRequest => GetSubtreeRequest.decode(value),
+    responseSerialize: (value: ListAgentsResponse): Buffer => Buffer.from(ListAgentsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListAgentsResponse => ListAgentsResponse.decode(value),
+  },
+  /** Root (L0) first, the agent last. */
+  getPath: {
+    path: "/ziggie.v1.AgentRegistry/GetPath" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetPathRequest): Buffer => Buffer.from(GetPathRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetPathRequest => GetPathRequest.decode(value),
+    responseSerialize: (value: AgentPath): Buffer => Buffer.from(AgentPath.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AgentPath => AgentPath.decode(value),
+  },
+  /** The agent's A2A agent card (JSON). */
+  getAgentCard: {
+    path: "/ziggie.v1.AgentRegistry/GetAgentCard" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetAgentCardRequest): Buffer => Buffer.from(GetAgentCardRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetAgentCardRequest => GetAgentCardRequest.decode(value),
+    responseSerialize: (value: AgentCard): Buffer => Buffer.from(AgentCard.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AgentCard => AgentCard.decode(value),
+  },
 } as const;
 
 export interface AgentRegistryServer extends UntypedServiceImplementation {
@@ -1168,6 +2126,14 @@ export interface AgentRegistryServer extends UntypedServiceImplementation {
   listAgents: handleUnaryCall<ListAgentsRequest, ListAgentsResponse>;
   listCapabilities: handleUnaryCall<ListCapabilitiesRequest, ListCapabilitiesResponse>;
   getHierarchySummary: handleUnaryCall<GetHierarchySummaryRequest, HierarchySummary>;
+  /** Many selections in one call (a whole wave). */
+  selectAgents: handleUnaryCall<SelectAgentsRequest, SelectAgentsResponse>;
+  listChildren: handleUnaryCall<ListChildrenRequest, ListAgentsResponse>;
+  getSubtree: handleUnaryCall<GetSubtreeRequest, ListAgentsResponse>;
+  /** Root (L0) first, the agent last. */
+  getPath: handleUnaryCall<GetPathRequest, AgentPath>;
+  /** The agent's A2A agent card (JSON). */
+  getAgentCard: handleUnaryCall<GetAgentCardRequest, AgentCard>;
 }
 
 export interface AgentRegistryClient extends Client {
@@ -1243,6 +2209,84 @@ export interface AgentRegistryClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: HierarchySummary) => void,
   ): ClientUnaryCall;
+  /** Many selections in one call (a whole wave). */
+  selectAgents(
+    request: SelectAgentsRequest,
+    callback: (error: ServiceError | null, response: SelectAgentsResponse) => void,
+  ): ClientUnaryCall;
+  selectAgents(
+    request: SelectAgentsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SelectAgentsResponse) => void,
+  ): ClientUnaryCall;
+  selectAgents(
+    request: SelectAgentsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SelectAgentsResponse) => void,
+  ): ClientUnaryCall;
+  listChildren(
+    request: ListChildrenRequest,
+    callback: (error: ServiceError | null, response: ListAgentsResponse) => void,
+  ): ClientUnaryCall;
+  listChildren(
+    request: ListChildrenRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListAgentsResponse) => void,
+  ): ClientUnaryCall;
+  listChildren(
+    request: ListChildrenRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListAgentsResponse) => void,
+  ): ClientUnaryCall;
+  getSubtree(
+    request: GetSubtreeRequest,
+    callback: (error: ServiceError | null, response: ListAgentsResponse) => void,
+  ): ClientUnaryCall;
+  getSubtree(
+    request: GetSubtreeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListAgentsResponse) => void,
+  ): ClientUnaryCall;
+  getSubtree(
+    request: GetSubtreeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListAgentsResponse) => void,
+  ): ClientUnaryCall;
+  /** Root (L0) first, the agent last. */
+  getPath(
+    request: GetPathRequest,
+    callback: (error: ServiceError | null, response: AgentPath) => void,
+  ): ClientUnaryCall;
+  getPath(
+    request: GetPathRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AgentPath) => void,
+  ): ClientUnaryCall;
+  getPath(
+    request: GetPathRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AgentPath) => void,
+  ): ClientUnaryCall;
+  /** The agent's A2A agent card (JSON). */
+  getAgentCard(
+    request: GetAgentCardRequest,
+    callback: (error: ServiceError | null, response: AgentCard) => void,
+  ): ClientUnaryCall;
+  getAgentCard(
+    request: GetAgentCardRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AgentCard) => void,
+  ): ClientUnaryCall;
+  getAgentCard(
+    request: GetAgentCardRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AgentCard) => void,
+  ): ClientUnaryCall;
 }
 
 export const AgentRegistryClient = makeGenericClientConstructor(
@@ -1270,6 +2314,10 @@ type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

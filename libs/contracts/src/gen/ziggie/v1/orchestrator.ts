@@ -32,7 +32,15 @@ export interface PlanStep {
   dependsOn: string[];
   retries: number;
   timeoutMs: number;
-  qualityGate: { [key: string]: any } | undefined;
+  qualityGate:
+    | { [key: string]: any }
+    | undefined;
+  /** Shared resource pool the step needs (e.g. "gpu"); limits concurrency per pool. */
+  pool: string;
+  /** Counts against GPU-step budgets. */
+  gpu: boolean;
+  /** Minimum delay before a retry, milliseconds (doubles per attempt). */
+  retryBackoffMs: number;
 }
 
 export interface Plan {
@@ -52,6 +60,12 @@ export interface SubmitTaskRequest {
   inputs: { [key: string]: any } | undefined;
   principal: Principal | undefined;
   correlationId: string;
+  /** RFC 3339; the task is not started before this time. */
+  notBefore: string;
+  /** Set when an agent delegates a step into a child plan. */
+  parentTaskId: string;
+  parentStepId: string;
+  depth: number;
 }
 
 export interface GetTaskRequest {
@@ -64,6 +78,9 @@ export interface ListTasksRequest {
   page: PageRequest | undefined;
   workspace: string;
   status: string;
+  priority: string;
+  parentTaskId: string;
+  blueprint: string;
 }
 
 export interface ListTasksResponse {
@@ -81,7 +98,23 @@ export interface CancelTaskRequest {
 export interface ApproveStepRequest {
   taskId: string;
   stepId: string;
-  principal: Principal | undefined;
+  principal:
+    | Principal
+    | undefined;
+  /** approve (default) or reject */
+  decision: string;
+  comment: string;
+}
+
+export interface Attempt {
+  number: number;
+  agentId: string;
+  /** dispatched | running | succeeded | failed | cancelled | timed_out */
+  status: string;
+  error: string;
+  dispatchedAt: string;
+  startedAt: string;
+  finishedAt: string;
 }
 
 export interface Step {
@@ -100,6 +133,17 @@ export interface Step {
   error: string;
   startedAt: string;
   finishedAt: string;
+  attempts: Attempt[];
+  dispatchedAt: string;
+  pool: string;
+  retries: number;
+  timeoutMs: number;
+  /** Why the step waits (approval, budget, pool or workspace limit, backoff), when it does. */
+  waitingReason: string;
+  approvedBy: string;
+  gpu: boolean;
+  /** Child task of a delegate step. */
+  childTaskId: string;
 }
 
 export interface Wave {
@@ -124,6 +168,168 @@ export interface Task {
   errorCode: string;
   errorMessage: string;
   correlationId: string;
+  output: { [key: string]: any } | undefined;
+  notBefore: string;
+  parentTaskId: string;
+  parentStepId: string;
+  /** name@version when the task came from a blueprint */
+  blueprint: string;
+  depth: number;
+  currentWave: number;
+  waveCount: number;
+  /** The step that failed the task, when one did. */
+  failedStepId: string;
+}
+
+export interface Blueprint {
+  name: string;
+  version: string;
+  description: string;
+  inputSchema: { [key: string]: any } | undefined;
+  outputSchema:
+    | { [key: string]: any }
+    | undefined;
+  /** { "steps": [...] } with {{inputs.x}} parameters and fanOut steps. */
+  template:
+    | { [key: string]: any }
+    | undefined;
+  /** Task output: name -> "{{steps.<id>.output...}}" reference. */
+  outputs: { [key: string]: any } | undefined;
+  builtin: boolean;
+  createdBy: string;
+  createdAt: string;
+}
+
+export interface CreateBlueprintRequest {
+  blueprint: Blueprint | undefined;
+  principal: Principal | undefined;
+}
+
+export interface GetBlueprintRequest {
+  name: string;
+  /** Empty: the latest version. */
+  version: string;
+  principal: Principal | undefined;
+}
+
+export interface ListBlueprintsRequest {
+  principal: Principal | undefined;
+  page: PageRequest | undefined;
+  name: string;
+}
+
+export interface ListBlueprintsResponse {
+  items: Blueprint[];
+  total: number;
+  nextCursor: string;
+}
+
+export interface DeleteBlueprintRequest {
+  name: string;
+  version: string;
+  principal: Principal | undefined;
+}
+
+export interface DeleteBlueprintResponse {
+  deleted: boolean;
+}
+
+export interface PolicyMatch {
+  capabilities: string[];
+  /** Tool names or globs ("comfyui.*"). */
+  tools: string[];
+  workspaces: string[];
+  roles: string[];
+  /** tool | llm | delegate | approval */
+  actions: string[];
+  pools: string[];
+}
+
+export interface PolicyBudget {
+  maxSteps: number;
+  maxGpuSteps: number;
+}
+
+export interface Policy {
+  id: string;
+  name: string;
+  description: string;
+  /** allow | deny | require_approval */
+  effect: string;
+  match:
+    | PolicyMatch
+    | undefined;
+  /** With a budget, the effect applies only to steps past it. */
+  budget:
+    | PolicyBudget
+    | undefined;
+  /** Lower runs first; the first matching policy decides. */
+  priority: number;
+  enabled: boolean;
+  createdBy: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface CreatePolicyRequest {
+  policy: Policy | undefined;
+  principal: Principal | undefined;
+}
+
+export interface GetPolicyRequest {
+  id: string;
+  principal: Principal | undefined;
+}
+
+export interface ListPoliciesRequest {
+  principal: Principal | undefined;
+  page: PageRequest | undefined;
+}
+
+export interface ListPoliciesResponse {
+  items: Policy[];
+  total: number;
+  nextCursor: string;
+}
+
+export interface UpdatePolicyRequest {
+  policy: Policy | undefined;
+  principal: Principal | undefined;
+}
+
+export interface DeletePolicyRequest {
+  id: string;
+  principal: Principal | undefined;
+}
+
+export interface DeletePolicyResponse {
+  deleted: boolean;
+}
+
+export interface Decision {
+  taskId: string;
+  stepId: string;
+  policyId: string;
+  policyName: string;
+  /** allow | deny | require_approval */
+  effect: string;
+  reason: string;
+  at: string;
+  workspace: string;
+  subject: string;
+}
+
+export interface ListDecisionsRequest {
+  principal: Principal | undefined;
+  page: PageRequest | undefined;
+  taskId: string;
+  effect: string;
+}
+
+export interface ListDecisionsResponse {
+  items: Decision[];
+  total: number;
+  nextCursor: string;
 }
 
 function createBasePlanStep(): PlanStep {
@@ -138,6 +344,9 @@ function createBasePlanStep(): PlanStep {
     retries: 0,
     timeoutMs: 0,
     qualityGate: undefined,
+    pool: "",
+    gpu: false,
+    retryBackoffMs: 0,
   };
 }
 
@@ -172,6 +381,15 @@ export const PlanStep: MessageFns<PlanStep> = {
     }
     if (message.qualityGate !== undefined) {
       Struct.encode(Struct.wrap(message.qualityGate), writer.uint32(82).fork()).join();
+    }
+    if (message.pool !== "") {
+      writer.uint32(90).string(message.pool);
+    }
+    if (message.gpu !== false) {
+      writer.uint32(96).bool(message.gpu);
+    }
+    if (message.retryBackoffMs !== 0) {
+      writer.uint32(104).int32(message.retryBackoffMs);
     }
     return writer;
   },
@@ -269,6 +487,30 @@ export const PlanStep: MessageFns<PlanStep> = {
             message.qualityGate = Struct.unwrap(Struct.decode(reader, reader.uint32()));
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.pool = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.gpu = reader.bool();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.retryBackoffMs = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -305,6 +547,13 @@ export const PlanStep: MessageFns<PlanStep> = {
         : isObject(object.quality_gate)
         ? object.quality_gate
         : undefined,
+      pool: isSet(object.pool) ? globalThis.String(object.pool) : "",
+      gpu: isSet(object.gpu) ? globalThis.Boolean(object.gpu) : false,
+      retryBackoffMs: isSet(object.retryBackoffMs)
+        ? globalThis.Number(object.retryBackoffMs)
+        : isSet(object.retry_backoff_ms)
+        ? globalThis.Number(object.retry_backoff_ms)
+        : 0,
     };
   },
 
@@ -340,6 +589,15 @@ export const PlanStep: MessageFns<PlanStep> = {
     if (message.qualityGate !== undefined) {
       obj.qualityGate = message.qualityGate;
     }
+    if (message.pool !== "") {
+      obj.pool = message.pool;
+    }
+    if (message.gpu !== false) {
+      obj.gpu = message.gpu;
+    }
+    if (message.retryBackoffMs !== 0) {
+      obj.retryBackoffMs = Math.round(message.retryBackoffMs);
+    }
     return obj;
   },
 
@@ -358,6 +616,9 @@ export const PlanStep: MessageFns<PlanStep> = {
     message.retries = object.retries ?? 0;
     message.timeoutMs = object.timeoutMs ?? 0;
     message.qualityGate = object.qualityGate ?? undefined;
+    message.pool = object.pool ?? "";
+    message.gpu = object.gpu ?? false;
+    message.retryBackoffMs = object.retryBackoffMs ?? 0;
     return message;
   },
 };
@@ -439,6 +700,10 @@ function createBaseSubmitTaskRequest(): SubmitTaskRequest {
     inputs: undefined,
     principal: undefined,
     correlationId: "",
+    notBefore: "",
+    parentTaskId: "",
+    parentStepId: "",
+    depth: 0,
   };
 }
 
@@ -467,6 +732,18 @@ export const SubmitTaskRequest: MessageFns<SubmitTaskRequest> = {
     }
     if (message.correlationId !== "") {
       writer.uint32(66).string(message.correlationId);
+    }
+    if (message.notBefore !== "") {
+      writer.uint32(74).string(message.notBefore);
+    }
+    if (message.parentTaskId !== "") {
+      writer.uint32(82).string(message.parentTaskId);
+    }
+    if (message.parentStepId !== "") {
+      writer.uint32(90).string(message.parentStepId);
+    }
+    if (message.depth !== 0) {
+      writer.uint32(96).int32(message.depth);
     }
     return writer;
   },
@@ -548,6 +825,38 @@ export const SubmitTaskRequest: MessageFns<SubmitTaskRequest> = {
             message.correlationId = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.notBefore = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.parentTaskId = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.parentStepId = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.depth = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -574,6 +883,22 @@ export const SubmitTaskRequest: MessageFns<SubmitTaskRequest> = {
         : isSet(object.correlation_id)
         ? globalThis.String(object.correlation_id)
         : "",
+      notBefore: isSet(object.notBefore)
+        ? globalThis.String(object.notBefore)
+        : isSet(object.not_before)
+        ? globalThis.String(object.not_before)
+        : "",
+      parentTaskId: isSet(object.parentTaskId)
+        ? globalThis.String(object.parentTaskId)
+        : isSet(object.parent_task_id)
+        ? globalThis.String(object.parent_task_id)
+        : "",
+      parentStepId: isSet(object.parentStepId)
+        ? globalThis.String(object.parentStepId)
+        : isSet(object.parent_step_id)
+        ? globalThis.String(object.parent_step_id)
+        : "",
+      depth: isSet(object.depth) ? globalThis.Number(object.depth) : 0,
     };
   },
 
@@ -603,6 +928,18 @@ export const SubmitTaskRequest: MessageFns<SubmitTaskRequest> = {
     if (message.correlationId !== "") {
       obj.correlationId = message.correlationId;
     }
+    if (message.notBefore !== "") {
+      obj.notBefore = message.notBefore;
+    }
+    if (message.parentTaskId !== "") {
+      obj.parentTaskId = message.parentTaskId;
+    }
+    if (message.parentStepId !== "") {
+      obj.parentStepId = message.parentStepId;
+    }
+    if (message.depth !== 0) {
+      obj.depth = Math.round(message.depth);
+    }
     return obj;
   },
 
@@ -621,6 +958,10 @@ export const SubmitTaskRequest: MessageFns<SubmitTaskRequest> = {
       ? Principal.fromPartial(object.principal)
       : undefined;
     message.correlationId = object.correlationId ?? "";
+    message.notBefore = object.notBefore ?? "";
+    message.parentTaskId = object.parentTaskId ?? "";
+    message.parentStepId = object.parentStepId ?? "";
+    message.depth = object.depth ?? 0;
     return message;
   },
 };
@@ -713,7 +1054,15 @@ export const GetTaskRequest: MessageFns<GetTaskRequest> = {
 };
 
 function createBaseListTasksRequest(): ListTasksRequest {
-  return { principal: undefined, page: undefined, workspace: "", status: "" };
+  return {
+    principal: undefined,
+    page: undefined,
+    workspace: "",
+    status: "",
+    priority: "",
+    parentTaskId: "",
+    blueprint: "",
+  };
 }
 
 export const ListTasksRequest: MessageFns<ListTasksRequest> = {
@@ -729,6 +1078,15 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
     }
     if (message.status !== "") {
       writer.uint32(34).string(message.status);
+    }
+    if (message.priority !== "") {
+      writer.uint32(42).string(message.priority);
+    }
+    if (message.parentTaskId !== "") {
+      writer.uint32(50).string(message.parentTaskId);
+    }
+    if (message.blueprint !== "") {
+      writer.uint32(58).string(message.blueprint);
     }
     return writer;
   },
@@ -778,6 +1136,30 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
             message.status = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.priority = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.parentTaskId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.blueprint = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -796,6 +1178,13 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
       page: isSet(object.page) ? PageRequest.fromJSON(object.page) : undefined,
       workspace: isSet(object.workspace) ? globalThis.String(object.workspace) : "",
       status: isSet(object.status) ? globalThis.String(object.status) : "",
+      priority: isSet(object.priority) ? globalThis.String(object.priority) : "",
+      parentTaskId: isSet(object.parentTaskId)
+        ? globalThis.String(object.parentTaskId)
+        : isSet(object.parent_task_id)
+        ? globalThis.String(object.parent_task_id)
+        : "",
+      blueprint: isSet(object.blueprint) ? globalThis.String(object.blueprint) : "",
     };
   },
 
@@ -813,6 +1202,15 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
     if (message.status !== "") {
       obj.status = message.status;
     }
+    if (message.priority !== "") {
+      obj.priority = message.priority;
+    }
+    if (message.parentTaskId !== "") {
+      obj.parentTaskId = message.parentTaskId;
+    }
+    if (message.blueprint !== "") {
+      obj.blueprint = message.blueprint;
+    }
     return obj;
   },
 
@@ -829,6 +1227,9 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
       : undefined;
     message.workspace = object.workspace ?? "";
     message.status = object.status ?? "";
+    message.priority = object.priority ?? "";
+    message.parentTaskId = object.parentTaskId ?? "";
+    message.blueprint = object.blueprint ?? "";
     return message;
   },
 };
@@ -1042,7 +1443,7 @@ export const CancelTaskRequest: MessageFns<CancelTaskRequest> = {
 };
 
 function createBaseApproveStepRequest(): ApproveStepRequest {
-  return { taskId: "", stepId: "", principal: undefined };
+  return { taskId: "", stepId: "", principal: undefined, decision: "", comment: "" };
 }
 
 export const ApproveStepRequest: MessageFns<ApproveStepRequest> = {
@@ -1055,6 +1456,12 @@ export const ApproveStepRequest: MessageFns<ApproveStepRequest> = {
     }
     if (message.principal !== undefined) {
       Principal.encode(message.principal, writer.uint32(26).fork()).join();
+    }
+    if (message.decision !== "") {
+      writer.uint32(34).string(message.decision);
+    }
+    if (message.comment !== "") {
+      writer.uint32(42).string(message.comment);
     }
     return writer;
   },
@@ -1096,6 +1503,22 @@ export const ApproveStepRequest: MessageFns<ApproveStepRequest> = {
             message.principal = Principal.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.decision = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.comment = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1121,6 +1544,8 @@ export const ApproveStepRequest: MessageFns<ApproveStepRequest> = {
         ? globalThis.String(object.step_id)
         : "",
       principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      decision: isSet(object.decision) ? globalThis.String(object.decision) : "",
+      comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
     };
   },
 
@@ -1135,6 +1560,12 @@ export const ApproveStepRequest: MessageFns<ApproveStepRequest> = {
     if (message.principal !== undefined) {
       obj.principal = Principal.toJSON(message.principal);
     }
+    if (message.decision !== "") {
+      obj.decision = message.decision;
+    }
+    if (message.comment !== "") {
+      obj.comment = message.comment;
+    }
     return obj;
   },
 
@@ -1148,6 +1579,189 @@ export const ApproveStepRequest: MessageFns<ApproveStepRequest> = {
     message.principal = (object.principal !== undefined && object.principal !== null)
       ? Principal.fromPartial(object.principal)
       : undefined;
+    message.decision = object.decision ?? "";
+    message.comment = object.comment ?? "";
+    return message;
+  },
+};
+
+function createBaseAttempt(): Attempt {
+  return { number: 0, agentId: "", status: "", error: "", dispatchedAt: "", startedAt: "", finishedAt: "" };
+}
+
+export const Attempt: MessageFns<Attempt> = {
+  encode(message: Attempt, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.number !== 0) {
+      writer.uint32(8).int32(message.number);
+    }
+    if (message.agentId !== "") {
+      writer.uint32(18).string(message.agentId);
+    }
+    if (message.status !== "") {
+      writer.uint32(26).string(message.status);
+    }
+    if (message.error !== "") {
+      writer.uint32(34).string(message.error);
+    }
+    if (message.dispatchedAt !== "") {
+      writer.uint32(42).string(message.dispatchedAt);
+    }
+    if (message.startedAt !== "") {
+      writer.uint32(50).string(message.startedAt);
+    }
+    if (message.finishedAt !== "") {
+      writer.uint32(58).string(message.finishedAt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Attempt {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttempt();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.number = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.dispatchedAt = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.startedAt = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.finishedAt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Attempt {
+    return {
+      number: isSet(object.number) ? globalThis.Number(object.number) : 0,
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      dispatchedAt: isSet(object.dispatchedAt)
+        ? globalThis.String(object.dispatchedAt)
+        : isSet(object.dispatched_at)
+        ? globalThis.String(object.dispatched_at)
+        : "",
+      startedAt: isSet(object.startedAt)
+        ? globalThis.String(object.startedAt)
+        : isSet(object.started_at)
+        ? globalThis.String(object.started_at)
+        : "",
+      finishedAt: isSet(object.finishedAt)
+        ? globalThis.String(object.finishedAt)
+        : isSet(object.finished_at)
+        ? globalThis.String(object.finished_at)
+        : "",
+    };
+  },
+
+  toJSON(message: Attempt): unknown {
+    const obj: any = {};
+    if (message.number !== 0) {
+      obj.number = Math.round(message.number);
+    }
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.dispatchedAt !== "") {
+      obj.dispatchedAt = message.dispatchedAt;
+    }
+    if (message.startedAt !== "") {
+      obj.startedAt = message.startedAt;
+    }
+    if (message.finishedAt !== "") {
+      obj.finishedAt = message.finishedAt;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Attempt>, I>>(base?: I): Attempt {
+    return Attempt.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Attempt>, I>>(object: I): Attempt {
+    const message = createBaseAttempt();
+    message.number = object.number ?? 0;
+    message.agentId = object.agentId ?? "";
+    message.status = object.status ?? "";
+    message.error = object.error ?? "";
+    message.dispatchedAt = object.dispatchedAt ?? "";
+    message.startedAt = object.startedAt ?? "";
+    message.finishedAt = object.finishedAt ?? "";
     return message;
   },
 };
@@ -1168,6 +1782,15 @@ function createBaseStep(): Step {
     error: "",
     startedAt: "",
     finishedAt: "",
+    attempts: [],
+    dispatchedAt: "",
+    pool: "",
+    retries: 0,
+    timeoutMs: 0,
+    waitingReason: "",
+    approvedBy: "",
+    gpu: false,
+    childTaskId: "",
   };
 }
 
@@ -1214,6 +1837,33 @@ export const Step: MessageFns<Step> = {
     }
     if (message.finishedAt !== "") {
       writer.uint32(114).string(message.finishedAt);
+    }
+    for (const v of message.attempts) {
+      Attempt.encode(v!, writer.uint32(122).fork()).join();
+    }
+    if (message.dispatchedAt !== "") {
+      writer.uint32(130).string(message.dispatchedAt);
+    }
+    if (message.pool !== "") {
+      writer.uint32(138).string(message.pool);
+    }
+    if (message.retries !== 0) {
+      writer.uint32(144).int32(message.retries);
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(152).int32(message.timeoutMs);
+    }
+    if (message.waitingReason !== "") {
+      writer.uint32(162).string(message.waitingReason);
+    }
+    if (message.approvedBy !== "") {
+      writer.uint32(170).string(message.approvedBy);
+    }
+    if (message.gpu !== false) {
+      writer.uint32(176).bool(message.gpu);
+    }
+    if (message.childTaskId !== "") {
+      writer.uint32(186).string(message.childTaskId);
     }
     return writer;
   },
@@ -1343,6 +1993,78 @@ export const Step: MessageFns<Step> = {
             message.finishedAt = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.attempts.push(Attempt.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.dispatchedAt = reader.string();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.pool = reader.string();
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.retries = reader.int32();
+            continue;
+          }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.timeoutMs = reader.int32();
+            continue;
+          }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.waitingReason = reader.string();
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.approvedBy = reader.string();
+            continue;
+          }
+          case 22: {
+            if (tag !== 176) {
+              break;
+            }
+
+            message.gpu = reader.bool();
+            continue;
+          }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.childTaskId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1386,6 +2108,37 @@ export const Step: MessageFns<Step> = {
         ? globalThis.String(object.finishedAt)
         : isSet(object.finished_at)
         ? globalThis.String(object.finished_at)
+        : "",
+      attempts: globalThis.Array.isArray(object?.attempts)
+        ? object.attempts.map((e: any) => Attempt.fromJSON(e))
+        : [],
+      dispatchedAt: isSet(object.dispatchedAt)
+        ? globalThis.String(object.dispatchedAt)
+        : isSet(object.dispatched_at)
+        ? globalThis.String(object.dispatched_at)
+        : "",
+      pool: isSet(object.pool) ? globalThis.String(object.pool) : "",
+      retries: isSet(object.retries) ? globalThis.Number(object.retries) : 0,
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
+      waitingReason: isSet(object.waitingReason)
+        ? globalThis.String(object.waitingReason)
+        : isSet(object.waiting_reason)
+        ? globalThis.String(object.waiting_reason)
+        : "",
+      approvedBy: isSet(object.approvedBy)
+        ? globalThis.String(object.approvedBy)
+        : isSet(object.approved_by)
+        ? globalThis.String(object.approved_by)
+        : "",
+      gpu: isSet(object.gpu) ? globalThis.Boolean(object.gpu) : false,
+      childTaskId: isSet(object.childTaskId)
+        ? globalThis.String(object.childTaskId)
+        : isSet(object.child_task_id)
+        ? globalThis.String(object.child_task_id)
         : "",
     };
   },
@@ -1434,6 +2187,33 @@ export const Step: MessageFns<Step> = {
     if (message.finishedAt !== "") {
       obj.finishedAt = message.finishedAt;
     }
+    if (message.attempts?.length) {
+      obj.attempts = message.attempts.map((e) => Attempt.toJSON(e));
+    }
+    if (message.dispatchedAt !== "") {
+      obj.dispatchedAt = message.dispatchedAt;
+    }
+    if (message.pool !== "") {
+      obj.pool = message.pool;
+    }
+    if (message.retries !== 0) {
+      obj.retries = Math.round(message.retries);
+    }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    if (message.waitingReason !== "") {
+      obj.waitingReason = message.waitingReason;
+    }
+    if (message.approvedBy !== "") {
+      obj.approvedBy = message.approvedBy;
+    }
+    if (message.gpu !== false) {
+      obj.gpu = message.gpu;
+    }
+    if (message.childTaskId !== "") {
+      obj.childTaskId = message.childTaskId;
+    }
     return obj;
   },
 
@@ -1456,6 +2236,15 @@ export const Step: MessageFns<Step> = {
     message.error = object.error ?? "";
     message.startedAt = object.startedAt ?? "";
     message.finishedAt = object.finishedAt ?? "";
+    message.attempts = object.attempts?.map((e) => Attempt.fromPartial(e)) || [];
+    message.dispatchedAt = object.dispatchedAt ?? "";
+    message.pool = object.pool ?? "";
+    message.retries = object.retries ?? 0;
+    message.timeoutMs = object.timeoutMs ?? 0;
+    message.waitingReason = object.waitingReason ?? "";
+    message.approvedBy = object.approvedBy ?? "";
+    message.gpu = object.gpu ?? false;
+    message.childTaskId = object.childTaskId ?? "";
     return message;
   },
 };
@@ -1576,6 +2365,15 @@ function createBaseTask(): Task {
     errorCode: "",
     errorMessage: "",
     correlationId: "",
+    output: undefined,
+    notBefore: "",
+    parentTaskId: "",
+    parentStepId: "",
+    blueprint: "",
+    depth: 0,
+    currentWave: 0,
+    waveCount: 0,
+    failedStepId: "",
   };
 }
 
@@ -1619,6 +2417,33 @@ export const Task: MessageFns<Task> = {
     }
     if (message.correlationId !== "") {
       writer.uint32(106).string(message.correlationId);
+    }
+    if (message.output !== undefined) {
+      Struct.encode(Struct.wrap(message.output), writer.uint32(114).fork()).join();
+    }
+    if (message.notBefore !== "") {
+      writer.uint32(122).string(message.notBefore);
+    }
+    if (message.parentTaskId !== "") {
+      writer.uint32(130).string(message.parentTaskId);
+    }
+    if (message.parentStepId !== "") {
+      writer.uint32(138).string(message.parentStepId);
+    }
+    if (message.blueprint !== "") {
+      writer.uint32(146).string(message.blueprint);
+    }
+    if (message.depth !== 0) {
+      writer.uint32(152).int32(message.depth);
+    }
+    if (message.currentWave !== 0) {
+      writer.uint32(160).int32(message.currentWave);
+    }
+    if (message.waveCount !== 0) {
+      writer.uint32(168).int32(message.waveCount);
+    }
+    if (message.failedStepId !== "") {
+      writer.uint32(178).string(message.failedStepId);
     }
     return writer;
   },
@@ -1740,6 +2565,78 @@ export const Task: MessageFns<Task> = {
             message.correlationId = reader.string();
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.output = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.notBefore = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.parentTaskId = reader.string();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.parentStepId = reader.string();
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.blueprint = reader.string();
+            continue;
+          }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.depth = reader.int32();
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.currentWave = reader.int32();
+            continue;
+          }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.waveCount = reader.int32();
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.failedStepId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1795,6 +2692,39 @@ export const Task: MessageFns<Task> = {
         : isSet(object.correlation_id)
         ? globalThis.String(object.correlation_id)
         : "",
+      output: isObject(object.output) ? object.output : undefined,
+      notBefore: isSet(object.notBefore)
+        ? globalThis.String(object.notBefore)
+        : isSet(object.not_before)
+        ? globalThis.String(object.not_before)
+        : "",
+      parentTaskId: isSet(object.parentTaskId)
+        ? globalThis.String(object.parentTaskId)
+        : isSet(object.parent_task_id)
+        ? globalThis.String(object.parent_task_id)
+        : "",
+      parentStepId: isSet(object.parentStepId)
+        ? globalThis.String(object.parentStepId)
+        : isSet(object.parent_step_id)
+        ? globalThis.String(object.parent_step_id)
+        : "",
+      blueprint: isSet(object.blueprint) ? globalThis.String(object.blueprint) : "",
+      depth: isSet(object.depth) ? globalThis.Number(object.depth) : 0,
+      currentWave: isSet(object.currentWave)
+        ? globalThis.Number(object.currentWave)
+        : isSet(object.current_wave)
+        ? globalThis.Number(object.current_wave)
+        : 0,
+      waveCount: isSet(object.waveCount)
+        ? globalThis.Number(object.waveCount)
+        : isSet(object.wave_count)
+        ? globalThis.Number(object.wave_count)
+        : 0,
+      failedStepId: isSet(object.failedStepId)
+        ? globalThis.String(object.failedStepId)
+        : isSet(object.failed_step_id)
+        ? globalThis.String(object.failed_step_id)
+        : "",
     };
   },
 
@@ -1839,6 +2769,33 @@ export const Task: MessageFns<Task> = {
     if (message.correlationId !== "") {
       obj.correlationId = message.correlationId;
     }
+    if (message.output !== undefined) {
+      obj.output = message.output;
+    }
+    if (message.notBefore !== "") {
+      obj.notBefore = message.notBefore;
+    }
+    if (message.parentTaskId !== "") {
+      obj.parentTaskId = message.parentTaskId;
+    }
+    if (message.parentStepId !== "") {
+      obj.parentStepId = message.parentStepId;
+    }
+    if (message.blueprint !== "") {
+      obj.blueprint = message.blueprint;
+    }
+    if (message.depth !== 0) {
+      obj.depth = Math.round(message.depth);
+    }
+    if (message.currentWave !== 0) {
+      obj.currentWave = Math.round(message.currentWave);
+    }
+    if (message.waveCount !== 0) {
+      obj.waveCount = Math.round(message.waveCount);
+    }
+    if (message.failedStepId !== "") {
+      obj.failedStepId = message.failedStepId;
+    }
     return obj;
   },
 
@@ -1860,6 +2817,2396 @@ export const Task: MessageFns<Task> = {
     message.errorCode = object.errorCode ?? "";
     message.errorMessage = object.errorMessage ?? "";
     message.correlationId = object.correlationId ?? "";
+    message.output = object.output ?? undefined;
+    message.notBefore = object.notBefore ?? "";
+    message.parentTaskId = object.parentTaskId ?? "";
+    message.parentStepId = object.parentStepId ?? "";
+    message.blueprint = object.blueprint ?? "";
+    message.depth = object.depth ?? 0;
+    message.currentWave = object.currentWave ?? 0;
+    message.waveCount = object.waveCount ?? 0;
+    message.failedStepId = object.failedStepId ?? "";
+    return message;
+  },
+};
+
+function createBaseBlueprint(): Blueprint {
+  return {
+    name: "",
+    version: "",
+    description: "",
+    inputSchema: undefined,
+    outputSchema: undefined,
+    template: undefined,
+    outputs: undefined,
+    builtin: false,
+    createdBy: "",
+    createdAt: "",
+  };
+}
+
+export const Blueprint: MessageFns<Blueprint> = {
+  encode(message: Blueprint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.version !== "") {
+      writer.uint32(18).string(message.version);
+    }
+    if (message.description !== "") {
+      writer.uint32(26).string(message.description);
+    }
+    if (message.inputSchema !== undefined) {
+      Struct.encode(Struct.wrap(message.inputSchema), writer.uint32(34).fork()).join();
+    }
+    if (message.outputSchema !== undefined) {
+      Struct.encode(Struct.wrap(message.outputSchema), writer.uint32(42).fork()).join();
+    }
+    if (message.template !== undefined) {
+      Struct.encode(Struct.wrap(message.template), writer.uint32(50).fork()).join();
+    }
+    if (message.outputs !== undefined) {
+      Struct.encode(Struct.wrap(message.outputs), writer.uint32(58).fork()).join();
+    }
+    if (message.builtin !== false) {
+      writer.uint32(64).bool(message.builtin);
+    }
+    if (message.createdBy !== "") {
+      writer.uint32(74).string(message.createdBy);
+    }
+    if (message.createdAt !== "") {
+      writer.uint32(82).string(message.createdAt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Blueprint {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlueprint();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.inputSchema = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.outputSchema = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.template = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.outputs = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.builtin = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.createdBy = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.createdAt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Blueprint {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      inputSchema: isObject(object.inputSchema)
+        ? object.inputSchema
+        : isObject(object.input_schema)
+        ? object.input_schema
+        : undefined,
+      outputSchema: isObject(object.outputSchema)
+        ? object.outputSchema
+        : isObject(object.output_schema)
+        ? object.output_schema
+        : undefined,
+      template: isObject(object.template) ? object.template : undefined,
+      outputs: isObject(object.outputs) ? object.outputs : undefined,
+      builtin: isSet(object.builtin) ? globalThis.Boolean(object.builtin) : false,
+      createdBy: isSet(object.createdBy)
+        ? globalThis.String(object.createdBy)
+        : isSet(object.created_by)
+        ? globalThis.String(object.created_by)
+        : "",
+      createdAt: isSet(object.createdAt)
+        ? globalThis.String(object.createdAt)
+        : isSet(object.created_at)
+        ? globalThis.String(object.created_at)
+        : "",
+    };
+  },
+
+  toJSON(message: Blueprint): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.inputSchema !== undefined) {
+      obj.inputSchema = message.inputSchema;
+    }
+    if (message.outputSchema !== undefined) {
+      obj.outputSchema = message.outputSchema;
+    }
+    if (message.template !== undefined) {
+      obj.template = message.template;
+    }
+    if (message.outputs !== undefined) {
+      obj.outputs = message.outputs;
+    }
+    if (message.builtin !== false) {
+      obj.builtin = message.builtin;
+    }
+    if (message.createdBy !== "") {
+      obj.createdBy = message.createdBy;
+    }
+    if (message.createdAt !== "") {
+      obj.createdAt = message.createdAt;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Blueprint>, I>>(base?: I): Blueprint {
+    return Blueprint.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Blueprint>, I>>(object: I): Blueprint {
+    const message = createBaseBlueprint();
+    message.name = object.name ?? "";
+    message.version = object.version ?? "";
+    message.description = object.description ?? "";
+    message.inputSchema = object.inputSchema ?? undefined;
+    message.outputSchema = object.outputSchema ?? undefined;
+    message.template = object.template ?? undefined;
+    message.outputs = object.outputs ?? undefined;
+    message.builtin = object.builtin ?? false;
+    message.createdBy = object.createdBy ?? "";
+    message.createdAt = object.createdAt ?? "";
+    return message;
+  },
+};
+
+function createBaseCreateBlueprintRequest(): CreateBlueprintRequest {
+  return { blueprint: undefined, principal: undefined };
+}
+
+export const CreateBlueprintRequest: MessageFns<CreateBlueprintRequest> = {
+  encode(message: CreateBlueprintRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.blueprint !== undefined) {
+      Blueprint.encode(message.blueprint, writer.uint32(10).fork()).join();
+    }
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateBlueprintRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateBlueprintRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.blueprint = Blueprint.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateBlueprintRequest {
+    return {
+      blueprint: isSet(object.blueprint) ? Blueprint.fromJSON(object.blueprint) : undefined,
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+    };
+  },
+
+  toJSON(message: CreateBlueprintRequest): unknown {
+    const obj: any = {};
+    if (message.blueprint !== undefined) {
+      obj.blueprint = Blueprint.toJSON(message.blueprint);
+    }
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateBlueprintRequest>, I>>(base?: I): CreateBlueprintRequest {
+    return CreateBlueprintRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateBlueprintRequest>, I>>(object: I): CreateBlueprintRequest {
+    const message = createBaseCreateBlueprintRequest();
+    message.blueprint = (object.blueprint !== undefined && object.blueprint !== null)
+      ? Blueprint.fromPartial(object.blueprint)
+      : undefined;
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetBlueprintRequest(): GetBlueprintRequest {
+  return { name: "", version: "", principal: undefined };
+}
+
+export const GetBlueprintRequest: MessageFns<GetBlueprintRequest> = {
+  encode(message: GetBlueprintRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.version !== "") {
+      writer.uint32(18).string(message.version);
+    }
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetBlueprintRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetBlueprintRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetBlueprintRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+    };
+  },
+
+  toJSON(message: GetBlueprintRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetBlueprintRequest>, I>>(base?: I): GetBlueprintRequest {
+    return GetBlueprintRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetBlueprintRequest>, I>>(object: I): GetBlueprintRequest {
+    const message = createBaseGetBlueprintRequest();
+    message.name = object.name ?? "";
+    message.version = object.version ?? "";
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListBlueprintsRequest(): ListBlueprintsRequest {
+  return { principal: undefined, page: undefined, name: "" };
+}
+
+export const ListBlueprintsRequest: MessageFns<ListBlueprintsRequest> = {
+  encode(message: ListBlueprintsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.page !== undefined) {
+      PageRequest.encode(message.page, writer.uint32(18).fork()).join();
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListBlueprintsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListBlueprintsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.page = PageRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListBlueprintsRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      page: isSet(object.page) ? PageRequest.fromJSON(object.page) : undefined,
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+    };
+  },
+
+  toJSON(message: ListBlueprintsRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.page !== undefined) {
+      obj.page = PageRequest.toJSON(message.page);
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListBlueprintsRequest>, I>>(base?: I): ListBlueprintsRequest {
+    return ListBlueprintsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListBlueprintsRequest>, I>>(object: I): ListBlueprintsRequest {
+    const message = createBaseListBlueprintsRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageRequest.fromPartial(object.page)
+      : undefined;
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseListBlueprintsResponse(): ListBlueprintsResponse {
+  return { items: [], total: 0, nextCursor: "" };
+}
+
+export const ListBlueprintsResponse: MessageFns<ListBlueprintsResponse> = {
+  encode(message: ListBlueprintsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      Blueprint.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.total !== 0) {
+      writer.uint32(16).int32(message.total);
+    }
+    if (message.nextCursor !== "") {
+      writer.uint32(26).string(message.nextCursor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListBlueprintsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListBlueprintsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(Blueprint.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.total = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nextCursor = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListBlueprintsResponse {
+    return {
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => Blueprint.fromJSON(e)) : [],
+      total: isSet(object.total) ? globalThis.Number(object.total) : 0,
+      nextCursor: isSet(object.nextCursor)
+        ? globalThis.String(object.nextCursor)
+        : isSet(object.next_cursor)
+        ? globalThis.String(object.next_cursor)
+        : "",
+    };
+  },
+
+  toJSON(message: ListBlueprintsResponse): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => Blueprint.toJSON(e));
+    }
+    if (message.total !== 0) {
+      obj.total = Math.round(message.total);
+    }
+    if (message.nextCursor !== "") {
+      obj.nextCursor = message.nextCursor;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListBlueprintsResponse>, I>>(base?: I): ListBlueprintsResponse {
+    return ListBlueprintsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListBlueprintsResponse>, I>>(object: I): ListBlueprintsResponse {
+    const message = createBaseListBlueprintsResponse();
+    message.items = object.items?.map((e) => Blueprint.fromPartial(e)) || [];
+    message.total = object.total ?? 0;
+    message.nextCursor = object.nextCursor ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteBlueprintRequest(): DeleteBlueprintRequest {
+  return { name: "", version: "", principal: undefined };
+}
+
+export const DeleteBlueprintRequest: MessageFns<DeleteBlueprintRequest> = {
+  encode(message: DeleteBlueprintRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.version !== "") {
+      writer.uint32(18).string(message.version);
+    }
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteBlueprintRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteBlueprintRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteBlueprintRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+    };
+  },
+
+  toJSON(message: DeleteBlueprintRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteBlueprintRequest>, I>>(base?: I): DeleteBlueprintRequest {
+    return DeleteBlueprintRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteBlueprintRequest>, I>>(object: I): DeleteBlueprintRequest {
+    const message = createBaseDeleteBlueprintRequest();
+    message.name = object.name ?? "";
+    message.version = object.version ?? "";
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDeleteBlueprintResponse(): DeleteBlueprintResponse {
+  return { deleted: false };
+}
+
+export const DeleteBlueprintResponse: MessageFns<DeleteBlueprintResponse> = {
+  encode(message: DeleteBlueprintResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deleted !== false) {
+      writer.uint32(8).bool(message.deleted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteBlueprintResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteBlueprintResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.deleted = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteBlueprintResponse {
+    return { deleted: isSet(object.deleted) ? globalThis.Boolean(object.deleted) : false };
+  },
+
+  toJSON(message: DeleteBlueprintResponse): unknown {
+    const obj: any = {};
+    if (message.deleted !== false) {
+      obj.deleted = message.deleted;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteBlueprintResponse>, I>>(base?: I): DeleteBlueprintResponse {
+    return DeleteBlueprintResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteBlueprintResponse>, I>>(object: I): DeleteBlueprintResponse {
+    const message = createBaseDeleteBlueprintResponse();
+    message.deleted = object.deleted ?? false;
+    return message;
+  },
+};
+
+function createBasePolicyMatch(): PolicyMatch {
+  return { capabilities: [], tools: [], workspaces: [], roles: [], actions: [], pools: [] };
+}
+
+export const PolicyMatch: MessageFns<PolicyMatch> = {
+  encode(message: PolicyMatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.capabilities) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.tools) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.workspaces) {
+      writer.uint32(26).string(v!);
+    }
+    for (const v of message.roles) {
+      writer.uint32(34).string(v!);
+    }
+    for (const v of message.actions) {
+      writer.uint32(42).string(v!);
+    }
+    for (const v of message.pools) {
+      writer.uint32(50).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PolicyMatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePolicyMatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.capabilities.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tools.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.workspaces.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.roles.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.actions.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.pools.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PolicyMatch {
+    return {
+      capabilities: globalThis.Array.isArray(object?.capabilities)
+        ? object.capabilities.map((e: any) => globalThis.String(e))
+        : [],
+      tools: globalThis.Array.isArray(object?.tools) ? object.tools.map((e: any) => globalThis.String(e)) : [],
+      workspaces: globalThis.Array.isArray(object?.workspaces)
+        ? object.workspaces.map((e: any) => globalThis.String(e))
+        : [],
+      roles: globalThis.Array.isArray(object?.roles) ? object.roles.map((e: any) => globalThis.String(e)) : [],
+      actions: globalThis.Array.isArray(object?.actions) ? object.actions.map((e: any) => globalThis.String(e)) : [],
+      pools: globalThis.Array.isArray(object?.pools) ? object.pools.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: PolicyMatch): unknown {
+    const obj: any = {};
+    if (message.capabilities?.length) {
+      obj.capabilities = message.capabilities;
+    }
+    if (message.tools?.length) {
+      obj.tools = message.tools;
+    }
+    if (message.workspaces?.length) {
+      obj.workspaces = message.workspaces;
+    }
+    if (message.roles?.length) {
+      obj.roles = message.roles;
+    }
+    if (message.actions?.length) {
+      obj.actions = message.actions;
+    }
+    if (message.pools?.length) {
+      obj.pools = message.pools;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PolicyMatch>, I>>(base?: I): PolicyMatch {
+    return PolicyMatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PolicyMatch>, I>>(object: I): PolicyMatch {
+    const message = createBasePolicyMatch();
+    message.capabilities = object.capabilities?.map((e) => e) || [];
+    message.tools = object.tools?.map((e) => e) || [];
+    message.workspaces = object.workspaces?.map((e) => e) || [];
+    message.roles = object.roles?.map((e) => e) || [];
+    message.actions = object.actions?.map((e) => e) || [];
+    message.pools = object.pools?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBasePolicyBudget(): PolicyBudget {
+  return { maxSteps: 0, maxGpuSteps: 0 };
+}
+
+export const PolicyBudget: MessageFns<PolicyBudget> = {
+  encode(message: PolicyBudget, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.maxSteps !== 0) {
+      writer.uint32(8).int32(message.maxSteps);
+    }
+    if (message.maxGpuSteps !== 0) {
+      writer.uint32(16).int32(message.maxGpuSteps);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PolicyBudget {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePolicyBudget();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.maxSteps = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxGpuSteps = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PolicyBudget {
+    return {
+      maxSteps: isSet(object.maxSteps)
+        ? globalThis.Number(object.maxSteps)
+        : isSet(object.max_steps)
+        ? globalThis.Number(object.max_steps)
+        : 0,
+      maxGpuSteps: isSet(object.maxGpuSteps)
+        ? globalThis.Number(object.maxGpuSteps)
+        : isSet(object.max_gpu_steps)
+        ? globalThis.Number(object.max_gpu_steps)
+        : 0,
+    };
+  },
+
+  toJSON(message: PolicyBudget): unknown {
+    const obj: any = {};
+    if (message.maxSteps !== 0) {
+      obj.maxSteps = Math.round(message.maxSteps);
+    }
+    if (message.maxGpuSteps !== 0) {
+      obj.maxGpuSteps = Math.round(message.maxGpuSteps);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PolicyBudget>, I>>(base?: I): PolicyBudget {
+    return PolicyBudget.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PolicyBudget>, I>>(object: I): PolicyBudget {
+    const message = createBasePolicyBudget();
+    message.maxSteps = object.maxSteps ?? 0;
+    message.maxGpuSteps = object.maxGpuSteps ?? 0;
+    return message;
+  },
+};
+
+function createBasePolicy(): Policy {
+  return {
+    id: "",
+    name: "",
+    description: "",
+    effect: "",
+    match: undefined,
+    budget: undefined,
+    priority: 0,
+    enabled: false,
+    createdBy: "",
+    createdAt: "",
+    updatedAt: "",
+  };
+}
+
+export const Policy: MessageFns<Policy> = {
+  encode(message: Policy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.description !== "") {
+      writer.uint32(26).string(message.description);
+    }
+    if (message.effect !== "") {
+      writer.uint32(34).string(message.effect);
+    }
+    if (message.match !== undefined) {
+      PolicyMatch.encode(message.match, writer.uint32(42).fork()).join();
+    }
+    if (message.budget !== undefined) {
+      PolicyBudget.encode(message.budget, writer.uint32(50).fork()).join();
+    }
+    if (message.priority !== 0) {
+      writer.uint32(56).int32(message.priority);
+    }
+    if (message.enabled !== false) {
+      writer.uint32(64).bool(message.enabled);
+    }
+    if (message.createdBy !== "") {
+      writer.uint32(74).string(message.createdBy);
+    }
+    if (message.createdAt !== "") {
+      writer.uint32(82).string(message.createdAt);
+    }
+    if (message.updatedAt !== "") {
+      writer.uint32(90).string(message.updatedAt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Policy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.effect = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.match = PolicyMatch.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.budget = PolicyBudget.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.priority = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.enabled = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.createdBy = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.createdAt = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.updatedAt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Policy {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      effect: isSet(object.effect) ? globalThis.String(object.effect) : "",
+      match: isSet(object.match) ? PolicyMatch.fromJSON(object.match) : undefined,
+      budget: isSet(object.budget) ? PolicyBudget.fromJSON(object.budget) : undefined,
+      priority: isSet(object.priority) ? globalThis.Number(object.priority) : 0,
+      enabled: isSet(object.enabled) ? globalThis.Boolean(object.enabled) : false,
+      createdBy: isSet(object.createdBy)
+        ? globalThis.String(object.createdBy)
+        : isSet(object.created_by)
+        ? globalThis.String(object.created_by)
+        : "",
+      createdAt: isSet(object.createdAt)
+        ? globalThis.String(object.createdAt)
+        : isSet(object.created_at)
+        ? globalThis.String(object.created_at)
+        : "",
+      updatedAt: isSet(object.updatedAt)
+        ? globalThis.String(object.updatedAt)
+        : isSet(object.updated_at)
+        ? globalThis.String(object.updated_at)
+        : "",
+    };
+  },
+
+  toJSON(message: Policy): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.effect !== "") {
+      obj.effect = message.effect;
+    }
+    if (message.match !== undefined) {
+      obj.match = PolicyMatch.toJSON(message.match);
+    }
+    if (message.budget !== undefined) {
+      obj.budget = PolicyBudget.toJSON(message.budget);
+    }
+    if (message.priority !== 0) {
+      obj.priority = Math.round(message.priority);
+    }
+    if (message.enabled !== false) {
+      obj.enabled = message.enabled;
+    }
+    if (message.createdBy !== "") {
+      obj.createdBy = message.createdBy;
+    }
+    if (message.createdAt !== "") {
+      obj.createdAt = message.createdAt;
+    }
+    if (message.updatedAt !== "") {
+      obj.updatedAt = message.updatedAt;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Policy>, I>>(base?: I): Policy {
+    return Policy.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Policy>, I>>(object: I): Policy {
+    const message = createBasePolicy();
+    message.id = object.id ?? "";
+    message.name = object.name ?? "";
+    message.description = object.description ?? "";
+    message.effect = object.effect ?? "";
+    message.match = (object.match !== undefined && object.match !== null)
+      ? PolicyMatch.fromPartial(object.match)
+      : undefined;
+    message.budget = (object.budget !== undefined && object.budget !== null)
+      ? PolicyBudget.fromPartial(object.budget)
+      : undefined;
+    message.priority = object.priority ?? 0;
+    message.enabled = object.enabled ?? false;
+    message.createdBy = object.createdBy ?? "";
+    message.createdAt = object.createdAt ?? "";
+    message.updatedAt = object.updatedAt ?? "";
+    return message;
+  },
+};
+
+function createBaseCreatePolicyRequest(): CreatePolicyRequest {
+  return { policy: undefined, principal: undefined };
+}
+
+export const CreatePolicyRequest: MessageFns<CreatePolicyRequest> = {
+  encode(message: CreatePolicyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policy !== undefined) {
+      Policy.encode(message.policy, writer.uint32(10).fork()).join();
+    }
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreatePolicyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreatePolicyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.policy = Policy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreatePolicyRequest {
+    return {
+      policy: isSet(object.policy) ? Policy.fromJSON(object.policy) : undefined,
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+    };
+  },
+
+  toJSON(message: CreatePolicyRequest): unknown {
+    const obj: any = {};
+    if (message.policy !== undefined) {
+      obj.policy = Policy.toJSON(message.policy);
+    }
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreatePolicyRequest>, I>>(base?: I): CreatePolicyRequest {
+    return CreatePolicyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreatePolicyRequest>, I>>(object: I): CreatePolicyRequest {
+    const message = createBaseCreatePolicyRequest();
+    message.policy = (object.policy !== undefined && object.policy !== null)
+      ? Policy.fromPartial(object.policy)
+      : undefined;
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetPolicyRequest(): GetPolicyRequest {
+  return { id: "", principal: undefined };
+}
+
+export const GetPolicyRequest: MessageFns<GetPolicyRequest> = {
+  encode(message: GetPolicyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPolicyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPolicyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPolicyRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+    };
+  },
+
+  toJSON(message: GetPolicyRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPolicyRequest>, I>>(base?: I): GetPolicyRequest {
+    return GetPolicyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPolicyRequest>, I>>(object: I): GetPolicyRequest {
+    const message = createBaseGetPolicyRequest();
+    message.id = object.id ?? "";
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListPoliciesRequest(): ListPoliciesRequest {
+  return { principal: undefined, page: undefined };
+}
+
+export const ListPoliciesRequest: MessageFns<ListPoliciesRequest> = {
+  encode(message: ListPoliciesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.page !== undefined) {
+      PageRequest.encode(message.page, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPoliciesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPoliciesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.page = PageRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPoliciesRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      page: isSet(object.page) ? PageRequest.fromJSON(object.page) : undefined,
+    };
+  },
+
+  toJSON(message: ListPoliciesRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.page !== undefined) {
+      obj.page = PageRequest.toJSON(message.page);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPoliciesRequest>, I>>(base?: I): ListPoliciesRequest {
+    return ListPoliciesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPoliciesRequest>, I>>(object: I): ListPoliciesRequest {
+    const message = createBaseListPoliciesRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageRequest.fromPartial(object.page)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListPoliciesResponse(): ListPoliciesResponse {
+  return { items: [], total: 0, nextCursor: "" };
+}
+
+export const ListPoliciesResponse: MessageFns<ListPoliciesResponse> = {
+  encode(message: ListPoliciesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      Policy.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.total !== 0) {
+      writer.uint32(16).int32(message.total);
+    }
+    if (message.nextCursor !== "") {
+      writer.uint32(26).string(message.nextCursor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPoliciesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPoliciesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(Policy.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.total = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nextCursor = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPoliciesResponse {
+    return {
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => Policy.fromJSON(e)) : [],
+      total: isSet(object.total) ? globalThis.Number(object.total) : 0,
+      nextCursor: isSet(object.nextCursor)
+        ? globalThis.String(object.nextCursor)
+        : isSet(object.next_cursor)
+        ? globalThis.String(object.next_cursor)
+        : "",
+    };
+  },
+
+  toJSON(message: ListPoliciesResponse): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => Policy.toJSON(e));
+    }
+    if (message.total !== 0) {
+      obj.total = Math.round(message.total);
+    }
+    if (message.nextCursor !== "") {
+      obj.nextCursor = message.nextCursor;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPoliciesResponse>, I>>(base?: I): ListPoliciesResponse {
+    return ListPoliciesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPoliciesResponse>, I>>(object: I): ListPoliciesResponse {
+    const message = createBaseListPoliciesResponse();
+    message.items = object.items?.map((e) => Policy.fromPartial(e)) || [];
+    message.total = object.total ?? 0;
+    message.nextCursor = object.nextCursor ?? "";
+    return message;
+  },
+};
+
+function createBaseUpdatePolicyRequest(): UpdatePolicyRequest {
+  return { policy: undefined, principal: undefined };
+}
+
+export const UpdatePolicyRequest: MessageFns<UpdatePolicyRequest> = {
+  encode(message: UpdatePolicyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policy !== undefined) {
+      Policy.encode(message.policy, writer.uint32(10).fork()).join();
+    }
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdatePolicyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdatePolicyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.policy = Policy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdatePolicyRequest {
+    return {
+      policy: isSet(object.policy) ? Policy.fromJSON(object.policy) : undefined,
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+    };
+  },
+
+  toJSON(message: UpdatePolicyRequest): unknown {
+    const obj: any = {};
+    if (message.policy !== undefined) {
+      obj.policy = Policy.toJSON(message.policy);
+    }
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdatePolicyRequest>, I>>(base?: I): UpdatePolicyRequest {
+    return UpdatePolicyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdatePolicyRequest>, I>>(object: I): UpdatePolicyRequest {
+    const message = createBaseUpdatePolicyRequest();
+    message.policy = (object.policy !== undefined && object.policy !== null)
+      ? Policy.fromPartial(object.policy)
+      : undefined;
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDeletePolicyRequest(): DeletePolicyRequest {
+  return { id: "", principal: undefined };
+}
+
+export const DeletePolicyRequest: MessageFns<DeletePolicyRequest> = {
+  encode(message: DeletePolicyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeletePolicyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeletePolicyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeletePolicyRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+    };
+  },
+
+  toJSON(message: DeletePolicyRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeletePolicyRequest>, I>>(base?: I): DeletePolicyRequest {
+    return DeletePolicyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeletePolicyRequest>, I>>(object: I): DeletePolicyRequest {
+    const message = createBaseDeletePolicyRequest();
+    message.id = object.id ?? "";
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDeletePolicyResponse(): DeletePolicyResponse {
+  return { deleted: false };
+}
+
+export const DeletePolicyResponse: MessageFns<DeletePolicyResponse> = {
+  encode(message: DeletePolicyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deleted !== false) {
+      writer.uint32(8).bool(message.deleted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeletePolicyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeletePolicyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.deleted = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeletePolicyResponse {
+    return { deleted: isSet(object.deleted) ? globalThis.Boolean(object.deleted) : false };
+  },
+
+  toJSON(message: DeletePolicyResponse): unknown {
+    const obj: any = {};
+    if (message.deleted !== false) {
+      obj.deleted = message.deleted;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeletePolicyResponse>, I>>(base?: I): DeletePolicyResponse {
+    return DeletePolicyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeletePolicyResponse>, I>>(object: I): DeletePolicyResponse {
+    const message = createBaseDeletePolicyResponse();
+    message.deleted = object.deleted ?? false;
+    return message;
+  },
+};
+
+function createBaseDecision(): Decision {
+  return {
+    taskId: "",
+    stepId: "",
+    policyId: "",
+    policyName: "",
+    effect: "",
+    reason: "",
+    at: "",
+    workspace: "",
+    subject: "",
+  };
+}
+
+export const Decision: MessageFns<Decision> = {
+  encode(message: Decision, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.stepId !== "") {
+      writer.uint32(18).string(message.stepId);
+    }
+    if (message.policyId !== "") {
+      writer.uint32(26).string(message.policyId);
+    }
+    if (message.policyName !== "") {
+      writer.uint32(34).string(message.policyName);
+    }
+    if (message.effect !== "") {
+      writer.uint32(42).string(message.effect);
+    }
+    if (message.reason !== "") {
+      writer.uint32(50).string(message.reason);
+    }
+    if (message.at !== "") {
+      writer.uint32(58).string(message.at);
+    }
+    if (message.workspace !== "") {
+      writer.uint32(66).string(message.workspace);
+    }
+    if (message.subject !== "") {
+      writer.uint32(74).string(message.subject);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Decision {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDecision();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.stepId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.policyId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.policyName = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.effect = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.at = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.workspace = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.subject = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Decision {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      stepId: isSet(object.stepId)
+        ? globalThis.String(object.stepId)
+        : isSet(object.step_id)
+        ? globalThis.String(object.step_id)
+        : "",
+      policyId: isSet(object.policyId)
+        ? globalThis.String(object.policyId)
+        : isSet(object.policy_id)
+        ? globalThis.String(object.policy_id)
+        : "",
+      policyName: isSet(object.policyName)
+        ? globalThis.String(object.policyName)
+        : isSet(object.policy_name)
+        ? globalThis.String(object.policy_name)
+        : "",
+      effect: isSet(object.effect) ? globalThis.String(object.effect) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      at: isSet(object.at) ? globalThis.String(object.at) : "",
+      workspace: isSet(object.workspace) ? globalThis.String(object.workspace) : "",
+      subject: isSet(object.subject) ? globalThis.String(object.subject) : "",
+    };
+  },
+
+  toJSON(message: Decision): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.stepId !== "") {
+      obj.stepId = message.stepId;
+    }
+    if (message.policyId !== "") {
+      obj.policyId = message.policyId;
+    }
+    if (message.policyName !== "") {
+      obj.policyName = message.policyName;
+    }
+    if (message.effect !== "") {
+      obj.effect = message.effect;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.at !== "") {
+      obj.at = message.at;
+    }
+    if (message.workspace !== "") {
+      obj.workspace = message.workspace;
+    }
+    if (message.subject !== "") {
+      obj.subject = message.subject;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Decision>, I>>(base?: I): Decision {
+    return Decision.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Decision>, I>>(object: I): Decision {
+    const message = createBaseDecision();
+    message.taskId = object.taskId ?? "";
+    message.stepId = object.stepId ?? "";
+    message.policyId = object.policyId ?? "";
+    message.policyName = object.policyName ?? "";
+    message.effect = object.effect ?? "";
+    message.reason = object.reason ?? "";
+    message.at = object.at ?? "";
+    message.workspace = object.workspace ?? "";
+    message.subject = object.subject ?? "";
+    return message;
+  },
+};
+
+function createBaseListDecisionsRequest(): ListDecisionsRequest {
+  return { principal: undefined, page: undefined, taskId: "", effect: "" };
+}
+
+export const ListDecisionsRequest: MessageFns<ListDecisionsRequest> = {
+  encode(message: ListDecisionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.page !== undefined) {
+      PageRequest.encode(message.page, writer.uint32(18).fork()).join();
+    }
+    if (message.taskId !== "") {
+      writer.uint32(26).string(message.taskId);
+    }
+    if (message.effect !== "") {
+      writer.uint32(34).string(message.effect);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListDecisionsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListDecisionsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.page = PageRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.effect = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListDecisionsRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      page: isSet(object.page) ? PageRequest.fromJSON(object.page) : undefined,
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      effect: isSet(object.effect) ? globalThis.String(object.effect) : "",
+    };
+  },
+
+  toJSON(message: ListDecisionsRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.page !== undefined) {
+      obj.page = PageRequest.toJSON(message.page);
+    }
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.effect !== "") {
+      obj.effect = message.effect;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListDecisionsRequest>, I>>(base?: I): ListDecisionsRequest {
+    return ListDecisionsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListDecisionsRequest>, I>>(object: I): ListDecisionsRequest {
+    const message = createBaseListDecisionsRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageRequest.fromPartial(object.page)
+      : undefined;
+    message.taskId = object.taskId ?? "";
+    message.effect = object.effect ?? "";
+    return message;
+  },
+};
+
+function createBaseListDecisionsResponse(): ListDecisionsResponse {
+  return { items: [], total: 0, nextCursor: "" };
+}
+
+export const ListDecisionsResponse: MessageFns<ListDecisionsResponse> = {
+  encode(message: ListDecisionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      Decision.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.total !== 0) {
+      writer.uint32(16).int32(message.total);
+    }
+    if (message.nextCursor !== "") {
+      writer.uint32(26).string(message.nextCursor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListDecisionsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListDecisionsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(Decision.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.total = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nextCursor = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListDecisionsResponse {
+    return {
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => Decision.fromJSON(e)) : [],
+      total: isSet(object.total) ? globalThis.Number(object.total) : 0,
+      nextCursor: isSet(object.nextCursor)
+        ? globalThis.String(object.nextCursor)
+        : isSet(object.next_cursor)
+        ? globalThis.String(object.next_cursor)
+        : "",
+    };
+  },
+
+  toJSON(message: ListDecisionsResponse): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => Decision.toJSON(e));
+    }
+    if (message.total !== 0) {
+      obj.total = Math.round(message.total);
+    }
+    if (message.nextCursor !== "") {
+      obj.nextCursor = message.nextCursor;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListDecisionsResponse>, I>>(base?: I): ListDecisionsResponse {
+    return ListDecisionsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListDecisionsResponse>, I>>(object: I): ListDecisionsResponse {
+    const message = createBaseListDecisionsResponse();
+    message.items = object.items?.map((e) => Decision.fromPartial(e)) || [];
+    message.total = object.total ?? 0;
+    message.nextCursor = object.nextCursor ?? "";
     return message;
   },
 };
@@ -1912,6 +5259,106 @@ export const OrchestratorService = {
     responseSerialize: (value: Task): Buffer => Buffer.from(Task.encode(value).finish()),
     responseDeserialize: (value: Buffer): Task => Task.decode(value),
   },
+  /** Blueprints: versioned, parameterised plan templates. A version, once created, never changes. */
+  createBlueprint: {
+    path: "/ziggie.v1.Orchestrator/CreateBlueprint" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateBlueprintRequest): Buffer =>
+      Buffer.from(CreateBlueprintRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateBlueprintRequest => CreateBlueprintRequest.decode(value),
+    responseSerialize: (value: Blueprint): Buffer => Buffer.from(Blueprint.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Blueprint => Blueprint.decode(value),
+  },
+  getBlueprint: {
+    path: "/ziggie.v1.Orchestrator/GetBlueprint" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetBlueprintRequest): Buffer => Buffer.from(GetBlueprintRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetBlueprintRequest => GetBlueprintRequest.decode(value),
+    responseSerialize: (value: Blueprint): Buffer => Buffer.from(Blueprint.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Blueprint => Blueprint.decode(value),
+  },
+  listBlueprints: {
+    path: "/ziggie.v1.Orchestrator/ListBlueprints" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListBlueprintsRequest): Buffer =>
+      Buffer.from(ListBlueprintsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListBlueprintsRequest => ListBlueprintsRequest.decode(value),
+    responseSerialize: (value: ListBlueprintsResponse): Buffer =>
+      Buffer.from(ListBlueprintsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListBlueprintsResponse => ListBlueprintsResponse.decode(value),
+  },
+  deleteBlueprint: {
+    path: "/ziggie.v1.Orchestrator/DeleteBlueprint" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteBlueprintRequest): Buffer =>
+      Buffer.from(DeleteBlueprintRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteBlueprintRequest => DeleteBlueprintRequest.decode(value),
+    responseSerialize: (value: DeleteBlueprintResponse): Buffer =>
+      Buffer.from(DeleteBlueprintResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteBlueprintResponse => DeleteBlueprintResponse.decode(value),
+  },
+  /** Governance policies, evaluated before every dispatch (Think -> Govern -> Act). */
+  createPolicy: {
+    path: "/ziggie.v1.Orchestrator/CreatePolicy" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreatePolicyRequest): Buffer => Buffer.from(CreatePolicyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreatePolicyRequest => CreatePolicyRequest.decode(value),
+    responseSerialize: (value: Policy): Buffer => Buffer.from(Policy.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Policy => Policy.decode(value),
+  },
+  getPolicy: {
+    path: "/ziggie.v1.Orchestrator/GetPolicy" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetPolicyRequest): Buffer => Buffer.from(GetPolicyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetPolicyRequest => GetPolicyRequest.decode(value),
+    responseSerialize: (value: Policy): Buffer => Buffer.from(Policy.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Policy => Policy.decode(value),
+  },
+  listPolicies: {
+    path: "/ziggie.v1.Orchestrator/ListPolicies" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListPoliciesRequest): Buffer => Buffer.from(ListPoliciesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListPoliciesRequest => ListPoliciesRequest.decode(value),
+    responseSerialize: (value: ListPoliciesResponse): Buffer =>
+      Buffer.from(ListPoliciesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListPoliciesResponse => ListPoliciesResponse.decode(value),
+  },
+  updatePolicy: {
+    path: "/ziggie.v1.Orchestrator/UpdatePolicy" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdatePolicyRequest): Buffer => Buffer.from(UpdatePolicyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdatePolicyRequest => UpdatePolicyRequest.decode(value),
+    responseSerialize: (value: Policy): Buffer => Buffer.from(Policy.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Policy => Policy.decode(value),
+  },
+  deletePolicy: {
+    path: "/ziggie.v1.Orchestrator/DeletePolicy" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeletePolicyRequest): Buffer => Buffer.from(DeletePolicyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeletePolicyRequest => DeletePolicyRequest.decode(value),
+    responseSerialize: (value: DeletePolicyResponse): Buffer =>
+      Buffer.from(DeletePolicyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeletePolicyResponse => DeletePolicyResponse.decode(value),
+  },
+  listDecisions: {
+    path: "/ziggie.v1.Orchestrator/ListDecisions" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListDecisionsRequest): Buffer => Buffer.from(ListDecisionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListDecisionsRequest => ListDecisionsRequest.decode(value),
+    responseSerialize: (value: ListDecisionsResponse): Buffer =>
+      Buffer.from(ListDecisionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListDecisionsResponse => ListDecisionsResponse.decode(value),
+  },
 } as const;
 
 export interface OrchestratorServer extends UntypedServiceImplementation {
@@ -1920,6 +5367,18 @@ export interface OrchestratorServer extends UntypedServiceImplementation {
   listTasks: handleUnaryCall<ListTasksRequest, ListTasksResponse>;
   cancelTask: handleUnaryCall<CancelTaskRequest, Task>;
   approveStep: handleUnaryCall<ApproveStepRequest, Task>;
+  /** Blueprints: versioned, parameterised plan templates. A version, once created, never changes. */
+  createBlueprint: handleUnaryCall<CreateBlueprintRequest, Blueprint>;
+  getBlueprint: handleUnaryCall<GetBlueprintRequest, Blueprint>;
+  listBlueprints: handleUnaryCall<ListBlueprintsRequest, ListBlueprintsResponse>;
+  deleteBlueprint: handleUnaryCall<DeleteBlueprintRequest, DeleteBlueprintResponse>;
+  /** Governance policies, evaluated before every dispatch (Think -> Govern -> Act). */
+  createPolicy: handleUnaryCall<CreatePolicyRequest, Policy>;
+  getPolicy: handleUnaryCall<GetPolicyRequest, Policy>;
+  listPolicies: handleUnaryCall<ListPoliciesRequest, ListPoliciesResponse>;
+  updatePolicy: handleUnaryCall<UpdatePolicyRequest, Policy>;
+  deletePolicy: handleUnaryCall<DeletePolicyRequest, DeletePolicyResponse>;
+  listDecisions: handleUnaryCall<ListDecisionsRequest, ListDecisionsResponse>;
 }
 
 export interface OrchestratorClient extends Client {
@@ -1994,6 +5453,158 @@ export interface OrchestratorClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Task) => void,
+  ): ClientUnaryCall;
+  /** Blueprints: versioned, parameterised plan templates. A version, once created, never changes. */
+  createBlueprint(
+    request: CreateBlueprintRequest,
+    callback: (error: ServiceError | null, response: Blueprint) => void,
+  ): ClientUnaryCall;
+  createBlueprint(
+    request: CreateBlueprintRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Blueprint) => void,
+  ): ClientUnaryCall;
+  createBlueprint(
+    request: CreateBlueprintRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Blueprint) => void,
+  ): ClientUnaryCall;
+  getBlueprint(
+    request: GetBlueprintRequest,
+    callback: (error: ServiceError | null, response: Blueprint) => void,
+  ): ClientUnaryCall;
+  getBlueprint(
+    request: GetBlueprintRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Blueprint) => void,
+  ): ClientUnaryCall;
+  getBlueprint(
+    request: GetBlueprintRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Blueprint) => void,
+  ): ClientUnaryCall;
+  listBlueprints(
+    request: ListBlueprintsRequest,
+    callback: (error: ServiceError | null, response: ListBlueprintsResponse) => void,
+  ): ClientUnaryCall;
+  listBlueprints(
+    request: ListBlueprintsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListBlueprintsResponse) => void,
+  ): ClientUnaryCall;
+  listBlueprints(
+    request: ListBlueprintsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListBlueprintsResponse) => void,
+  ): ClientUnaryCall;
+  deleteBlueprint(
+    request: DeleteBlueprintRequest,
+    callback: (error: ServiceError | null, response: DeleteBlueprintResponse) => void,
+  ): ClientUnaryCall;
+  deleteBlueprint(
+    request: DeleteBlueprintRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteBlueprintResponse) => void,
+  ): ClientUnaryCall;
+  deleteBlueprint(
+    request: DeleteBlueprintRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteBlueprintResponse) => void,
+  ): ClientUnaryCall;
+  /** Governance policies, evaluated before every dispatch (Think -> Govern -> Act). */
+  createPolicy(
+    request: CreatePolicyRequest,
+    callback: (error: ServiceError | null, response: Policy) => void,
+  ): ClientUnaryCall;
+  createPolicy(
+    request: CreatePolicyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Policy) => void,
+  ): ClientUnaryCall;
+  createPolicy(
+    request: CreatePolicyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Policy) => void,
+  ): ClientUnaryCall;
+  getPolicy(
+    request: GetPolicyRequest,
+    callback: (error: ServiceError | null, response: Policy) => void,
+  ): ClientUnaryCall;
+  getPolicy(
+    request: GetPolicyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Policy) => void,
+  ): ClientUnaryCall;
+  getPolicy(
+    request: GetPolicyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Policy) => void,
+  ): ClientUnaryCall;
+  listPolicies(
+    request: ListPoliciesRequest,
+    callback: (error: ServiceError | null, response: ListPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  listPolicies(
+    request: ListPoliciesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  listPolicies(
+    request: ListPoliciesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  updatePolicy(
+    request: UpdatePolicyRequest,
+    callback: (error: ServiceError | null, response: Policy) => void,
+  ): ClientUnaryCall;
+  updatePolicy(
+    request: UpdatePolicyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Policy) => void,
+  ): ClientUnaryCall;
+  updatePolicy(
+    request: UpdatePolicyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Policy) => void,
+  ): ClientUnaryCall;
+  deletePolicy(
+    request: DeletePolicyRequest,
+    callback: (error: ServiceError | null, response: DeletePolicyResponse) => void,
+  ): ClientUnaryCall;
+  deletePolicy(
+    request: DeletePolicyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeletePolicyResponse) => void,
+  ): ClientUnaryCall;
+  deletePolicy(
+    request: DeletePolicyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeletePolicyResponse) => void,
+  ): ClientUnaryCall;
+  listDecisions(
+    request: ListDecisionsRequest,
+    callback: (error: ServiceError | null, response: ListDecisionsResponse) => void,
+  ): ClientUnaryCall;
+  listDecisions(
+    request: ListDecisionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListDecisionsResponse) => void,
+  ): ClientUnaryCall;
+  listDecisions(
+    request: ListDecisionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListDecisionsResponse) => void,
   ): ClientUnaryCall;
 }
 
