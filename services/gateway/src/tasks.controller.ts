@@ -8,8 +8,16 @@ import { TaskEventsService } from './task-events.service';
 import { taskSummary, taskView } from './task-view';
 
 const TaskId = z.string().regex(/^tsk_[a-f0-9]{32}$/, 'not a task id');
-const ListQuery = PageQuery.extend({ workspace: z.string().max(63).optional(), status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']).optional() });
+const ListQuery = PageQuery.extend({
+  workspace: z.string().max(63).optional(),
+  status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']).optional(),
+  priority: z.enum(['P0', 'P1', 'P2']).optional(),
+  parentTaskId: z.string().max(64).optional(),
+  blueprint: z.string().max(130).optional(),
+}).strict();
 const CancelBody = z.object({ reason: z.string().max(500).optional() }).strict();
+const ApproveBody = z.object({ decision: z.enum(['approve', 'reject']).default('approve'), comment: z.string().max(1000).optional() }).strict();
+const StepId = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/);
 
 function taskIdOf(id: string): string {
   // An id that cannot exist is simply not found; no need to ask the orchestrator.
@@ -54,6 +62,9 @@ export class TasksController {
                 retries: s.retries,
                 timeoutMs: s.timeout ?? 0,
                 qualityGate: s.qualityGate,
+                pool: s.pool ?? '',
+                gpu: s.gpu,
+                retryBackoffMs: s.retryBackoff ?? 0,
               })),
             }
           : undefined,
@@ -61,6 +72,10 @@ export class TasksController {
         inputs: input.inputs,
         principal,
         correlationId: currentCorrelationId() ?? '',
+        notBefore: input.notBefore ?? '',
+        parentTaskId: '',
+        parentStepId: '',
+        depth: 0,
       },
       { peer: 'orchestrator', timeoutMs: 30_000 },
     );
@@ -72,7 +87,15 @@ export class TasksController {
   async list(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
     const q = parseInput(ListQuery, query);
     const o = await this.orchestrator();
-    const res = await callUnary(o.listTasks.bind(o), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, workspace: q.workspace ?? '', status: q.status ?? '' }, { peer: 'orchestrator' });
+    const res = await callUnary(o.listTasks.bind(o), {
+        principal,
+        page: { limit: q.limit, cursor: q.cursor ?? '' },
+        workspace: q.workspace ?? '',
+        status: q.status ?? '',
+        priority: q.priority ?? '',
+        parentTaskId: q.parentTaskId ?? '',
+        blueprint: q.blueprint ?? '',
+      }, { peer: 'orchestrator' });
     return page(res.items.map(taskSummary), res.total, res.nextCursor);
   }
 
@@ -89,6 +112,29 @@ export class TasksController {
     const input = parseInput(CancelBody, body ?? {});
     const o = await this.orchestrator();
     return taskView(await callUnary(o.cancelTask.bind(o), { id: taskIdOf(id), principal, reason: input.reason ?? '' }, { peer: 'orchestrator' }));
+  }
+
+  /** Approves (or, with `{"decision": "reject"}`, rejects) a step waiting at its approval gate. */
+  @Post(':id/steps/:stepId/approve')
+  @HttpCode(200)
+  @RequirePermission('agent:dispatch')
+  async approve(@Param('id') id: string, @Param('stepId') stepId: string, @Body() body: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const input = parseInput(ApproveBody, body ?? {});
+    if (!StepId.safeParse(stepId).success) throw new ZiggieError('STEP_NOT_FOUND', `step ${stepId} not found`);
+    const o = await this.orchestrator();
+    return taskView(
+      await callUnary(o.approveStep.bind(o), { taskId: taskIdOf(id), stepId, principal, decision: input.decision, comment: input.comment ?? '' }, { peer: 'orchestrator' }),
+    );
+  }
+
+  /** Governance decisions taken for the task's steps. */
+  @Get(':id/decisions')
+  async decisions(@Param('id') id: string, @Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const q = parseInput(PageQuery.strict(), query);
+    const o = await this.orchestrator();
+    await callUnary(o.getTask.bind(o), { id: taskIdOf(id), principal }, { peer: 'orchestrator' });
+    const res = await callUnary(o.listDecisions.bind(o), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, taskId: id, effect: '' }, { peer: 'orchestrator' });
+    return page(res.items, res.total, res.nextCursor);
   }
 
   /** Server-sent events of the task's transitions, replayed from the start; ends after the terminal one. */

@@ -1,45 +1,101 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { Consumers, PayloadOf, pb, Subject, ZiggieError } from '@ziggie/contracts';
-import { callUnary, CONFIG, ConsumeHandle, DatabaseService, Kysely, MetricsService, NatsService, PeerClients, Transaction, json } from '@ziggie/platform';
+import { Consumers, PayloadOf, pb, Streams, Subject, StepDispatchPayload, ZiggieError } from '@ziggie/contracts';
+import { callUnary, CONFIG, ConsumeHandle, DatabaseService, json, Kysely, MetricsService, NatsService, PeerClients, sql, Transaction } from '@ziggie/platform';
+import type { Subscription } from 'nats';
 import { Counter, Histogram } from 'prom-client';
 import { OrchestratorConfig } from './config';
+import { EventBatch, EventPublisher, TaskEvent } from './events';
+import { evaluatePolicies, toolsOf } from './governance';
 import { KeyedLock } from './keyed-lock';
 import { OrchestratorDb, StepRow, TaskRow } from './migrations';
-import { resolveInput } from './templates';
+import { PoliciesService } from './policies.service';
+import { checkQualityGate, checkSchema } from './quality';
+import { hasReferences, resolveInput } from './templates';
 
-type Db = Kysely<OrchestratorDb> | Transaction<OrchestratorDb>;
-type TaskEventType = PayloadOf<Subject.TaskEvent>['type'];
-type EventFields = Partial<Pick<PayloadOf<Subject.TaskEvent>, 'wave' | 'stepId' | 'agentId' | 'message'>> & { status: string };
+type Trx = Transaction<OrchestratorDb>;
+type StepResult = PayloadOf<Subject.StepResult>;
+type Dispatch = PayloadOf<Subject.StepDispatch>;
 
-const TERMINAL_STEP = new Set(['succeeded', 'failed', 'cancelled']);
+const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+const OPEN_STEP = ['pending', 'dispatched', 'running', 'waiting_approval'] as const;
+const IN_FLIGHT = ['dispatched', 'running'] as const;
+/** Only one orchestrator replica runs a scheduling round at a time (Postgres advisory lock). */
+const PUMP_LOCK_KEY = 0x5a1991e;
+const PUMP_TICK_MS = 1_000;
+/** Results whose publish was not confirmed this long after dispatch are published again (same message id). */
+const REPUBLISH_AFTER_MS = 2_000;
+const MAX_DELIVERIES_ADVISORY = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${Streams.steps.name}.${Consumers.stepWorkers.durable}`;
+
+/** What a transaction asks to happen once it has committed. */
+class Effects {
+  readonly events = new EventBatch();
+  readonly cancels: Array<PayloadOf<Subject.StepCancel>> = [];
+  /** Tasks whose child tasks must be cancelled. */
+  readonly cancelChildrenOf: string[] = [];
+  readonly advance = new Set<string>();
+  pump = false;
+  written: TaskEvent[] = [];
+}
+
+type Candidate = StepRow & { task_priority: string; principal: TaskRow['principal']; correlation_id: string; task_depth: number };
+
+const attemptIdOf = (taskId: string, stepId: string, attempt: number) => `${taskId}.${stepId}.${attempt}`;
+
+export function attemptNumber(attemptId: string): number {
+  return Number.parseInt(attemptId.slice(attemptId.lastIndexOf('.') + 1), 10);
+}
 
 /**
- * Runs tasks: dispatches the current wave's steps over JetStream, records results once
- * (ledger keyed by step attempt), and moves to the next wave when one is done. Every
- * transition is published as a task event.
+ * Runs tasks. State lives in Postgres and every transition happens in a transaction that
+ * locks the task row first (then steps), so two replicas can share the work:
+ * - advance(): starts a task, closes a wave and opens the next, or ends the task;
+ * - pump(): one scheduling round — ready steps of current waves by priority with aging,
+ *   within workspace and pool limits, through the governance policies, to agents chosen by
+ *   the registry, published on JetStream (Nats-Msg-Id = attempt id);
+ * - results: recorded in batches, once per attempt (step_ledger), quality gates checked,
+ *   retries with backoff scheduled;
+ * - reconcile(): republishes what a crash left unpublished, fails timed-out steps, starts
+ *   delayed tasks, and advances anything stalled.
+ * Task events go through an outbox and are published after commit.
  */
 @Injectable()
 export class EngineService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('engine');
   private readonly lock = new KeyedLock();
+  private readonly publisher: EventPublisher;
   private consumers: ConsumeHandle[] = [];
-  private reconcileTimer?: NodeJS.Timeout;
+  private advisories?: Subscription;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly delayedStarts = new Map<string, NodeJS.Timeout>();
+  private pumping?: Promise<void>;
+  private pumpAgain = false;
+  private stopped = false;
+  private readonly resultQueue: Array<{ result: StepResult; done: (err?: unknown) => void }> = [];
+  private resultFlush?: Promise<void>;
   private readonly transitions: Counter<'kind' | 'status'>;
   private readonly taskDuration: Histogram<'status'>;
+  private readonly decisions: Counter<'effect'>;
 
   constructor(
     private readonly database: DatabaseService,
     private readonly nats: NatsService,
     private readonly peers: PeerClients,
+    private readonly policies: PoliciesService,
     @Inject(CONFIG) private readonly config: OrchestratorConfig,
     metrics: MetricsService,
   ) {
+    this.publisher = new EventPublisher(nats, () => this.db);
     this.transitions = metrics.counter('ziggie_orchestrator_transitions_total', 'Task and step transitions', ['kind', 'status']);
     this.taskDuration = metrics.histogram('ziggie_task_duration_seconds', 'Submit to terminal state', ['status'], [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300]);
+    this.decisions = metrics.counter('ziggie_policy_decisions_total', 'Governance decisions before dispatch', ['effect']);
   }
 
   private get db(): Kysely<OrchestratorDb> {
     return this.database.db<OrchestratorDb>();
+  }
+
+  private get extra() {
+    return this.config.extra;
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -47,262 +103,829 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
       await this.nats.consume({
         spec: Consumers.resultRecorder,
         subject: Subject.StepResult,
-        handler: (result) => this.recordResult(result),
+        concurrency: this.extra.RESULT_BATCH_MAX,
+        handler: (result) => this.enqueueResult(result),
       }),
       await this.nats.consume({
         spec: Consumers.deadLetters,
         subject: Subject.StepDeadLetter,
-        handler: (dead) =>
-          this.recordResult({
-            taskId: dead.dispatch.taskId,
-            stepId: dead.dispatch.stepId,
-            attemptId: dead.dispatch.attemptId,
-            agentId: dead.dispatch.agentId,
-            status: 'failed',
-            error: { code: 'STEP_DELIVERY_EXHAUSTED', message: dead.reason },
-            startedAt: new Date().toISOString(),
-            finishedAt: new Date().toISOString(),
-          }),
+        handler: (dead) => this.enqueueResult(exhausted(dead.dispatch, dead.reason)),
       }),
     );
+    // A step whose every delivery crashed its runtime never reaches onExhausted: JetStream's advisory tells.
+    this.advisories = this.nats.connection.subscribe(MAX_DELIVERIES_ADVISORY, {
+      callback: (err, msg) => {
+        if (err) return;
+        void this.onMaxDeliveries(msg.data).catch((e: unknown) => this.logger.warn(`max-deliveries advisory: ${String(e)}`));
+      },
+    });
     // Work left unfinished by a previous run continues now, then periodically.
-    void this.reconcile();
-    this.reconcileTimer = setInterval(() => void this.reconcile(), this.config.extra.RECONCILE_INTERVAL_MS);
-    this.reconcileTimer.unref();
+    void this.reconcile(0);
+    this.timers.push(
+      setInterval(() => void this.reconcile(), this.extra.RECONCILE_INTERVAL_MS),
+      setInterval(() => this.schedulePump(), PUMP_TICK_MS),
+    );
+    for (const t of this.timers) t.unref();
   }
 
   async onApplicationShutdown(): Promise<void> {
-    clearInterval(this.reconcileTimer);
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    for (const t of this.delayedStarts.values()) clearTimeout(t);
+    this.advisories?.unsubscribe();
     await Promise.allSettled(this.consumers.map((c) => c.stop()));
+    await this.pumping?.catch(() => undefined);
   }
 
-  /** Publishes one task event with the task's next sequence number. */
-  async emit(taskId: string, type: TaskEventType, fields: EventFields, db: Db = this.db): Promise<void> {
-    const row = await db
-      .updateTable('tasks')
-      .set((eb) => ({ event_seq: eb('event_seq', '+', 1) }))
-      .where('id', '=', taskId)
-      .returning('event_seq')
-      .executeTakeFirstOrThrow();
-    const event: PayloadOf<Subject.TaskEvent> = { taskId, seq: row.event_seq, type, at: new Date().toISOString(), ...fields };
-    this.transitions.inc({ kind: type.split('.')[0]!, status: fields.status });
-    try {
-      await this.nats.publish(Subject.TaskEvent, taskId, event, { msgId: `${taskId}:${row.event_seq}` });
-    } catch (err) {
-      // Events are a view of state kept in Postgres: a lost event never loses work.
-      this.logger.warn(`could not publish ${type} for ${taskId}: ${String(err)}`);
+  // ---------------------------------------------------------------------------------------
+  // Transactions and their after-commit effects
+
+  private async commit<T>(work: (trx: Trx, fx: Effects) => Promise<T>): Promise<T> {
+    const fx = new Effects();
+    const result = await this.db.transaction().execute(async (trx) => {
+      const r = await work(trx, fx);
+      fx.written = await fx.events.write(trx);
+      return r;
+    });
+    await this.afterCommit(fx);
+    return result;
+  }
+
+  private async afterCommit(fx: Effects): Promise<void> {
+    for (const e of fx.written) this.transitions.inc({ kind: e.type.split('.')[0]!, status: e.status });
+    await this.publisher.publish(fx.written).catch((err: unknown) => this.logger.warn(`events: ${String(err)}`));
+    for (const c of fx.cancels) {
+      try {
+        this.nats.publishCore(Subject.StepCancel, c.taskId, c);
+      } catch (err) {
+        this.logger.warn(`cancel notice for ${c.taskId} not sent: ${String(err)}`);
+      }
+    }
+    for (const parent of fx.cancelChildrenOf) void this.cancelChildren(parent);
+    for (const taskId of fx.advance) void this.advance(taskId).catch((err: unknown) => this.logger.error(`advance ${taskId}: ${String(err)}`));
+    if (fx.pump) this.schedulePump();
+  }
+
+  /** Locks task rows in id order: every transaction takes tasks before steps, so replicas never deadlock. */
+  private async lockTasks(trx: Trx, ids: Iterable<string>): Promise<Map<string, TaskRow>> {
+    const list = [...new Set(ids)].sort();
+    if (list.length === 0) return new Map();
+    const rows = await trx.selectFrom('tasks').selectAll().where('id', 'in', list).orderBy('id').forUpdate().execute();
+    return new Map(rows.map((r) => [r.id, r]));
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Task lifecycle
+
+  /** Events of a freshly inserted task; call inside its insert transaction. */
+  taskCreated(fx: EventBatch, taskId: string, started: boolean): void {
+    fx.add(taskId, 'task.queued', { status: 'queued' });
+    if (started) {
+      fx.add(taskId, 'task.running', { status: 'running' });
+      fx.add(taskId, 'wave.started', { wave: 1, status: 'running' });
     }
   }
 
-  /** Moves a task forward: finishes it, or dispatches the pending steps of its current wave. */
-  advance(taskId: string): Promise<void> {
-    return this.lock.run(taskId, async () => {
-      const toDispatch = await this.db.transaction().execute(async (trx) => {
-        const task = await trx.selectFrom('tasks').selectAll().where('id', '=', taskId).forUpdate().executeTakeFirst();
-        if (!task || TERMINAL_STEP.has(task.status)) return [];
-        const steps = await trx.selectFrom('steps').selectAll().where('task_id', '=', taskId).orderBy('ordinal').execute();
-        return this.plan(trx, task, steps);
-      });
-      for (const step of toDispatch) await this.dispatch(step);
+  /** Runs `work` in a transaction with after-commit effects; for callers outside the engine. */
+  run<T>(work: (trx: Trx, events: EventBatch) => Promise<T>): Promise<T> {
+    return this.commit((trx, fx) => {
+      fx.pump = true;
+      return work(trx, fx.events);
     });
   }
 
-  private async plan(trx: Transaction<OrchestratorDb>, task: TaskRow, steps: StepRow[]): Promise<StepRow[]> {
-    const failed = steps.find((s) => s.status === 'failed');
-    if (failed) {
-      await this.finish(trx, task, 'failed', 'TASK_STEP_FAILED', `step ${failed.id} failed: ${failed.error ?? 'unknown error'}`, failed.wave);
-      return [];
-    }
-    const open = steps.filter((s) => s.status !== 'succeeded');
-    if (open.length === 0) {
-      await this.finish(trx, task, 'succeeded', null, null, task.wave_count);
-      return [];
-    }
-    const wave = Math.min(...open.map((s) => s.wave));
-    if (task.current_wave < wave) {
-      if (task.current_wave > 0) await this.emit(task.id, 'wave.succeeded', { wave: task.current_wave, status: 'succeeded' }, trx);
-      if (task.status === 'queued') await this.emit(task.id, 'task.running', { status: 'running' }, trx);
-      await trx.updateTable('tasks').set({ current_wave: wave, status: 'running', updated_at: new Date() }).where('id', '=', task.id).execute();
-      await this.emit(task.id, 'wave.started', { wave, status: 'running' }, trx);
-    }
-    return open.filter((s) => s.wave === wave && s.status === 'pending');
+  /** A task that must not start yet is started by a timer (and by reconcile, after a restart). */
+  scheduleStart(taskId: string, notBefore: Date): void {
+    const delay = notBefore.getTime() - Date.now();
+    if (delay > 2 ** 31 - 1) return;
+    clearTimeout(this.delayedStarts.get(taskId));
+    const timer = setTimeout(() => {
+      this.delayedStarts.delete(taskId);
+      void this.advance(taskId).catch((err: unknown) => this.logger.error(`start ${taskId}: ${String(err)}`));
+    }, Math.max(0, delay));
+    timer.unref();
+    this.delayedStarts.set(taskId, timer);
   }
 
-  private async finish(trx: Transaction<OrchestratorDb>, task: TaskRow, status: 'succeeded' | 'failed' | 'cancelled', code: string | null, message: string | null, wave: number): Promise<void> {
-    const now = new Date();
-    await trx
-      .updateTable('steps')
-      .set({ status: 'cancelled', finished_at: now })
-      .where('task_id', '=', task.id)
-      .where('status', 'in', ['pending', 'dispatched', 'running'])
-      .execute();
-    await trx
-      .updateTable('tasks')
-      .set({ status, error_code: code, error_message: message, finished_at: now, updated_at: now })
-      .where('id', '=', task.id)
-      .execute();
-    if (status !== 'cancelled') await this.emit(task.id, status === 'succeeded' ? 'wave.succeeded' : 'wave.failed', { wave, status }, trx);
-    await this.emit(task.id, `task.${status}`, { status, message: message ?? undefined }, trx);
-    this.taskDuration.observe({ status }, (now.getTime() - new Date(task.created_at).getTime()) / 1000);
-  }
-
-  /** Cancels a task: pending and in-flight steps are cancelled; late results are ignored. */
-  cancel(taskId: string, reason: string): Promise<void> {
+  /** Moves a task forward: starts it, fails it, closes its wave and opens the next, or ends it. */
+  advance(taskId: string): Promise<void> {
     return this.lock.run(taskId, () =>
-      this.db.transaction().execute(async (trx) => {
-        const task = await trx.selectFrom('tasks').selectAll().where('id', '=', taskId).forUpdate().executeTakeFirst();
-        if (!task || TERMINAL_STEP.has(task.status)) return;
-        await this.finish(trx, task, 'cancelled', 'TASK_CANCELLED', reason, task.current_wave);
+      this.commit(async (trx, fx) => {
+        const task = (await this.lockTasks(trx, [taskId])).get(taskId);
+        if (!task || TERMINAL.has(task.status)) return;
+        if (task.status === 'queued') {
+          if (task.not_before && new Date(task.not_before).getTime() > Date.now()) return;
+          await trx.updateTable('tasks').set({ status: 'running', current_wave: 1, updated_at: new Date() }).where('id', '=', taskId).execute();
+          fx.events.add(taskId, 'task.running', { status: 'running' });
+          fx.events.add(taskId, 'wave.started', { wave: 1, status: 'running' });
+          fx.pump = true;
+          return;
+        }
+        const failed = await trx
+          .selectFrom('steps')
+          .select(['id', 'error', 'wave'])
+          .where('task_id', '=', taskId)
+          .where('status', '=', 'failed')
+          .orderBy('finished_at')
+          .limit(1)
+          .executeTakeFirst();
+        if (failed) {
+          const reason = failed.error ?? 'unknown error';
+          const code = reason.startsWith('STEP_REJECTED') ? 'STEP_REJECTED' : 'TASK_STEP_FAILED';
+          await this.finish(trx, fx, task, 'failed', code, `step ${failed.id} failed: ${reason}`, failed.wave, failed.id);
+          return;
+        }
+        const open = await trx
+          .selectFrom('steps')
+          .select((eb) => eb.fn.countAll<string>().as('n'))
+          .where('task_id', '=', taskId)
+          .where('wave', '=', task.current_wave)
+          .where('status', 'in', [...OPEN_STEP])
+          .executeTakeFirstOrThrow();
+        if (Number(open.n) > 0) return;
+        const next = await trx
+          .selectFrom('steps')
+          .select((eb) => eb.fn.min<number>('wave').as('wave'))
+          .where('task_id', '=', taskId)
+          .where('status', '<>', 'succeeded')
+          .executeTakeFirst();
+        if (next?.wave === null || next?.wave === undefined) {
+          await this.succeed(trx, fx, task);
+          return;
+        }
+        fx.events.add(taskId, 'wave.succeeded', { wave: task.current_wave, status: 'succeeded' });
+        await trx.updateTable('tasks').set({ current_wave: next.wave, updated_at: new Date() }).where('id', '=', taskId).execute();
+        fx.events.add(taskId, 'wave.started', { wave: next.wave, status: 'running' });
+        fx.pump = true;
       }),
     );
   }
 
-  private async outputsOf(taskId: string): Promise<Map<string, unknown>> {
-    const rows = await this.db.selectFrom('steps').select(['id', 'output']).where('task_id', '=', taskId).where('status', '=', 'succeeded').execute();
-    return new Map(rows.map((r) => [r.id, r.output]));
-  }
-
-  private async dispatch(step: StepRow): Promise<void> {
-    const task = await this.db.selectFrom('tasks').select(['principal', 'correlation_id']).where('id', '=', step.task_id).executeTakeFirstOrThrow();
-    let input: Record<string, unknown>;
-    let agentId: string;
-    try {
-      input = resolveInput(step.input, await this.outputsOf(step.task_id));
-      const registry = await this.peers.get('agent-registry', pb.AgentRegistryClient);
-      const agent = await callUnary(registry.selectAgent.bind(registry), {
-        capability: step.capability ?? '',
-        workspace: step.workspace,
-        agentId: step.agent ?? '',
-      }, { peer: 'agent-registry' });
-      agentId = agent.id;
-    } catch (err) {
-      const message = err instanceof ZiggieError ? `${err.code}: ${err.message}` : String(err);
-      await this.failStep(step, message);
-      return;
-    }
-    const attempt = step.attempt + 1;
-    const attemptId = `${step.task_id}.${step.id}.${attempt}`;
-    const updated = await this.db
-      .updateTable('steps')
-      .set({ status: 'dispatched', agent_id: agentId, attempt, dispatched_at: new Date(), error: null })
-      .where('task_id', '=', step.task_id)
-      .where('id', '=', step.id)
-      .where('status', '=', 'pending')
-      .executeTakeFirst();
-    if (Number(updated.numUpdatedRows) === 0) return;
-    await this.emit(step.task_id, 'step.dispatched', { wave: step.wave, stepId: step.id, agentId, status: 'dispatched' });
-    await this.publishDispatch({ ...step, attempt, agent_id: agentId }, input, task.principal, attemptId);
-  }
-
-  private async publishDispatch(step: StepRow, input: Record<string, unknown>, principal: TaskRow['principal'], attemptId: string): Promise<void> {
-    try {
-      await this.nats.publish(
-        Subject.StepDispatch,
-        step.capability ?? 'agent',
-        {
-          taskId: step.task_id,
-          stepId: step.id,
-          attemptId,
-          attempt: step.attempt,
-          capability: step.capability ?? 'agent',
-          action: step.action as 'tool',
-          workspace: step.workspace,
-          agentId: step.agent_id!,
-          input,
-          timeoutMs: step.timeout_ms,
-          principal,
-        },
-        { msgId: attemptId },
-      );
-    } catch (err) {
-      // The step stays dispatched in Postgres; reconcile publishes it again under the same id.
-      this.logger.warn(`dispatch of ${attemptId} not published yet: ${String(err)}`);
-    }
-  }
-
-  private async failStep(step: StepRow, message: string): Promise<void> {
-    await this.db
-      .updateTable('steps')
-      .set({ status: 'failed', error: message, finished_at: new Date() })
-      .where('task_id', '=', step.task_id)
-      .where('id', '=', step.id)
-      .execute();
-    await this.emit(step.task_id, 'step.failed', { wave: step.wave, stepId: step.id, status: 'failed', message });
-    void this.advance(step.task_id).catch((err: unknown) => this.logger.error(`advance ${step.task_id}: ${String(err)}`));
-  }
-
-  /** Records a step result once per attempt; duplicates and late results change nothing. */
-  async recordResult(result: PayloadOf<Subject.StepResult>): Promise<void> {
-    if (result.status === 'running') {
-      const r = await this.db
-        .updateTable('steps')
-        .set({ status: 'running', started_at: new Date(result.startedAt) })
-        .where('task_id', '=', result.taskId)
-        .where('id', '=', result.stepId)
-        .where('status', '=', 'dispatched')
-        .where('attempt', '=', attemptNumber(result.attemptId))
-        .executeTakeFirst();
-      if (Number(r.numUpdatedRows) > 0) {
-        const step = await this.db.selectFrom('steps').select('wave').where('task_id', '=', result.taskId).where('id', '=', result.stepId).executeTakeFirstOrThrow();
-        await this.emit(result.taskId, 'step.running', { wave: step.wave, stepId: result.stepId, agentId: result.agentId, status: 'running' });
+  /** The task output: the blueprint's output mapping (checked against its schema), else the last wave's outputs. */
+  private async succeed(trx: Trx, fx: Effects, task: TaskRow): Promise<void> {
+    const rows = await trx.selectFrom('steps').select(['id', 'output', 'wave']).where('task_id', '=', task.id).execute();
+    let output: Record<string, unknown>;
+    if (task.output_template) {
+      try {
+        output = resolveInput(task.output_template, new Map(rows.map((r) => [r.id, r.output])), { taskId: task.id });
+      } catch (err) {
+        await this.finish(trx, fx, task, 'failed', 'TASK_OUTPUT_INVALID', `task output cannot be assembled: ${(err as Error).message}`, task.wave_count, null);
+        return;
       }
+      const invalid = task.output_schema ? checkSchema(task.output_schema, output) : undefined;
+      if (invalid) {
+        await this.finish(trx, fx, task, 'failed', 'TASK_OUTPUT_INVALID', `task output does not match the blueprint's output schema: ${invalid}`, task.wave_count, null, output);
+        return;
+      }
+    } else {
+      const last = Math.max(...rows.map((r) => r.wave));
+      output = { steps: Object.fromEntries(rows.filter((r) => r.wave === last).map((r) => [r.id, r.output])) };
+    }
+    await this.finish(trx, fx, task, 'succeeded', null, null, task.wave_count, null, output);
+  }
+
+  private async finish(
+    trx: Trx,
+    fx: Effects,
+    task: TaskRow,
+    status: 'succeeded' | 'failed' | 'cancelled',
+    code: string | null,
+    message: string | null,
+    wave: number,
+    failedStepId: string | null,
+    output?: Record<string, unknown>,
+  ): Promise<void> {
+    const now = new Date();
+    const inFlight = await trx
+      .selectFrom('steps')
+      .select(['id', 'attempt'])
+      .where('task_id', '=', task.id)
+      .where('status', 'in', [...IN_FLIGHT])
+      .execute();
+    const stopped = await trx
+      .updateTable('steps')
+      .set({ status: 'cancelled', finished_at: now, waiting_reason: null })
+      .where('task_id', '=', task.id)
+      .where('status', 'in', [...OPEN_STEP])
+      .returning(['id', 'wave'])
+      .execute();
+    if (inFlight.length > 0) {
+      await trx
+        .updateTable('step_attempts')
+        .set({ status: 'cancelled', finished_at: now })
+        .where('task_id', '=', task.id)
+        .where('status', 'in', [...IN_FLIGHT])
+        .execute();
+      fx.cancels.push({ taskId: task.id, attemptIds: inFlight.map((s) => attemptIdOf(task.id, s.id, s.attempt)), reason: message ?? status });
+    }
+    for (const s of stopped) fx.events.add(task.id, 'step.cancelled', { wave: s.wave, stepId: s.id, status: 'cancelled', message: message ?? undefined });
+    await trx
+      .updateTable('tasks')
+      .set({
+        status,
+        error_code: code,
+        error_message: message,
+        finished_at: now,
+        updated_at: now,
+        failed_step_id: failedStepId,
+        output: output ? json(output) : null,
+      })
+      .where('id', '=', task.id)
+      .execute();
+    if (status !== 'cancelled') fx.events.add(task.id, status === 'succeeded' ? 'wave.succeeded' : 'wave.failed', { wave, status });
+    fx.events.add(task.id, `task.${status}`, { status, message: message ?? undefined });
+    fx.cancelChildrenOf.push(task.id);
+    fx.pump = true;
+    this.taskDuration.observe({ status }, (now.getTime() - new Date(task.created_at).getTime()) / 1000);
+  }
+
+  /** Cancels a task: pending and in-flight steps are cancelled and runtimes told; late results are ignored. */
+  cancel(taskId: string, reason: string): Promise<void> {
+    return this.lock.run(taskId, () =>
+      this.commit(async (trx, fx) => {
+        const task = (await this.lockTasks(trx, [taskId])).get(taskId);
+        if (!task || TERMINAL.has(task.status)) return;
+        await this.finish(trx, fx, task, 'cancelled', 'TASK_CANCELLED', reason, task.current_wave, null);
+      }),
+    );
+  }
+
+  private async cancelChildren(parentId: string): Promise<void> {
+    const children = await this.db.selectFrom('tasks').select('id').where('parent_task_id', '=', parentId).where('status', 'in', ['queued', 'running']).execute();
+    for (const c of children) await this.cancel(c.id, `parent task ${parentId} ended`).catch((err: unknown) => this.logger.warn(`cancel child ${c.id}: ${String(err)}`));
+  }
+
+  /** Approves or rejects a step waiting at its gate (an approval step, or a policy asking for approval). */
+  async decide(taskId: string, stepId: string, subject: string, approve: boolean, comment: string): Promise<void> {
+    await this.lock.run(taskId, () =>
+      this.commit(async (trx, fx) => {
+        const task = (await this.lockTasks(trx, [taskId])).get(taskId);
+        if (!task) throw new ZiggieError('TASK_NOT_FOUND', `task ${taskId} not found`);
+        const step = await trx.selectFrom('steps').selectAll().where('task_id', '=', taskId).where('id', '=', stepId).forUpdate().executeTakeFirst();
+        if (!step) throw new ZiggieError('STEP_NOT_FOUND', `task ${taskId} has no step ${stepId}`);
+        if (step.status !== 'waiting_approval') {
+          throw new ZiggieError('STEP_NOT_WAITING_APPROVAL', `step ${stepId} is ${step.status}, not waiting for approval`, { status: step.status });
+        }
+        const now = new Date();
+        const note = comment ? `: ${comment}` : '';
+        await trx
+          .insertInto('policy_decisions')
+          .values({
+            id: `${taskId}.${stepId}.gate.${step.attempt}`,
+            task_id: taskId,
+            step_id: stepId,
+            policy_id: 'approval-gate',
+            policy_name: 'approval gate',
+            effect: approve ? 'allow' : 'deny',
+            reason: `${approve ? 'approved' : 'rejected'} by ${subject}${note}`,
+            workspace: step.workspace,
+            subject,
+          })
+          .onConflict((oc) => oc.column('id').doNothing())
+          .execute();
+        if (!approve) {
+          await trx
+            .updateTable('steps')
+            .set({ status: 'failed', error: `STEP_REJECTED: rejected by ${subject}${note}`, finished_at: now, waiting_reason: null })
+            .where('task_id', '=', taskId)
+            .where('id', '=', stepId)
+            .execute();
+          fx.events.add(taskId, 'step.rejected', { wave: step.wave, stepId, status: 'failed', message: `rejected by ${subject}${note}` });
+          fx.advance.add(taskId);
+          return;
+        }
+        fx.events.add(taskId, 'step.approved', { wave: step.wave, stepId, status: 'approved', message: `approved by ${subject}${note}` });
+        if (step.action === 'approval') {
+          await trx
+            .updateTable('steps')
+            .set({ status: 'succeeded', approved_by: subject, output: json({ approved: true, approvedBy: subject, comment, at: now.toISOString() }), started_at: step.started_at ?? now, finished_at: now, waiting_reason: null })
+            .where('task_id', '=', taskId)
+            .where('id', '=', stepId)
+            .execute();
+          fx.events.add(taskId, 'step.succeeded', { wave: step.wave, stepId, status: 'succeeded' });
+          fx.advance.add(taskId);
+        } else {
+          await trx.updateTable('steps').set({ status: 'pending', approved_by: subject, waiting_reason: null }).where('task_id', '=', taskId).where('id', '=', stepId).execute();
+          fx.pump = true;
+        }
+      }),
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Scheduling and dispatch
+
+  /** Asks for a scheduling round; rounds never overlap in a process and repeat while work is found. */
+  schedulePump(): void {
+    if (this.stopped) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
       return;
     }
-    const outcome = await this.lock.run(result.taskId, () =>
-      this.db.transaction().execute(async (trx) => {
-        const fresh = await trx
-          .insertInto('step_ledger')
-          .values({ attempt_id: result.attemptId, task_id: result.taskId, step_id: result.stepId, status: result.status })
-          .onConflict((oc) => oc.column('attempt_id').doNothing())
-          .returning('attempt_id')
+    this.pumping = (async () => {
+      try {
+        do {
+          this.pumpAgain = false;
+          const n = await this.pumpOnce().catch((err: unknown) => {
+            this.logger.warn(`scheduling round failed: ${String(err)}`);
+            return 0;
+          });
+          if (n >= this.extra.DISPATCH_BATCH) this.pumpAgain = true;
+        } while (this.pumpAgain && !this.stopped);
+      } finally {
+        this.pumping = undefined;
+      }
+    })();
+  }
+
+  private async inFlightCounts(trx: Trx): Promise<{ workspaces: Map<string, number>; pools: Map<string, number> }> {
+    const rows = await trx
+      .selectFrom('steps')
+      .select(['workspace', 'pool', (eb) => eb.fn.countAll<string>().as('n')])
+      .where('status', 'in', [...IN_FLIGHT])
+      .groupBy(['workspace', 'pool'])
+      .execute();
+    const workspaces = new Map<string, number>();
+    const pools = new Map<string, number>();
+    for (const r of rows) {
+      workspaces.set(r.workspace, (workspaces.get(r.workspace) ?? 0) + Number(r.n));
+      if (r.pool) pools.set(r.pool, (pools.get(r.pool) ?? 0) + Number(r.n));
+    }
+    return { workspaces, pools };
+  }
+
+  private workspaceLimit(ws: string): number {
+    return this.extra.WORKSPACE_LIMITS[ws] ?? this.extra.WORKSPACE_MAX_IN_FLIGHT;
+  }
+
+  /** One scheduling round; returns how many candidate steps it looked at. */
+  private async pumpOnce(): Promise<number> {
+    const outgoing: Dispatch[] = [];
+    const looked = await this.commit(async (trx, fx) => {
+      const locked = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(${PUMP_LOCK_KEY}) as ok`.execute(trx);
+      if (!locked.rows[0]?.ok) {
+        // Another replica is scheduling; look again shortly.
+        return 0;
+      }
+      const counts = await this.inFlightCounts(trx);
+      const fullWorkspaces = [...counts.workspaces].filter(([ws, n]) => n >= this.workspaceLimit(ws)).map(([ws]) => ws);
+      const fullPools = Object.entries(this.extra.POOL_LIMITS).filter(([p, limit]) => (counts.pools.get(p) ?? 0) >= limit).map(([p]) => p);
+      const aging = this.extra.PRIORITY_AGING_SECONDS;
+      const candidates = (
+        await sql<Candidate>`
+          select s.*, t.priority as task_priority, t.principal, t.correlation_id, t.depth as task_depth
+          from steps s join tasks t on t.id = s.task_id
+          where s.status = 'pending' and t.status = 'running' and s.wave = t.current_wave
+            and (s.next_attempt_at is null or s.next_attempt_at <= now())
+            ${fullWorkspaces.length ? sql`and s.workspace not in (${sql.join(fullWorkspaces)})` : sql``}
+            ${fullPools.length ? sql`and (s.pool is null or s.pool not in (${sql.join(fullPools)}))` : sql``}
+          order by (case t.priority when 'P0' then 0 when 'P1' then 1 else 2 end)
+                     - floor(extract(epoch from (now() - t.created_at)) / ${aging}),
+                   t.created_at, t.id, s.ordinal
+          limit ${this.extra.DISPATCH_BATCH}`.execute(trx)
+      ).rows;
+      if (candidates.length === 0) return 0;
+      const tasks = await this.lockTasks(trx, candidates.map((c) => c.task_id));
+      const budgets = await this.dispatchedCounts(trx, [...tasks.keys()]);
+      const rules = await this.policies.rules();
+      const now = new Date();
+      const chosen: Candidate[] = [];
+      for (const step of candidates) {
+        const task = tasks.get(step.task_id);
+        if (!task || task.status !== 'running') continue;
+        if (step.action === 'approval') {
+          await this.hold(trx, fx, step, 'waiting for approval');
+          continue;
+        }
+        const wsCount = counts.workspaces.get(step.workspace) ?? 0;
+        if (wsCount >= this.workspaceLimit(step.workspace)) continue;
+        const poolLimit = step.pool ? this.extra.POOL_LIMITS[step.pool] : undefined;
+        if (step.pool && poolLimit !== undefined && (counts.pools.get(step.pool) ?? 0) >= poolLimit) continue;
+        const used = budgets.get(step.task_id) ?? { steps: 0, gpu: 0 };
+        const decision = evaluatePolicies(rules, {
+          capability: step.capability,
+          tools: toolsOf(step.action, step.input),
+          workspace: step.workspace,
+          roles: step.principal.roles,
+          action: step.action,
+          pool: step.pool,
+          gpu: step.gpu,
+          dispatchedSteps: used.steps,
+          dispatchedGpuSteps: used.gpu,
+        });
+        this.decisions.inc({ effect: decision.effect });
+        if (decision.policy) {
+          await trx
+            .insertInto('policy_decisions')
+            .values({
+              id: `${step.task_id}.${step.id}.${step.attempt + 1}`,
+              task_id: step.task_id,
+              step_id: step.id,
+              policy_id: decision.policy.id,
+              policy_name: decision.policy.name,
+              effect: step.approved_by && decision.effect === 'require_approval' ? 'allow' : decision.effect,
+              reason: step.approved_by && decision.effect === 'require_approval' ? `${decision.reason}; approved by ${step.approved_by}` : decision.reason,
+              workspace: step.workspace,
+              subject: step.principal.subject,
+            })
+            .onConflict((oc) => oc.column('id').doNothing())
+            .execute();
+          fx.events.add(step.task_id, 'policy.decision', { wave: step.wave, stepId: step.id, status: decision.effect, message: decision.reason });
+        }
+        if (decision.effect === 'deny') {
+          await this.failUndispatched(trx, fx, step, `POLICY_DENIED: ${decision.reason}`);
+          continue;
+        }
+        if (decision.effect === 'require_approval' && !step.approved_by) {
+          await this.hold(trx, fx, step, `waiting for approval: ${decision.reason}`);
+          continue;
+        }
+        counts.workspaces.set(step.workspace, wsCount + 1);
+        if (step.pool) counts.pools.set(step.pool, (counts.pools.get(step.pool) ?? 0) + 1);
+        budgets.set(step.task_id, { steps: used.steps + 1, gpu: used.gpu + (step.gpu ? 1 : 0) });
+        chosen.push(step);
+      }
+      if (chosen.length === 0) return candidates.length;
+
+      const agents = await this.selectAgents(chosen);
+      const outputs = await this.outputsFor(trx, chosen.filter((s) => hasReferences(s.input)).map((s) => s.task_id));
+      const ready: Array<{ step: Candidate; agentId: string; input: Record<string, unknown> }> = [];
+      for (const [i, step] of chosen.entries()) {
+        const pick = agents[i]!;
+        if ('error' in pick) {
+          await this.failUndispatched(trx, fx, step, pick.error);
+          continue;
+        }
+        let input = step.input;
+        try {
+          if (hasReferences(input)) input = resolveInput(input, outputs.get(step.task_id) ?? new Map(), { taskId: step.task_id });
+        } catch (err) {
+          await this.failUndispatched(trx, fx, step, `TASK_INVALID_PLAN: ${(err as Error).message}`);
+          continue;
+        }
+        ready.push({ step, agentId: pick.agentId, input });
+      }
+      const dispatched = await this.markDispatched(trx, ready.map((r) => ({ taskId: r.step.task_id, stepId: r.step.id, agentId: r.agentId })));
+      for (const r of ready) {
+        const attempt = dispatched.get(`${r.step.task_id}/${r.step.id}`);
+        if (attempt === undefined) continue;
+        fx.events.add(r.step.task_id, 'step.dispatched', { wave: r.step.wave, stepId: r.step.id, agentId: r.agentId, status: 'dispatched' });
+        outgoing.push(this.dispatchPayload(r.step, r.agentId, attempt, r.input, now));
+      }
+      return candidates.length;
+    });
+    await this.publishDispatches(outgoing);
+    return looked;
+  }
+
+  /** Steps (and GPU steps) each task has dispatched so far, for budgets. */
+  private async dispatchedCounts(trx: Trx, taskIds: string[]): Promise<Map<string, { steps: number; gpu: number }>> {
+    if (taskIds.length === 0) return new Map();
+    const rows = await trx
+      .selectFrom('steps')
+      .select(['task_id', sql<string>`count(*) filter (where attempt > 0)`.as('steps'), sql<string>`count(*) filter (where attempt > 0 and gpu)`.as('gpu')])
+      .where('task_id', 'in', taskIds)
+      .groupBy('task_id')
+      .execute();
+    return new Map(rows.map((r) => [r.task_id, { steps: Number(r.steps), gpu: Number(r.gpu) }]));
+  }
+
+  private async hold(trx: Trx, fx: Effects, step: StepRow, reason: string): Promise<void> {
+    await trx.updateTable('steps').set({ status: 'waiting_approval', waiting_reason: reason }).where('task_id', '=', step.task_id).where('id', '=', step.id).execute();
+    fx.events.add(step.task_id, 'step.waiting', { wave: step.wave, stepId: step.id, status: 'waiting_approval', message: reason });
+  }
+
+  /** A step that cannot be dispatched (policy, no agent, unresolvable input) fails for good. */
+  private async failUndispatched(trx: Trx, fx: Effects, step: StepRow, message: string): Promise<void> {
+    await trx.updateTable('steps').set({ status: 'failed', error: message, finished_at: new Date() }).where('task_id', '=', step.task_id).where('id', '=', step.id).execute();
+    fx.events.add(step.task_id, 'step.failed', { wave: step.wave, stepId: step.id, status: 'failed', message });
+    fx.advance.add(step.task_id);
+  }
+
+  /** One registry call for the whole round. A delegate step goes to an agent one level below the task's. */
+  private async selectAgents(steps: Candidate[]): Promise<Array<{ agentId: string } | { error: string }>> {
+    const registry = await this.peers.get('agent-registry', pb.AgentRegistryClient);
+    const res = await callUnary(
+      registry.selectAgents.bind(registry),
+      {
+        requests: steps.map((s) => ({
+          capability: s.capability ?? '',
+          workspace: s.workspace,
+          agentId: s.agent ?? '',
+          level: s.action === 'delegate' ? Math.min(s.task_depth + 1, 2) : 0,
+          filterLevel: s.action === 'delegate' && !s.agent,
+        })),
+      },
+      { peer: 'agent-registry', timeoutMs: 10_000 },
+    );
+    return steps.map((_, i) => {
+      const r = res.results[i];
+      if (r?.agent && !r.errorCode) return { agentId: r.agent.id };
+      return { error: `${r?.errorCode || 'AGENT_UNAVAILABLE'}: ${r?.errorMessage || 'no agent selected'}` };
+    });
+  }
+
+  private async outputsFor(trx: Trx, taskIds: string[]): Promise<Map<string, Map<string, unknown>>> {
+    const byTask = new Map<string, Map<string, unknown>>();
+    const ids = [...new Set(taskIds)];
+    if (ids.length === 0) return byTask;
+    const rows = await trx.selectFrom('steps').select(['task_id', 'id', 'output']).where('task_id', 'in', ids).where('status', '=', 'succeeded').execute();
+    for (const r of rows) {
+      const m = byTask.get(r.task_id) ?? new Map<string, unknown>();
+      m.set(r.id, r.output);
+      byTask.set(r.task_id, m);
+    }
+    return byTask;
+  }
+
+  /** pending → dispatched for many steps in one statement; returns the new attempt numbers. */
+  private async markDispatched(trx: Trx, rows: Array<{ taskId: string; stepId: string; agentId: string }>): Promise<Map<string, number>> {
+    const result = new Map<string, number>();
+    for (let i = 0; i < rows.length; i += 1000) {
+      const chunk = rows.slice(i, i + 1000);
+      const values = sql.join(chunk.map((r) => sql`(${r.taskId}, ${r.stepId}, ${r.agentId})`));
+      const updated = await sql<{ task_id: string; id: string; attempt: number; dispatched_at: Date }>`
+        update steps as s
+        set status = 'dispatched', attempt = s.attempt + 1, agent_id = v.agent_id, dispatched_at = now(),
+            published_at = null, waiting_reason = null, error = null, next_attempt_at = null
+        from (values ${values}) as v(task_id, id, agent_id)
+        where s.task_id = v.task_id and s.id = v.id and s.status = 'pending'
+        returning s.task_id, s.id, s.attempt, s.agent_id, s.dispatched_at`.execute(trx);
+      const attempts = updated.rows as Array<{ task_id: string; id: string; attempt: number; agent_id: string; dispatched_at: Date }>;
+      for (const u of attempts) result.set(`${u.task_id}/${u.id}`, u.attempt);
+      if (attempts.length > 0) {
+        await trx
+          .insertInto('step_attempts')
+          .values(attempts.map((u) => ({ task_id: u.task_id, step_id: u.id, attempt: u.attempt, agent_id: u.agent_id, status: 'dispatched', dispatched_at: u.dispatched_at })))
+          .onConflict((oc) => oc.columns(['task_id', 'step_id', 'attempt']).doNothing())
+          .execute();
+      }
+    }
+    return result;
+  }
+
+  private dispatchPayload(step: Candidate, agentId: string, attempt: number, input: Record<string, unknown>, _now: Date): Dispatch {
+    return StepDispatchPayload.parse({
+      taskId: step.task_id,
+      stepId: step.id,
+      attemptId: attemptIdOf(step.task_id, step.id, attempt),
+      attempt,
+      capability: step.capability ?? 'agent',
+      action: step.action,
+      workspace: step.workspace,
+      agentId,
+      input,
+      timeoutMs: step.timeout_ms,
+      correlationId: step.correlation_id,
+      principal: step.principal,
+      depth: step.task_depth,
+      priority: step.task_priority,
+      pool: step.pool ?? undefined,
+    });
+  }
+
+  /** Publishes dispatches (in order, concurrently) and records which JetStream confirmed. */
+  private async publishDispatches(list: Dispatch[]): Promise<void> {
+    if (list.length === 0) return;
+    const results = await Promise.allSettled(list.map((d) => this.nats.publish(Subject.StepDispatch, d.capability, d, { msgId: d.attemptId })));
+    const confirmed = list.filter((_, i) => results[i]!.status === 'fulfilled');
+    if (confirmed.length < list.length) {
+      // The steps stay dispatched in Postgres; reconcile publishes them again under the same id.
+      this.logger.warn(`${list.length - confirmed.length} dispatches not confirmed by JetStream yet`);
+    }
+    for (let i = 0; i < confirmed.length; i += 1000) {
+      const chunk = confirmed.slice(i, i + 1000);
+      await this.db
+        .updateTable('steps')
+        .set({ published_at: new Date() })
+        .where(({ eb, refTuple, tuple }) => eb(refTuple('task_id', 'id'), 'in', chunk.map((d) => tuple(d.taskId, d.stepId))))
+        .where('status', 'in', [...IN_FLIGHT])
+        .execute()
+        .catch((err: unknown) => this.logger.warn(`marking dispatches published: ${String(err)}`));
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Results
+
+  /** Results are recorded in batches (one transaction for many); the message is acked once its batch commits. */
+  enqueueResult(result: StepResult): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.resultQueue.push({ result, done: (err) => (err ? reject(err) : resolve()) });
+      this.resultFlush ??= new Promise<void>((r) => setImmediate(r)).then(() => this.flushResults());
+    });
+  }
+
+  private async flushResults(): Promise<void> {
+    try {
+      while (this.resultQueue.length > 0) {
+        const batch = this.resultQueue.splice(0, this.extra.RESULT_BATCH_MAX);
+        try {
+          await this.recordResults(batch.map((b) => b.result));
+          for (const b of batch) b.done();
+        } catch (err) {
+          for (const b of batch) b.done(err);
+        }
+      }
+    } finally {
+      this.resultFlush = undefined;
+    }
+  }
+
+  /** Records step results once per attempt; duplicates and late results change nothing. */
+  async recordResults(results: StepResult[]): Promise<void> {
+    await this.commit(async (trx, fx) => {
+      await this.lockTasks(trx, results.map((r) => r.taskId));
+      const now = new Date();
+      for (const r of results.filter((x) => x.status === 'running')) {
+        const attempt = attemptNumber(r.attemptId);
+        const started = new Date(r.startedAt);
+        const row = await trx
+          .updateTable('steps')
+          .set({ status: 'running', started_at: started })
+          .where('task_id', '=', r.taskId)
+          .where('id', '=', r.stepId)
+          .where('status', '=', 'dispatched')
+          .where('attempt', '=', attempt)
+          .returning('wave')
           .executeTakeFirst();
-        if (!fresh) return undefined;
-        const step = await trx.selectFrom('steps').selectAll().where('task_id', '=', result.taskId).where('id', '=', result.stepId).forUpdate().executeTakeFirst();
-        if (!step || TERMINAL_STEP.has(step.status) || step.attempt !== attemptNumber(result.attemptId)) return undefined;
-        const retry = result.status === 'failed' && step.attempt <= step.retries;
-        const message = result.error ? `${result.error.code}: ${result.error.message}` : null;
+        if (!row) continue;
+        await trx.updateTable('step_attempts').set({ status: 'running', started_at: started }).where('task_id', '=', r.taskId).where('step_id', '=', r.stepId).where('attempt', '=', attempt).execute();
+        fx.events.add(r.taskId, 'step.running', { wave: row.wave, stepId: r.stepId, agentId: r.agentId, status: 'running' });
+      }
+      const terminal = results.filter((x) => x.status !== 'running');
+      if (terminal.length === 0) return;
+      const fresh = new Set(
+        (
+          await trx
+            .insertInto('step_ledger')
+            .values(terminal.map((r) => ({ attempt_id: r.attemptId, task_id: r.taskId, step_id: r.stepId, status: r.status })))
+            .onConflict((oc) => oc.column('attempt_id').doNothing())
+            .returning('attempt_id')
+            .execute()
+        ).map((r) => r.attempt_id),
+      );
+      if (fresh.size === 0) return;
+      const steps = await trx
+        .selectFrom('steps')
+        .selectAll()
+        .where(({ eb, refTuple, tuple }) => eb(refTuple('task_id', 'id'), 'in', terminal.map((r) => tuple(r.taskId, r.stepId))))
+        .execute();
+      const byKey = new Map(steps.map((s) => [`${s.task_id}/${s.id}`, s]));
+      for (const r of terminal) {
+        if (!fresh.has(r.attemptId)) continue;
+        fresh.delete(r.attemptId);
+        const step = byKey.get(`${r.taskId}/${r.stepId}`);
+        const attempt = attemptNumber(r.attemptId);
+        if (!step || !IN_FLIGHT.includes(step.status as (typeof IN_FLIGHT)[number]) || step.attempt !== attempt) continue;
+        let status: 'succeeded' | 'failed' = r.status === 'succeeded' ? 'succeeded' : 'failed';
+        let message = r.error ? `${r.error.code}: ${r.error.message}` : null;
+        if (status === 'succeeded') {
+          const gate = checkQualityGate(step.quality_gate, r.output ?? {});
+          if (gate) {
+            status = 'failed';
+            message = `QUALITY_GATE_FAILED: ${gate}`;
+          }
+        }
+        const cancelled = r.error?.code === 'TASK_CANCELLED';
+        const retry = status === 'failed' && !cancelled && step.attempt <= step.retries;
+        const nextAttemptAt = retry && step.retry_backoff_ms > 0 ? new Date(now.getTime() + step.retry_backoff_ms * 2 ** (step.attempt - 1)) : null;
+        const childTaskId = typeof r.output?.childTaskId === 'string' ? r.output.childTaskId : step.child_task_id;
         await trx
           .updateTable('steps')
           .set({
-            status: retry ? 'pending' : result.status,
-            output: result.output ? json(result.output) : null,
+            status: retry ? 'pending' : status,
+            output: r.output ? json(r.output) : null,
             error: message,
-            started_at: step.started_at ?? new Date(result.startedAt),
-            finished_at: retry ? null : new Date(result.finishedAt ?? Date.now()),
+            started_at: step.started_at ?? new Date(r.startedAt),
+            finished_at: retry ? null : new Date(r.finishedAt ?? now),
+            next_attempt_at: nextAttemptAt,
+            waiting_reason: nextAttemptAt ? `retry ${step.attempt + 1} of ${step.retries + 1} after ${nextAttemptAt.toISOString()}` : null,
+            child_task_id: childTaskId,
           })
           .where('task_id', '=', step.task_id)
           .where('id', '=', step.id)
           .execute();
-        await this.emit(step.task_id, `step.${result.status}`, { wave: step.wave, stepId: step.id, agentId: result.agentId, status: result.status, message: message ?? undefined }, trx);
-        return step.task_id;
-      }),
-    );
-    if (outcome) await this.advance(outcome);
+        await trx
+          .updateTable('step_attempts')
+          .set({ status, error: message, started_at: step.started_at ?? new Date(r.startedAt), finished_at: new Date(r.finishedAt ?? now) })
+          .where('task_id', '=', step.task_id)
+          .where('step_id', '=', step.id)
+          .where('attempt', '=', attempt)
+          .execute();
+        if (retry) {
+          fx.events.add(step.task_id, 'step.retrying', { wave: step.wave, stepId: step.id, agentId: r.agentId, status: 'pending', message: message ?? undefined });
+        } else {
+          fx.events.add(step.task_id, `step.${status}`, { wave: step.wave, stepId: step.id, agentId: r.agentId, status, message: message ?? undefined });
+          fx.advance.add(step.task_id);
+        }
+      }
+      fx.pump = true;
+    });
   }
 
-  /** Continues unfinished tasks and republishes dispatches that may not have reached JetStream. */
-  async reconcile(): Promise<void> {
+  private async onMaxDeliveries(data: Uint8Array): Promise<void> {
+    const advisory = JSON.parse(Buffer.from(data).toString('utf8')) as { stream_seq?: number; deliveries?: number };
+    if (!advisory.stream_seq) return;
+    const stored = await this.nats.manager.streams.getMessage(Streams.steps.name, { seq: advisory.stream_seq });
+    const parsed = StepDispatchPayload.safeParse(JSON.parse(Buffer.from(stored.data).toString('utf8')));
+    if (!parsed.success) return;
+    await this.enqueueResult(exhausted(parsed.data, `delivered ${advisory.deliveries ?? Consumers.stepWorkers.maxDeliver} times without a result (agent runtimes crashed or stalled)`));
+    await this.nats.manager.streams.deleteMessage(Streams.steps.name, advisory.stream_seq).catch(() => undefined);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Reconcile
+
+  /** Continues unfinished work after a crash and catches what timers missed. */
+  async reconcile(outboxAgeMs = 2_000): Promise<void> {
     try {
-      const tasks = await this.db.selectFrom('tasks').select('id').where('status', 'in', ['queued', 'running']).execute();
-      for (const t of tasks) await this.advance(t.id);
-      const stale = await this.db
-        .selectFrom('steps')
-        .innerJoin('tasks', 'tasks.id', 'steps.task_id')
-        .selectAll('steps')
-        .select(['tasks.principal as principal'])
-        .where('steps.status', '=', 'dispatched')
-        .where('steps.dispatched_at', '<', new Date(Date.now() - this.config.extra.RECONCILE_INTERVAL_MS))
-        .execute();
-      for (const s of stale) {
-        const input = resolveInput(s.input, await this.outputsOf(s.task_id));
-        await this.publishDispatch(s, input, s.principal, `${s.task_id}.${s.id}.${s.attempt}`);
-      }
+      await this.publisher.flushLeftovers(outboxAgeMs);
+      await this.republishUnconfirmed();
+      await this.failTimedOut();
+      const stalled = await sql<{ id: string }>`
+        select t.id from tasks t
+        where t.status = 'queued' and (t.not_before is null or t.not_before <= now())
+        union
+        select t.id from tasks t
+        where t.status = 'running' and not exists (
+          select 1 from steps s where s.task_id = t.id and s.wave = t.current_wave
+            and s.status in ('pending', 'dispatched', 'running', 'waiting_approval'))
+        union
+        select s.task_id from steps s join tasks t on t.id = s.task_id
+        where t.status = 'running' and s.status = 'failed'`.execute(this.db);
+      for (const t of stalled.rows) await this.advance(t.id);
+      const delayed = await this.db.selectFrom('tasks').select(['id', 'not_before']).where('status', '=', 'queued').where('not_before', '>', new Date()).execute();
+      for (const t of delayed) if (!this.delayedStarts.has(t.id)) this.scheduleStart(t.id, new Date(t.not_before!));
+      this.schedulePump();
     } catch (err) {
       this.logger.warn(`reconcile failed: ${String(err)}`);
     }
   }
+
+  /** Dispatches committed but never confirmed by JetStream (a crash or an outage in between). */
+  private async republishUnconfirmed(): Promise<void> {
+    const rows = await this.db
+      .selectFrom('steps')
+      .innerJoin('tasks', 'tasks.id', 'steps.task_id')
+      .selectAll('steps')
+      .select(['tasks.priority as task_priority', 'tasks.principal as principal', 'tasks.correlation_id as correlation_id', 'tasks.depth as task_depth'])
+      .where('steps.status', '=', 'dispatched')
+      .where('steps.published_at', 'is', null)
+      .where('steps.dispatched_at', '<', new Date(Date.now() - REPUBLISH_AFTER_MS))
+      .limit(5_000)
+      .execute();
+    if (rows.length === 0) return;
+    const outputs = await this.db.transaction().execute((trx) => this.outputsFor(trx, rows.filter((s) => hasReferences(s.input)).map((s) => s.task_id)));
+    const list: Dispatch[] = [];
+    for (const s of rows) {
+      try {
+        const input = hasReferences(s.input) ? resolveInput(s.input, outputs.get(s.task_id) ?? new Map(), { taskId: s.task_id }) : s.input;
+        list.push(this.dispatchPayload(s as Candidate, s.agent_id!, s.attempt, input, new Date()));
+      } catch (err) {
+        this.logger.warn(`cannot republish ${s.task_id}/${s.id}: ${String(err)}`);
+      }
+    }
+    await this.publishDispatches(list);
+  }
+
+  /** Running steps past their timeout (plus grace) fail with STEP_TIMEOUT; their runtime is told to stop. */
+  private async failTimedOut(): Promise<void> {
+    const grace = this.extra.STEP_TIMEOUT_GRACE_MS;
+    const rows = await sql<{ task_id: string; id: string; attempt: number; agent_id: string; started_at: Date; timeout_ms: number }>`
+      select task_id, id, attempt, agent_id, started_at, timeout_ms from steps
+      where status = 'running' and started_at + ((timeout_ms + ${grace}) * interval '1 millisecond') < now()
+      limit 1000`.execute(this.db);
+    if (rows.rows.length === 0) return;
+    const now = new Date().toISOString();
+    await this.recordResults(
+      rows.rows.map((s) => ({
+        taskId: s.task_id,
+        stepId: s.id,
+        attemptId: attemptIdOf(s.task_id, s.id, s.attempt),
+        agentId: s.agent_id,
+        status: 'failed' as const,
+        error: { code: 'STEP_TIMEOUT', message: `no result within ${s.timeout_ms} ms (+${grace} ms grace)` },
+        startedAt: new Date(s.started_at).toISOString(),
+        finishedAt: now,
+      })),
+    );
+    for (const s of rows.rows) {
+      this.nats.publishCore(Subject.StepCancel, s.task_id, { taskId: s.task_id, attemptIds: [attemptIdOf(s.task_id, s.id, s.attempt)], reason: 'step timed out' });
+    }
+  }
 }
 
-function attemptNumber(attemptId: string): number {
-  return Number.parseInt(attemptId.slice(attemptId.lastIndexOf('.') + 1), 10);
+function exhausted(dispatch: Dispatch, reason: string): StepResult {
+  const at = new Date().toISOString();
+  return {
+    taskId: dispatch.taskId,
+    stepId: dispatch.stepId,
+    attemptId: dispatch.attemptId,
+    agentId: dispatch.agentId,
+    status: 'failed',
+    error: { code: 'STEP_DELIVERY_EXHAUSTED', message: reason },
+    startedAt: at,
+    finishedAt: at,
+  };
 }

@@ -1,12 +1,17 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { canAccessWorkspace, hasPermission, pb, Plan, PlanSchema, ZiggieError } from '@ziggie/contracts';
-import { callUnary, CONFIG, DatabaseService, Kysely, PeerClients, zodToZiggie, json } from '@ziggie/platform';
+import { canAccessWorkspace, hasPermission, MAX_DELEGATION_DEPTH, pb, Plan, PlanSchema, ZiggieError } from '@ziggie/contracts';
+import { callUnary, CONFIG, DatabaseService, json, Kysely, PeerClients, zodToZiggie } from '@ziggie/platform';
 import { randomUUID } from 'node:crypto';
+import { expandBlueprint } from './blueprints/expand';
+import { BlueprintsService } from './blueprints.service';
 import { OrchestratorConfig } from './config';
 import { EngineService } from './engine.service';
-import { OrchestratorDb, StepRow, TaskRow } from './migrations';
+import { planBudgetViolation, toolsOf } from './governance';
+import { AttemptTable, OrchestratorDb, StepRow, TaskRow } from './migrations';
 import { computeWaves } from './plan';
+import { PoliciesService } from './policies.service';
 import { referencedSteps } from './templates';
+import { iso, pageOf } from './views';
 
 const CAPABILITY_CACHE_MS = 30_000;
 
@@ -24,11 +29,30 @@ function planFromPb(plan: pb.Plan | undefined): unknown {
       retries: s.retries,
       timeout: s.timeoutMs || undefined,
       qualityGate: s.qualityGate,
+      pool: s.pool || undefined,
+      gpu: s.gpu,
+      retryBackoff: s.retryBackoffMs || undefined,
     })),
   };
 }
 
-const iso = (d: Date | null | undefined) => (d ? new Date(d).toISOString() : '');
+function requireDispatch(principal: pb.Principal | undefined): pb.Principal {
+  if (!principal || !hasPermission(principal.roles, 'agent:dispatch')) throw new ZiggieError('AUTH_FORBIDDEN', 'permission agent:dispatch required');
+  return principal;
+}
+
+function parseNotBefore(value: string): Date | undefined {
+  if (!value) return undefined;
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) throw new ZiggieError('VALIDATION_FAILED', `notBefore must be an RFC 3339 time, got ${JSON.stringify(value)}`);
+  return d;
+}
+
+interface Prepared {
+  plan: Plan;
+  waves: Map<string, number>;
+  blueprint?: { ref: string; outputs: Record<string, unknown>; outputSchema?: Record<string, unknown> };
+}
 
 @Injectable()
 export class TasksService {
@@ -38,6 +62,8 @@ export class TasksService {
     private readonly database: DatabaseService,
     private readonly peers: PeerClients,
     private readonly engine: EngineService,
+    private readonly blueprints: BlueprintsService,
+    private readonly policies: PoliciesService,
     @Inject(CONFIG) private readonly config: OrchestratorConfig,
   ) {}
 
@@ -63,9 +89,22 @@ export class TasksService {
     }
   }
 
-  /** Validates a plan fully (shape, DAG, capabilities, workspaces, references) and returns its steps with waves. */
-  async validate(req: pb.SubmitTaskRequest): Promise<{ plan: Plan; waves: Map<string, number> }> {
-    const parsed = PlanSchema.safeParse(planFromPb(req.plan));
+  /** The plan of a submission: given, or expanded from a blueprint and its inputs. */
+  private async planOf(req: pb.SubmitTaskRequest): Promise<{ raw: unknown; blueprint?: Prepared['blueprint'] }> {
+    if (req.blueprint && req.plan?.steps.length) throw new ZiggieError('VALIDATION_FAILED', 'give exactly one of plan or blueprint');
+    if (!req.blueprint) return { raw: planFromPb(req.plan) };
+    const blueprint = await this.blueprints.resolve(req.blueprint);
+    const expanded = expandBlueprint(blueprint, req.inputs ?? {});
+    return {
+      raw: expanded.plan,
+      blueprint: { ref: `${blueprint.name}@${blueprint.version}`, outputs: expanded.outputs, outputSchema: blueprint.outputSchema },
+    };
+  }
+
+  /** Validates a submission fully (shape, DAG, capabilities, workspaces, references, gates, budgets). */
+  async validate(req: pb.SubmitTaskRequest): Promise<Prepared> {
+    const { raw, blueprint } = await this.planOf(req);
+    const parsed = PlanSchema.safeParse(raw);
     if (!parsed.success) throw zodToZiggie(parsed.error, 'TASK_INVALID_PLAN');
     const plan = parsed.data;
     const waves = computeWaves(plan.steps);
@@ -74,6 +113,16 @@ export class TasksService {
         if (!waves.has(ref) || waves.get(ref)! >= waves.get(s.id)!) {
           throw new ZiggieError('TASK_INVALID_PLAN', `step ${s.id} references the output of ${ref}, which does not run before it`, { stepId: s.id, reference: ref });
         }
+      }
+      for (const pattern of s.qualityGate?.rejectPatterns ?? []) {
+        try {
+          new RegExp(pattern);
+        } catch {
+          throw new ZiggieError('TASK_INVALID_PLAN', `step ${s.id}: quality gate pattern ${JSON.stringify(pattern)} is not a valid regular expression`, { stepId: s.id });
+        }
+      }
+      if (s.action === 'delegate' && req.depth + 1 > MAX_DELEGATION_DEPTH) {
+        throw new ZiggieError('TASK_DEPTH_EXCEEDED', `step ${s.id} would delegate to depth ${req.depth + 1}; the limit is ${MAX_DELEGATION_DEPTH}`, { stepId: s.id });
       }
     }
     const known = await this.knownCapabilities();
@@ -86,30 +135,61 @@ export class TasksService {
       if (!canAccessWorkspace(req.principal?.workspaces ?? [], ws)) throw new ZiggieError('AUTH_WORKSPACE_FORBIDDEN', `workspace ${ws} not allowed for this token`);
       await this.assertWorkspaceExists(ws);
     }
-    return { plan, waves };
+    const violation = planBudgetViolation(
+      await this.policies.rules(),
+      plan.steps.map((s) => ({
+        capability: s.capability ?? null,
+        tools: toolsOf(s.action, s.input),
+        workspace: s.workspace ?? req.workspace,
+        roles: req.principal?.roles ?? [],
+        action: s.action,
+        pool: s.pool ?? null,
+        gpu: s.gpu,
+      })),
+    );
+    if (violation) throw new ZiggieError('TASK_BUDGET_EXCEEDED', violation);
+    return { plan, waves, blueprint };
   }
 
   async submit(req: pb.SubmitTaskRequest): Promise<pb.Task> {
-    const principal = req.principal;
-    if (!principal || !hasPermission(principal.roles, 'agent:dispatch')) throw new ZiggieError('AUTH_FORBIDDEN', 'permission agent:dispatch required');
-    if (req.blueprint) throw new ZiggieError('UNIMPLEMENTED', 'blueprints are not available yet; submit a plan');
-    const { plan, waves } = await this.validate(req);
+    const principal = requireDispatch(req.principal);
+    if (req.depth < 0 || req.depth > MAX_DELEGATION_DEPTH) throw new ZiggieError('TASK_DEPTH_EXCEEDED', `delegation depth ${req.depth} is over the limit of ${MAX_DELEGATION_DEPTH}`);
+    if (req.parentTaskId) {
+      // A delegate step that is redelivered re-attaches to the child it created the first time.
+      const existing = await this.db.selectFrom('tasks').select('id').where('parent_task_id', '=', req.parentTaskId).where('parent_step_id', '=', req.parentStepId).executeTakeFirst();
+      if (existing) return this.get(existing.id, principal);
+      await this.get(req.parentTaskId, principal);
+    }
+    const notBefore = parseNotBefore(req.notBefore);
+    const { plan, waves, blueprint } = await this.validate(req);
     const id = `tsk_${randomUUID().replace(/-/g, '')}`;
     const defaultTimeout = this.config.extra.STEP_DEFAULT_TIMEOUT_MS;
-    await this.db.transaction().execute(async (trx) => {
-      await trx
+    const startNow = !notBefore || notBefore.getTime() <= Date.now();
+    const created = await this.engine.run(async (trx, events) => {
+      const inserted = await trx
         .insertInto('tasks')
         .values({
           id,
           title: req.title || `Task ${id.slice(4, 12)}`,
           workspace: req.workspace,
           priority: req.priority || 'P1',
-          status: 'queued',
+          status: startNow ? 'running' : 'queued',
+          current_wave: startNow ? 1 : 0,
           wave_count: Math.max(...waves.values()),
           principal: json({ subject: principal.subject, roles: principal.roles, workspaces: principal.workspaces }),
           correlation_id: req.correlationId || id,
+          not_before: notBefore ?? null,
+          parent_task_id: req.parentTaskId || null,
+          parent_step_id: req.parentTaskId ? req.parentStepId : null,
+          depth: req.depth,
+          blueprint: blueprint?.ref ?? null,
+          output_template: blueprint ? json(blueprint.outputs) : null,
+          output_schema: blueprint?.outputSchema ? json(blueprint.outputSchema) : null,
         })
-        .execute();
+        .onConflict((oc) => oc.columns(['parent_task_id', 'parent_step_id']).where('parent_task_id', 'is not', null).doNothing())
+        .returning('id')
+        .executeTakeFirst();
+      if (!inserted) return false;
       const rows = plan.steps.map((s, ordinal) => ({
         task_id: id,
         id: s.id,
@@ -124,20 +204,41 @@ export class TasksService {
         retries: s.retries,
         timeout_ms: s.timeout ?? defaultTimeout,
         status: 'pending',
+        quality_gate: s.qualityGate ? json<Record<string, unknown>>(s.qualityGate) : null,
+        pool: s.pool ?? null,
+        gpu: s.gpu,
+        retry_backoff_ms: s.retryBackoff ?? 0,
       }));
       for (let i = 0; i < rows.length; i += 500) await trx.insertInto('steps').values(rows.slice(i, i + 500)).execute();
-      await this.engine.emit(id, 'task.queued', { status: 'queued' }, trx);
+      this.engine.taskCreated(events, id, startNow);
+      if (req.parentTaskId) {
+        await trx.updateTable('steps').set({ child_task_id: id }).where('task_id', '=', req.parentTaskId).where('id', '=', req.parentStepId).execute();
+      }
+      return true;
     });
-    await this.engine.advance(id);
+    if (!created) {
+      // Two deliveries of the same delegate step raced; the other one created the child.
+      const existing = await this.db.selectFrom('tasks').select('id').where('parent_task_id', '=', req.parentTaskId).where('parent_step_id', '=', req.parentStepId).executeTakeFirstOrThrow();
+      return this.get(existing.id, principal);
+    }
+    if (!startNow) this.engine.scheduleStart(id, notBefore);
     return this.get(id, principal);
   }
 
-  async get(id: string, principal: pb.Principal | undefined): Promise<pb.Task> {
+  private async visibleTask(id: string, principal: pb.Principal | undefined): Promise<TaskRow> {
     const task = await this.db.selectFrom('tasks').selectAll().where('id', '=', id).executeTakeFirst();
     // A task outside the caller's workspaces does not exist for them.
     if (!task || !canAccessWorkspace(principal?.workspaces ?? [], task.workspace)) throw new ZiggieError('TASK_NOT_FOUND', `task ${id} not found`);
-    const steps = await this.db.selectFrom('steps').selectAll().where('task_id', '=', id).orderBy('wave').orderBy('ordinal').execute();
-    return toPbTask(task, steps);
+    return task;
+  }
+
+  async get(id: string, principal: pb.Principal | undefined): Promise<pb.Task> {
+    const task = await this.visibleTask(id, principal);
+    const [steps, attempts] = await Promise.all([
+      this.db.selectFrom('steps').selectAll().where('task_id', '=', id).orderBy('wave').orderBy('ordinal').execute(),
+      this.db.selectFrom('step_attempts').selectAll().where('task_id', '=', id).orderBy('attempt').execute(),
+    ]);
+    return toPbTask(task, steps, attempts);
   }
 
   async list(req: pb.ListTasksRequest): Promise<pb.ListTasksResponse> {
@@ -146,25 +247,53 @@ export class TasksService {
     if (!workspaces.includes('*')) q = q.where('workspace', 'in', workspaces.length ? workspaces : ['']);
     if (req.workspace) q = q.where('workspace', '=', req.workspace);
     if (req.status) q = q.where('status', '=', req.status);
-    const limit = Math.min(Math.max(req.page?.limit || 50, 1), 500);
-    const offset = Number.parseInt(req.page?.cursor || '0', 10) || 0;
+    if (req.priority) q = q.where('priority', '=', req.priority);
+    if (req.parentTaskId) q = q.where('parent_task_id', '=', req.parentTaskId);
+    if (req.blueprint) q = q.where('blueprint', 'like', req.blueprint.includes('@') ? req.blueprint : `${req.blueprint}@%`);
+    const { limit, offset } = pageOf(req.page);
     const [rows, count] = await Promise.all([
       q.selectAll().orderBy('created_at', 'desc').orderBy('id').limit(limit).offset(offset).execute(),
       q.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
     ]);
     const total = Number(count.n);
-    return { items: rows.map((t) => toPbTask(t, [])), total, nextCursor: offset + rows.length < total ? String(offset + rows.length) : '' };
+    return { items: rows.map((t) => toPbTask(t, [], [])), total, nextCursor: offset + rows.length < total ? String(offset + rows.length) : '' };
   }
 
   async cancel(req: pb.CancelTaskRequest): Promise<pb.Task> {
-    if (!req.principal || !hasPermission(req.principal.roles, 'agent:dispatch')) throw new ZiggieError('AUTH_FORBIDDEN', 'permission agent:dispatch required');
-    await this.get(req.id, req.principal);
+    requireDispatch(req.principal);
+    await this.visibleTask(req.id, req.principal);
     await this.engine.cancel(req.id, req.reason || 'cancelled by request');
     return this.get(req.id, req.principal);
   }
+
+  async approve(req: pb.ApproveStepRequest): Promise<pb.Task> {
+    const principal = requireDispatch(req.principal);
+    const decision = req.decision || 'approve';
+    if (decision !== 'approve' && decision !== 'reject') throw new ZiggieError('VALIDATION_FAILED', `decision must be approve or reject, got ${JSON.stringify(decision)}`);
+    const task = await this.visibleTask(req.taskId, principal);
+    if (task.status !== 'running') throw new ZiggieError('TASK_NOT_RUNNING', `task ${task.id} is ${task.status}`);
+    await this.engine.decide(task.id, req.stepId, principal.subject, decision === 'approve', req.comment);
+    return this.get(task.id, principal);
+  }
 }
 
-export function toPbTask(task: TaskRow, steps: StepRow[]): pb.Task {
+type AttemptRow = { [K in keyof AttemptTable]: AttemptTable[K] };
+
+export function toPbTask(task: TaskRow, steps: StepRow[], attempts: AttemptRow[]): pb.Task {
+  const attemptsOf = new Map<string, pb.Attempt[]>();
+  for (const a of attempts) {
+    const list = attemptsOf.get(a.step_id) ?? [];
+    list.push({
+      number: a.attempt,
+      agentId: a.agent_id ?? '',
+      status: a.status,
+      error: a.error ?? '',
+      dispatchedAt: iso(a.dispatched_at),
+      startedAt: iso(a.started_at),
+      finishedAt: iso(a.finished_at),
+    });
+    attemptsOf.set(a.step_id, list);
+  }
   const waves = new Map<number, pb.Step[]>();
   for (const s of steps) {
     const list = waves.get(s.wave) ?? [];
@@ -183,6 +312,15 @@ export function toPbTask(task: TaskRow, steps: StepRow[]): pb.Task {
       error: s.error ?? '',
       startedAt: iso(s.started_at),
       finishedAt: iso(s.finished_at),
+      attempts: attemptsOf.get(s.id) ?? [],
+      dispatchedAt: iso(s.dispatched_at),
+      pool: s.pool ?? '',
+      retries: s.retries,
+      timeoutMs: s.timeout_ms,
+      waitingReason: s.waiting_reason ?? '',
+      approvedBy: s.approved_by ?? '',
+      gpu: s.gpu,
+      childTaskId: s.child_task_id ?? '',
     });
     waves.set(s.wave, list);
   }
@@ -200,6 +338,15 @@ export function toPbTask(task: TaskRow, steps: StepRow[]): pb.Task {
     errorCode: task.error_code ?? '',
     errorMessage: task.error_message ?? '',
     correlationId: task.correlation_id,
+    output: task.output ?? undefined,
+    notBefore: iso(task.not_before),
+    parentTaskId: task.parent_task_id ?? '',
+    parentStepId: task.parent_step_id ?? '',
+    blueprint: task.blueprint ?? '',
+    depth: task.depth,
+    currentWave: task.current_wave,
+    waveCount: task.wave_count,
+    failedStepId: task.failed_step_id ?? '',
   };
 }
 

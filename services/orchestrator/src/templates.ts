@@ -5,6 +5,12 @@
  * never runs with a silently empty input.
  */
 const REF = /\{\{\s*steps\.([a-z0-9_-]+)\.output((?:\.[A-Za-z0-9_-]+)*)\s*\}\}/g;
+/** `{{task.id}}`: the id of the task the step belongs to (e.g. to name its artifacts). */
+const TASK_ID = /\{\{\s*task\.id\s*\}\}/g;
+
+export interface ResolveContext {
+  taskId?: string;
+}
 
 export function referencedSteps(input: unknown): Set<string> {
   const found = new Set<string>();
@@ -32,18 +38,24 @@ function lookup(outputs: ReadonlyMap<string, unknown>, stepId: string, path: str
   return current;
 }
 
-export function resolveInput<T>(input: T, outputs: ReadonlyMap<string, unknown>): T {
+export function resolveInput<T>(input: T, outputs: ReadonlyMap<string, unknown>, ctx: ResolveContext = {}): T {
   if (typeof input === 'string') {
-    const whole = [...input.matchAll(REF)];
-    if (whole.length === 1 && whole[0]![0] === input.trim()) return lookup(outputs, whole[0]![1]!, whole[0]![2] ?? '') as T;
-    return input.replace(REF, (_, id: string, path: string) => {
+    const text = ctx.taskId ? input.replace(TASK_ID, ctx.taskId) : input;
+    const whole = [...text.matchAll(REF)];
+    if (whole.length === 1 && whole[0]![0] === text.trim()) return lookup(outputs, whole[0]![1]!, whole[0]![2] ?? '') as T;
+    return text.replace(REF, (_, id: string, path: string) => {
       const v = lookup(outputs, id, path ?? '');
       return typeof v === 'string' ? v : JSON.stringify(v);
     }) as T;
   }
-  if (Array.isArray(input)) return input.map((v: unknown) => resolveInput(v, outputs)) as T;
+  if (Array.isArray(input)) return input.map((v: unknown) => resolveInput(v, outputs, ctx)) as T;
   if (input && typeof input === 'object') {
-    return Object.fromEntries(Object.entries(input).map(([k, v]) => [k, resolveInput(v, outputs)])) as T;
+    return Object.fromEntries(Object.entries(input).map(([k, v]) => [k, resolveInput(v, outputs, ctx)])) as T;
   }
   return input;
+}
+
+/** True when a value holds a reference that must be resolved at dispatch time. */
+export function hasReferences(input: unknown): boolean {
+  return JSON.stringify(input).includes('{{');
 }

@@ -1,0 +1,150 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, Res } from '@nestjs/common';
+import type { Response } from 'express';
+import { BLUEPRINT_NAME, BLUEPRINT_VERSION, BlueprintSchema, pb, PolicySchema, ZiggieError } from '@ziggie/contracts';
+import { callUnary, CurrentPrincipal, PeerClients, Principal, RequirePermission, parseInput } from '@ziggie/platform';
+import { z } from 'zod';
+import { page, PageQuery } from './pagination';
+
+const PolicyId = z.string().regex(/^pol_[a-f0-9]{16}$/);
+
+function blueprintName(name: string, version?: string): { name: string; version: string } {
+  // A name or version that cannot exist is simply not found.
+  if (!BLUEPRINT_NAME.test(name) || (version !== undefined && !BLUEPRINT_VERSION.test(version))) {
+    throw new ZiggieError('BLUEPRINT_NOT_FOUND', `blueprint ${name}${version ? `@${version}` : ''} not found`);
+  }
+  return { name, version: version ?? '' };
+}
+
+function policyId(id: string): string {
+  if (!PolicyId.safeParse(id).success) throw new ZiggieError('POLICY_NOT_FOUND', `policy ${id} not found`);
+  return id;
+}
+
+function policyToPb(p: z.infer<typeof PolicySchema>, id = ''): pb.Policy {
+  return {
+    id,
+    name: p.name,
+    description: p.description,
+    effect: p.effect,
+    match: p.match,
+    budget: p.budget ? { maxSteps: p.budget.maxSteps ?? 0, maxGpuSteps: p.budget.maxGpuSteps ?? 0 } : undefined,
+    priority: p.priority,
+    enabled: p.enabled,
+    createdBy: '',
+    createdAt: '',
+    updatedAt: '',
+  };
+}
+
+function policyView(p: pb.Policy): Record<string, unknown> {
+  const budget = p.budget && (p.budget.maxSteps || p.budget.maxGpuSteps) ? { maxSteps: p.budget.maxSteps || undefined, maxGpuSteps: p.budget.maxGpuSteps || undefined } : null;
+  return { ...p, description: p.description, budget };
+}
+
+/** Blueprints (versioned plan templates) and governance policies, both served by the orchestrator. */
+@Controller('v1')
+export class GovernanceController {
+  constructor(private readonly peers: PeerClients) {}
+
+  private orchestrator(): Promise<pb.OrchestratorClient> {
+    return this.peers.get('orchestrator', pb.OrchestratorClient);
+  }
+
+  @Get('blueprints')
+  async listBlueprints(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const q = parseInput(PageQuery.extend({ name: z.string().max(63).optional() }).strict(), query);
+    const o = await this.orchestrator();
+    const res = await callUnary(o.listBlueprints.bind(o), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, name: q.name ?? '' }, { peer: 'orchestrator' });
+    return page(res.items, res.total, res.nextCursor);
+  }
+
+  @Post('blueprints')
+  @HttpCode(201)
+  @RequirePermission('config:change')
+  async createBlueprint(@Body() body: unknown, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: Response): Promise<object> {
+    const b = parseInput(BlueprintSchema, body, 'BLUEPRINT_INVALID');
+    const o = await this.orchestrator();
+    const created = await callUnary(
+      o.createBlueprint.bind(o),
+      { principal, blueprint: { ...b, outputSchema: b.outputSchema, template: b.template as unknown as Record<string, unknown>, builtin: false, createdBy: '', createdAt: '' } },
+      { peer: 'orchestrator' },
+    );
+    res.setHeader('Location', `/v1/blueprints/${created.name}/versions/${created.version}`);
+    return created;
+  }
+
+  /** The latest version of a blueprint. */
+  @Get('blueprints/:name')
+  async getBlueprint(@Param('name') name: string, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const o = await this.orchestrator();
+    return callUnary(o.getBlueprint.bind(o), { ...blueprintName(name), principal }, { peer: 'orchestrator' });
+  }
+
+  @Get('blueprints/:name/versions/:version')
+  async getBlueprintVersion(@Param('name') name: string, @Param('version') version: string, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const o = await this.orchestrator();
+    return callUnary(o.getBlueprint.bind(o), { ...blueprintName(name, version), principal }, { peer: 'orchestrator' });
+  }
+
+  @Delete('blueprints/:name/versions/:version')
+  @HttpCode(204)
+  @RequirePermission('config:change')
+  async deleteBlueprint(@Param('name') name: string, @Param('version') version: string, @CurrentPrincipal() principal: Principal): Promise<void> {
+    const o = await this.orchestrator();
+    await callUnary(o.deleteBlueprint.bind(o), { ...blueprintName(name, version), principal }, { peer: 'orchestrator' });
+  }
+
+  @Get('policies')
+  async listPolicies(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const q = parseInput(PageQuery.strict(), query);
+    const o = await this.orchestrator();
+    const res = await callUnary(o.listPolicies.bind(o), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' } }, { peer: 'orchestrator' });
+    return page(res.items.map(policyView), res.total, res.nextCursor);
+  }
+
+  /** Recorded governance decisions (the caller's workspaces), newest first. */
+  @Get('policies/decisions')
+  async decisions(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const q = parseInput(PageQuery.extend({ taskId: z.string().max(64).optional(), effect: z.enum(['allow', 'deny', 'require_approval']).optional() }).strict(), query);
+    const o = await this.orchestrator();
+    const res = await callUnary(
+      o.listDecisions.bind(o),
+      { principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, taskId: q.taskId ?? '', effect: q.effect ?? '' },
+      { peer: 'orchestrator' },
+    );
+    return page(res.items, res.total, res.nextCursor);
+  }
+
+  @Post('policies')
+  @HttpCode(201)
+  @RequirePermission('config:change')
+  async createPolicy(@Body() body: unknown, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: Response): Promise<object> {
+    const p = parseInput(PolicySchema, body);
+    const o = await this.orchestrator();
+    const created = await callUnary(o.createPolicy.bind(o), { principal, policy: policyToPb(p) }, { peer: 'orchestrator' });
+    res.setHeader('Location', `/v1/policies/${created.id}`);
+    return policyView(created);
+  }
+
+  @Get('policies/:id')
+  async getPolicy(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const o = await this.orchestrator();
+    return policyView(await callUnary(o.getPolicy.bind(o), { id: policyId(id), principal }, { peer: 'orchestrator' }));
+  }
+
+  @Put('policies/:id')
+  @RequirePermission('config:change')
+  async updatePolicy(@Param('id') id: string, @Body() body: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const p = parseInput(PolicySchema, body);
+    const o = await this.orchestrator();
+    return policyView(await callUnary(o.updatePolicy.bind(o), { principal, policy: policyToPb(p, policyId(id)) }, { peer: 'orchestrator' }));
+  }
+
+  @Delete('policies/:id')
+  @HttpCode(204)
+  @RequirePermission('config:change')
+  async deletePolicy(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<void> {
+    const o = await this.orchestrator();
+    await callUnary(o.deletePolicy.bind(o), { id: policyId(id), principal }, { peer: 'orchestrator' });
+  }
+}

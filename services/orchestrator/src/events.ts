@@ -1,0 +1,99 @@
+import { Logger } from '@nestjs/common';
+import { PayloadOf, Subject } from '@ziggie/contracts';
+import { json, Kysely, NatsService, Transaction } from '@ziggie/platform';
+import { OrchestratorDb } from './migrations';
+
+export type TaskEvent = PayloadOf<Subject.TaskEvent>;
+export type TaskEventType = TaskEvent['type'];
+export type EventFields = Partial<Pick<TaskEvent, 'wave' | 'stepId' | 'agentId' | 'message'>> & { status: string };
+
+/**
+ * Task events of one transaction. They are numbered per task (tasks.event_seq) and written to
+ * the outbox inside the transaction, then published after it commits and removed from the
+ * outbox; whatever a crash leaves in the outbox is published by reconcile. Subscribers never
+ * see a transition that was rolled back, and none is lost.
+ */
+export class EventBatch {
+  private readonly items: Array<{ taskId: string; type: TaskEventType; fields: EventFields }> = [];
+
+  add(taskId: string, type: TaskEventType, fields: EventFields): void {
+    this.items.push({ taskId, type, fields });
+  }
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  /** Numbers the events and writes them to the outbox; call inside the transaction, once. */
+  async write(trx: Transaction<OrchestratorDb>): Promise<TaskEvent[]> {
+    if (this.items.length === 0) return [];
+    const byTask = new Map<string, number>();
+    for (const e of this.items) byTask.set(e.taskId, (byTask.get(e.taskId) ?? 0) + 1);
+    const nextSeq = new Map<string, number>();
+    for (const [taskId, n] of [...byTask.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+      const row = await trx
+        .updateTable('tasks')
+        .set((eb) => ({ event_seq: eb('event_seq', '+', n) }))
+        .where('id', '=', taskId)
+        .returning('event_seq')
+        .executeTakeFirst();
+      if (row) nextSeq.set(taskId, row.event_seq - n + 1);
+    }
+    const at = new Date().toISOString();
+    const events: TaskEvent[] = [];
+    for (const e of this.items) {
+      const seq = nextSeq.get(e.taskId);
+      if (seq === undefined) continue;
+      nextSeq.set(e.taskId, seq + 1);
+      events.push({ taskId: e.taskId, seq, type: e.type, at, ...e.fields });
+    }
+    for (let i = 0; i < events.length; i += 1000) {
+      await trx
+        .insertInto('event_outbox')
+        .values(events.slice(i, i + 1000).map((e) => ({ task_id: e.taskId, seq: e.seq, payload: json<Record<string, unknown>>(e) })))
+        .execute();
+    }
+    this.items.length = 0;
+    return events;
+  }
+}
+
+/** Publishes committed events in order and clears them from the outbox. */
+export class EventPublisher {
+  private readonly logger = new Logger('events');
+
+  constructor(
+    private readonly nats: NatsService,
+    private readonly db: () => Kysely<OrchestratorDb>,
+  ) {}
+
+  async publish(events: readonly TaskEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    // Issued in sequence order on one connection, so JetStream stores them in that order.
+    const results = await Promise.allSettled(events.map((e) => this.nats.publish(Subject.TaskEvent, e.taskId, e, { msgId: `${e.taskId}:${e.seq}` })));
+    const sent = events.filter((_, i) => results[i]!.status === 'fulfilled');
+    if (sent.length < events.length) this.logger.warn(`${events.length - sent.length} task events not published yet; reconcile retries them`);
+    for (let i = 0; i < sent.length; i += 1000) {
+      const chunk = sent.slice(i, i + 1000);
+      await this.db()
+        .deleteFrom('event_outbox')
+        .where(({ eb, refTuple, tuple }) => eb(refTuple('task_id', 'seq'), 'in', chunk.map((e) => tuple(e.taskId, e.seq))))
+        .execute()
+        .catch((err: unknown) => this.logger.warn(`outbox cleanup: ${String(err)}`));
+    }
+  }
+
+  /** Publishes what earlier runs left in the outbox (a crash between commit and publish). */
+  async flushLeftovers(olderThanMs: number): Promise<number> {
+    const rows = await this.db()
+      .selectFrom('event_outbox')
+      .select(['payload'])
+      .where('created_at', '<', new Date(Date.now() - olderThanMs))
+      .orderBy('task_id')
+      .orderBy('seq')
+      .limit(5000)
+      .execute();
+    await this.publish(rows.map((r) => r.payload as unknown as TaskEvent));
+    return rows.length;
+  }
+}
