@@ -515,16 +515,19 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
         });
         this.decisions.inc({ effect: decision.effect });
         if (decision.policy) {
+          const approvedBefore = !!step.approved_by && decision.effect === 'require_approval';
+          const effect = approvedBefore ? 'allow' : decision.effect;
           await trx
             .insertInto('policy_decisions')
             .values({
-              id: `${step.task_id}.${step.id}.${step.attempt + 1}`,
+              // One record per attempt and outcome: a step held for approval, then allowed, has both.
+              id: `${step.task_id}.${step.id}.${step.attempt + 1}.${effect}`,
               task_id: step.task_id,
               step_id: step.id,
               policy_id: decision.policy.id,
               policy_name: decision.policy.name,
-              effect: step.approved_by && decision.effect === 'require_approval' ? 'allow' : decision.effect,
-              reason: step.approved_by && decision.effect === 'require_approval' ? `${decision.reason}; approved by ${step.approved_by}` : decision.reason,
+              effect,
+              reason: approvedBefore ? `${decision.reason}; approved by ${step.approved_by}` : decision.reason,
               workspace: step.workspace,
               subject: step.principal.subject,
             })
