@@ -107,7 +107,7 @@ describe('orchestration through the REST API of the local stack', () => {
       template: {
         steps: [
           { id: 'greet', capability: 'content', fanOut: { forEach: '{{inputs.who}}' }, input: { tool: 'everything.echo', arguments: { message: 'hello {{fanOut.item}}' } } },
-          { id: 'sum-up', capability: 'qa', dependsOn: ['greet'], input: { tool: 'everything.echo', arguments: { message: '{{steps.greet.output.text}}' } } },
+          { id: 'sum-up', capability: 'qa', dependsOn: ['greet'], input: { tool: 'everything.echo', arguments: { message: 'all: {{steps.greet.output.text}}' } } },
         ],
       },
       outputs: { summary: '{{steps.sum-up.output.text}}' },

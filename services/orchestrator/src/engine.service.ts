@@ -461,6 +461,8 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
   /** One scheduling round; returns how many candidate steps it looked at. */
   private async pumpOnce(): Promise<number> {
     const outgoing: Dispatch[] = [];
+    // Read before the transaction: with embedded PGlite a query outside it would wait for it.
+    const rules = await this.policies.rules();
     const looked = await this.commit(async (trx, fx) => {
       const locked = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(${PUMP_LOCK_KEY}) as ok`.execute(trx);
       if (!locked.rows[0]?.ok) {
@@ -487,7 +489,6 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
       if (candidates.length === 0) return 0;
       const tasks = await this.lockTasks(trx, candidates.map((c) => c.task_id));
       const budgets = await this.dispatchedCounts(trx, [...tasks.keys()]);
-      const rules = await this.policies.rules();
       const now = new Date();
       const chosen: Candidate[] = [];
       for (const step of candidates) {
