@@ -1,45 +1,77 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { Consumers, PayloadOf, pb, Subject, ZiggieError } from '@ziggie/contracts';
-import { callStream, CONFIG, ConsumeHandle, MetricsService, NatsService, PeerClients } from '@ziggie/platform';
-import type { JsMsg } from 'nats';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Consumers, PayloadOf, Subject } from '@ziggie/contracts';
+import { CONFIG, ConsumeHandle, MetricsService, NatsService } from '@ziggie/platform';
+import type { JsMsg, Subscription } from 'nats';
 import { hostname } from 'node:os';
-import { Histogram } from 'prom-client';
+import { Gauge, Histogram } from 'prom-client';
+import { abortKindOf, StepAborted } from './abort';
+import { DelegateAction } from './actions/delegate';
+import { LlmAction } from './actions/llm';
+import { ToolAction } from './actions/tool';
+import { Dispatch, failed, StepOutcome } from './actions/types';
+import { HostedAgents } from './agents';
+import { Attempts, FinalResult, InFlightAttempt } from './attempts';
+import { ToolCatalog } from './catalog';
 import { RuntimeConfig } from './config';
-import { toolOutput } from './tool-output';
-
-type Dispatch = PayloadOf<Subject.StepDispatch>;
-type StepOutcome = { status: 'succeeded'; output: Record<string, unknown> } | { status: 'failed'; output?: Record<string, unknown>; error: { code: string; message: string } };
+import { McpGatewayPeer, McpGatewayPort, OrchestratorPeer, OrchestratorPort, RegistryPeer, RegistryPort } from './peers';
+import { Semaphore } from './semaphore';
+import { outcomeOf, StepRunner } from './step-runner';
 
 /** While a step runs, JetStream is told it is in progress this often (well inside ack_wait). */
-const PROGRESS_ACK_MS = 5_000;
+export const PROGRESS_ACK_MS = 5_000;
 
 /**
- * Hosts the logical agents of the hierarchy and executes the steps dispatched to them.
- * Tool steps call the MCP gateway; results go back on JetStream, keyed by attempt id.
+ * Hosts the logical agents of the hierarchy and executes the steps dispatched to them: tool
+ * and LLM steps through the MCP gateway, delegate steps as child tasks. Results go back on
+ * JetStream keyed by attempt id; cancels on core NATS abort the attempts they name.
  */
 @Injectable()
-export class RuntimeService implements OnApplicationBootstrap, OnApplicationShutdown {
+export class RuntimeService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('runtime');
-  private readonly runtimeId = `${hostname()}-${process.pid}`;
-  private readonly running = new Map<string, number>();
+  readonly runtimeId = `${hostname()}-${process.pid}`;
+  readonly agents: HostedAgents;
+  private readonly attempts = new Attempts();
+  private readonly runner: StepRunner;
+  private readonly workSlots: Semaphore;
   private consumer?: ConsumeHandle;
-  private heartbeatTimer?: NodeJS.Timeout;
+  private cancels?: Subscription;
   private readonly stepDuration: Histogram<'action' | 'status'>;
+  private readonly inFlight: Gauge<'action'>;
 
   constructor(
     private readonly nats: NatsService,
-    private readonly peers: PeerClients,
+    @Inject(McpGatewayPeer) gateway: McpGatewayPort,
+    @Inject(RegistryPeer) registry: RegistryPort,
+    @Inject(OrchestratorPeer) orchestrator: OrchestratorPort,
     @Inject(CONFIG) private readonly config: RuntimeConfig,
     metrics: MetricsService,
   ) {
     this.stepDuration = metrics.histogram('ziggie_step_duration_seconds', 'Step execution time in the runtime', ['action', 'status'], [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 120]);
+    this.inFlight = metrics.gauge('ziggie_runtime_steps_in_flight', 'Steps this runtime holds, by action', ['action']);
+    const hosted = metrics.gauge('ziggie_runtime_hosted_agents', 'Agents this runtime hosts and beats for', []);
+    const catalog = new ToolCatalog(gateway);
+    this.agents = new HostedAgents(registry, (beat) => this.nats.publishCore(Subject.AgentHeartbeat, beat.agentId, beat), {
+      runtimeId: this.runtimeId,
+      heartbeatMs: config.extra.HEARTBEAT_INTERVAL_MS,
+      refreshMs: config.extra.RUNTIME_AGENTS_REFRESH_MS,
+      onCount: (n) => hosted.set(n),
+    });
+    this.runner = new StepRunner({
+      tool: new ToolAction(gateway, catalog),
+      llm: new LlmAction(gateway, catalog, { tool: config.extra.RUNTIME_LLM_TOOL, model: config.extra.RUNTIME_LLM_MODEL }),
+      delegate: new DelegateAction(orchestrator, registry, (id) => this.agents.children(id)),
+    });
+    this.workSlots = new Semaphore(config.extra.RUNTIME_CONCURRENCY);
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    this.cancels = this.nats.subscribeCore(Subject.StepCancel, (cancel) => this.onCancel(cancel));
+    // The registry may be down: agents load in the background and steps are consumed meanwhile.
+    this.agents.start();
     this.consumer = await this.nats.consume({
       spec: Consumers.stepWorkers,
       subject: Subject.StepDispatch,
-      concurrency: this.config.extra.RUNTIME_CONCURRENCY,
+      concurrency: this.config.extra.RUNTIME_CONCURRENCY + this.config.extra.RUNTIME_DELEGATE_CONCURRENCY,
       handler: (dispatch, msg) => this.execute(dispatch, msg),
       onExhausted: async (dispatch, msg, error) => {
         await this.nats.publish(
@@ -50,95 +82,106 @@ export class RuntimeService implements OnApplicationBootstrap, OnApplicationShut
         );
       },
     });
-    this.heartbeatTimer = setInterval(() => this.beatBusyAgents(), this.config.extra.HEARTBEAT_INTERVAL_MS);
-    this.heartbeatTimer.unref();
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    clearInterval(this.heartbeatTimer);
-    await this.consumer?.stop();
-  }
-
-  private heartbeat(agentId: string): void {
-    const load = this.running.get(agentId) ?? 0;
+  /**
+   * Before NATS and the gRPC clients close: stop pulling, give running steps half the grace
+   * period, hand the rest back to the stream for another runtime, then beat every agent offline.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    const handBack = setTimeout(() => this.attempts.abortAll(new StepAborted('shutdown', 'the runtime is shutting down')), this.config.shutdownGraceMs / 2);
     try {
-      this.nats.publishCore(Subject.AgentHeartbeat, agentId, { agentId, status: load > 0 ? 'busy' : 'idle', load, runtimeId: this.runtimeId, at: new Date().toISOString() });
-    } catch (err) {
-      this.logger.debug(`heartbeat for ${agentId} not sent: ${String(err)}`);
+      await this.consumer?.stop();
+      await this.attempts.settled();
+    } finally {
+      clearTimeout(handBack);
     }
+    this.cancels?.unsubscribe();
+    this.agents.stop();
   }
 
-  private beatBusyAgents(): void {
-    for (const agentId of this.running.keys()) this.heartbeat(agentId);
+  private onCancel(cancel: PayloadOf<Subject.StepCancel>): void {
+    const aborted = this.attempts.cancel(cancel);
+    if (aborted > 0) this.logger.log(`cancelled ${aborted} attempt(s) of task ${cancel.taskId}: ${cancel.reason}`);
   }
 
+  /** Handles one delivery; resolving acks it, throwing naks it for redelivery. */
   private async execute(dispatch: Dispatch, msg: JsMsg): Promise<void> {
-    const startedAt = new Date().toISOString();
-    this.running.set(dispatch.agentId, (this.running.get(dispatch.agentId) ?? 0) + 1);
-    this.heartbeat(dispatch.agentId);
+    const finished = this.attempts.finished(dispatch.attemptId);
+    if (finished) {
+      // A redelivery of an attempt already done here: its result again, never its work.
+      await this.publishResult(dispatch, finished);
+      return;
+    }
+    const running = this.attempts.running(dispatch.attemptId);
+    if (running) {
+      await this.whileWorking(msg, running.done);
+      return;
+    }
+    const attempt = this.attempts.begin(dispatch);
+    this.agents.stepStarted(dispatch.agentId);
+    this.inFlight.inc({ action: dispatch.action });
     const progress = setInterval(() => msg.working(), PROGRESS_ACK_MS);
-    const end = this.stepDuration.startTimer({ action: dispatch.action });
     try {
-      await this.publishResult(dispatch, { status: 'running', startedAt });
-      const outcome = await this.run(dispatch, () => msg.working());
-      end({ status: outcome.status });
-      // A result that cannot be published throws: the dispatch is redelivered and the ledger dedups.
-      await this.publishResult(dispatch, { ...outcome, startedAt, finishedAt: new Date().toISOString() });
+      const { outcome, startedAt } = await this.outcome(dispatch, attempt, () => msg.working());
+      const result: FinalResult = { ...outcome, startedAt, finishedAt: new Date().toISOString() };
+      // Remembered before publishing: if the publish fails, the redelivery only publishes again.
+      this.attempts.recordFinished(dispatch.attemptId, result);
+      await this.publishResult(dispatch, result);
+    } catch (err) {
+      if (abortKindOf(err) !== 'shutdown') throw err;
+      // Not a failure of the step: straight back to the stream, without counting against its deliveries' backoff.
+      msg.nak();
     } finally {
       clearInterval(progress);
-      const left = (this.running.get(dispatch.agentId) ?? 1) - 1;
-      if (left > 0) this.running.set(dispatch.agentId, left);
-      else this.running.delete(dispatch.agentId);
-      this.heartbeat(dispatch.agentId);
+      attempt.end();
+      this.agents.stepEnded(dispatch.agentId);
+      this.inFlight.dec({ action: dispatch.action });
     }
   }
 
-  private async publishResult(dispatch: Dispatch, fields: Pick<PayloadOf<Subject.StepResult>, 'status' | 'startedAt'> & Partial<PayloadOf<Subject.StepResult>>): Promise<void> {
+  private async outcome(dispatch: Dispatch, attempt: InFlightAttempt, onProgress: () => void): Promise<{ outcome: StepOutcome; startedAt: string }> {
+    const cancelled = this.attempts.cancelledReason(dispatch);
+    if (cancelled !== undefined) {
+      return { outcome: failed('TASK_CANCELLED', `step ${dispatch.stepId} cancelled before it started: ${cancelled}`), startedAt: new Date().toISOString() };
+    }
+    let release = () => {};
+    if (dispatch.action !== 'delegate') {
+      try {
+        release = await this.workSlots.acquire(attempt.signal);
+      } catch (err) {
+        return { outcome: outcomeOf(err, dispatch), startedAt: new Date().toISOString() };
+      }
+    }
+    try {
+      const startedAt = new Date().toISOString();
+      await this.publishResult(dispatch, { status: 'running', startedAt });
+      const end = this.stepDuration.startTimer({ action: dispatch.action });
+      const outcome = await this.runner.run(dispatch, attempt, onProgress);
+      end({ status: outcome.status });
+      if (outcome.status === 'failed') this.logger.debug(`step ${dispatch.taskId}/${dispatch.stepId} failed: ${outcome.error.code} ${outcome.error.message}`);
+      return { outcome, startedAt };
+    } finally {
+      release();
+    }
+  }
+
+  /** Keeps a duplicate delivery alive while the first one finishes. */
+  private async whileWorking(msg: JsMsg, done: Promise<void>): Promise<void> {
+    const progress = setInterval(() => msg.working(), PROGRESS_ACK_MS);
+    try {
+      await done;
+    } finally {
+      clearInterval(progress);
+    }
+  }
+
+  private async publishResult(dispatch: Dispatch, fields: FinalResult): Promise<void> {
     await this.nats.publish(
       Subject.StepResult,
       undefined,
       { taskId: dispatch.taskId, stepId: dispatch.stepId, attemptId: dispatch.attemptId, agentId: dispatch.agentId, ...fields },
       { msgId: `${dispatch.attemptId}:${fields.status}` },
     );
-  }
-
-  private async run(dispatch: Dispatch, onProgress: () => void): Promise<StepOutcome> {
-    try {
-      switch (dispatch.action) {
-        case 'tool':
-          return await this.runTool(dispatch, onProgress);
-        default:
-          return { status: 'failed', error: { code: 'UNIMPLEMENTED', message: `action ${dispatch.action} is not supported by this runtime yet` } };
-      }
-    } catch (err) {
-      const code = err instanceof ZiggieError ? err.code : 'TOOL_CALL_FAILED';
-      return { status: 'failed', error: { code, message: err instanceof Error ? err.message : String(err) } };
-    }
-  }
-
-  private async runTool(dispatch: Dispatch, onProgress: () => void): Promise<StepOutcome> {
-    const tool = dispatch.input.tool;
-    const args = dispatch.input.arguments ?? {};
-    if (typeof tool !== 'string' || typeof args !== 'object' || args === null || Array.isArray(args)) {
-      return { status: 'failed', error: { code: 'VALIDATION_FAILED', message: 'a tool step needs input.tool (string) and input.arguments (object)' } };
-    }
-    const gateway = await this.peers.get('mcp-gateway', pb.McpGatewayClient);
-    const request: pb.CallToolRequest = {
-      name: tool,
-      arguments: args as Record<string, unknown>,
-      principal: dispatch.principal,
-      workspace: dispatch.workspace,
-      correlationId: dispatch.correlationId ?? '',
-      timeoutMs: dispatch.timeoutMs,
-    };
-    for await (const event of callStream(gateway.callTool.bind(gateway), request, { timeoutMs: dispatch.timeoutMs + 1000, peer: 'mcp-gateway' })) {
-      if (event.event?.$case === 'progress') onProgress();
-      if (event.event?.$case === 'result') {
-        const output = toolOutput(event.event.value.result ?? {});
-        if (event.event.value.isError) return { status: 'failed', output, error: { code: 'TOOL_CALL_FAILED', message: String(output.text) || 'tool reported an error' } };
-        return { status: 'succeeded', output };
-      }
-    }
-    return { status: 'failed', error: { code: 'TOOL_CALL_FAILED', message: 'the tool call ended without a result' } };
   }
 }

@@ -2,9 +2,10 @@ import { Module } from '@nestjs/common';
 import { Consumers, Streams } from '@ziggie/contracts';
 import { ServiceDefinition } from '@ziggie/platform';
 import { runtimeEnv } from './config';
+import { McpGatewayPeer, OrchestratorPeer, RegistryPeer } from './peers';
 import { RuntimeService } from './runtime.service';
 
-@Module({ providers: [RuntimeService] })
+@Module({ providers: [McpGatewayPeer, RegistryPeer, OrchestratorPeer, RuntimeService] })
 export class AgentRuntimeModule {}
 
 export const definition: ServiceDefinition<typeof runtimeEnv> = {
