@@ -48,6 +48,28 @@ export interface Task {
   finishedAt?: string | null;
   errorCode?: string | null;
   errorMessage?: string | null;
+  /** `name@version` when the task came from a blueprint. */
+  blueprint?: string | null;
+  /** The task output: a blueprint's outputs, resolved, once the task succeeded. */
+  output?: Record<string, unknown> | null;
+}
+
+/** A blueprint version as `GET /v1/blueprints/...` returns it. */
+export interface BlueprintInfo {
+  name: string;
+  version: string;
+  description?: string;
+  inputSchema?: Record<string, unknown>;
+  outputSchema?: Record<string, unknown> | null;
+  outputs?: Record<string, unknown>;
+  builtin?: boolean;
+}
+
+/** Every list endpoint answers this shape. */
+export interface Page<T> {
+  items: T[];
+  total: number;
+  nextCursor?: string;
 }
 
 /** RFC 9457 problem details as the gateway returns them. */
@@ -135,6 +157,16 @@ export class ApiClient {
 
   getTask(id: string, signal?: AbortSignal): Promise<Task> {
     return this.request<Task>('GET', `/v1/tasks/${encodeURIComponent(id)}`, undefined, signal);
+  }
+
+  /** One version of a blueprint, or its latest when no version is given. */
+  getBlueprint(name: string, version?: string, signal?: AbortSignal): Promise<BlueprintInfo> {
+    const path = `/v1/blueprints/${encodeURIComponent(name)}` + (version ? `/versions/${encodeURIComponent(version)}` : '');
+    return this.request<BlueprintInfo>('GET', path, undefined, signal);
+  }
+
+  listBlueprints(signal?: AbortSignal): Promise<Page<BlueprintInfo>> {
+    return this.request<Page<BlueprintInfo>>('GET', '/v1/blueprints?limit=500', undefined, signal);
   }
 }
 

@@ -1,13 +1,16 @@
 /**
  * The demo: one four-step task through the whole stack (gateway → orchestrator → agents →
- * mcp-gateway → the bundled "everything" MCP server), followed live over server-sent events.
+ * mcp-gateway → the bundled "everything" MCP server), or a blueprint run with inputs, followed
+ * live over server-sent events.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TaskEventPayload } from '@ziggie/contracts';
+import { BLUEPRINT_NAME, parseBlueprintRef, TaskEventPayload } from '@ziggie/contracts';
 import { createParser } from 'eventsource-parser';
 import pc from 'picocolors';
-import { ApiClient, ApiError, problemToError, type Task, type TaskEvent } from './api';
-import { CliError } from './errors';
+import { ApiClient, ApiError, problemToError, type BlueprintInfo, type Task, type TaskEvent } from './api';
+import { CliError, UsageError } from './errors';
 import {
   applyTaskEvent,
   describeTransitions,
@@ -63,6 +66,8 @@ export const DEMO_TASK = {
 } as const;
 
 export const DEMO_TIMEOUT_MS = 120_000;
+/** Blueprints may render on a real GPU backend: minutes, not seconds. */
+export const BLUEPRINT_DEMO_TIMEOUT_MS = 600_000;
 export const POLL_INTERVAL_MS = 500;
 /** Polling stops early when the gateway keeps failing this long: the stack is probably gone. */
 export const UNREACHABLE_GIVE_UP_MS = 10_000;
@@ -77,6 +82,17 @@ export interface RunDemoOptions {
   timeoutMs?: number;
   pollIntervalMs?: number;
   signal?: AbortSignal;
+}
+
+export interface BlueprintDemoOptions extends RunDemoOptions {
+  /** `name` (its latest version) or `name@version`. */
+  blueprint: string;
+  /** `--input key=value` arguments, in order. */
+  inputArgs?: readonly string[];
+  /** `--inputs '<json object>'`; `--input` values win over it. */
+  inputsJson?: string;
+  /** Root of the local stack's `files` MCP server, to print where a bundle landed. */
+  artifactsDir?: string;
 }
 
 export class DemoError extends CliError {
@@ -209,7 +225,9 @@ async function pollUntilTerminal(
 
 function outputText(step: Task['waves'][number]['steps'][number]): string {
   const out = step.output;
-  if (out && typeof out.text === 'string' && out.text !== '') return out.text;
+  // A step with candidate tools says which one ran (e.g. ComfyUI, or the bundled fallback).
+  const via = out && typeof (out as { tool?: unknown }).tool === 'string' ? `[${(out as { tool: string }).tool}] ` : '';
+  if (out && typeof out.text === 'string' && out.text !== '') return via + out.text;
   if (out && Array.isArray(out.content)) {
     const texts = out.content
       .map((c) => (c && typeof c === 'object' && 'text' in c && typeof c.text === 'string' ? c.text : undefined))
@@ -249,10 +267,12 @@ export function formatTaskResult(task: Task, opts: { color: boolean; clientElaps
   return lines.join('\n');
 }
 
-/** Submits the demo task, shows its waves live, prints the result and returns the final task. */
-export async function runDemo(opts: RunDemoOptions): Promise<Task> {
+type Submit = (client: ApiClient, signal: AbortSignal, write: (line: string) => void) => Promise<Task>;
+
+/** Submits a task, shows its waves live, prints the result (and `extra`, if any) and returns the final task. */
+async function runLive(opts: RunDemoOptions, defaultTimeoutMs: number, submit: Submit, extra?: (task: Task) => string | undefined): Promise<Task> {
   const color = opts.color ?? false;
-  const timeoutMs = opts.timeoutMs ?? DEMO_TIMEOUT_MS;
+  const timeoutMs = opts.timeoutMs ?? defaultTimeoutMs;
   const client = new ApiClient({ baseUrl: opts.gatewayUrl, token: opts.token });
   const write = (line: string): void => void opts.out.write(`${line}\n`);
   const t0 = Date.now();
@@ -266,8 +286,7 @@ export async function runDemo(opts: RunDemoOptions): Promise<Task> {
   let task: Task | undefined;
   let display: DemoDisplay | undefined;
   try {
-    write(`Submitting the demo task to ${opts.gatewayUrl} (workspace ${DEMO_WORKSPACE})`);
-    task = await client.submitTask(DEMO_TASK, signal);
+    task = await submit(client, signal, write);
     const stepCount = task.waves.reduce((n, w) => n + w.steps.length, 0);
     write(`Task ${task.id}: ${stepCount} steps in ${task.waves.length} waves\n`);
 
@@ -317,7 +336,195 @@ export async function runDemo(opts: RunDemoOptions): Promise<Task> {
   // The stream tells progress; the resource is the record of what happened.
   const final = await client.getTask(task.id, AbortSignal.timeout(10_000));
   write(formatTaskResult(final, { color, clientElapsedMs: Date.now() - t0 }));
+  const more = extra?.(final);
+  if (more) write(more);
   return final;
+}
+
+/** Submits the demo task, shows its waves live, prints the result and returns the final task. */
+export function runDemo(opts: RunDemoOptions): Promise<Task> {
+  return runLive(opts, DEMO_TIMEOUT_MS, (client, signal, write) => {
+    write(`Submitting the demo task to ${opts.gatewayUrl} (workspace ${DEMO_WORKSPACE})`);
+    return client.submitTask(DEMO_TASK, signal);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blueprints
+
+/** `name` or `name@version`, as the command line takes it. */
+export function parseBlueprintArg(arg: string): { name: string; version?: string } {
+  const text = arg.trim();
+  const parsed = text.includes('@') ? parseBlueprintRef(text) : BLUEPRINT_NAME.test(text) ? { name: text } : undefined;
+  if (!parsed) throw new UsageError(`a blueprint is a name or name@version (e.g. comic-strip or comic-strip@1.0.0), got "${arg}"`);
+  return parsed;
+}
+
+type JsonSchema = Record<string, unknown>;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function propertiesOf(schema: JsonSchema | undefined): Record<string, JsonSchema> {
+  const props = schema?.properties;
+  if (!isObject(props)) return {};
+  return Object.fromEntries(Object.entries(props).filter((e): e is [string, JsonSchema] => isObject(e[1])));
+}
+
+const TYPE_WORDS: Record<string, string> = {
+  integer: 'an integer',
+  number: 'a number',
+  boolean: 'true or false',
+  null: 'null',
+  array: 'a JSON array',
+  object: 'a JSON object',
+  string: 'text',
+};
+
+/**
+ * A `--input` value as the input schema types it: integers, numbers and booleans from their
+ * text, arrays and objects as JSON, anything else as text. Text is tried last, so a property
+ * typed ["integer", "string"] gets 3 for "3".
+ */
+export function coerceInput(key: string, raw: string, property: JsonSchema | undefined): unknown {
+  const declared = Array.isArray(property?.type) ? property.type : [property?.type];
+  const types = declared.filter((t): t is string => typeof t === 'string').sort((a, b) => Number(a === 'string') - Number(b === 'string'));
+  if (types.length === 0) return raw;
+  for (const type of types) {
+    switch (type) {
+      case 'integer':
+        if (/^[+-]?\d+$/.test(raw.trim())) return Number(raw);
+        break;
+      case 'number':
+        if (raw.trim() !== '' && Number.isFinite(Number(raw))) return Number(raw);
+        break;
+      case 'boolean':
+        if (raw === 'true' || raw === 'false') return raw === 'true';
+        break;
+      case 'null':
+        if (raw === 'null') return null;
+        break;
+      case 'array':
+      case 'object':
+        try {
+          const v: unknown = JSON.parse(raw);
+          if (type === 'array' ? Array.isArray(v) : isObject(v)) return v;
+        } catch {
+          // Not JSON: the error below says what is expected.
+        }
+        break;
+      case 'string':
+        return raw;
+    }
+  }
+  throw new UsageError(`--input ${key}=${raw}: ${key} takes ${types.map((t) => TYPE_WORDS[t] ?? t).join(' or ')}`);
+}
+
+/**
+ * The inputs to submit: `--inputs` JSON, then each `--input key=value` on top (typed by the
+ * blueprint's input schema). Required inputs still missing take the schema's first example, so
+ * `ziggie demo <blueprint>` runs without arguments; `fromExamples` names them.
+ */
+export function blueprintInputs(
+  bp: BlueprintInfo,
+  args: { inputArgs?: readonly string[]; inputsJson?: string },
+): { inputs: Record<string, unknown>; fromExamples: string[] } {
+  let inputs: Record<string, unknown> = {};
+  if (args.inputsJson !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(args.inputsJson);
+    } catch (err) {
+      throw new UsageError(`--inputs must be a JSON object: ${(err as Error).message}`);
+    }
+    if (!isObject(parsed)) throw new UsageError(`--inputs must be a JSON object, got ${args.inputsJson}`);
+    inputs = parsed;
+  }
+  const props = propertiesOf(bp.inputSchema);
+  const closed = bp.inputSchema?.additionalProperties === false;
+  for (const arg of args.inputArgs ?? []) {
+    const eq = arg.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--input takes key=value, got "${arg}"`);
+    const key = arg.slice(0, eq).trim();
+    if (closed && !Object.prototype.hasOwnProperty.call(props, key)) {
+      throw new UsageError(`${bp.name}@${bp.version} has no input "${key}"; its inputs are: ${Object.keys(props).join(', ') || '(none)'}`);
+    }
+    inputs[key] = coerceInput(key, arg.slice(eq + 1), props[key]);
+  }
+  const required = Array.isArray(bp.inputSchema?.required) ? bp.inputSchema.required.filter((r): r is string => typeof r === 'string') : [];
+  const fromExamples: string[] = [];
+  for (const key of required) {
+    const examples = props[key]?.examples;
+    if (inputs[key] === undefined && Array.isArray(examples) && examples.length > 0) {
+      inputs[key] = examples[0];
+      fromExamples.push(key);
+    }
+  }
+  return { inputs, fromExamples };
+}
+
+/** The blueprint, or a DemoError naming the ones there are. */
+async function findBlueprint(client: ApiClient, wanted: { name: string; version?: string }, signal: AbortSignal): Promise<BlueprintInfo> {
+  try {
+    return await client.getBlueprint(wanted.name, wanted.version, signal);
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 404) throw err;
+  }
+  const label = wanted.version ? `${wanted.name}@${wanted.version}` : wanted.name;
+  let available: string;
+  try {
+    const page = await client.listBlueprints(signal);
+    available = [...new Set(page.items.map((b) => `${b.name}@${b.version}`))].sort().join(', ') || '(none)';
+  } catch (err) {
+    if (signal.aborted) throw err;
+    available = `unknown (GET /v1/blueprints failed: ${err instanceof Error ? err.message : String(err)})`;
+  }
+  throw new DemoError(`blueprint ${label} not found; available: ${available}`);
+}
+
+const LONG_STRING = 200;
+
+/** Long strings (base64 images, say) cut short for the terminal. */
+function shorten(value: unknown): unknown {
+  if (typeof value === 'string') return value.length > LONG_STRING ? `${value.slice(0, 60)}… (${value.length} characters)` : value;
+  if (Array.isArray(value)) return value.map(shorten);
+  if (isObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, shorten(v)]));
+  return value;
+}
+
+/** The task output of a blueprint run, and where its bundle is when it wrote one. */
+export function formatTaskOutput(task: Task, opts: { color: boolean; artifactsDir?: string }): string | undefined {
+  const out = task.output;
+  if (!out || Object.keys(out).length === 0) return undefined;
+  const c = pc.createColors(opts.color);
+  const lines = ['', c.bold('Output'), ...JSON.stringify(shorten(out), null, 2).split('\n').map((l) => `  ${l}`)];
+  if (typeof out.bundle === 'string') {
+    const local = opts.artifactsDir ? join(opts.artifactsDir, out.bundle) : undefined;
+    lines.push('', `Bundle: ${c.cyan(local && existsSync(local) ? local : out.bundle)}`);
+  }
+  return lines.join('\n');
+}
+
+/** Runs a blueprint: looks it up, submits it with the inputs, follows it live and prints its output. */
+export function runBlueprintDemo(opts: BlueprintDemoOptions): Promise<Task> {
+  const color = opts.color ?? false;
+  return runLive(
+    opts,
+    BLUEPRINT_DEMO_TIMEOUT_MS,
+    async (client, signal, write) => {
+      const bp = await findBlueprint(client, parseBlueprintArg(opts.blueprint), signal);
+      const { inputs, fromExamples } = blueprintInputs(bp, opts);
+      const ref = `${bp.name}@${bp.version}`;
+      if (fromExamples.length > 0) {
+        const given = fromExamples.map((k) => `${k}=${JSON.stringify(inputs[k])}`).join(' ');
+        write(c(color).dim(`Example inputs: ${given} (choose your own with --input)`));
+      }
+      write(`Submitting blueprint ${ref} to ${opts.gatewayUrl} (workspace ${DEMO_WORKSPACE})`);
+      return client.submitTask({ title: `Blueprint ${ref}`, workspace: DEMO_WORKSPACE, blueprint: ref, inputs }, signal);
+    },
+    (final) => formatTaskOutput(final, { color, artifactsDir: opts.artifactsDir }),
+  );
 }
 
 function c(color: boolean): ReturnType<typeof pc.createColors> {

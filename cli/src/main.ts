@@ -1,11 +1,11 @@
-/** The `ziggie` command: up, token, demo. */
+/** The `ziggie` command: up, token, demo [blueprint]. */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import pc from 'picocolors';
 import { ApiError, UnreachableError } from './api';
 import { mintDevToken } from './auth';
-import { runDemo } from './demo';
+import { runBlueprintDemo, runDemo } from './demo';
 import { CliError, UsageError } from './errors';
 import {
   applyStackEvent,
@@ -15,7 +15,7 @@ import {
   stackViewInit,
 } from './progress';
 import { readJwtSecret } from './secret';
-import { NATS, StartOrder, startStack, type StackHandle, type StackProgressEvent } from './stack';
+import { artifactsDir, NATS, StartOrder, startStack, type StackHandle, type StackProgressEvent } from './stack';
 import { LiveBlock, detectOutput, terminalWidth } from './terminal';
 import { parseTokenArgs, type RawTokenArgs } from './token-args';
 
@@ -154,7 +154,25 @@ async function token(o: RawTokenArgs & { dataDir: string }): Promise<void> {
   println(mintDevToken(req, await secretOrFail(o.dataDir)));
 }
 
-async function demo(o: { url: string; token?: string; dataDir: string }): Promise<number> {
+interface DemoOptions {
+  url: string;
+  token?: string;
+  dataDir: string;
+  input: string[];
+  inputs?: string;
+  timeout?: string;
+}
+
+async function demo(blueprint: string | undefined, o: DemoOptions): Promise<number> {
+  if (!blueprint && (o.input.length > 0 || o.inputs !== undefined)) {
+    throw new UsageError('--input and --inputs are for a blueprint: ziggie demo <blueprint> --input key=value');
+  }
+  let timeoutMs: number | undefined;
+  if (o.timeout !== undefined) {
+    const seconds = Number(o.timeout);
+    if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--timeout must be a positive number of seconds, got "${o.timeout}"`);
+    timeoutMs = seconds * 1000;
+  }
   let url: URL;
   try {
     url = new URL(o.url);
@@ -174,13 +192,17 @@ async function demo(o: { url: string; token?: string; dataDir: string }): Promis
   const output = detectOutput();
   // Without this, Ctrl-C would kill the process before the live display restores the cursor.
   process.once('SIGINT', () => process.exit(130));
-  const task = await runDemo({
+  const common = {
     gatewayUrl: url.toString().replace(/\/+$/, ''),
     token: bearer,
     out: process.stdout,
     interactive: output.interactive,
     color: output.color,
-  });
+    timeoutMs,
+  };
+  const task = blueprint
+    ? await runBlueprintDemo({ ...common, blueprint, inputArgs: o.input, inputsJson: o.inputs, artifactsDir: artifactsDir(o.dataDir) })
+    : await runDemo(common);
   return task.status === 'succeeded' ? 0 : 1;
 }
 
@@ -227,12 +249,23 @@ export function buildProgram(): Command {
 
   program
     .command('demo')
-    .description('submit the demo task and follow its waves live')
+    .argument('[blueprint]', 'a blueprint to run instead: character-variations, comic-strip, or name@version')
+    .description('submit the demo task (or a blueprint with inputs) and follow its waves live')
     .option('--url <url>', 'gateway URL', 'http://127.0.0.1:4000')
     .option('--token <jwt>', 'bearer token (default: $ZIGGIE_TOKEN, else minted from the data directory secret)')
-    .option('--data-dir <dir>', 'data directory holding jwt-secret', '.ziggie')
-    .action(async (o: { url: string; token?: string; dataDir: string }) => {
-      process.exitCode = await demo(o);
+    .option('--data-dir <dir>', 'data directory holding jwt-secret (and artifacts/ of the local stack)', '.ziggie')
+    .option('--input <key=value>', 'a blueprint input, typed by its input schema (repeatable)', collect, [])
+    .option('--inputs <json>', 'blueprint inputs as a JSON object (--input values win)')
+    .option('--timeout <seconds>', 'give up following the task after this long (default 120, 600 for a blueprint)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  ziggie demo\n' +
+        '  ziggie demo character-variations --input character="a cat warrior" --input variations=6\n' +
+        '  ziggie demo comic-strip@1.0.0 --inputs \'{"prompt":"A robot learns to paint","panels":4}\'',
+    )
+    .action(async (blueprint: string | undefined, o: DemoOptions) => {
+      process.exitCode = await demo(blueprint, o);
     });
 
   return program;

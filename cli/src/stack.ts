@@ -503,15 +503,29 @@ async function releaseDataDir(path: string): Promise<void> {
   }
 }
 
-export function resolveEverythingServer(repoRoot = REPO_ROOT): string {
+/** The entry point of an MCP server package that services/mcp-gateway depends on. */
+function resolveBundledServer(pkg: string, repoRoot: string): string {
   try {
-    const pkg = require.resolve('@modelcontextprotocol/server-everything/package.json', {
+    const found = require.resolve(`${pkg}/package.json`, {
       paths: [join(repoRoot, 'services', 'mcp-gateway')],
     });
-    return join(dirname(pkg), 'dist', 'index.js');
+    return join(dirname(found), 'dist', 'index.js');
   } catch {
-    throw new StackError('@modelcontextprotocol/server-everything is not installed: run `npm ci` first');
+    throw new StackError(`${pkg} is not installed: run \`npm ci\` first`);
   }
+}
+
+export function resolveEverythingServer(repoRoot = REPO_ROOT): string {
+  return resolveBundledServer('@modelcontextprotocol/server-everything', repoRoot);
+}
+
+export function resolveFilesystemServer(repoRoot = REPO_ROOT): string {
+  return resolveBundledServer('@modelcontextprotocol/server-filesystem', repoRoot);
+}
+
+/** Where the `files` MCP server may read and write: task artifacts (e.g. the comic-strip bundles). */
+export function artifactsDir(dataDir: string): string {
+  return join(resolve(dataDir), 'artifacts');
 }
 
 export interface McpServersFile {
@@ -524,7 +538,12 @@ export interface McpServersFile {
   }>;
 }
 
-export function defaultMcpServers(repoRoot = REPO_ROOT): McpServersFile {
+/**
+ * The bundled servers: `everything` (test tools) and `files`, the filesystem server confined to
+ * `<dataDir>/artifacts`. It resolves a relative path against that root, so blueprints write
+ * `bundles/<task id>/...` without knowing where the data directory is.
+ */
+export function defaultMcpServers(dataDir: string, repoRoot = REPO_ROOT): McpServersFile {
   return {
     servers: [
       {
@@ -534,15 +553,22 @@ export function defaultMcpServers(repoRoot = REPO_ROOT): McpServersFile {
         args: [resolveEverythingServer(repoRoot), 'stdio'],
         env: {},
       },
+      {
+        name: 'files',
+        transport: 'stdio',
+        command: process.execPath,
+        args: [resolveFilesystemServer(repoRoot), artifactsDir(dataDir)],
+        env: {},
+      },
     ],
   };
 }
 
 /** Written once: after that the file is the operator's to edit. */
-async function ensureMcpServersFile(path: string, repoRoot: string): Promise<void> {
+async function ensureMcpServersFile(path: string, dataDir: string, repoRoot: string): Promise<void> {
   if (existsSync(path)) return;
   try {
-    await writeFile(path, `${JSON.stringify(defaultMcpServers(repoRoot), null, 2)}\n`, { flag: 'wx' });
+    await writeFile(path, `${JSON.stringify(defaultMcpServers(dataDir, repoRoot), null, 2)}\n`, { flag: 'wx' });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
@@ -675,7 +701,9 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
     watch(nats);
 
     const mcpServersFile = join(dataDir, 'mcp-servers.json');
-    await ensureMcpServersFile(mcpServersFile, repoRoot);
+    await ensureMcpServersFile(mcpServersFile, dataDir, repoRoot);
+    // The filesystem server refuses to start without its root.
+    await mkdir(artifactsDir(dataDir), { recursive: true });
 
     const grpcAddrs: Record<string, string> = {};
     for (const peer of Object.keys(GrpcPeers) as GrpcPeer[]) {

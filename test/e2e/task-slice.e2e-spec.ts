@@ -145,7 +145,10 @@ describe('a task end to end through the REST API of the local stack', () => {
     const ws = (await (await api('/v1/workspaces', { token: stack.adminToken })).json()) as { items: Array<{ id: string }>; total: number };
     expect(ws.total).toBe(5);
     const servers = (await (await api('/v1/mcp/servers', { token: stack.adminToken })).json()) as { items: Array<{ name: string; status: string }> };
-    expect(servers.items).toEqual([expect.objectContaining({ name: 'everything', transport: 'stdio', status: 'ready' })]);
+    expect(servers.items).toEqual([
+      expect.objectContaining({ name: 'everything', transport: 'stdio', status: 'ready' }),
+      expect.objectContaining({ name: 'files', transport: 'stdio', status: 'ready' }),
+    ]);
   });
 
   it('serves the MCP catalog through REST: list, call (JSON and SSE), pins, and upstreams added and removed hot', async () => {

@@ -1,34 +1,39 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import { pb, PayloadOf, Subject, ZiggieError } from '@ziggie/contracts';
+import { pb, Subject, ZiggieError } from '@ziggie/contracts';
 import { CONFIG, DatabaseService, Kysely, MetricsService, NatsService, json } from '@ziggie/platform';
 import type { Subscription } from 'nats';
 import { Gauge } from 'prom-client';
+import { buildAgentCard } from './agent-card';
+import { AgentIndex, Heartbeat } from './agent-index';
 import { RegistryConfig } from './config';
 import { generateDefaultHierarchy } from './hierarchy';
-import { AgentTable, RegistryDb } from './migrations';
-
-interface LiveState {
-  status: 'idle' | 'busy' | 'offline';
-  load: number;
-  lastSeen: number;
-  /** Selections made since the last heartbeat: spreads consecutive picks before load is reported. */
-  reserved: number;
-}
+import { RegistryDb } from './migrations';
 
 const SEED_CHUNK = 400;
 
+/** The registry's package version (beside src/ and dist/ alike), stamped on the agent cards. */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
 /**
- * Agents live in Postgres; their status and load live in memory, fed by core-NATS
- * heartbeats (never a row update per beat). Selection reads only memory.
+ * Agents live in Postgres; the registry answers every query from an in-memory AgentIndex,
+ * loaded at start and fed by core-NATS heartbeats (never a row update per beat).
  */
 @Injectable()
 export class AgentsService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('agents');
-  private agents = new Map<string, AgentTable>();
-  /** capability → workspace → agent ids */
-  private byCapability = new Map<string, Map<string, string[]>>();
-  private readonly live = new Map<string, LiveState>();
+  private index: AgentIndex;
   private subscription?: Subscription;
+  private readonly beats: { accepted: { inc(): void }; unknown: { inc(): void } };
+  private readonly version = packageVersion();
 
   constructor(
     private readonly database: DatabaseService,
@@ -36,6 +41,7 @@ export class AgentsService implements OnApplicationBootstrap, OnModuleDestroy {
     @Inject(CONFIG) private readonly config: RegistryConfig,
     metrics: MetricsService,
   ) {
+    this.index = new AgentIndex([], { offlineAfterMs: this.offlineAfterMs });
     const agentsByStatus = new Gauge({
       name: 'ziggie_agents',
       help: 'Agents by level and live status',
@@ -43,9 +49,15 @@ export class AgentsService implements OnApplicationBootstrap, OnModuleDestroy {
       registers: [metrics.registry],
       collect: () => {
         agentsByStatus.reset();
-        for (const a of this.agents.values()) agentsByStatus.inc({ level: String(a.level), status: this.liveOf(a.id).status });
+        for (const c of this.index.statusCounts()) agentsByStatus.set({ level: String(c.level), status: c.status }, c.count);
       },
     });
+    const heartbeats = metrics.counter('ziggie_agent_heartbeats_total', 'Agent heartbeats received, by whether the agent is known', ['result']);
+    this.beats = { accepted: heartbeats.labels({ result: 'accepted' }), unknown: heartbeats.labels({ result: 'unknown_agent' }) };
+  }
+
+  private get offlineAfterMs(): number {
+    return this.config.extra.AGENT_OFFLINE_AFTER_SECONDS * 1000;
   }
 
   private get db(): Kysely<RegistryDb> {
@@ -86,125 +98,60 @@ export class AgentsService implements OnApplicationBootstrap, OnModuleDestroy {
     return seed.length;
   }
 
+  /** Rebuilds the index from the table (live state starts afresh). */
   async reload(): Promise<void> {
-    const rows = await this.db.selectFrom('agents').selectAll().orderBy('level').orderBy('id').execute();
-    const agents = new Map<string, AgentTable>();
-    const byCapability = new Map<string, Map<string, string[]>>();
-    for (const row of rows) {
-      agents.set(row.id, row);
-      for (const cap of row.capabilities) {
-        const perWs = byCapability.get(cap) ?? new Map<string, string[]>();
-        byCapability.set(cap, perWs);
-        perWs.set(row.workspace, [...(perWs.get(row.workspace) ?? []), row.id]);
-      }
-    }
-    this.agents = agents;
-    this.byCapability = byCapability;
-    this.logger.log(`loaded ${agents.size} agents, ${byCapability.size} capabilities`);
+    const rows = await this.db.selectFrom('agents').select(['id', 'name', 'level', 'parent_id', 'role', 'workspace', 'capabilities', 'team']).execute();
+    this.index = new AgentIndex(
+      rows.map((r) => ({ id: r.id, name: r.name, level: r.level, parentId: r.parent_id, role: r.role, workspace: r.workspace, capabilities: r.capabilities, team: r.team })),
+      { offlineAfterMs: this.offlineAfterMs },
+    );
+    this.logger.log(`loaded ${this.index.size} agents, ${this.index.capabilities().length} capabilities`);
   }
 
-  private onHeartbeat(beat: PayloadOf<Subject.AgentHeartbeat>): void {
-    if (!this.agents.has(beat.agentId)) return;
-    this.live.set(beat.agentId, { status: beat.status, load: beat.load, lastSeen: Date.now(), reserved: 0 });
+  private onHeartbeat(beat: Heartbeat): void {
+    if (this.index.heartbeat(beat)) this.beats.accepted.inc();
+    else this.beats.unknown.inc();
   }
 
-  private liveOf(id: string): LiveState {
-    const state = this.live.get(id);
-    if (!state) return { status: 'idle', load: 0, lastSeen: 0, reserved: 0 };
-    const stale = state.lastSeen > 0 && Date.now() - state.lastSeen > this.config.extra.AGENT_OFFLINE_AFTER_SECONDS * 1000;
-    return stale ? { ...state, status: 'offline' } : state;
-  }
-
-  private toPb(a: AgentTable): pb.Agent {
-    const live = this.liveOf(a.id);
-    return {
-      id: a.id,
-      name: a.name,
-      level: a.level,
-      parentId: a.parent_id ?? '',
-      role: a.role,
-      workspace: a.workspace,
-      capabilities: a.capabilities,
-      status: live.status,
-      load: live.load,
-      lastSeenAt: live.lastSeen ? new Date(live.lastSeen).toISOString() : '',
-    };
-  }
-
-  /**
-   * Picks the agent for a step: the named one, or among live agents with the capability in
-   * the workspace the least loaded, preferring the deepest level (L3 does the work), then id.
-   */
   select(req: pb.SelectAgentRequest): pb.Agent {
-    if (req.agentId) {
-      const agent = this.agents.get(req.agentId);
-      if (!agent) throw new ZiggieError('NOT_FOUND', `agent ${req.agentId} not found`);
-      if (this.liveOf(agent.id).status === 'offline') throw new ZiggieError('AGENT_UNAVAILABLE', `agent ${agent.id} is offline`);
-      this.reserve(agent.id);
-      return this.toPb(agent);
-    }
-    const ids = this.byCapability.get(req.capability)?.get(req.workspace) ?? [];
-    let best: { id: string; score: number; level: number } | undefined;
-    for (const id of ids) {
-      const live = this.liveOf(id);
-      if (live.status === 'offline') continue;
-      const level = this.agents.get(id)!.level;
-      const score = live.load + live.reserved;
-      if (!best || score < best.score || (score === best.score && level > best.level)) best = { id, score, level };
-    }
-    if (!best) {
-      throw new ZiggieError('AGENT_UNAVAILABLE', `no live agent with capability ${req.capability} in workspace ${req.workspace}`);
-    }
-    this.reserve(best.id);
-    return this.toPb(this.agents.get(best.id)!);
+    return this.index.select(req);
   }
 
-  private reserve(id: string): void {
-    const state = this.live.get(id) ?? { status: 'idle' as const, load: 0, lastSeen: 0, reserved: 0 };
-    this.live.set(id, { ...state, reserved: state.reserved + 1 });
+  selectMany(req: pb.SelectAgentsRequest): pb.SelectAgentsResponse {
+    return { results: this.index.selectMany(req.requests) };
   }
 
   get(id: string): pb.Agent {
-    const agent = this.agents.get(id);
-    if (!agent) throw new ZiggieError('NOT_FOUND', `agent ${id} not found`);
-    return this.toPb(agent);
+    return this.index.get(id);
   }
 
   list(req: pb.ListAgentsRequest): pb.ListAgentsResponse {
-    const all = [...this.agents.values()].filter(
-      (a) =>
-        (!req.workspace || a.workspace === req.workspace) &&
-        (!req.filterLevel || a.level === req.level) &&
-        (!req.capability || a.capabilities.includes(req.capability)),
-    );
-    const offset = Number.parseInt(req.page?.cursor || '0', 10) || 0;
-    const limit = Math.min(Math.max(req.page?.limit || 100, 1), 1000);
-    const page = all.slice(offset, offset + limit);
-    return {
-      items: page.map((a) => this.toPb(a)),
-      total: all.length,
-      nextCursor: offset + page.length < all.length ? String(offset + page.length) : '',
-    };
+    return this.index.list(req);
+  }
+
+  listChildren(req: pb.ListChildrenRequest): pb.ListAgentsResponse {
+    return this.index.listChildren(req);
+  }
+
+  subtree(req: pb.GetSubtreeRequest): pb.ListAgentsResponse {
+    return this.index.subtree(req);
+  }
+
+  path(id: string): pb.AgentPath {
+    return { agents: this.index.path(id) };
   }
 
   capabilities(): string[] {
-    return [...this.byCapability.keys()].sort();
+    return this.index.capabilities();
   }
 
-  summary(): pb.HierarchySummary {
-    const counts = new Map<number, number>();
-    let elite = 0;
-    let bmad = 0;
-    for (const a of this.agents.values()) {
-      if (a.team === 'bmad') bmad++;
-      else if (a.team) elite++;
-      else counts.set(a.level, (counts.get(a.level) ?? 0) + 1);
-    }
-    return {
-      total: this.agents.size,
-      levels: [...counts.entries()].sort(([a], [b]) => a - b).map(([level, count]) => ({ level, count })),
-      elite,
-      bmad,
-    };
+  summary(workspaces: readonly string[]): pb.HierarchySummary {
+    return this.index.summary(workspaces);
+  }
+
+  card(req: pb.GetAgentCardRequest): pb.AgentCard {
+    const agent = this.index.record(req.id);
+    if (!agent) throw new ZiggieError('NOT_FOUND', `agent ${req.id} not found`);
+    return { card: buildAgentCard(agent, req.baseUrl, this.version) };
   }
 }

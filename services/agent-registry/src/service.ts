@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { pb, ZiggieError } from '@ziggie/contracts';
+import { pb } from '@ziggie/contracts';
 import { GrpcBinding, ServiceDefinition, unary } from '@ziggie/platform';
 import { AgentsService } from './agents.service';
 import { registryEnv } from './config';
@@ -11,15 +11,15 @@ export class AgentRegistryModule {}
 function grpcBindings(agents: AgentsService): GrpcBinding[] {
   const implementation: pb.AgentRegistryServer = {
     selectAgent: unary((req) => agents.select(req)),
+    selectAgents: unary((req) => agents.selectMany(req)),
     getAgent: unary((req) => agents.get(req.id)),
     listAgents: unary((req) => agents.list(req)),
+    listChildren: unary((req) => agents.listChildren(req)),
+    getSubtree: unary((req) => agents.subtree(req)),
+    getPath: unary((req) => agents.path(req.id)),
     listCapabilities: unary(() => ({ capabilities: agents.capabilities() })),
-    getHierarchySummary: unary(() => agents.summary()),
-    selectAgents: unary(() => Promise.reject(new ZiggieError('UNIMPLEMENTED'))),
-    listChildren: unary(() => Promise.reject(new ZiggieError('UNIMPLEMENTED'))),
-    getSubtree: unary(() => Promise.reject(new ZiggieError('UNIMPLEMENTED'))),
-    getPath: unary(() => Promise.reject(new ZiggieError('UNIMPLEMENTED'))),
-    getAgentCard: unary(() => Promise.reject(new ZiggieError('UNIMPLEMENTED'))),
+    getHierarchySummary: unary((req) => agents.summary(req.workspaces)),
+    getAgentCard: unary((req) => agents.card(req)),
   };
   return [{ definition: pb.AgentRegistryService, implementation }];
 }

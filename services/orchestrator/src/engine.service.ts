@@ -618,6 +618,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
           agentId: s.agent ?? '',
           level: s.action === 'delegate' ? Math.min(s.task_depth + 1, 2) : 0,
           filterLevel: s.action === 'delegate' && !s.agent,
+          withChildren: s.action === 'delegate' && !s.agent,
         })),
       },
       { peer: 'agent-registry', timeoutMs: 10_000 },

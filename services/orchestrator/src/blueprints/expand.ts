@@ -28,6 +28,7 @@ import {
 } from '@ziggie/contracts';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
+import { checkSchema } from '../quality';
 
 export interface Expansion {
   plan: Plan;
@@ -161,14 +162,8 @@ function validateInputs(b: Blueprint, inputs: unknown): Record<string, unknown> 
 /** Checks a task's output against the blueprint's output schema: undefined when it matches, else why not. */
 export function checkOutput(blueprint: Blueprint, output: unknown): string | undefined {
   if (!blueprint.outputSchema) return undefined;
-  let validate: ValidateFunction;
-  try {
-    validate = outputSchemas.get(blueprint.outputSchema);
-  } catch (err) {
-    return `the output schema of ${ref(blueprint)} does not compile: ${(err as Error).message}`;
-  }
-  if (validate(output)) return undefined;
-  return `output does not match the output schema of ${ref(blueprint)}: ${listProblems(describeErrors(validate.errors))}`;
+  const mismatch = checkSchema(blueprint.outputSchema, output);
+  return mismatch && `output does not match the output schema of ${ref(blueprint)}: ${mismatch}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -438,13 +433,13 @@ function fanItems(s: BlueprintStep, scope: Scope): unknown[] {
   return items;
 }
 
-function describePlanIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>, steps: ReadonlyArray<{ id: unknown }>): string {
+function describePlanIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>, steps: ReadonlyArray<Record<string, unknown>>): string {
   return issues
     .map((i) => {
       const [first, index, ...rest] = i.path;
       const step = first === 'steps' && typeof index === 'number' ? steps[index] : undefined;
-      const where = step ? `step ${String(step.id)}${rest.length ? `.${rest.map(String).join('.')}` : ''}` : i.path.map(String).join('.') || 'plan';
-      return `${where}: ${i.message}`;
+      const at = step ? `step ${String(step.id)}${rest.length ? `.${rest.map(String).join('.')}` : ''}` : i.path.map(String).join('.') || 'plan';
+      return `${at}: ${i.message}`;
     })
     .join('; ');
 }

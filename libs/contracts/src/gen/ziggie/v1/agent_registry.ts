@@ -43,6 +43,8 @@ export interface SelectAgentRequest {
   level: number;
   /** When set, level filters; otherwise any level (the deepest preferred). */
   filterLevel: boolean;
+  /** Only agents with children (a delegate step hands its child plan to them). */
+  withChildren: boolean;
 }
 
 export interface SelectAgentsRequest {
@@ -375,7 +377,7 @@ export const Agent: MessageFns<Agent> = {
 };
 
 function createBaseSelectAgentRequest(): SelectAgentRequest {
-  return { capability: "", workspace: "", agentId: "", level: 0, filterLevel: false };
+  return { capability: "", workspace: "", agentId: "", level: 0, filterLevel: false, withChildren: false };
 }
 
 export const SelectAgentRequest: MessageFns<SelectAgentRequest> = {
@@ -394,6 +396,9 @@ export const SelectAgentRequest: MessageFns<SelectAgentRequest> = {
     }
     if (message.filterLevel !== false) {
       writer.uint32(40).bool(message.filterLevel);
+    }
+    if (message.withChildren !== false) {
+      writer.uint32(48).bool(message.withChildren);
     }
     return writer;
   },
@@ -451,6 +456,14 @@ export const SelectAgentRequest: MessageFns<SelectAgentRequest> = {
             message.filterLevel = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.withChildren = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -478,6 +491,11 @@ export const SelectAgentRequest: MessageFns<SelectAgentRequest> = {
         : isSet(object.filter_level)
         ? globalThis.Boolean(object.filter_level)
         : false,
+      withChildren: isSet(object.withChildren)
+        ? globalThis.Boolean(object.withChildren)
+        : isSet(object.with_children)
+        ? globalThis.Boolean(object.with_children)
+        : false,
     };
   },
 
@@ -498,6 +516,9 @@ export const SelectAgentRequest: MessageFns<SelectAgentRequest> = {
     if (message.filterLevel !== false) {
       obj.filterLevel = message.filterLevel;
     }
+    if (message.withChildren !== false) {
+      obj.withChildren = message.withChildren;
+    }
     return obj;
   },
 
@@ -511,6 +532,7 @@ export const SelectAgentRequest: MessageFns<SelectAgentRequest> = {
     message.agentId = object.agentId ?? "";
     message.level = object.level ?? 0;
     message.filterLevel = object.filterLevel ?? false;
+    message.withChildren = object.withChildren ?? false;
     return message;
   },
 };

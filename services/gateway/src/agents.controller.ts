@@ -1,0 +1,200 @@
+import { Controller, Get, Inject, Param, Query, Req } from '@nestjs/common';
+import type { Request } from 'express';
+import { canAccessWorkspace, pb, ZiggieError } from '@ziggie/contracts';
+import { callUnary, CONFIG, CurrentPrincipal, PeerClients, parseInput, PlatformConfig, Principal } from '@ziggie/platform';
+import { z } from 'zod';
+import { page, PageQuery } from './pagination';
+
+const AgentId = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/);
+/** Registry keyset cursors carry an agent id, so they are longer than the shared default allows. */
+const Paging = PageQuery.extend({ cursor: z.string().max(512).optional() });
+const ListQuery = Paging.extend({
+  workspace: z.string().min(1).max(63).optional(),
+  level: z.coerce.number().int().min(0).max(3).optional(),
+  capability: z.string().min(1).max(63).optional(),
+  status: z.enum(['idle', 'busy', 'offline']).optional(),
+  role: z.string().min(1).max(63).optional(),
+  parent: AgentId.optional(),
+}).strict();
+const ChildrenQuery = Paging.strict();
+const SubtreeQuery = Paging.extend({ maxDepth: z.coerce.number().int().min(0).max(64).default(0) }).strict();
+const NoQuery = z.object({}).strict();
+
+/** Registry pages read per call while filtering a listing down to the token's workspaces. */
+const SCAN_BATCH = 1000;
+
+type Listing = pb.ListAgentsResponse;
+
+const sees = (principal: Principal, agent: pb.Agent): boolean => canAccessWorkspace(principal.workspaces, agent.workspace);
+const seesAll = (principal: Principal): boolean => principal.workspaces.includes('*');
+
+function notFound(id: string): ZiggieError {
+  // The registry's own words, so a hidden agent is indistinguishable from a missing one.
+  return new ZiggieError('NOT_FOUND', `agent ${id} not found`);
+}
+
+function agentIdOf(id: string): string {
+  if (!AgentId.safeParse(id).success) throw notFound(id);
+  return id;
+}
+
+function encodeOffset(offset: number): string {
+  return Buffer.from(JSON.stringify({ offset })).toString('base64url');
+}
+
+function decodeOffset(cursor: string | undefined): number {
+  if (!cursor) return 0;
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { offset?: unknown };
+    if (Number.isInteger(v.offset) && (v.offset as number) >= 0) return v.offset as number;
+  } catch {
+    // reported below
+  }
+  throw new ZiggieError('VALIDATION_FAILED', 'invalid cursor');
+}
+
+/**
+ * One page of the agents a token may see out of a registry listing, which filters by one
+ * workspace at most. The whole listing is read in batches (the total must count every visible
+ * agent) and the page is cut by offset among the visible ones.
+ */
+async function visiblePage(fetch: (page: pb.PageRequest) => Promise<Listing>, visible: (a: pb.Agent) => boolean, limit: number, cursor: string | undefined): Promise<object> {
+  const offset = decodeOffset(cursor);
+  const items: pb.Agent[] = [];
+  let total = 0;
+  let next = '';
+  do {
+    const res = await fetch({ limit: SCAN_BATCH, cursor: next });
+    for (const a of res.items) {
+      if (!visible(a)) continue;
+      if (total >= offset && items.length < limit) items.push(a);
+      total++;
+    }
+    // A cursor that does not move would loop forever.
+    next = res.nextCursor === next || res.items.length === 0 ? '' : res.nextCursor;
+  } while (next);
+  return page(items, total, offset + items.length < total ? encodeOffset(offset + items.length) : '');
+}
+
+/** A registry listing page as it is. */
+async function passThrough(fetch: (page: pb.PageRequest) => Promise<Listing>, limit: number, cursor: string | undefined): Promise<object> {
+  const res = await fetch({ limit, cursor: cursor ?? '' });
+  return page(res.items, res.total, res.nextCursor);
+}
+
+/** A registry listing as the token may see it: as it is for "*", filtered to its workspaces otherwise. */
+function scopedPage(principal: Principal, fetch: (page: pb.PageRequest) => Promise<Listing>, limit: number, cursor: string | undefined): Promise<object> {
+  return seesAll(principal) ? passThrough(fetch, limit, cursor) : visiblePage(fetch, (a) => sees(principal, a), limit, cursor);
+}
+
+/** The agent hierarchy: listings, one agent, its children, subtree, path and A2A card. */
+@Controller('v1/agents')
+export class AgentsController {
+  constructor(
+    private readonly peers: PeerClients,
+    @Inject(CONFIG) private readonly config: PlatformConfig & { extra?: Record<string, unknown> },
+  ) {}
+
+  private registry(): Promise<pb.AgentRegistryClient> {
+    return this.peers.get('agent-registry', pb.AgentRegistryClient);
+  }
+
+  /** The agent if the token may see it; a hidden agent answers like a missing one. */
+  private async visibleAgent(registry: pb.AgentRegistryClient, principal: Principal, id: string): Promise<pb.Agent> {
+    const agent = await callUnary(registry.getAgent.bind(registry), { id: agentIdOf(id) }, { peer: 'agent-registry' });
+    if (!sees(principal, agent)) throw notFound(id);
+    return agent;
+  }
+
+  /** Fails as not found unless the token may see the agent; a "*" token leaves that to the registry. */
+  private async assertVisible(registry: pb.AgentRegistryClient, principal: Principal, id: string): Promise<void> {
+    agentIdOf(id);
+    if (!seesAll(principal)) await this.visibleAgent(registry, principal, id);
+  }
+
+  @Get()
+  async list(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const q = parseInput(ListQuery, query);
+    const concrete = principal.workspaces.filter((w) => w !== '*');
+    if (q.workspace ? !canAccessWorkspace(principal.workspaces, q.workspace) : !seesAll(principal) && concrete.length === 0) return page([], 0, '');
+    // One workspace (asked for, or the token's only one) is a registry filter; several need a scan.
+    const workspace = q.workspace ?? (seesAll(principal) ? '' : concrete.length === 1 ? concrete[0]! : undefined);
+    const registry = await this.registry();
+    const request = (p: pb.PageRequest, ws: string): pb.ListAgentsRequest => ({
+      page: p,
+      workspace: ws,
+      level: q.level ?? 0,
+      filterLevel: q.level !== undefined,
+      capability: q.capability ?? '',
+      status: q.status ?? '',
+      parentId: q.parent ?? '',
+      role: q.role ?? '',
+    });
+    const call = (p: pb.PageRequest, ws: string) => callUnary(registry.listAgents.bind(registry), request(p, ws), { peer: 'agent-registry' });
+    if (workspace !== undefined) return passThrough((p) => call(p, workspace), q.limit, q.cursor);
+    return visiblePage((p) => call(p, ''), (a) => sees(principal, a), q.limit, q.cursor);
+  }
+
+  @Get('summary')
+  async summary(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<pb.HierarchySummary> {
+    parseInput(NoQuery, query);
+    const registry = await this.registry();
+    // An empty list would mean "all" to the registry; a token without workspaces sees nothing.
+    if (principal.workspaces.length === 0) return { total: 0, levels: [], elite: 0, bmad: 0 };
+    return callUnary(registry.getHierarchySummary.bind(registry), { workspaces: principal.workspaces }, { peer: 'agent-registry' });
+  }
+
+  @Get(':id')
+  async get(@Param('id') id: string, @Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<pb.Agent> {
+    parseInput(NoQuery, query);
+    return this.visibleAgent(await this.registry(), principal, id);
+  }
+
+  @Get(':id/children')
+  async children(@Param('id') id: string, @Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const q = parseInput(ChildrenQuery, query);
+    const registry = await this.registry();
+    await this.assertVisible(registry, principal, id);
+    return scopedPage(principal, (p) => callUnary(registry.listChildren.bind(registry), { id, page: p }, { peer: 'agent-registry' }), q.limit, q.cursor);
+  }
+
+  @Get(':id/subtree')
+  async subtree(@Param('id') id: string, @Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const q = parseInput(SubtreeQuery, query);
+    const registry = await this.registry();
+    await this.assertVisible(registry, principal, id);
+    return scopedPage(principal, (p) => callUnary(registry.getSubtree.bind(registry), { id, maxDepth: q.maxDepth, page: p }, { peer: 'agent-registry' }), q.limit, q.cursor);
+  }
+
+  /** From L0 down to the agent, leaving out ancestors the token may not see. */
+  @Get(':id/path')
+  async path(@Param('id') id: string, @Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
+    parseInput(NoQuery, query);
+    const registry = await this.registry();
+    await this.assertVisible(registry, principal, id);
+    const res = await callUnary(registry.getPath.bind(registry), { id }, { peer: 'agent-registry' });
+    const items = res.agents.filter((a) => sees(principal, a));
+    return { items, total: items.length };
+  }
+
+  @Get(':id/card')
+  async card(@Param('id') id: string, @Query() query: unknown, @CurrentPrincipal() principal: Principal, @Req() req: Request): Promise<object> {
+    parseInput(NoQuery, query);
+    const registry = await this.registry();
+    await this.assertVisible(registry, principal, id);
+    const res = await callUnary(registry.getAgentCard.bind(registry), { id, baseUrl: this.baseUrl(req) }, { peer: 'agent-registry' });
+    return res.card ?? {};
+  }
+
+  /** PUBLIC_URL when the gateway's configuration has one, else the scheme and host the request came in on. */
+  private baseUrl(req: Request): string {
+    const configured = this.config.extra?.PUBLIC_URL;
+    if (typeof configured === 'string' && configured) return configured;
+    const host = req.get('host') ?? '';
+    try {
+      return new URL(`${req.protocol}://${host}`).origin;
+    } catch {
+      throw new ZiggieError('VALIDATION_FAILED', 'the request has no usable Host header');
+    }
+  }
+}
