@@ -211,54 +211,59 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
   advance(taskId: string): Promise<void> {
     return this.lock.run(taskId, () =>
       this.commit(async (trx, fx) => {
-        const task = (await this.lockTasks(trx, [taskId])).get(taskId);
-        if (!task || TERMINAL.has(task.status)) return;
-        if (task.status === 'queued') {
-          if (task.not_before && new Date(task.not_before).getTime() > Date.now()) return;
-          await trx.updateTable('tasks').set({ status: 'running', current_wave: 1, updated_at: new Date() }).where('id', '=', taskId).execute();
-          fx.events.add(taskId, 'task.running', { status: 'running' });
-          fx.events.add(taskId, 'wave.started', { wave: 1, status: 'running' });
-          fx.pump = true;
-          return;
-        }
-        const failed = await trx
-          .selectFrom('steps')
-          .select(['id', 'error', 'wave'])
-          .where('task_id', '=', taskId)
-          .where('status', '=', 'failed')
-          .orderBy('finished_at')
-          .limit(1)
-          .executeTakeFirst();
-        if (failed) {
-          const reason = failed.error ?? 'unknown error';
-          const code = reason.startsWith('STEP_REJECTED') ? 'STEP_REJECTED' : 'TASK_STEP_FAILED';
-          await this.finish(trx, fx, task, 'failed', code, `step ${failed.id} failed: ${reason}`, failed.wave, failed.id);
-          return;
-        }
-        const open = await trx
-          .selectFrom('steps')
-          .select((eb) => eb.fn.countAll<string>().as('n'))
-          .where('task_id', '=', taskId)
-          .where('wave', '=', task.current_wave)
-          .where('status', 'in', [...OPEN_STEP])
-          .executeTakeFirstOrThrow();
-        if (Number(open.n) > 0) return;
-        const next = await trx
-          .selectFrom('steps')
-          .select((eb) => eb.fn.min<number>('wave').as('wave'))
-          .where('task_id', '=', taskId)
-          .where('status', '<>', 'succeeded')
-          .executeTakeFirst();
-        if (next?.wave === null || next?.wave === undefined) {
-          await this.succeed(trx, fx, task);
-          return;
-        }
-        fx.events.add(taskId, 'wave.succeeded', { wave: task.current_wave, status: 'succeeded' });
-        await trx.updateTable('tasks').set({ current_wave: next.wave, updated_at: new Date() }).where('id', '=', taskId).execute();
-        fx.events.add(taskId, 'wave.started', { wave: next.wave, status: 'running' });
-        fx.pump = true;
+        await this.advanceLocked(trx, fx, (await this.lockTasks(trx, [taskId])).get(taskId));
       }),
     );
+  }
+
+  /** The body of advance() for a task row this transaction has locked. */
+  private async advanceLocked(trx: Trx, fx: Effects, task: TaskRow | undefined): Promise<void> {
+    if (!task || TERMINAL.has(task.status)) return;
+    const taskId = task.id;
+    if (task.status === 'queued') {
+      if (task.not_before && new Date(task.not_before).getTime() > Date.now()) return;
+      await trx.updateTable('tasks').set({ status: 'running', current_wave: 1, updated_at: new Date() }).where('id', '=', taskId).execute();
+      fx.events.add(taskId, 'task.running', { status: 'running' });
+      fx.events.add(taskId, 'wave.started', { wave: 1, status: 'running' });
+      fx.pump = true;
+      return;
+    }
+    const failed = await trx
+      .selectFrom('steps')
+      .select(['id', 'error', 'wave'])
+      .where('task_id', '=', taskId)
+      .where('status', '=', 'failed')
+      .orderBy('finished_at')
+      .limit(1)
+      .executeTakeFirst();
+    if (failed) {
+      const reason = failed.error ?? 'unknown error';
+      const code = reason.startsWith('STEP_REJECTED') ? 'STEP_REJECTED' : 'TASK_STEP_FAILED';
+      await this.finish(trx, fx, task, 'failed', code, `step ${failed.id} failed: ${reason}`, failed.wave, failed.id);
+      return;
+    }
+    const open = await trx
+      .selectFrom('steps')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('task_id', '=', taskId)
+      .where('wave', '=', task.current_wave)
+      .where('status', 'in', [...OPEN_STEP])
+      .executeTakeFirstOrThrow();
+    if (Number(open.n) > 0) return;
+    const next = await trx
+      .selectFrom('steps')
+      .select((eb) => eb.fn.min<number>('wave').as('wave'))
+      .where('task_id', '=', taskId)
+      .where('status', '<>', 'succeeded')
+      .executeTakeFirst();
+    if (next?.wave === null || next?.wave === undefined) {
+      await this.succeed(trx, fx, task);
+      return;
+    }
+    fx.events.add(taskId, 'wave.succeeded', { wave: task.current_wave, status: 'succeeded' });
+    await trx.updateTable('tasks').set({ current_wave: next.wave, updated_at: new Date() }).where('id', '=', taskId).execute();
+    fx.events.add(taskId, 'wave.started', { wave: next.wave, status: 'running' });
+    fx.pump = true;
   }
 
   /** The task output: the blueprint's output mapping (checked against its schema), else the last wave's outputs. */
@@ -700,12 +705,16 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     }
     for (let i = 0; i < confirmed.length; i += 1000) {
       const chunk = confirmed.slice(i, i + 1000);
-      await this.db
-        .updateTable('steps')
-        .set({ published_at: new Date() })
-        .where(({ eb, refTuple, tuple }) => eb(refTuple('task_id', 'id'), 'in', chunk.map((d) => tuple(d.taskId, d.stepId))))
-        .where('status', 'in', [...IN_FLIGHT])
-        .execute()
+      // Rows a result transaction holds are skipped (never waited for, so never a deadlock): a
+      // result means the dispatch arrived, and the step has left `dispatched` or is about to.
+      await sql`
+        update steps set published_at = now()
+        where (task_id, id) in (
+          select task_id, id from steps
+          where (task_id, id) in (${sql.join(chunk.map((d) => sql`(${d.taskId}, ${d.stepId})`))})
+            and status in ('dispatched', 'running')
+          for update skip locked)`
+        .execute(this.db)
         .catch((err: unknown) => this.logger.warn(`marking dispatches published: ${String(err)}`));
     }
   }
@@ -740,7 +749,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
   /** Records step results once per attempt; duplicates and late results change nothing. */
   async recordResults(results: StepResult[]): Promise<void> {
     await this.commit(async (trx, fx) => {
-      await this.lockTasks(trx, results.map((r) => r.taskId));
+      const tasks = await this.lockTasks(trx, results.map((r) => r.taskId));
       const now = new Date();
       for (const r of results.filter((x) => x.status === 'running')) {
         const attempt = attemptNumber(r.attemptId);
@@ -825,6 +834,9 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
           fx.advance.add(step.task_id);
         }
       }
+      // The tasks are locked already: moving them on here saves a transaction per result.
+      for (const taskId of [...fx.advance]) await this.advanceLocked(trx, fx, tasks.get(taskId));
+      fx.advance.clear();
       fx.pump = true;
     });
   }

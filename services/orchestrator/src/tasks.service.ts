@@ -13,6 +13,7 @@ import { PoliciesService } from './policies.service';
 import { referencedSteps } from './templates';
 import { iso, pageOf } from './views';
 
+/** Capabilities and workspaces known to exist are re-checked after this long. */
 const CAPABILITY_CACHE_MS = 30_000;
 
 /** gRPC carries empty strings and zeros for unset fields; the plan schema wants them absent. */
@@ -57,6 +58,8 @@ interface Prepared {
 @Injectable()
 export class TasksService {
   private capabilities?: { at: number; set: Set<string> };
+  /** Workspaces known to exist, and when that was last confirmed. */
+  private readonly workspaces = new Map<string, number>();
 
   constructor(
     private readonly database: DatabaseService,
@@ -80,9 +83,12 @@ export class TasksService {
   }
 
   private async assertWorkspaceExists(id: string): Promise<void> {
+    const known = this.workspaces.get(id);
+    if (known && Date.now() - known < CAPABILITY_CACHE_MS) return;
     const coord = await this.peers.get('workspace-coord', pb.WorkspaceCoordClient);
     try {
       await callUnary(coord.getWorkspace.bind(coord), { id }, { peer: 'workspace-coord' });
+      this.workspaces.set(id, Date.now());
     } catch (err) {
       if (err instanceof ZiggieError && err.code === 'NOT_FOUND') throw new ZiggieError('TASK_UNKNOWN_WORKSPACE', `workspace ${id} does not exist`, { workspace: id });
       throw err;
