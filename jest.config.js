@@ -29,6 +29,6 @@ module.exports = {
       displayName: 'integration',
       testMatch: ['<rootDir>/{libs,services,cli}/**/test/**/*.int-spec.ts'],
     },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts'] },
+    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts', '<rootDir>/test/chaos/**/*.e2e-spec.ts'] },
   ],
 };

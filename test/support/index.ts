@@ -3,3 +3,4 @@ export * from './processes';
 export * from './nats';
 export * from './postgres';
 export * from './redis';
+export * from './cluster';

@@ -1,0 +1,275 @@
+import { Streams, Subject, subjectWildcard, type PayloadOf } from '@ziggie/contracts';
+import { metricSum, sleep, startCluster, waitFor, type Cluster, type StepSpec, type TaskSpec } from '../support';
+
+/**
+ * Faults against real processes: nats-server with JetStream on disk, a PostgreSQL server, and the
+ * compiled services, killed (SIGKILL) and restarted one by one mid-run. Whatever is killed, every
+ * task must end, and each step's effect must be recorded once (the step_ledger, keyed by attempt,
+ * and the step.succeeded events).
+ */
+
+const WORKSPACE = 'ziggie';
+const STEP_COUNT_METRIC = 'ziggie_step_duration_seconds_count';
+
+type TaskEvent = PayloadOf<Subject.TaskEvent>;
+
+const longOp = (seconds: number, steps = 2) => ({ tool: 'everything.trigger-long-running-operation', arguments: { duration: seconds, steps } });
+const echo = (message: string) => ({ tool: 'everything.echo', arguments: { message } });
+
+/** Three waves: two steps side by side, one that needs both, one that reads its output. */
+function threeWaves(tag: string, seconds: number): StepSpec[] {
+  return [
+    { id: 'fetch', capability: 'research', input: longOp(seconds) },
+    { id: 'count', capability: 'data', input: echo(`count ${tag}`) },
+    { id: 'render', capability: 'art', dependsOn: ['fetch', 'count'], input: longOp(seconds) },
+    { id: 'report', capability: 'qa', dependsOn: ['render'], input: echo(`report ${tag}: {{steps.render.output.text}}`) },
+  ];
+}
+
+describe('orchestration under faults (real nats-server, PostgreSQL and services)', () => {
+  let cluster: Cluster;
+
+  beforeAll(async () => {
+    cluster = await startCluster({ serviceEnv: { 'agent-runtime': { RUNTIME_CONCURRENCY: '8' } } });
+  }, 180_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+  }, 90_000);
+
+  async function submitMany(count: number, spec: (i: number) => TaskSpec, instance: (i: number) => number = () => 0): Promise<string[]> {
+    const ids: string[] = [];
+    for (let from = 0; from < count; from += 10) {
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(10, count - from) }, (_, k) => cluster.submitTask(spec(from + k), { instance: instance(from + k) })),
+      );
+      ids.push(...batch.map((t) => t.id));
+    }
+    expect(new Set(ids).size).toBe(count);
+    return ids;
+  }
+
+  async function succeededSteps(ids: string[]): Promise<number> {
+    const [row] = await cluster.sql<{ n: number }>(`select count(*)::int as n from steps where task_id = any($1) and status = 'succeeded'`, [ids]);
+    return row!.n;
+  }
+
+  async function stepStatus(taskId: string, stepId: string): Promise<string | undefined> {
+    const [row] = await cluster.sql<{ status: string }>('select status from steps where task_id = $1 and id = $2', [taskId, stepId]);
+    return row?.status;
+  }
+
+  async function taskEvents(ids: string[]): Promise<TaskEvent[]> {
+    const wanted = new Set(ids);
+    const all = await cluster.readStream<TaskEvent>(Streams.events.name, subjectWildcard(Subject.TaskEvent));
+    return all.filter((e) => wanted.has(e.taskId));
+  }
+
+  /**
+   * After JetStream has drained: every task succeeded, every step succeeded, the ledger holds one
+   * succeeded row per step and no more terminal rows than attempts, and the events stream holds
+   * exactly one step.succeeded per step and one task.succeeded per task.
+   */
+  async function expectEachStepSucceededOnce(ids: string[], stepsPerTask: number): Promise<void> {
+    await cluster.quiesce(90_000);
+    const tasks = await cluster.sql<{ id: string; status: string }>('select id, status from tasks where id = any($1)', [ids]);
+    expect(tasks).toHaveLength(ids.length);
+    expect(tasks.filter((t) => t.status !== 'succeeded')).toEqual([]);
+
+    const steps = await cluster.sql<{ task_id: string; id: string; status: string; attempt: number }>('select task_id, id, status, attempt from steps where task_id = any($1)', [ids]);
+    expect(steps).toHaveLength(ids.length * stepsPerTask);
+    expect(steps.filter((s) => s.status !== 'succeeded')).toEqual([]);
+
+    const ledger = await cluster.sql<{ task_id: string; step_id: string; succeeded: number; terminal: number }>(
+      `select task_id, step_id,
+              count(*) filter (where status = 'succeeded')::int as succeeded,
+              count(*) filter (where status in ('succeeded', 'failed'))::int as terminal
+         from step_ledger where task_id = any($1) group by task_id, step_id`,
+      [ids],
+    );
+    const byStep = new Map(ledger.map((r) => [`${r.task_id}/${r.step_id}`, r]));
+    const ledgerProblems = steps.flatMap((s) => {
+      const l = byStep.get(`${s.task_id}/${s.id}`);
+      if (!l) return [`${s.task_id}/${s.id}: no ledger row`];
+      if (l.succeeded !== 1) return [`${s.task_id}/${s.id}: ${l.succeeded} succeeded ledger rows`];
+      if (l.terminal > s.attempt) return [`${s.task_id}/${s.id}: ${l.terminal} terminal ledger rows for ${s.attempt} attempts`];
+      return [];
+    });
+    expect(ledgerProblems).toEqual([]);
+
+    const evs = await taskEvents(ids);
+    const succeededEvents = new Map<string, number>();
+    const taskSucceeded = new Map<string, number>();
+    for (const e of evs) {
+      if (e.type === 'step.succeeded') succeededEvents.set(`${e.taskId}/${e.stepId}`, (succeededEvents.get(`${e.taskId}/${e.stepId}`) ?? 0) + 1);
+      if (e.type === 'task.succeeded') taskSucceeded.set(e.taskId, (taskSucceeded.get(e.taskId) ?? 0) + 1);
+    }
+    const eventProblems = steps.flatMap((s) => {
+      const n = succeededEvents.get(`${s.task_id}/${s.id}`) ?? 0;
+      return n === 1 ? [] : [`${s.task_id}/${s.id}: ${n} step.succeeded events`];
+    });
+    for (const id of ids) {
+      const n = taskSucceeded.get(id) ?? 0;
+      if (n !== 1) eventProblems.push(`${id}: ${n} task.succeeded events`);
+    }
+    expect(eventProblems).toEqual([]);
+  }
+
+  it('a: kill -9 of the orchestrator mid-wave, then a restart: all 30 tasks succeed, none lost, each step recorded once', async () => {
+    await cluster.scale('orchestrator', 1);
+    await cluster.scale('agent-runtime', 2);
+    const ids = await submitMany(30, (i) => ({ workspace: WORKSPACE, title: `orchestrator kill ${i}`, steps: threeWaves(`a${i}`, 0.6) }));
+
+    await waitFor(async () => (await succeededSteps(ids)) >= 10, { timeoutMs: 60_000, what: 'the first steps of wave 1 to succeed' });
+    const killedPid = cluster.info('orchestrator').pid;
+    await cluster.kill('orchestrator', 'SIGKILL');
+    expect(cluster.info('orchestrator').running).toBe(false);
+    const [open] = await cluster.sql<{ n: number }>(`select count(*)::int as n from tasks where id = any($1) and status not in ('succeeded', 'failed', 'cancelled')`, [ids]);
+    // The kill landed in the middle of the run, not after it.
+    expect(open!.n).toBeGreaterThan(0);
+
+    // The runtimes go on finishing what was dispatched while no orchestrator records it.
+    await sleep(1_500);
+    const restarted = await cluster.restart('orchestrator');
+    expect(restarted.pid).not.toBe(killedPid);
+
+    const done = await cluster.waitForTasksTerminal(ids, { timeoutMs: 150_000 });
+    expect([...done.values()].filter((t) => t.status !== 'succeeded')).toEqual([]);
+    await expectEachStepSucceededOnce(ids, 4);
+
+    // Outputs of earlier waves recorded before the kill still fed the later waves.
+    for (const id of ids.slice(0, 5)) {
+      const task = await cluster.getTask(id);
+      const report = task.waves.flatMap((w) => w.steps).find((s) => s.id === 'report');
+      expect(String(report?.output?.text)).toMatch(/^Echo: report a\d+: Long running operation completed/);
+    }
+  }, 300_000);
+
+  it('b: kill -9 of the agent runtime running a step, a second runtime up: the step is redelivered to it (after the 30 s ack wait) and completes', async () => {
+    await cluster.scale('orchestrator', 1);
+    await cluster.scale('agent-runtime', 1);
+    const task = await cluster.submitTask({ workspace: WORKSPACE, title: 'runtime kill', steps: [{ id: 'render', capability: 'art', input: longOp(15, 15) }] });
+    await waitFor(async () => (await stepStatus(task.id, 'render')) === 'running', { timeoutMs: 30_000, what: 'the step to run on runtime #0' });
+
+    await cluster.start('agent-runtime', { instance: 1 });
+    const executedBefore = metricSum(await cluster.metrics('agent-runtime', 1), STEP_COUNT_METRIC);
+    // Still in flight on runtime #0 when it dies.
+    expect(await stepStatus(task.id, 'render')).toBe('running');
+    await cluster.kill('agent-runtime', 'SIGKILL', { instance: 0 });
+
+    const done = await cluster.waitForTasksTerminal([task.id], { timeoutMs: 120_000 });
+    expect(done.get(task.id)?.status).toBe('succeeded');
+    // Runtime #1 ran it: the only execution that finished.
+    expect(metricSum(await cluster.metrics('agent-runtime', 1), STEP_COUNT_METRIC) - executedBefore).toBe(1);
+    await expectEachStepSucceededOnce([task.id], 1);
+    const render = (await cluster.getTask(task.id)).waves[0]!.steps[0]!;
+    expect(String(render.output?.text)).toMatch(/Long running operation completed/);
+  }, 240_000);
+
+  it('c: nats-server restarted mid-run (file storage, same port and store): the services reconnect and every task succeeds', async () => {
+    await cluster.scale('orchestrator', 1);
+    await cluster.scale('agent-runtime', 2);
+    const ids = await submitMany(12, (i) => ({ workspace: WORKSPACE, title: `nats restart ${i}`, steps: threeWaves(`c${i}`, 0.8) }));
+    await waitFor(async () => (await succeededSteps(ids)) >= 6, { timeoutMs: 60_000, what: 'the first steps to succeed' });
+    const queuedBefore = (await taskEvents(ids)).filter((e) => e.type === 'task.queued').length;
+    expect(queuedBefore).toBe(ids.length);
+    const pidBefore = cluster.natsPid;
+
+    await cluster.restartNats({ downMs: 2_000 });
+    expect(cluster.natsPid).toBeDefined();
+    expect(cluster.natsPid).not.toBe(pidBefore);
+    const [open] = await cluster.sql<{ n: number }>(`select count(*)::int as n from tasks where id = any($1) and status not in ('succeeded', 'failed', 'cancelled')`, [ids]);
+    expect(open!.n).toBeGreaterThan(0);
+
+    const done = await cluster.waitForTasksTerminal(ids, { timeoutMs: 150_000 });
+    expect([...done.values()].filter((t) => t.status !== 'succeeded')).toEqual([]);
+    // Events written before the restart were on disk and are still there.
+    expect((await taskEvents(ids)).filter((e) => e.type === 'task.queued')).toHaveLength(ids.length);
+    await expectEachStepSucceededOnce(ids, 4);
+    for (const name of ['workspace-coord', 'agent-registry', 'mcp-gateway', 'orchestrator'] as const) {
+      await waitFor(() => cluster.ready(name), { timeoutMs: 30_000, what: `${name} to be ready again` });
+    }
+    for (const i of [0, 1]) await waitFor(() => cluster.ready('agent-runtime', i), { timeoutMs: 30_000, what: `agent-runtime #${i} to be ready again` });
+  }, 300_000);
+
+  it('d: a step that fails for good fails the task naming the step and the reason, cancels its siblings in flight, leaves nothing open', async () => {
+    await cluster.scale('orchestrator', 1);
+    await cluster.scale('agent-runtime', 2);
+    const task = await cluster.submitTask({
+      workspace: WORKSPACE,
+      title: 'fails for good',
+      steps: [
+        { id: 'slow-a', capability: 'art', input: longOp(10, 5) },
+        { id: 'slow-b', capability: 'research', input: longOp(10, 5) },
+        { id: 'broken', capability: 'qa', retries: 1, input: { tool: 'everything.no-such-tool', arguments: {} } },
+        { id: 'after', capability: 'qa', dependsOn: ['slow-a', 'slow-b', 'broken'], input: echo('never') },
+      ],
+    });
+    const done = await cluster.waitForTasksTerminal([task.id], { timeoutMs: 60_000 });
+    expect(done.get(task.id)?.status).toBe('failed');
+
+    const check = async (): Promise<void> => {
+      const failed = await cluster.getTask(task.id);
+      expect(failed).toMatchObject({ status: 'failed', errorCode: 'TASK_STEP_FAILED', failedStepId: 'broken' });
+      expect(failed.errorMessage).toMatch(/\bbroken\b/);
+      expect(failed.errorMessage).toMatch(/TOOL_NOT_FOUND/);
+      const steps = Object.fromEntries(failed.waves.flatMap((w) => w.steps).map((s) => [s.id, s]));
+      expect(steps.broken).toMatchObject({ status: 'failed', attempt: 2 });
+      expect(steps['slow-a']!.status).toBe('cancelled');
+      expect(steps['slow-b']!.status).toBe('cancelled');
+      expect(steps.after!.status).toBe('cancelled');
+      const open = await cluster.sql<{ id: string; status: string }>(`select id, status from steps where task_id = $1 and status not in ('succeeded', 'failed', 'cancelled')`, [task.id]);
+      expect(open).toEqual([]);
+    };
+    await check();
+    const ledger = await cluster.sql<{ status: string }>(`select status from step_ledger where task_id = $1 and step_id = 'broken'`, [task.id]);
+    expect(ledger.map((r) => r.status)).toEqual(['failed', 'failed']);
+
+    // Once the cancelled siblings' late results (if any) have been delivered, nothing has changed.
+    await cluster.quiesce(60_000);
+    await check();
+    const events = await taskEvents([task.id]);
+    const failedAt = events.findIndex((e) => e.type === 'task.failed');
+    expect(failedAt).toBeGreaterThan(-1);
+    const siblings = events.filter((e) => e.stepId === 'slow-a' || e.stepId === 'slow-b');
+    expect(siblings.filter((e) => e.type === 'step.succeeded')).toEqual([]);
+    expect(siblings.filter((e) => e.type === 'step.cancelled').map((e) => e.stepId).sort()).toEqual(['slow-a', 'slow-b']);
+    expect(events.slice(failedAt + 1).filter((e) => e.type.startsWith('task.'))).toEqual([]);
+  }, 180_000);
+
+  it('e: two orchestrators on one NATS and Postgres complete 50 multi-wave tasks submitted alternately, each step recorded once', async () => {
+    await cluster.scale('orchestrator', 2);
+    await cluster.scale('agent-runtime', 2);
+    const ids = await submitMany(50, (i) => ({ workspace: WORKSPACE, title: `two orchestrators ${i}`, steps: threeWaves(`e${i}`, 0.3) }), (i) => i % 2);
+    const done = await cluster.waitForTasksTerminal(ids, { timeoutMs: 150_000 });
+    expect([...done.values()].filter((t) => t.status !== 'succeeded')).toEqual([]);
+    await expectEachStepSucceededOnce(ids, 4);
+    // Each orchestrator serves the tasks the other one accepted.
+    for (const instance of [0, 1]) expect((await cluster.getTask(ids[1 - instance]!, { instance })).status).toBe('succeeded');
+  }, 240_000);
+
+  it('f: two runtimes share the work and execute no step twice (their step counters add up to the number of steps)', async () => {
+    await cluster.scale('orchestrator', 1);
+    await cluster.scale('agent-runtime', 2);
+    await cluster.quiesce(60_000);
+    const before = await Promise.all([0, 1].map(async (i) => metricSum(await cluster.metrics('agent-runtime', i), STEP_COUNT_METRIC)));
+    const ids = await submitMany(16, (i) => ({
+      workspace: WORKSPACE,
+      title: `two runtimes ${i}`,
+      steps: [
+        { id: 'one', capability: 'art', input: longOp(0.5) },
+        { id: 'two', capability: 'research', input: longOp(0.5) },
+        { id: 'three', capability: 'data', input: echo(`three f${i}`) },
+      ],
+    }));
+    const done = await cluster.waitForTasksTerminal(ids, { timeoutMs: 120_000 });
+    expect([...done.values()].filter((t) => t.status !== 'succeeded')).toEqual([]);
+    await expectEachStepSucceededOnce(ids, 3);
+    const after = await Promise.all([0, 1].map(async (i) => metricSum(await cluster.metrics('agent-runtime', i), STEP_COUNT_METRIC)));
+    const executed = after.map((n, i) => n - before[i]!);
+    expect(executed[0]! + executed[1]!).toBe(ids.length * 3);
+    // 48 steps at once against 2 x 8 slots: both runtimes took some.
+    expect(executed[0]).toBeGreaterThan(0);
+    expect(executed[1]).toBeGreaterThan(0);
+  }, 180_000);
+});
