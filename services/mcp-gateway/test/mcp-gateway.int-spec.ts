@@ -314,6 +314,8 @@ describe('mcp-gateway against real MCP servers over stdio, streamable HTTP, SSE 
     expect(['UPSTREAM_UNAVAILABLE', 'TOOL_CALL_FAILED']).toContain((failure as ZiggieError).code);
     expect((failure as ZiggieError).message).toMatch(/everything/);
     await waitFor(async () => (await callUnary(grpc.listServers.bind(grpc), { principal: agent })).items.find((s) => s.name === 'everything')?.status === 'ready', { timeoutMs: 20_000, what: 'stdio server restarted' });
+    // The catalog is rebuilt shortly after the reconnect (debounced).
+    await waitFor(async () => (await listAll(grpc)).includes('everything.get-sum'), { timeoutMs: 10_000, what: 'catalog rebuilt after the restart' });
     const after = await callTool(grpc, 'everything.get-sum', { a: 1, b: 2 });
     expect(JSON.stringify(after.result.result)).toContain('3');
     const children = everythingChildren();
