@@ -1,15 +1,8 @@
 import { CAPABILITY_DOMAINS, DEFAULT_WORKSPACES, DefaultWorkspace } from '@ziggie/contracts';
+import type { AgentRecord } from './agent-index';
 
-export interface AgentSeed {
-  id: string;
-  name: string;
-  level: number;
-  parentId: string | null;
-  role: string;
-  workspace: string;
-  capabilities: string[];
-  team: string | null;
-}
+/** A generated agent: the same fields the index keeps. */
+export type AgentSeed = AgentRecord;
 
 /** The shape of a generated hierarchy; every field defaults to the default seed's. */
 export interface HierarchyShape {

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { assertWorkspace, callUnary, CurrentPrincipal, currentCorrelationId, PeerClients, Principal, RequirePermission, parseInput } from '@ziggie/platform';
-import { pb, SubmitTaskBody, ZiggieError } from '@ziggie/contracts';
+import { pb, planStepToPb, SubmitTaskBody, ZiggieError } from '@ziggie/contracts';
 import { z } from 'zod';
 import { page, PageQuery } from './pagination';
 import { TaskEventsService } from './task-events.service';
@@ -49,25 +49,7 @@ export class TasksController {
         title: input.title ?? '',
         workspace: input.workspace,
         priority: input.priority,
-        plan: input.plan
-          ? {
-              steps: input.plan.steps.map((s) => ({
-                id: s.id,
-                capability: s.capability ?? '',
-                agent: s.agent ?? '',
-                workspace: s.workspace ?? '',
-                action: s.action,
-                input: s.input,
-                dependsOn: s.dependsOn,
-                retries: s.retries,
-                timeoutMs: s.timeout ?? 0,
-                qualityGate: s.qualityGate,
-                pool: s.pool ?? '',
-                gpu: s.gpu,
-                retryBackoffMs: s.retryBackoff ?? 0,
-              })),
-            }
-          : undefined,
+        plan: input.plan ? { steps: input.plan.steps.map(planStepToPb) } : undefined,
         blueprint: input.blueprint ?? '',
         inputs: input.inputs,
         principal,

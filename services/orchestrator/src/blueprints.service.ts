@@ -4,7 +4,7 @@ import { DatabaseService, json, Kysely, zodToZiggie } from '@ziggie/platform';
 import { BUILTIN_BLUEPRINTS } from './blueprints/builtin';
 import { validateBlueprint } from './blueprints/expand';
 import { BlueprintRow, OrchestratorDb } from './migrations';
-import { iso, pageOf } from './views';
+import { iso, pageOf, pageResult } from './views';
 
 /** Orders versions numerically part by part ("1.10.0" after "1.9.2"); a pre-release sorts before its release. */
 export function compareVersions(a: string, b: string): number {
@@ -140,8 +140,7 @@ export class BlueprintsService implements OnApplicationBootstrap {
       q.selectAll().orderBy('name').orderBy('created_at', 'desc').limit(limit).offset(offset).execute(),
       q.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
     ]);
-    const total = Number(count.n);
-    return { items: rows.map(toPb), total, nextCursor: offset + rows.length < total ? String(offset + rows.length) : '' };
+    return pageResult(rows.map(toPb), Number(count.n), offset);
   }
 
   async remove(req: pb.DeleteBlueprintRequest): Promise<pb.DeleteBlueprintResponse> {

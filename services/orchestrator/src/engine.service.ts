@@ -494,7 +494,6 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
       if (candidates.length === 0) return 0;
       const tasks = await this.lockTasks(trx, candidates.map((c) => c.task_id));
       const budgets = await this.dispatchedCounts(trx, [...tasks.keys()]);
-      const now = new Date();
       const chosen: Candidate[] = [];
       for (const step of candidates) {
         const task = tasks.get(step.task_id);
@@ -579,7 +578,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
         const attempt = dispatched.get(`${r.step.task_id}/${r.step.id}`);
         if (attempt === undefined) continue;
         fx.events.add(r.step.task_id, 'step.dispatched', { wave: r.step.wave, stepId: r.step.id, agentId: r.agentId, status: 'dispatched' });
-        outgoing.push(this.dispatchPayload(r.step, r.agentId, attempt, r.input, now));
+        outgoing.push(this.dispatchPayload(r.step, r.agentId, attempt, r.input));
       }
       return candidates.length;
     });
@@ -674,7 +673,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     return result;
   }
 
-  private dispatchPayload(step: Candidate, agentId: string, attempt: number, input: Record<string, unknown>, _now: Date): Dispatch {
+  private dispatchPayload(step: Candidate, agentId: string, attempt: number, input: Record<string, unknown>): Dispatch {
     return StepDispatchPayload.parse({
       taskId: step.task_id,
       stepId: step.id,
@@ -898,7 +897,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     for (const s of rows) {
       try {
         const input = hasReferences(s.input) ? resolveInput(s.input, outputs.get(s.task_id) ?? new Map(), { taskId: s.task_id }) : s.input;
-        list.push(this.dispatchPayload(s as Candidate, s.agent_id!, s.attempt, input, new Date()));
+        list.push(this.dispatchPayload(s as Candidate, s.agent_id!, s.attempt, input));
       } catch (err) {
         this.logger.warn(`cannot republish ${s.task_id}/${s.id}: ${String(err)}`);
       }

@@ -4,7 +4,7 @@ import { DatabaseService, json, Kysely, zodToZiggie } from '@ziggie/platform';
 import { randomUUID } from 'node:crypto';
 import { PolicyRule } from './governance';
 import { OrchestratorDb, PolicyRow } from './migrations';
-import { iso, pageOf } from './views';
+import { iso, pageOf, pageResult } from './views';
 
 /** Policies are read on every scheduling round; a replica sees another's change within this time. */
 const RULES_CACHE_MS = 2_000;
@@ -89,8 +89,7 @@ export class PoliciesService {
       this.db.selectFrom('policies').selectAll().orderBy('priority').orderBy('id').limit(limit).offset(offset).execute(),
       this.db.selectFrom('policies').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
     ]);
-    const total = Number(count.n);
-    return { items: rows.map(toPbPolicy), total, nextCursor: offset + rows.length < total ? String(offset + rows.length) : '' };
+    return pageResult(rows.map(toPbPolicy), Number(count.n), offset);
   }
 
   async update(req: pb.UpdatePolicyRequest): Promise<pb.Policy> {
@@ -128,9 +127,8 @@ export class PoliciesService {
       q.selectAll().orderBy('at', 'desc').orderBy('id').limit(limit).offset(offset).execute(),
       q.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
     ]);
-    const total = Number(count.n);
-    return {
-      items: rows.map((r) => ({
+    return pageResult(
+      rows.map((r) => ({
         taskId: r.task_id,
         stepId: r.step_id,
         policyId: r.policy_id,
@@ -141,8 +139,8 @@ export class PoliciesService {
         workspace: r.workspace,
         subject: r.subject,
       })),
-      total,
-      nextCursor: offset + rows.length < total ? String(offset + rows.length) : '',
-    };
+      Number(count.n),
+      offset,
+    );
   }
 }

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { canAccessWorkspace, hasPermission, MAX_DELEGATION_DEPTH, pb, Plan, PlanSchema, ZiggieError } from '@ziggie/contracts';
+import { canAccessWorkspace, hasPermission, MAX_DELEGATION_DEPTH, pb, Plan, planFromPb, PlanSchema, ZiggieError } from '@ziggie/contracts';
 import { callUnary, CONFIG, DatabaseService, json, Kysely, PeerClients, zodToZiggie } from '@ziggie/platform';
 import { randomUUID } from 'node:crypto';
 import { expandBlueprint } from './blueprints/expand';
@@ -11,31 +11,10 @@ import { AttemptTable, OrchestratorDb, StepRow, TaskRow } from './migrations';
 import { computeWaves } from './plan';
 import { PoliciesService } from './policies.service';
 import { referencedSteps } from './templates';
-import { iso, pageOf } from './views';
+import { iso, pageOf, pageResult } from './views';
 
 /** Capabilities and workspaces known to exist are re-checked after this long. */
 const CAPABILITY_CACHE_MS = 30_000;
-
-/** gRPC carries empty strings and zeros for unset fields; the plan schema wants them absent. */
-function planFromPb(plan: pb.Plan | undefined): unknown {
-  return {
-    steps: (plan?.steps ?? []).map((s) => ({
-      id: s.id,
-      capability: s.capability || undefined,
-      agent: s.agent || undefined,
-      workspace: s.workspace || undefined,
-      action: s.action || undefined,
-      input: s.input ?? {},
-      dependsOn: s.dependsOn,
-      retries: s.retries,
-      timeout: s.timeoutMs || undefined,
-      qualityGate: s.qualityGate,
-      pool: s.pool || undefined,
-      gpu: s.gpu,
-      retryBackoff: s.retryBackoffMs || undefined,
-    })),
-  };
-}
 
 function requireDispatch(principal: pb.Principal | undefined): pb.Principal {
   if (!principal || !hasPermission(principal.roles, 'agent:dispatch')) throw new ZiggieError('AUTH_FORBIDDEN', 'permission agent:dispatch required');
@@ -162,8 +141,8 @@ export class TasksService {
     if (req.depth < 0 || req.depth > MAX_DELEGATION_DEPTH) throw new ZiggieError('TASK_DEPTH_EXCEEDED', `delegation depth ${req.depth} is over the limit of ${MAX_DELEGATION_DEPTH}`);
     if (req.parentTaskId) {
       // A delegate step that is redelivered re-attaches to the child it created the first time.
-      const existing = await this.db.selectFrom('tasks').select('id').where('parent_task_id', '=', req.parentTaskId).where('parent_step_id', '=', req.parentStepId).executeTakeFirst();
-      if (existing) return this.get(existing.id, principal);
+      const existing = await this.childOf(req.parentTaskId, req.parentStepId);
+      if (existing) return this.get(existing, principal);
       await this.get(req.parentTaskId, principal);
     }
     const notBefore = parseNotBefore(req.notBefore);
@@ -224,11 +203,16 @@ export class TasksService {
     });
     if (!created) {
       // Two deliveries of the same delegate step raced; the other one created the child.
-      const existing = await this.db.selectFrom('tasks').select('id').where('parent_task_id', '=', req.parentTaskId).where('parent_step_id', '=', req.parentStepId).executeTakeFirstOrThrow();
-      return this.get(existing.id, principal);
+      return this.get((await this.childOf(req.parentTaskId, req.parentStepId))!, principal);
     }
     if (!startNow) this.engine.scheduleStart(id, notBefore);
     return this.get(id, principal);
+  }
+
+  /** The child task a delegate step created, if any. */
+  private async childOf(parentTaskId: string, parentStepId: string): Promise<string | undefined> {
+    const row = await this.db.selectFrom('tasks').select('id').where('parent_task_id', '=', parentTaskId).where('parent_step_id', '=', parentStepId).executeTakeFirst();
+    return row?.id;
   }
 
   private async visibleTask(id: string, principal: pb.Principal | undefined): Promise<TaskRow> {
@@ -261,8 +245,7 @@ export class TasksService {
       q.selectAll().orderBy('created_at', 'desc').orderBy('id').limit(limit).offset(offset).execute(),
       q.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
     ]);
-    const total = Number(count.n);
-    return { items: rows.map((t) => toPbTask(t, [], [])), total, nextCursor: offset + rows.length < total ? String(offset + rows.length) : '' };
+    return pageResult(rows.map((t) => toPbTask(t, [], [])), Number(count.n), offset);
   }
 
   async cancel(req: pb.CancelTaskRequest): Promise<pb.Task> {

@@ -9,3 +9,8 @@ export function pageOf(page: pb.PageRequest | undefined, defaultLimit = 50): { l
     offset: Math.max(Number.parseInt(page?.cursor || '0', 10) || 0, 0),
   };
 }
+
+/** `{ items, total, nextCursor }` for an offset page; no cursor after the last page. */
+export function pageResult<T>(items: T[], total: number, offset: number): { items: T[]; total: number; nextCursor: string } {
+  return { items, total, nextCursor: offset + items.length < total ? String(offset + items.length) : '' };
+}

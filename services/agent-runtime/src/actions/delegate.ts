@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { isTerminalTaskStatus, MAX_DELEGATION_DEPTH, pb, PlanSchema, PlanStep, ZiggieError } from '@ziggie/contracts';
+import { isTerminalTaskStatus, MAX_DELEGATION_DEPTH, pb, PlanSchema, PlanStep, planStepToPb, ZiggieError } from '@ziggie/contracts';
 import { OrchestratorPort, RegistryPort } from '../peers';
 import { abortableSleep, abortKindOf } from '../abort';
 import { ActionContext, Dispatch, failed, StepOutcome } from './types';
@@ -28,30 +28,12 @@ export function assignChildren(steps: PlanStep[], children: pb.Agent[]): PlanSte
   });
 }
 
-export function toPbStep(step: PlanStep): pb.PlanStep {
-  return {
-    id: step.id,
-    capability: step.capability ?? '',
-    agent: step.agent ?? '',
-    workspace: step.workspace ?? '',
-    action: step.action,
-    input: step.input,
-    dependsOn: step.dependsOn,
-    retries: step.retries,
-    timeoutMs: step.timeout ?? 0,
-    qualityGate: step.qualityGate,
-    pool: step.pool ?? '',
-    gpu: step.gpu,
-    retryBackoffMs: step.retryBackoff ?? 0,
-  };
-}
-
 export function childTaskRequest(dispatch: Dispatch, steps: PlanStep[]): pb.SubmitTaskRequest {
   return {
     title: `Delegated by ${dispatch.agentId}: ${dispatch.stepId}`,
     workspace: dispatch.workspace,
     priority: dispatch.priority,
-    plan: { steps: steps.map(toPbStep) },
+    plan: { steps: steps.map(planStepToPb) },
     blueprint: '',
     inputs: undefined,
     principal: dispatch.principal,
