@@ -40,7 +40,7 @@ export const Streams = {
   },
   events: {
     name: 'ZIGGIE_EVENTS',
-    subjects: [subjectWildcard(Subject.TaskEvent)],
+    subjects: [subjectWildcard(Subject.TaskEvent), subjectWildcard(Subject.WorkspaceHealth)],
     retention: 'limits',
     maxAgeSeconds: 24 * 3600,
     duplicateWindowSeconds: 120,

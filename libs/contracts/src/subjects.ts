@@ -14,6 +14,8 @@ export enum Subject {
   AgentHeartbeat = 'ziggie.agent.heartbeat.v1',
   /** + `.<taskId>`: core NATS; runtimes abort the named in-flight attempts (late results are ignored anyway). */
   StepCancel = 'ziggie.step.cancel.v1',
+  /** + `.<workspaceId>`: a workspace's health changed (on the events stream). */
+  WorkspaceHealth = 'ziggie.event.workspace.v1',
 }
 
 const id = z.string().min(1).max(128);
@@ -102,6 +104,14 @@ export const AgentHeartbeatPayload = z.object({
   at: z.string(),
 });
 
+export const WorkspaceHealthPayload = z.object({
+  workspace: id,
+  status: z.enum(['on-track', 'at-risk', 'blocked']),
+  previous: z.enum(['on-track', 'at-risk', 'blocked']).optional(),
+  reasons: z.array(z.string()),
+  at: z.string(),
+});
+
 export const SubjectSchemas = {
   [Subject.StepDispatch]: StepDispatchPayload,
   [Subject.StepResult]: StepResultPayload,
@@ -109,12 +119,13 @@ export const SubjectSchemas = {
   [Subject.TaskEvent]: TaskEventPayload,
   [Subject.AgentHeartbeat]: AgentHeartbeatPayload,
   [Subject.StepCancel]: StepCancelPayload,
+  [Subject.WorkspaceHealth]: WorkspaceHealthPayload,
 } as const satisfies Record<Subject, z.ZodType>;
 
 export type PayloadOf<S extends Subject> = z.infer<(typeof SubjectSchemas)[S]>;
 
 /** Subjects that take a trailing token (capability, task id, agent id). */
-const SUFFIXED = new Set<Subject>([Subject.StepDispatch, Subject.TaskEvent, Subject.AgentHeartbeat, Subject.StepCancel]);
+const SUFFIXED = new Set<Subject>([Subject.StepDispatch, Subject.TaskEvent, Subject.AgentHeartbeat, Subject.StepCancel, Subject.WorkspaceHealth]);
 
 export function subjectFor(subject: Subject, suffix?: string): string {
   if (SUFFIXED.has(subject)) {

@@ -332,6 +332,31 @@ export interface ListDecisionsResponse {
   nextCursor: string;
 }
 
+export interface GetWorkspaceStatsRequest {
+  /** Empty: every workspace with tasks. */
+  workspaces: string[];
+  /** Finished tasks are counted over this many seconds back (default 3600). */
+  windowSeconds: number;
+}
+
+export interface WorkspaceTaskStats {
+  workspace: string;
+  queued: number;
+  running: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+  /** Steps waiting for an approval, a pool or their notBefore time. */
+  stepsWaiting: number;
+  /** The error of the latest failed task in the window. */
+  lastFailure: string;
+  lastFailureAt: string;
+}
+
+export interface GetWorkspaceStatsResponse {
+  items: WorkspaceTaskStats[];
+}
+
 function createBasePlanStep(): PlanStep {
   return {
     id: "",
@@ -5211,6 +5236,387 @@ export const ListDecisionsResponse: MessageFns<ListDecisionsResponse> = {
   },
 };
 
+function createBaseGetWorkspaceStatsRequest(): GetWorkspaceStatsRequest {
+  return { workspaces: [], windowSeconds: 0 };
+}
+
+export const GetWorkspaceStatsRequest: MessageFns<GetWorkspaceStatsRequest> = {
+  encode(message: GetWorkspaceStatsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.workspaces) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.windowSeconds !== 0) {
+      writer.uint32(16).int32(message.windowSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetWorkspaceStatsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetWorkspaceStatsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workspaces.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.windowSeconds = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetWorkspaceStatsRequest {
+    return {
+      workspaces: globalThis.Array.isArray(object?.workspaces)
+        ? object.workspaces.map((e: any) => globalThis.String(e))
+        : [],
+      windowSeconds: isSet(object.windowSeconds)
+        ? globalThis.Number(object.windowSeconds)
+        : isSet(object.window_seconds)
+        ? globalThis.Number(object.window_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: GetWorkspaceStatsRequest): unknown {
+    const obj: any = {};
+    if (message.workspaces?.length) {
+      obj.workspaces = message.workspaces;
+    }
+    if (message.windowSeconds !== 0) {
+      obj.windowSeconds = Math.round(message.windowSeconds);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetWorkspaceStatsRequest>, I>>(base?: I): GetWorkspaceStatsRequest {
+    return GetWorkspaceStatsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetWorkspaceStatsRequest>, I>>(object: I): GetWorkspaceStatsRequest {
+    const message = createBaseGetWorkspaceStatsRequest();
+    message.workspaces = object.workspaces?.map((e) => e) || [];
+    message.windowSeconds = object.windowSeconds ?? 0;
+    return message;
+  },
+};
+
+function createBaseWorkspaceTaskStats(): WorkspaceTaskStats {
+  return {
+    workspace: "",
+    queued: 0,
+    running: 0,
+    succeeded: 0,
+    failed: 0,
+    cancelled: 0,
+    stepsWaiting: 0,
+    lastFailure: "",
+    lastFailureAt: "",
+  };
+}
+
+export const WorkspaceTaskStats: MessageFns<WorkspaceTaskStats> = {
+  encode(message: WorkspaceTaskStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workspace !== "") {
+      writer.uint32(10).string(message.workspace);
+    }
+    if (message.queued !== 0) {
+      writer.uint32(16).int32(message.queued);
+    }
+    if (message.running !== 0) {
+      writer.uint32(24).int32(message.running);
+    }
+    if (message.succeeded !== 0) {
+      writer.uint32(32).int32(message.succeeded);
+    }
+    if (message.failed !== 0) {
+      writer.uint32(40).int32(message.failed);
+    }
+    if (message.cancelled !== 0) {
+      writer.uint32(48).int32(message.cancelled);
+    }
+    if (message.stepsWaiting !== 0) {
+      writer.uint32(56).int32(message.stepsWaiting);
+    }
+    if (message.lastFailure !== "") {
+      writer.uint32(66).string(message.lastFailure);
+    }
+    if (message.lastFailureAt !== "") {
+      writer.uint32(74).string(message.lastFailureAt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WorkspaceTaskStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWorkspaceTaskStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workspace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.queued = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.running = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.succeeded = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.failed = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.cancelled = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.stepsWaiting = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.lastFailure = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.lastFailureAt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WorkspaceTaskStats {
+    return {
+      workspace: isSet(object.workspace) ? globalThis.String(object.workspace) : "",
+      queued: isSet(object.queued) ? globalThis.Number(object.queued) : 0,
+      running: isSet(object.running) ? globalThis.Number(object.running) : 0,
+      succeeded: isSet(object.succeeded) ? globalThis.Number(object.succeeded) : 0,
+      failed: isSet(object.failed) ? globalThis.Number(object.failed) : 0,
+      cancelled: isSet(object.cancelled) ? globalThis.Number(object.cancelled) : 0,
+      stepsWaiting: isSet(object.stepsWaiting)
+        ? globalThis.Number(object.stepsWaiting)
+        : isSet(object.steps_waiting)
+        ? globalThis.Number(object.steps_waiting)
+        : 0,
+      lastFailure: isSet(object.lastFailure)
+        ? globalThis.String(object.lastFailure)
+        : isSet(object.last_failure)
+        ? globalThis.String(object.last_failure)
+        : "",
+      lastFailureAt: isSet(object.lastFailureAt)
+        ? globalThis.String(object.lastFailureAt)
+        : isSet(object.last_failure_at)
+        ? globalThis.String(object.last_failure_at)
+        : "",
+    };
+  },
+
+  toJSON(message: WorkspaceTaskStats): unknown {
+    const obj: any = {};
+    if (message.workspace !== "") {
+      obj.workspace = message.workspace;
+    }
+    if (message.queued !== 0) {
+      obj.queued = Math.round(message.queued);
+    }
+    if (message.running !== 0) {
+      obj.running = Math.round(message.running);
+    }
+    if (message.succeeded !== 0) {
+      obj.succeeded = Math.round(message.succeeded);
+    }
+    if (message.failed !== 0) {
+      obj.failed = Math.round(message.failed);
+    }
+    if (message.cancelled !== 0) {
+      obj.cancelled = Math.round(message.cancelled);
+    }
+    if (message.stepsWaiting !== 0) {
+      obj.stepsWaiting = Math.round(message.stepsWaiting);
+    }
+    if (message.lastFailure !== "") {
+      obj.lastFailure = message.lastFailure;
+    }
+    if (message.lastFailureAt !== "") {
+      obj.lastFailureAt = message.lastFailureAt;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WorkspaceTaskStats>, I>>(base?: I): WorkspaceTaskStats {
+    return WorkspaceTaskStats.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WorkspaceTaskStats>, I>>(object: I): WorkspaceTaskStats {
+    const message = createBaseWorkspaceTaskStats();
+    message.workspace = object.workspace ?? "";
+    message.queued = object.queued ?? 0;
+    message.running = object.running ?? 0;
+    message.succeeded = object.succeeded ?? 0;
+    message.failed = object.failed ?? 0;
+    message.cancelled = object.cancelled ?? 0;
+    message.stepsWaiting = object.stepsWaiting ?? 0;
+    message.lastFailure = object.lastFailure ?? "";
+    message.lastFailureAt = object.lastFailureAt ?? "";
+    return message;
+  },
+};
+
+function createBaseGetWorkspaceStatsResponse(): GetWorkspaceStatsResponse {
+  return { items: [] };
+}
+
+export const GetWorkspaceStatsResponse: MessageFns<GetWorkspaceStatsResponse> = {
+  encode(message: GetWorkspaceStatsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      WorkspaceTaskStats.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetWorkspaceStatsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetWorkspaceStatsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(WorkspaceTaskStats.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetWorkspaceStatsResponse {
+    return {
+      items: globalThis.Array.isArray(object?.items)
+        ? object.items.map((e: any) => WorkspaceTaskStats.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GetWorkspaceStatsResponse): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => WorkspaceTaskStats.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetWorkspaceStatsResponse>, I>>(base?: I): GetWorkspaceStatsResponse {
+    return GetWorkspaceStatsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetWorkspaceStatsResponse>, I>>(object: I): GetWorkspaceStatsResponse {
+    const message = createBaseGetWorkspaceStatsResponse();
+    message.items = object.items?.map((e) => WorkspaceTaskStats.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /** Tasks, plans, waves and steps. The gateway is its only external caller. */
 export type OrchestratorService = typeof OrchestratorService;
 export const OrchestratorService = {
@@ -5240,6 +5646,18 @@ export const OrchestratorService = {
     requestDeserialize: (value: Buffer): ListTasksRequest => ListTasksRequest.decode(value),
     responseSerialize: (value: ListTasksResponse): Buffer => Buffer.from(ListTasksResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListTasksResponse => ListTasksResponse.decode(value),
+  },
+  /** Task counts per workspace over a window (workspace-coord computes health from them). */
+  getWorkspaceStats: {
+    path: "/ziggie.v1.Orchestrator/GetWorkspaceStats" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetWorkspaceStatsRequest): Buffer =>
+      Buffer.from(GetWorkspaceStatsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetWorkspaceStatsRequest => GetWorkspaceStatsRequest.decode(value),
+    responseSerialize: (value: GetWorkspaceStatsResponse): Buffer =>
+      Buffer.from(GetWorkspaceStatsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetWorkspaceStatsResponse => GetWorkspaceStatsResponse.decode(value),
   },
   cancelTask: {
     path: "/ziggie.v1.Orchestrator/CancelTask" as const,
@@ -5365,6 +5783,8 @@ export interface OrchestratorServer extends UntypedServiceImplementation {
   submitTask: handleUnaryCall<SubmitTaskRequest, Task>;
   getTask: handleUnaryCall<GetTaskRequest, Task>;
   listTasks: handleUnaryCall<ListTasksRequest, ListTasksResponse>;
+  /** Task counts per workspace over a window (workspace-coord computes health from them). */
+  getWorkspaceStats: handleUnaryCall<GetWorkspaceStatsRequest, GetWorkspaceStatsResponse>;
   cancelTask: handleUnaryCall<CancelTaskRequest, Task>;
   approveStep: handleUnaryCall<ApproveStepRequest, Task>;
   /** Blueprints: versioned, parameterised plan templates. A version, once created, never changes. */
@@ -5423,6 +5843,22 @@ export interface OrchestratorClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListTasksResponse) => void,
+  ): ClientUnaryCall;
+  /** Task counts per workspace over a window (workspace-coord computes health from them). */
+  getWorkspaceStats(
+    request: GetWorkspaceStatsRequest,
+    callback: (error: ServiceError | null, response: GetWorkspaceStatsResponse) => void,
+  ): ClientUnaryCall;
+  getWorkspaceStats(
+    request: GetWorkspaceStatsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetWorkspaceStatsResponse) => void,
+  ): ClientUnaryCall;
+  getWorkspaceStats(
+    request: GetWorkspaceStatsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetWorkspaceStatsResponse) => void,
   ): ClientUnaryCall;
   cancelTask(
     request: CancelTaskRequest,

@@ -18,7 +18,13 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { PageRequest } from "./common";
+import { PageRequest, Principal } from "./common";
+
+export interface PortRange {
+  start: number;
+  /** Inclusive. */
+  end: number;
+}
 
 export interface Workspace {
   id: string;
@@ -30,6 +36,10 @@ export interface Workspace {
   health: string;
   healthReasons: string[];
   dependsOn: string[];
+  portRange: PortRange | undefined;
+  description: string;
+  createdAt: string;
+  updatedAt: string;
 }
 
 export interface GetWorkspaceRequest {
@@ -37,7 +47,13 @@ export interface GetWorkspaceRequest {
 }
 
 export interface ListWorkspacesRequest {
-  page: PageRequest | undefined;
+  page:
+    | PageRequest
+    | undefined;
+  /** Only these workspaces (empty: all). The gateway passes the token's workspaces. */
+  ids: string[];
+  /** Only workspaces in this health state. */
+  health: string;
 }
 
 export interface ListWorkspacesResponse {
@@ -46,10 +62,85 @@ export interface ListWorkspacesResponse {
   nextCursor: string;
 }
 
+export interface CreateWorkspaceRequest {
+  principal: Principal | undefined;
+  workspace: Workspace | undefined;
+}
+
+export interface UpdateWorkspaceRequest {
+  principal: Principal | undefined;
+  id: string;
+  name?: string | undefined;
+  priority?: string | undefined;
+  owner?: string | undefined;
+  description?:
+    | string
+    | undefined;
+  /** Replaces the dependency list when set. */
+  setDependsOn: boolean;
+  dependsOn: string[];
+  portRange: PortRange | undefined;
+}
+
+export interface DeleteWorkspaceRequest {
+  principal: Principal | undefined;
+  id: string;
+}
+
+export interface DeleteWorkspaceResponse {
+  deleted: boolean;
+}
+
+export interface AffectedWorkspacesRequest {
+  workspaces: string[];
+}
+
+export interface AffectedWorkspacesResponse {
+  /** The given workspaces first, then their dependents in breadth-first order. */
+  workspaces: string[];
+  /** Why each dependent is affected: "<dependent> depends on <workspace>". */
+  reasons: string[];
+}
+
+export interface HealthReport {
+  id: string;
+  /** on-track | at-risk | blocked */
+  status: string;
+  reason: string;
+  reportedBy: string;
+  reportedAt: string;
+  expiresAt: string;
+}
+
+export interface WorkspaceHealth {
+  workspace: string;
+  status: string;
+  reasons: string[];
+  /** Tasks of the workspace over the health window. */
+  tasksRunning: number;
+  tasksFailed: number;
+  tasksSucceeded: number;
+  reports: HealthReport[];
+  computedAt: string;
+}
+
+export interface ReportHealthRequest {
+  principal: Principal | undefined;
+  workspace: string;
+  status: string;
+  reason: string;
+  ttlSeconds: number;
+}
+
 export interface AllocatePortRequest {
   workspace: string;
   service: string;
   ttlSeconds: number;
+  principal:
+    | Principal
+    | undefined;
+  /** A specific port of the workspace's range; 0 takes the lowest free one. */
+  port: number;
 }
 
 export interface PortLease {
@@ -57,14 +148,73 @@ export interface PortLease {
   service: string;
   port: number;
   expiresAt: string;
+  holder: string;
+  createdAt: string;
+}
+
+export interface RenewPortRequest {
+  workspace: string;
+  port: number;
+  ttlSeconds: number;
+}
+
+export interface ReleasePortRequest {
+  workspace: string;
+  port: number;
+}
+
+export interface ReleaseResponse {
+  released: number;
+}
+
+export interface ListPortsRequest {
+  workspace: string;
+}
+
+export interface ListPortsResponse {
+  items: PortLease[];
+  range: PortRange | undefined;
+}
+
+export interface Pool {
+  name: string;
+  /** gpu | comfyui | inference | other */
+  kind: string;
+  capacity: number;
+  /** Units only P0 work may take. */
+  reservedP0: number;
+  inUse: number;
+  leases: number;
+  description: string;
+  updatedAt: string;
+}
+
+export interface ListPoolsRequest {
+}
+
+export interface ListPoolsResponse {
+  items: Pool[];
+}
+
+export interface GetPoolRequest {
+  name: string;
+}
+
+export interface PutPoolRequest {
+  principal: Principal | undefined;
+  pool: Pool | undefined;
 }
 
 export interface AcquireLeaseRequest {
   workspace: string;
+  /** The pool name. */
   resource: string;
   units: number;
   priority: string;
   ttlSeconds: number;
+  /** Who holds it (an attempt id); acquiring again for the same holder returns the same lease. */
+  holder: string;
+  principal: Principal | undefined;
 }
 
 export interface ResourceLease {
@@ -73,10 +223,149 @@ export interface ResourceLease {
   resource: string;
   units: number;
   expiresAt: string;
+  holder: string;
+  priority: string;
+  createdAt: string;
 }
 
+export interface AcquireLeasesRequest {
+  requests: AcquireLeaseRequest[];
+}
+
+export interface LeaseOutcome {
+  /** Set when granted. */
+  lease: ResourceLease | undefined;
+  granted: boolean;
+  /** Why not, when refused: the error code (POOL_EXHAUSTED, POOL_NOT_FOUND, ...). */
+  code: string;
+  reason: string;
+}
+
+export interface AcquireLeasesResponse {
+  /** In request order. */
+  outcomes: LeaseOutcome[];
+}
+
+export interface RenewLeaseRequest {
+  id: string;
+  ttlSeconds: number;
+}
+
+export interface ReleaseLeasesRequest {
+  /** Lease ids, or */
+  ids: string[];
+  /** holders (attempt ids). */
+  holders: string[];
+}
+
+export interface ListLeasesRequest {
+  resource: string;
+  workspace: string;
+}
+
+export interface ListLeasesResponse {
+  items: ResourceLease[];
+}
+
+function createBasePortRange(): PortRange {
+  return { start: 0, end: 0 };
+}
+
+export const PortRange: MessageFns<PortRange> = {
+  encode(message: PortRange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.start !== 0) {
+      writer.uint32(8).int32(message.start);
+    }
+    if (message.end !== 0) {
+      writer.uint32(16).int32(message.end);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PortRange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePortRange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.start = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.end = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PortRange {
+    return {
+      start: isSet(object.start) ? globalThis.Number(object.start) : 0,
+      end: isSet(object.end) ? globalThis.Number(object.end) : 0,
+    };
+  },
+
+  toJSON(message: PortRange): unknown {
+    const obj: any = {};
+    if (message.start !== 0) {
+      obj.start = Math.round(message.start);
+    }
+    if (message.end !== 0) {
+      obj.end = Math.round(message.end);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PortRange>, I>>(base?: I): PortRange {
+    return PortRange.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PortRange>, I>>(object: I): PortRange {
+    const message = createBasePortRange();
+    message.start = object.start ?? 0;
+    message.end = object.end ?? 0;
+    return message;
+  },
+};
+
 function createBaseWorkspace(): Workspace {
-  return { id: "", name: "", priority: "", owner: "", health: "", healthReasons: [], dependsOn: [] };
+  return {
+    id: "",
+    name: "",
+    priority: "",
+    owner: "",
+    health: "",
+    healthReasons: [],
+    dependsOn: [],
+    portRange: undefined,
+    description: "",
+    createdAt: "",
+    updatedAt: "",
+  };
 }
 
 export const Workspace: MessageFns<Workspace> = {
@@ -101,6 +390,18 @@ export const Workspace: MessageFns<Workspace> = {
     }
     for (const v of message.dependsOn) {
       writer.uint32(58).string(v!);
+    }
+    if (message.portRange !== undefined) {
+      PortRange.encode(message.portRange, writer.uint32(66).fork()).join();
+    }
+    if (message.description !== "") {
+      writer.uint32(74).string(message.description);
+    }
+    if (message.createdAt !== "") {
+      writer.uint32(82).string(message.createdAt);
+    }
+    if (message.updatedAt !== "") {
+      writer.uint32(90).string(message.updatedAt);
     }
     return writer;
   },
@@ -174,6 +475,38 @@ export const Workspace: MessageFns<Workspace> = {
             message.dependsOn.push(reader.string());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.portRange = PortRange.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.createdAt = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.updatedAt = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -203,6 +536,22 @@ export const Workspace: MessageFns<Workspace> = {
         : globalThis.Array.isArray(object?.depends_on)
         ? object.depends_on.map((e: any) => globalThis.String(e))
         : [],
+      portRange: isSet(object.portRange)
+        ? PortRange.fromJSON(object.portRange)
+        : isSet(object.port_range)
+        ? PortRange.fromJSON(object.port_range)
+        : undefined,
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      createdAt: isSet(object.createdAt)
+        ? globalThis.String(object.createdAt)
+        : isSet(object.created_at)
+        ? globalThis.String(object.created_at)
+        : "",
+      updatedAt: isSet(object.updatedAt)
+        ? globalThis.String(object.updatedAt)
+        : isSet(object.updated_at)
+        ? globalThis.String(object.updated_at)
+        : "",
     };
   },
 
@@ -229,6 +578,18 @@ export const Workspace: MessageFns<Workspace> = {
     if (message.dependsOn?.length) {
       obj.dependsOn = message.dependsOn;
     }
+    if (message.portRange !== undefined) {
+      obj.portRange = PortRange.toJSON(message.portRange);
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.createdAt !== "") {
+      obj.createdAt = message.createdAt;
+    }
+    if (message.updatedAt !== "") {
+      obj.updatedAt = message.updatedAt;
+    }
     return obj;
   },
 
@@ -244,6 +605,12 @@ export const Workspace: MessageFns<Workspace> = {
     message.health = object.health ?? "";
     message.healthReasons = object.healthReasons?.map((e) => e) || [];
     message.dependsOn = object.dependsOn?.map((e) => e) || [];
+    message.portRange = (object.portRange !== undefined && object.portRange !== null)
+      ? PortRange.fromPartial(object.portRange)
+      : undefined;
+    message.description = object.description ?? "";
+    message.createdAt = object.createdAt ?? "";
+    message.updatedAt = object.updatedAt ?? "";
     return message;
   },
 };
@@ -316,13 +683,19 @@ export const GetWorkspaceRequest: MessageFns<GetWorkspaceRequest> = {
 };
 
 function createBaseListWorkspacesRequest(): ListWorkspacesRequest {
-  return { page: undefined };
+  return { page: undefined, ids: [], health: "" };
 }
 
 export const ListWorkspacesRequest: MessageFns<ListWorkspacesRequest> = {
   encode(message: ListWorkspacesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.page !== undefined) {
       PageRequest.encode(message.page, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.ids) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.health !== "") {
+      writer.uint32(26).string(message.health);
     }
     return writer;
   },
@@ -348,6 +721,22 @@ export const ListWorkspacesRequest: MessageFns<ListWorkspacesRequest> = {
             message.page = PageRequest.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ids.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.health = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -361,13 +750,23 @@ export const ListWorkspacesRequest: MessageFns<ListWorkspacesRequest> = {
   },
 
   fromJSON(object: any): ListWorkspacesRequest {
-    return { page: isSet(object.page) ? PageRequest.fromJSON(object.page) : undefined };
+    return {
+      page: isSet(object.page) ? PageRequest.fromJSON(object.page) : undefined,
+      ids: globalThis.Array.isArray(object?.ids) ? object.ids.map((e: any) => globalThis.String(e)) : [],
+      health: isSet(object.health) ? globalThis.String(object.health) : "",
+    };
   },
 
   toJSON(message: ListWorkspacesRequest): unknown {
     const obj: any = {};
     if (message.page !== undefined) {
       obj.page = PageRequest.toJSON(message.page);
+    }
+    if (message.ids?.length) {
+      obj.ids = message.ids;
+    }
+    if (message.health !== "") {
+      obj.health = message.health;
     }
     return obj;
   },
@@ -380,6 +779,8 @@ export const ListWorkspacesRequest: MessageFns<ListWorkspacesRequest> = {
     message.page = (object.page !== undefined && object.page !== null)
       ? PageRequest.fromPartial(object.page)
       : undefined;
+    message.ids = object.ids?.map((e) => e) || [];
+    message.health = object.health ?? "";
     return message;
   },
 };
@@ -489,8 +890,1140 @@ export const ListWorkspacesResponse: MessageFns<ListWorkspacesResponse> = {
   },
 };
 
+function createBaseCreateWorkspaceRequest(): CreateWorkspaceRequest {
+  return { principal: undefined, workspace: undefined };
+}
+
+export const CreateWorkspaceRequest: MessageFns<CreateWorkspaceRequest> = {
+  encode(message: CreateWorkspaceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.workspace !== undefined) {
+      Workspace.encode(message.workspace, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateWorkspaceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateWorkspaceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workspace = Workspace.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateWorkspaceRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      workspace: isSet(object.workspace) ? Workspace.fromJSON(object.workspace) : undefined,
+    };
+  },
+
+  toJSON(message: CreateWorkspaceRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.workspace !== undefined) {
+      obj.workspace = Workspace.toJSON(message.workspace);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateWorkspaceRequest>, I>>(base?: I): CreateWorkspaceRequest {
+    return CreateWorkspaceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateWorkspaceRequest>, I>>(object: I): CreateWorkspaceRequest {
+    const message = createBaseCreateWorkspaceRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.workspace = (object.workspace !== undefined && object.workspace !== null)
+      ? Workspace.fromPartial(object.workspace)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseUpdateWorkspaceRequest(): UpdateWorkspaceRequest {
+  return {
+    principal: undefined,
+    id: "",
+    name: undefined,
+    priority: undefined,
+    owner: undefined,
+    description: undefined,
+    setDependsOn: false,
+    dependsOn: [],
+    portRange: undefined,
+  };
+}
+
+export const UpdateWorkspaceRequest: MessageFns<UpdateWorkspaceRequest> = {
+  encode(message: UpdateWorkspaceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.id !== "") {
+      writer.uint32(18).string(message.id);
+    }
+    if (message.name !== undefined) {
+      writer.uint32(26).string(message.name);
+    }
+    if (message.priority !== undefined) {
+      writer.uint32(34).string(message.priority);
+    }
+    if (message.owner !== undefined) {
+      writer.uint32(42).string(message.owner);
+    }
+    if (message.description !== undefined) {
+      writer.uint32(50).string(message.description);
+    }
+    if (message.setDependsOn !== false) {
+      writer.uint32(56).bool(message.setDependsOn);
+    }
+    for (const v of message.dependsOn) {
+      writer.uint32(66).string(v!);
+    }
+    if (message.portRange !== undefined) {
+      PortRange.encode(message.portRange, writer.uint32(74).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateWorkspaceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateWorkspaceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.priority = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.owner = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.setDependsOn = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.dependsOn.push(reader.string());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.portRange = PortRange.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateWorkspaceRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : undefined,
+      priority: isSet(object.priority) ? globalThis.String(object.priority) : undefined,
+      owner: isSet(object.owner) ? globalThis.String(object.owner) : undefined,
+      description: isSet(object.description) ? globalThis.String(object.description) : undefined,
+      setDependsOn: isSet(object.setDependsOn)
+        ? globalThis.Boolean(object.setDependsOn)
+        : isSet(object.set_depends_on)
+        ? globalThis.Boolean(object.set_depends_on)
+        : false,
+      dependsOn: globalThis.Array.isArray(object?.dependsOn)
+        ? object.dependsOn.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.depends_on)
+        ? object.depends_on.map((e: any) => globalThis.String(e))
+        : [],
+      portRange: isSet(object.portRange)
+        ? PortRange.fromJSON(object.portRange)
+        : isSet(object.port_range)
+        ? PortRange.fromJSON(object.port_range)
+        : undefined,
+    };
+  },
+
+  toJSON(message: UpdateWorkspaceRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.name !== undefined) {
+      obj.name = message.name;
+    }
+    if (message.priority !== undefined) {
+      obj.priority = message.priority;
+    }
+    if (message.owner !== undefined) {
+      obj.owner = message.owner;
+    }
+    if (message.description !== undefined) {
+      obj.description = message.description;
+    }
+    if (message.setDependsOn !== false) {
+      obj.setDependsOn = message.setDependsOn;
+    }
+    if (message.dependsOn?.length) {
+      obj.dependsOn = message.dependsOn;
+    }
+    if (message.portRange !== undefined) {
+      obj.portRange = PortRange.toJSON(message.portRange);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateWorkspaceRequest>, I>>(base?: I): UpdateWorkspaceRequest {
+    return UpdateWorkspaceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateWorkspaceRequest>, I>>(object: I): UpdateWorkspaceRequest {
+    const message = createBaseUpdateWorkspaceRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.id = object.id ?? "";
+    message.name = object.name ?? undefined;
+    message.priority = object.priority ?? undefined;
+    message.owner = object.owner ?? undefined;
+    message.description = object.description ?? undefined;
+    message.setDependsOn = object.setDependsOn ?? false;
+    message.dependsOn = object.dependsOn?.map((e) => e) || [];
+    message.portRange = (object.portRange !== undefined && object.portRange !== null)
+      ? PortRange.fromPartial(object.portRange)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDeleteWorkspaceRequest(): DeleteWorkspaceRequest {
+  return { principal: undefined, id: "" };
+}
+
+export const DeleteWorkspaceRequest: MessageFns<DeleteWorkspaceRequest> = {
+  encode(message: DeleteWorkspaceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.id !== "") {
+      writer.uint32(18).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteWorkspaceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteWorkspaceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteWorkspaceRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+    };
+  },
+
+  toJSON(message: DeleteWorkspaceRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteWorkspaceRequest>, I>>(base?: I): DeleteWorkspaceRequest {
+    return DeleteWorkspaceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteWorkspaceRequest>, I>>(object: I): DeleteWorkspaceRequest {
+    const message = createBaseDeleteWorkspaceRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteWorkspaceResponse(): DeleteWorkspaceResponse {
+  return { deleted: false };
+}
+
+export const DeleteWorkspaceResponse: MessageFns<DeleteWorkspaceResponse> = {
+  encode(message: DeleteWorkspaceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deleted !== false) {
+      writer.uint32(8).bool(message.deleted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteWorkspaceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteWorkspaceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.deleted = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteWorkspaceResponse {
+    return { deleted: isSet(object.deleted) ? globalThis.Boolean(object.deleted) : false };
+  },
+
+  toJSON(message: DeleteWorkspaceResponse): unknown {
+    const obj: any = {};
+    if (message.deleted !== false) {
+      obj.deleted = message.deleted;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteWorkspaceResponse>, I>>(base?: I): DeleteWorkspaceResponse {
+    return DeleteWorkspaceResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteWorkspaceResponse>, I>>(object: I): DeleteWorkspaceResponse {
+    const message = createBaseDeleteWorkspaceResponse();
+    message.deleted = object.deleted ?? false;
+    return message;
+  },
+};
+
+function createBaseAffectedWorkspacesRequest(): AffectedWorkspacesRequest {
+  return { workspaces: [] };
+}
+
+export const AffectedWorkspacesRequest: MessageFns<AffectedWorkspacesRequest> = {
+  encode(message: AffectedWorkspacesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.workspaces) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AffectedWorkspacesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAffectedWorkspacesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workspaces.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AffectedWorkspacesRequest {
+    return {
+      workspaces: globalThis.Array.isArray(object?.workspaces)
+        ? object.workspaces.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: AffectedWorkspacesRequest): unknown {
+    const obj: any = {};
+    if (message.workspaces?.length) {
+      obj.workspaces = message.workspaces;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AffectedWorkspacesRequest>, I>>(base?: I): AffectedWorkspacesRequest {
+    return AffectedWorkspacesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AffectedWorkspacesRequest>, I>>(object: I): AffectedWorkspacesRequest {
+    const message = createBaseAffectedWorkspacesRequest();
+    message.workspaces = object.workspaces?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseAffectedWorkspacesResponse(): AffectedWorkspacesResponse {
+  return { workspaces: [], reasons: [] };
+}
+
+export const AffectedWorkspacesResponse: MessageFns<AffectedWorkspacesResponse> = {
+  encode(message: AffectedWorkspacesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.workspaces) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.reasons) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AffectedWorkspacesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAffectedWorkspacesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workspaces.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reasons.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AffectedWorkspacesResponse {
+    return {
+      workspaces: globalThis.Array.isArray(object?.workspaces)
+        ? object.workspaces.map((e: any) => globalThis.String(e))
+        : [],
+      reasons: globalThis.Array.isArray(object?.reasons) ? object.reasons.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: AffectedWorkspacesResponse): unknown {
+    const obj: any = {};
+    if (message.workspaces?.length) {
+      obj.workspaces = message.workspaces;
+    }
+    if (message.reasons?.length) {
+      obj.reasons = message.reasons;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AffectedWorkspacesResponse>, I>>(base?: I): AffectedWorkspacesResponse {
+    return AffectedWorkspacesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AffectedWorkspacesResponse>, I>>(object: I): AffectedWorkspacesResponse {
+    const message = createBaseAffectedWorkspacesResponse();
+    message.workspaces = object.workspaces?.map((e) => e) || [];
+    message.reasons = object.reasons?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseHealthReport(): HealthReport {
+  return { id: "", status: "", reason: "", reportedBy: "", reportedAt: "", expiresAt: "" };
+}
+
+export const HealthReport: MessageFns<HealthReport> = {
+  encode(message: HealthReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.status !== "") {
+      writer.uint32(18).string(message.status);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.reportedBy !== "") {
+      writer.uint32(34).string(message.reportedBy);
+    }
+    if (message.reportedAt !== "") {
+      writer.uint32(42).string(message.reportedAt);
+    }
+    if (message.expiresAt !== "") {
+      writer.uint32(50).string(message.expiresAt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HealthReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHealthReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.reportedBy = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reportedAt = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.expiresAt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HealthReport {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      reportedBy: isSet(object.reportedBy)
+        ? globalThis.String(object.reportedBy)
+        : isSet(object.reported_by)
+        ? globalThis.String(object.reported_by)
+        : "",
+      reportedAt: isSet(object.reportedAt)
+        ? globalThis.String(object.reportedAt)
+        : isSet(object.reported_at)
+        ? globalThis.String(object.reported_at)
+        : "",
+      expiresAt: isSet(object.expiresAt)
+        ? globalThis.String(object.expiresAt)
+        : isSet(object.expires_at)
+        ? globalThis.String(object.expires_at)
+        : "",
+    };
+  },
+
+  toJSON(message: HealthReport): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.reportedBy !== "") {
+      obj.reportedBy = message.reportedBy;
+    }
+    if (message.reportedAt !== "") {
+      obj.reportedAt = message.reportedAt;
+    }
+    if (message.expiresAt !== "") {
+      obj.expiresAt = message.expiresAt;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HealthReport>, I>>(base?: I): HealthReport {
+    return HealthReport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HealthReport>, I>>(object: I): HealthReport {
+    const message = createBaseHealthReport();
+    message.id = object.id ?? "";
+    message.status = object.status ?? "";
+    message.reason = object.reason ?? "";
+    message.reportedBy = object.reportedBy ?? "";
+    message.reportedAt = object.reportedAt ?? "";
+    message.expiresAt = object.expiresAt ?? "";
+    return message;
+  },
+};
+
+function createBaseWorkspaceHealth(): WorkspaceHealth {
+  return {
+    workspace: "",
+    status: "",
+    reasons: [],
+    tasksRunning: 0,
+    tasksFailed: 0,
+    tasksSucceeded: 0,
+    reports: [],
+    computedAt: "",
+  };
+}
+
+export const WorkspaceHealth: MessageFns<WorkspaceHealth> = {
+  encode(message: WorkspaceHealth, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workspace !== "") {
+      writer.uint32(10).string(message.workspace);
+    }
+    if (message.status !== "") {
+      writer.uint32(18).string(message.status);
+    }
+    for (const v of message.reasons) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.tasksRunning !== 0) {
+      writer.uint32(32).int32(message.tasksRunning);
+    }
+    if (message.tasksFailed !== 0) {
+      writer.uint32(40).int32(message.tasksFailed);
+    }
+    if (message.tasksSucceeded !== 0) {
+      writer.uint32(48).int32(message.tasksSucceeded);
+    }
+    for (const v of message.reports) {
+      HealthReport.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.computedAt !== "") {
+      writer.uint32(66).string(message.computedAt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WorkspaceHealth {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWorkspaceHealth();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workspace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reasons.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.tasksRunning = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.tasksFailed = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.tasksSucceeded = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.reports.push(HealthReport.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.computedAt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WorkspaceHealth {
+    return {
+      workspace: isSet(object.workspace) ? globalThis.String(object.workspace) : "",
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
+      reasons: globalThis.Array.isArray(object?.reasons) ? object.reasons.map((e: any) => globalThis.String(e)) : [],
+      tasksRunning: isSet(object.tasksRunning)
+        ? globalThis.Number(object.tasksRunning)
+        : isSet(object.tasks_running)
+        ? globalThis.Number(object.tasks_running)
+        : 0,
+      tasksFailed: isSet(object.tasksFailed)
+        ? globalThis.Number(object.tasksFailed)
+        : isSet(object.tasks_failed)
+        ? globalThis.Number(object.tasks_failed)
+        : 0,
+      tasksSucceeded: isSet(object.tasksSucceeded)
+        ? globalThis.Number(object.tasksSucceeded)
+        : isSet(object.tasks_succeeded)
+        ? globalThis.Number(object.tasks_succeeded)
+        : 0,
+      reports: globalThis.Array.isArray(object?.reports)
+        ? object.reports.map((e: any) => HealthReport.fromJSON(e))
+        : [],
+      computedAt: isSet(object.computedAt)
+        ? globalThis.String(object.computedAt)
+        : isSet(object.computed_at)
+        ? globalThis.String(object.computed_at)
+        : "",
+    };
+  },
+
+  toJSON(message: WorkspaceHealth): unknown {
+    const obj: any = {};
+    if (message.workspace !== "") {
+      obj.workspace = message.workspace;
+    }
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
+    if (message.reasons?.length) {
+      obj.reasons = message.reasons;
+    }
+    if (message.tasksRunning !== 0) {
+      obj.tasksRunning = Math.round(message.tasksRunning);
+    }
+    if (message.tasksFailed !== 0) {
+      obj.tasksFailed = Math.round(message.tasksFailed);
+    }
+    if (message.tasksSucceeded !== 0) {
+      obj.tasksSucceeded = Math.round(message.tasksSucceeded);
+    }
+    if (message.reports?.length) {
+      obj.reports = message.reports.map((e) => HealthReport.toJSON(e));
+    }
+    if (message.computedAt !== "") {
+      obj.computedAt = message.computedAt;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WorkspaceHealth>, I>>(base?: I): WorkspaceHealth {
+    return WorkspaceHealth.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WorkspaceHealth>, I>>(object: I): WorkspaceHealth {
+    const message = createBaseWorkspaceHealth();
+    message.workspace = object.workspace ?? "";
+    message.status = object.status ?? "";
+    message.reasons = object.reasons?.map((e) => e) || [];
+    message.tasksRunning = object.tasksRunning ?? 0;
+    message.tasksFailed = object.tasksFailed ?? 0;
+    message.tasksSucceeded = object.tasksSucceeded ?? 0;
+    message.reports = object.reports?.map((e) => HealthReport.fromPartial(e)) || [];
+    message.computedAt = object.computedAt ?? "";
+    return message;
+  },
+};
+
+function createBaseReportHealthRequest(): ReportHealthRequest {
+  return { principal: undefined, workspace: "", status: "", reason: "", ttlSeconds: 0 };
+}
+
+export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
+  encode(message: ReportHealthRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.workspace !== "") {
+      writer.uint32(18).string(message.workspace);
+    }
+    if (message.status !== "") {
+      writer.uint32(26).string(message.status);
+    }
+    if (message.reason !== "") {
+      writer.uint32(34).string(message.reason);
+    }
+    if (message.ttlSeconds !== 0) {
+      writer.uint32(40).int32(message.ttlSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportHealthRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportHealthRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workspace = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.ttlSeconds = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportHealthRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      workspace: isSet(object.workspace) ? globalThis.String(object.workspace) : "",
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      ttlSeconds: isSet(object.ttlSeconds)
+        ? globalThis.Number(object.ttlSeconds)
+        : isSet(object.ttl_seconds)
+        ? globalThis.Number(object.ttl_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: ReportHealthRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.workspace !== "") {
+      obj.workspace = message.workspace;
+    }
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.ttlSeconds !== 0) {
+      obj.ttlSeconds = Math.round(message.ttlSeconds);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReportHealthRequest>, I>>(base?: I): ReportHealthRequest {
+    return ReportHealthRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportHealthRequest>, I>>(object: I): ReportHealthRequest {
+    const message = createBaseReportHealthRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.workspace = object.workspace ?? "";
+    message.status = object.status ?? "";
+    message.reason = object.reason ?? "";
+    message.ttlSeconds = object.ttlSeconds ?? 0;
+    return message;
+  },
+};
+
 function createBaseAllocatePortRequest(): AllocatePortRequest {
-  return { workspace: "", service: "", ttlSeconds: 0 };
+  return { workspace: "", service: "", ttlSeconds: 0, principal: undefined, port: 0 };
 }
 
 export const AllocatePortRequest: MessageFns<AllocatePortRequest> = {
@@ -503,6 +2036,12 @@ export const AllocatePortRequest: MessageFns<AllocatePortRequest> = {
     }
     if (message.ttlSeconds !== 0) {
       writer.uint32(24).int32(message.ttlSeconds);
+    }
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(34).fork()).join();
+    }
+    if (message.port !== 0) {
+      writer.uint32(40).int32(message.port);
     }
     return writer;
   },
@@ -544,6 +2083,22 @@ export const AllocatePortRequest: MessageFns<AllocatePortRequest> = {
             message.ttlSeconds = reader.int32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.port = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -565,6 +2120,8 @@ export const AllocatePortRequest: MessageFns<AllocatePortRequest> = {
         : isSet(object.ttl_seconds)
         ? globalThis.Number(object.ttl_seconds)
         : 0,
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
     };
   },
 
@@ -579,6 +2136,12 @@ export const AllocatePortRequest: MessageFns<AllocatePortRequest> = {
     if (message.ttlSeconds !== 0) {
       obj.ttlSeconds = Math.round(message.ttlSeconds);
     }
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.port !== 0) {
+      obj.port = Math.round(message.port);
+    }
     return obj;
   },
 
@@ -590,12 +2153,16 @@ export const AllocatePortRequest: MessageFns<AllocatePortRequest> = {
     message.workspace = object.workspace ?? "";
     message.service = object.service ?? "";
     message.ttlSeconds = object.ttlSeconds ?? 0;
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.port = object.port ?? 0;
     return message;
   },
 };
 
 function createBasePortLease(): PortLease {
-  return { workspace: "", service: "", port: 0, expiresAt: "" };
+  return { workspace: "", service: "", port: 0, expiresAt: "", holder: "", createdAt: "" };
 }
 
 export const PortLease: MessageFns<PortLease> = {
@@ -611,6 +2178,12 @@ export const PortLease: MessageFns<PortLease> = {
     }
     if (message.expiresAt !== "") {
       writer.uint32(34).string(message.expiresAt);
+    }
+    if (message.holder !== "") {
+      writer.uint32(42).string(message.holder);
+    }
+    if (message.createdAt !== "") {
+      writer.uint32(50).string(message.createdAt);
     }
     return writer;
   },
@@ -660,6 +2233,22 @@ export const PortLease: MessageFns<PortLease> = {
             message.expiresAt = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.holder = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.createdAt = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -682,6 +2271,12 @@ export const PortLease: MessageFns<PortLease> = {
         : isSet(object.expires_at)
         ? globalThis.String(object.expires_at)
         : "",
+      holder: isSet(object.holder) ? globalThis.String(object.holder) : "",
+      createdAt: isSet(object.createdAt)
+        ? globalThis.String(object.createdAt)
+        : isSet(object.created_at)
+        ? globalThis.String(object.created_at)
+        : "",
     };
   },
 
@@ -699,6 +2294,12 @@ export const PortLease: MessageFns<PortLease> = {
     if (message.expiresAt !== "") {
       obj.expiresAt = message.expiresAt;
     }
+    if (message.holder !== "") {
+      obj.holder = message.holder;
+    }
+    if (message.createdAt !== "") {
+      obj.createdAt = message.createdAt;
+    }
     return obj;
   },
 
@@ -711,12 +2312,891 @@ export const PortLease: MessageFns<PortLease> = {
     message.service = object.service ?? "";
     message.port = object.port ?? 0;
     message.expiresAt = object.expiresAt ?? "";
+    message.holder = object.holder ?? "";
+    message.createdAt = object.createdAt ?? "";
+    return message;
+  },
+};
+
+function createBaseRenewPortRequest(): RenewPortRequest {
+  return { workspace: "", port: 0, ttlSeconds: 0 };
+}
+
+export const RenewPortRequest: MessageFns<RenewPortRequest> = {
+  encode(message: RenewPortRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workspace !== "") {
+      writer.uint32(10).string(message.workspace);
+    }
+    if (message.port !== 0) {
+      writer.uint32(16).int32(message.port);
+    }
+    if (message.ttlSeconds !== 0) {
+      writer.uint32(24).int32(message.ttlSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenewPortRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenewPortRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workspace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.port = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.ttlSeconds = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RenewPortRequest {
+    return {
+      workspace: isSet(object.workspace) ? globalThis.String(object.workspace) : "",
+      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
+      ttlSeconds: isSet(object.ttlSeconds)
+        ? globalThis.Number(object.ttlSeconds)
+        : isSet(object.ttl_seconds)
+        ? globalThis.Number(object.ttl_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: RenewPortRequest): unknown {
+    const obj: any = {};
+    if (message.workspace !== "") {
+      obj.workspace = message.workspace;
+    }
+    if (message.port !== 0) {
+      obj.port = Math.round(message.port);
+    }
+    if (message.ttlSeconds !== 0) {
+      obj.ttlSeconds = Math.round(message.ttlSeconds);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RenewPortRequest>, I>>(base?: I): RenewPortRequest {
+    return RenewPortRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RenewPortRequest>, I>>(object: I): RenewPortRequest {
+    const message = createBaseRenewPortRequest();
+    message.workspace = object.workspace ?? "";
+    message.port = object.port ?? 0;
+    message.ttlSeconds = object.ttlSeconds ?? 0;
+    return message;
+  },
+};
+
+function createBaseReleasePortRequest(): ReleasePortRequest {
+  return { workspace: "", port: 0 };
+}
+
+export const ReleasePortRequest: MessageFns<ReleasePortRequest> = {
+  encode(message: ReleasePortRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workspace !== "") {
+      writer.uint32(10).string(message.workspace);
+    }
+    if (message.port !== 0) {
+      writer.uint32(16).int32(message.port);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReleasePortRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReleasePortRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workspace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.port = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReleasePortRequest {
+    return {
+      workspace: isSet(object.workspace) ? globalThis.String(object.workspace) : "",
+      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
+    };
+  },
+
+  toJSON(message: ReleasePortRequest): unknown {
+    const obj: any = {};
+    if (message.workspace !== "") {
+      obj.workspace = message.workspace;
+    }
+    if (message.port !== 0) {
+      obj.port = Math.round(message.port);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReleasePortRequest>, I>>(base?: I): ReleasePortRequest {
+    return ReleasePortRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReleasePortRequest>, I>>(object: I): ReleasePortRequest {
+    const message = createBaseReleasePortRequest();
+    message.workspace = object.workspace ?? "";
+    message.port = object.port ?? 0;
+    return message;
+  },
+};
+
+function createBaseReleaseResponse(): ReleaseResponse {
+  return { released: 0 };
+}
+
+export const ReleaseResponse: MessageFns<ReleaseResponse> = {
+  encode(message: ReleaseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.released !== 0) {
+      writer.uint32(8).int32(message.released);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReleaseResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReleaseResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.released = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReleaseResponse {
+    return { released: isSet(object.released) ? globalThis.Number(object.released) : 0 };
+  },
+
+  toJSON(message: ReleaseResponse): unknown {
+    const obj: any = {};
+    if (message.released !== 0) {
+      obj.released = Math.round(message.released);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReleaseResponse>, I>>(base?: I): ReleaseResponse {
+    return ReleaseResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReleaseResponse>, I>>(object: I): ReleaseResponse {
+    const message = createBaseReleaseResponse();
+    message.released = object.released ?? 0;
+    return message;
+  },
+};
+
+function createBaseListPortsRequest(): ListPortsRequest {
+  return { workspace: "" };
+}
+
+export const ListPortsRequest: MessageFns<ListPortsRequest> = {
+  encode(message: ListPortsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workspace !== "") {
+      writer.uint32(10).string(message.workspace);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPortsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPortsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workspace = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPortsRequest {
+    return { workspace: isSet(object.workspace) ? globalThis.String(object.workspace) : "" };
+  },
+
+  toJSON(message: ListPortsRequest): unknown {
+    const obj: any = {};
+    if (message.workspace !== "") {
+      obj.workspace = message.workspace;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPortsRequest>, I>>(base?: I): ListPortsRequest {
+    return ListPortsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPortsRequest>, I>>(object: I): ListPortsRequest {
+    const message = createBaseListPortsRequest();
+    message.workspace = object.workspace ?? "";
+    return message;
+  },
+};
+
+function createBaseListPortsResponse(): ListPortsResponse {
+  return { items: [], range: undefined };
+}
+
+export const ListPortsResponse: MessageFns<ListPortsResponse> = {
+  encode(message: ListPortsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      PortLease.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.range !== undefined) {
+      PortRange.encode(message.range, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPortsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPortsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(PortLease.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.range = PortRange.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPortsResponse {
+    return {
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => PortLease.fromJSON(e)) : [],
+      range: isSet(object.range) ? PortRange.fromJSON(object.range) : undefined,
+    };
+  },
+
+  toJSON(message: ListPortsResponse): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => PortLease.toJSON(e));
+    }
+    if (message.range !== undefined) {
+      obj.range = PortRange.toJSON(message.range);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPortsResponse>, I>>(base?: I): ListPortsResponse {
+    return ListPortsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPortsResponse>, I>>(object: I): ListPortsResponse {
+    const message = createBaseListPortsResponse();
+    message.items = object.items?.map((e) => PortLease.fromPartial(e)) || [];
+    message.range = (object.range !== undefined && object.range !== null)
+      ? PortRange.fromPartial(object.range)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePool(): Pool {
+  return { name: "", kind: "", capacity: 0, reservedP0: 0, inUse: 0, leases: 0, description: "", updatedAt: "" };
+}
+
+export const Pool: MessageFns<Pool> = {
+  encode(message: Pool, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.kind !== "") {
+      writer.uint32(18).string(message.kind);
+    }
+    if (message.capacity !== 0) {
+      writer.uint32(24).int32(message.capacity);
+    }
+    if (message.reservedP0 !== 0) {
+      writer.uint32(32).int32(message.reservedP0);
+    }
+    if (message.inUse !== 0) {
+      writer.uint32(40).int32(message.inUse);
+    }
+    if (message.leases !== 0) {
+      writer.uint32(48).int32(message.leases);
+    }
+    if (message.description !== "") {
+      writer.uint32(58).string(message.description);
+    }
+    if (message.updatedAt !== "") {
+      writer.uint32(66).string(message.updatedAt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Pool {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePool();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.capacity = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.reservedP0 = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.inUse = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.leases = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.updatedAt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Pool {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      capacity: isSet(object.capacity) ? globalThis.Number(object.capacity) : 0,
+      reservedP0: isSet(object.reservedP0)
+        ? globalThis.Number(object.reservedP0)
+        : isSet(object.reserved_p0)
+        ? globalThis.Number(object.reserved_p0)
+        : 0,
+      inUse: isSet(object.inUse)
+        ? globalThis.Number(object.inUse)
+        : isSet(object.in_use)
+        ? globalThis.Number(object.in_use)
+        : 0,
+      leases: isSet(object.leases) ? globalThis.Number(object.leases) : 0,
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      updatedAt: isSet(object.updatedAt)
+        ? globalThis.String(object.updatedAt)
+        : isSet(object.updated_at)
+        ? globalThis.String(object.updated_at)
+        : "",
+    };
+  },
+
+  toJSON(message: Pool): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.capacity !== 0) {
+      obj.capacity = Math.round(message.capacity);
+    }
+    if (message.reservedP0 !== 0) {
+      obj.reservedP0 = Math.round(message.reservedP0);
+    }
+    if (message.inUse !== 0) {
+      obj.inUse = Math.round(message.inUse);
+    }
+    if (message.leases !== 0) {
+      obj.leases = Math.round(message.leases);
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.updatedAt !== "") {
+      obj.updatedAt = message.updatedAt;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Pool>, I>>(base?: I): Pool {
+    return Pool.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Pool>, I>>(object: I): Pool {
+    const message = createBasePool();
+    message.name = object.name ?? "";
+    message.kind = object.kind ?? "";
+    message.capacity = object.capacity ?? 0;
+    message.reservedP0 = object.reservedP0 ?? 0;
+    message.inUse = object.inUse ?? 0;
+    message.leases = object.leases ?? 0;
+    message.description = object.description ?? "";
+    message.updatedAt = object.updatedAt ?? "";
+    return message;
+  },
+};
+
+function createBaseListPoolsRequest(): ListPoolsRequest {
+  return {};
+}
+
+export const ListPoolsRequest: MessageFns<ListPoolsRequest> = {
+  encode(_: ListPoolsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPoolsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPoolsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListPoolsRequest {
+    return {};
+  },
+
+  toJSON(_: ListPoolsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPoolsRequest>, I>>(base?: I): ListPoolsRequest {
+    return ListPoolsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPoolsRequest>, I>>(_: I): ListPoolsRequest {
+    const message = createBaseListPoolsRequest();
+    return message;
+  },
+};
+
+function createBaseListPoolsResponse(): ListPoolsResponse {
+  return { items: [] };
+}
+
+export const ListPoolsResponse: MessageFns<ListPoolsResponse> = {
+  encode(message: ListPoolsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      Pool.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPoolsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPoolsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(Pool.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPoolsResponse {
+    return { items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => Pool.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: ListPoolsResponse): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => Pool.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPoolsResponse>, I>>(base?: I): ListPoolsResponse {
+    return ListPoolsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPoolsResponse>, I>>(object: I): ListPoolsResponse {
+    const message = createBaseListPoolsResponse();
+    message.items = object.items?.map((e) => Pool.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGetPoolRequest(): GetPoolRequest {
+  return { name: "" };
+}
+
+export const GetPoolRequest: MessageFns<GetPoolRequest> = {
+  encode(message: GetPoolRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPoolRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPoolRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPoolRequest {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: GetPoolRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPoolRequest>, I>>(base?: I): GetPoolRequest {
+    return GetPoolRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPoolRequest>, I>>(object: I): GetPoolRequest {
+    const message = createBaseGetPoolRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBasePutPoolRequest(): PutPoolRequest {
+  return { principal: undefined, pool: undefined };
+}
+
+export const PutPoolRequest: MessageFns<PutPoolRequest> = {
+  encode(message: PutPoolRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.pool !== undefined) {
+      Pool.encode(message.pool, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PutPoolRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePutPoolRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pool = Pool.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PutPoolRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      pool: isSet(object.pool) ? Pool.fromJSON(object.pool) : undefined,
+    };
+  },
+
+  toJSON(message: PutPoolRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.pool !== undefined) {
+      obj.pool = Pool.toJSON(message.pool);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PutPoolRequest>, I>>(base?: I): PutPoolRequest {
+    return PutPoolRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PutPoolRequest>, I>>(object: I): PutPoolRequest {
+    const message = createBasePutPoolRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.pool = (object.pool !== undefined && object.pool !== null) ? Pool.fromPartial(object.pool) : undefined;
     return message;
   },
 };
 
 function createBaseAcquireLeaseRequest(): AcquireLeaseRequest {
-  return { workspace: "", resource: "", units: 0, priority: "", ttlSeconds: 0 };
+  return { workspace: "", resource: "", units: 0, priority: "", ttlSeconds: 0, holder: "", principal: undefined };
 }
 
 export const AcquireLeaseRequest: MessageFns<AcquireLeaseRequest> = {
@@ -735,6 +3215,12 @@ export const AcquireLeaseRequest: MessageFns<AcquireLeaseRequest> = {
     }
     if (message.ttlSeconds !== 0) {
       writer.uint32(40).int32(message.ttlSeconds);
+    }
+    if (message.holder !== "") {
+      writer.uint32(50).string(message.holder);
+    }
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -792,6 +3278,22 @@ export const AcquireLeaseRequest: MessageFns<AcquireLeaseRequest> = {
             message.ttlSeconds = reader.int32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.holder = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -815,6 +3317,8 @@ export const AcquireLeaseRequest: MessageFns<AcquireLeaseRequest> = {
         : isSet(object.ttl_seconds)
         ? globalThis.Number(object.ttl_seconds)
         : 0,
+      holder: isSet(object.holder) ? globalThis.String(object.holder) : "",
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
     };
   },
 
@@ -835,6 +3339,12 @@ export const AcquireLeaseRequest: MessageFns<AcquireLeaseRequest> = {
     if (message.ttlSeconds !== 0) {
       obj.ttlSeconds = Math.round(message.ttlSeconds);
     }
+    if (message.holder !== "") {
+      obj.holder = message.holder;
+    }
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
     return obj;
   },
 
@@ -848,12 +3358,16 @@ export const AcquireLeaseRequest: MessageFns<AcquireLeaseRequest> = {
     message.units = object.units ?? 0;
     message.priority = object.priority ?? "";
     message.ttlSeconds = object.ttlSeconds ?? 0;
+    message.holder = object.holder ?? "";
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
     return message;
   },
 };
 
 function createBaseResourceLease(): ResourceLease {
-  return { id: "", workspace: "", resource: "", units: 0, expiresAt: "" };
+  return { id: "", workspace: "", resource: "", units: 0, expiresAt: "", holder: "", priority: "", createdAt: "" };
 }
 
 export const ResourceLease: MessageFns<ResourceLease> = {
@@ -872,6 +3386,15 @@ export const ResourceLease: MessageFns<ResourceLease> = {
     }
     if (message.expiresAt !== "") {
       writer.uint32(42).string(message.expiresAt);
+    }
+    if (message.holder !== "") {
+      writer.uint32(50).string(message.holder);
+    }
+    if (message.priority !== "") {
+      writer.uint32(58).string(message.priority);
+    }
+    if (message.createdAt !== "") {
+      writer.uint32(66).string(message.createdAt);
     }
     return writer;
   },
@@ -929,6 +3452,30 @@ export const ResourceLease: MessageFns<ResourceLease> = {
             message.expiresAt = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.holder = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.priority = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.createdAt = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -952,6 +3499,13 @@ export const ResourceLease: MessageFns<ResourceLease> = {
         : isSet(object.expires_at)
         ? globalThis.String(object.expires_at)
         : "",
+      holder: isSet(object.holder) ? globalThis.String(object.holder) : "",
+      priority: isSet(object.priority) ? globalThis.String(object.priority) : "",
+      createdAt: isSet(object.createdAt)
+        ? globalThis.String(object.createdAt)
+        : isSet(object.created_at)
+        ? globalThis.String(object.created_at)
+        : "",
     };
   },
 
@@ -972,6 +3526,15 @@ export const ResourceLease: MessageFns<ResourceLease> = {
     if (message.expiresAt !== "") {
       obj.expiresAt = message.expiresAt;
     }
+    if (message.holder !== "") {
+      obj.holder = message.holder;
+    }
+    if (message.priority !== "") {
+      obj.priority = message.priority;
+    }
+    if (message.createdAt !== "") {
+      obj.createdAt = message.createdAt;
+    }
     return obj;
   },
 
@@ -985,11 +3548,606 @@ export const ResourceLease: MessageFns<ResourceLease> = {
     message.resource = object.resource ?? "";
     message.units = object.units ?? 0;
     message.expiresAt = object.expiresAt ?? "";
+    message.holder = object.holder ?? "";
+    message.priority = object.priority ?? "";
+    message.createdAt = object.createdAt ?? "";
     return message;
   },
 };
 
-/** Workspaces, their dependency graph, ports and shared-resource leases. */
+function createBaseAcquireLeasesRequest(): AcquireLeasesRequest {
+  return { requests: [] };
+}
+
+export const AcquireLeasesRequest: MessageFns<AcquireLeasesRequest> = {
+  encode(message: AcquireLeasesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.requests) {
+      AcquireLeaseRequest.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AcquireLeasesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAcquireLeasesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requests.push(AcquireLeaseRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AcquireLeasesRequest {
+    return {
+      requests: globalThis.Array.isArray(object?.requests)
+        ? object.requests.map((e: any) => AcquireLeaseRequest.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: AcquireLeasesRequest): unknown {
+    const obj: any = {};
+    if (message.requests?.length) {
+      obj.requests = message.requests.map((e) => AcquireLeaseRequest.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AcquireLeasesRequest>, I>>(base?: I): AcquireLeasesRequest {
+    return AcquireLeasesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AcquireLeasesRequest>, I>>(object: I): AcquireLeasesRequest {
+    const message = createBaseAcquireLeasesRequest();
+    message.requests = object.requests?.map((e) => AcquireLeaseRequest.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseLeaseOutcome(): LeaseOutcome {
+  return { lease: undefined, granted: false, code: "", reason: "" };
+}
+
+export const LeaseOutcome: MessageFns<LeaseOutcome> = {
+  encode(message: LeaseOutcome, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.lease !== undefined) {
+      ResourceLease.encode(message.lease, writer.uint32(10).fork()).join();
+    }
+    if (message.granted !== false) {
+      writer.uint32(16).bool(message.granted);
+    }
+    if (message.code !== "") {
+      writer.uint32(26).string(message.code);
+    }
+    if (message.reason !== "") {
+      writer.uint32(34).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseOutcome {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseOutcome();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.lease = ResourceLease.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.granted = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseOutcome {
+    return {
+      lease: isSet(object.lease) ? ResourceLease.fromJSON(object.lease) : undefined,
+      granted: isSet(object.granted) ? globalThis.Boolean(object.granted) : false,
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: LeaseOutcome): unknown {
+    const obj: any = {};
+    if (message.lease !== undefined) {
+      obj.lease = ResourceLease.toJSON(message.lease);
+    }
+    if (message.granted !== false) {
+      obj.granted = message.granted;
+    }
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaseOutcome>, I>>(base?: I): LeaseOutcome {
+    return LeaseOutcome.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaseOutcome>, I>>(object: I): LeaseOutcome {
+    const message = createBaseLeaseOutcome();
+    message.lease = (object.lease !== undefined && object.lease !== null)
+      ? ResourceLease.fromPartial(object.lease)
+      : undefined;
+    message.granted = object.granted ?? false;
+    message.code = object.code ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseAcquireLeasesResponse(): AcquireLeasesResponse {
+  return { outcomes: [] };
+}
+
+export const AcquireLeasesResponse: MessageFns<AcquireLeasesResponse> = {
+  encode(message: AcquireLeasesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.outcomes) {
+      LeaseOutcome.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AcquireLeasesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAcquireLeasesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.outcomes.push(LeaseOutcome.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AcquireLeasesResponse {
+    return {
+      outcomes: globalThis.Array.isArray(object?.outcomes)
+        ? object.outcomes.map((e: any) => LeaseOutcome.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: AcquireLeasesResponse): unknown {
+    const obj: any = {};
+    if (message.outcomes?.length) {
+      obj.outcomes = message.outcomes.map((e) => LeaseOutcome.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AcquireLeasesResponse>, I>>(base?: I): AcquireLeasesResponse {
+    return AcquireLeasesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AcquireLeasesResponse>, I>>(object: I): AcquireLeasesResponse {
+    const message = createBaseAcquireLeasesResponse();
+    message.outcomes = object.outcomes?.map((e) => LeaseOutcome.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRenewLeaseRequest(): RenewLeaseRequest {
+  return { id: "", ttlSeconds: 0 };
+}
+
+export const RenewLeaseRequest: MessageFns<RenewLeaseRequest> = {
+  encode(message: RenewLeaseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.ttlSeconds !== 0) {
+      writer.uint32(16).int32(message.ttlSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenewLeaseRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenewLeaseRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ttlSeconds = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RenewLeaseRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      ttlSeconds: isSet(object.ttlSeconds)
+        ? globalThis.Number(object.ttlSeconds)
+        : isSet(object.ttl_seconds)
+        ? globalThis.Number(object.ttl_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: RenewLeaseRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.ttlSeconds !== 0) {
+      obj.ttlSeconds = Math.round(message.ttlSeconds);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RenewLeaseRequest>, I>>(base?: I): RenewLeaseRequest {
+    return RenewLeaseRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RenewLeaseRequest>, I>>(object: I): RenewLeaseRequest {
+    const message = createBaseRenewLeaseRequest();
+    message.id = object.id ?? "";
+    message.ttlSeconds = object.ttlSeconds ?? 0;
+    return message;
+  },
+};
+
+function createBaseReleaseLeasesRequest(): ReleaseLeasesRequest {
+  return { ids: [], holders: [] };
+}
+
+export const ReleaseLeasesRequest: MessageFns<ReleaseLeasesRequest> = {
+  encode(message: ReleaseLeasesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ids) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.holders) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReleaseLeasesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReleaseLeasesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ids.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.holders.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReleaseLeasesRequest {
+    return {
+      ids: globalThis.Array.isArray(object?.ids) ? object.ids.map((e: any) => globalThis.String(e)) : [],
+      holders: globalThis.Array.isArray(object?.holders) ? object.holders.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: ReleaseLeasesRequest): unknown {
+    const obj: any = {};
+    if (message.ids?.length) {
+      obj.ids = message.ids;
+    }
+    if (message.holders?.length) {
+      obj.holders = message.holders;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReleaseLeasesRequest>, I>>(base?: I): ReleaseLeasesRequest {
+    return ReleaseLeasesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReleaseLeasesRequest>, I>>(object: I): ReleaseLeasesRequest {
+    const message = createBaseReleaseLeasesRequest();
+    message.ids = object.ids?.map((e) => e) || [];
+    message.holders = object.holders?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseListLeasesRequest(): ListLeasesRequest {
+  return { resource: "", workspace: "" };
+}
+
+export const ListLeasesRequest: MessageFns<ListLeasesRequest> = {
+  encode(message: ListLeasesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.resource !== "") {
+      writer.uint32(10).string(message.resource);
+    }
+    if (message.workspace !== "") {
+      writer.uint32(18).string(message.workspace);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListLeasesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListLeasesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.resource = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workspace = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListLeasesRequest {
+    return {
+      resource: isSet(object.resource) ? globalThis.String(object.resource) : "",
+      workspace: isSet(object.workspace) ? globalThis.String(object.workspace) : "",
+    };
+  },
+
+  toJSON(message: ListLeasesRequest): unknown {
+    const obj: any = {};
+    if (message.resource !== "") {
+      obj.resource = message.resource;
+    }
+    if (message.workspace !== "") {
+      obj.workspace = message.workspace;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListLeasesRequest>, I>>(base?: I): ListLeasesRequest {
+    return ListLeasesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListLeasesRequest>, I>>(object: I): ListLeasesRequest {
+    const message = createBaseListLeasesRequest();
+    message.resource = object.resource ?? "";
+    message.workspace = object.workspace ?? "";
+    return message;
+  },
+};
+
+function createBaseListLeasesResponse(): ListLeasesResponse {
+  return { items: [] };
+}
+
+export const ListLeasesResponse: MessageFns<ListLeasesResponse> = {
+  encode(message: ListLeasesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      ResourceLease.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListLeasesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListLeasesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(ResourceLease.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListLeasesResponse {
+    return {
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => ResourceLease.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListLeasesResponse): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => ResourceLease.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListLeasesResponse>, I>>(base?: I): ListLeasesResponse {
+    return ListLeasesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListLeasesResponse>, I>>(object: I): ListLeasesResponse {
+    const message = createBaseListLeasesResponse();
+    message.items = object.items?.map((e) => ResourceLease.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+/**
+ * Workspaces, their dependency graph and health, port leases, and leases on shared
+ * resource pools (a GPU pool, a ComfyUI instance).
+ */
 export type WorkspaceCoordService = typeof WorkspaceCoordService;
 export const WorkspaceCoordService = {
   getWorkspace: {
@@ -1012,6 +4170,70 @@ export const WorkspaceCoordService = {
       Buffer.from(ListWorkspacesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListWorkspacesResponse => ListWorkspacesResponse.decode(value),
   },
+  createWorkspace: {
+    path: "/ziggie.v1.WorkspaceCoord/CreateWorkspace" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateWorkspaceRequest): Buffer =>
+      Buffer.from(CreateWorkspaceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateWorkspaceRequest => CreateWorkspaceRequest.decode(value),
+    responseSerialize: (value: Workspace): Buffer => Buffer.from(Workspace.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Workspace => Workspace.decode(value),
+  },
+  /** Changes the given fields; dependencies that would close a cycle are refused. */
+  updateWorkspace: {
+    path: "/ziggie.v1.WorkspaceCoord/UpdateWorkspace" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateWorkspaceRequest): Buffer =>
+      Buffer.from(UpdateWorkspaceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateWorkspaceRequest => UpdateWorkspaceRequest.decode(value),
+    responseSerialize: (value: Workspace): Buffer => Buffer.from(Workspace.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Workspace => Workspace.decode(value),
+  },
+  /** Refused while other workspaces depend on it or it holds live leases. */
+  deleteWorkspace: {
+    path: "/ziggie.v1.WorkspaceCoord/DeleteWorkspace" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteWorkspaceRequest): Buffer =>
+      Buffer.from(DeleteWorkspaceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteWorkspaceRequest => DeleteWorkspaceRequest.decode(value),
+    responseSerialize: (value: DeleteWorkspaceResponse): Buffer =>
+      Buffer.from(DeleteWorkspaceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteWorkspaceResponse => DeleteWorkspaceResponse.decode(value),
+  },
+  /** The given workspaces and every workspace that depends on them, directly or not. */
+  affectedWorkspaces: {
+    path: "/ziggie.v1.WorkspaceCoord/AffectedWorkspaces" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AffectedWorkspacesRequest): Buffer =>
+      Buffer.from(AffectedWorkspacesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AffectedWorkspacesRequest => AffectedWorkspacesRequest.decode(value),
+    responseSerialize: (value: AffectedWorkspacesResponse): Buffer =>
+      Buffer.from(AffectedWorkspacesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AffectedWorkspacesResponse => AffectedWorkspacesResponse.decode(value),
+  },
+  getHealth: {
+    path: "/ziggie.v1.WorkspaceCoord/GetHealth" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetWorkspaceRequest): Buffer => Buffer.from(GetWorkspaceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetWorkspaceRequest => GetWorkspaceRequest.decode(value),
+    responseSerialize: (value: WorkspaceHealth): Buffer => Buffer.from(WorkspaceHealth.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WorkspaceHealth => WorkspaceHealth.decode(value),
+  },
+  /** An explicit report (from an operator or an agent); it expires after ttl_seconds. */
+  reportHealth: {
+    path: "/ziggie.v1.WorkspaceCoord/ReportHealth" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReportHealthRequest): Buffer => Buffer.from(ReportHealthRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReportHealthRequest => ReportHealthRequest.decode(value),
+    responseSerialize: (value: WorkspaceHealth): Buffer => Buffer.from(WorkspaceHealth.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WorkspaceHealth => WorkspaceHealth.decode(value),
+  },
   allocatePort: {
     path: "/ziggie.v1.WorkspaceCoord/AllocatePort" as const,
     requestStream: false as const,
@@ -1020,6 +4242,61 @@ export const WorkspaceCoordService = {
     requestDeserialize: (value: Buffer): AllocatePortRequest => AllocatePortRequest.decode(value),
     responseSerialize: (value: PortLease): Buffer => Buffer.from(PortLease.encode(value).finish()),
     responseDeserialize: (value: Buffer): PortLease => PortLease.decode(value),
+  },
+  renewPort: {
+    path: "/ziggie.v1.WorkspaceCoord/RenewPort" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RenewPortRequest): Buffer => Buffer.from(RenewPortRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RenewPortRequest => RenewPortRequest.decode(value),
+    responseSerialize: (value: PortLease): Buffer => Buffer.from(PortLease.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PortLease => PortLease.decode(value),
+  },
+  releasePort: {
+    path: "/ziggie.v1.WorkspaceCoord/ReleasePort" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReleasePortRequest): Buffer => Buffer.from(ReleasePortRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReleasePortRequest => ReleasePortRequest.decode(value),
+    responseSerialize: (value: ReleaseResponse): Buffer => Buffer.from(ReleaseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReleaseResponse => ReleaseResponse.decode(value),
+  },
+  listPorts: {
+    path: "/ziggie.v1.WorkspaceCoord/ListPorts" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListPortsRequest): Buffer => Buffer.from(ListPortsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListPortsRequest => ListPortsRequest.decode(value),
+    responseSerialize: (value: ListPortsResponse): Buffer => Buffer.from(ListPortsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListPortsResponse => ListPortsResponse.decode(value),
+  },
+  listPools: {
+    path: "/ziggie.v1.WorkspaceCoord/ListPools" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListPoolsRequest): Buffer => Buffer.from(ListPoolsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListPoolsRequest => ListPoolsRequest.decode(value),
+    responseSerialize: (value: ListPoolsResponse): Buffer => Buffer.from(ListPoolsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListPoolsResponse => ListPoolsResponse.decode(value),
+  },
+  getPool: {
+    path: "/ziggie.v1.WorkspaceCoord/GetPool" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetPoolRequest): Buffer => Buffer.from(GetPoolRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetPoolRequest => GetPoolRequest.decode(value),
+    responseSerialize: (value: Pool): Buffer => Buffer.from(Pool.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Pool => Pool.decode(value),
+  },
+  /** Creates or changes a pool's capacity and P0 reserve. */
+  putPool: {
+    path: "/ziggie.v1.WorkspaceCoord/PutPool" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PutPoolRequest): Buffer => Buffer.from(PutPoolRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PutPoolRequest => PutPoolRequest.decode(value),
+    responseSerialize: (value: Pool): Buffer => Buffer.from(Pool.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Pool => Pool.decode(value),
   },
   acquireLease: {
     path: "/ziggie.v1.WorkspaceCoord/AcquireLease" as const,
@@ -1030,13 +4307,73 @@ export const WorkspaceCoordService = {
     responseSerialize: (value: ResourceLease): Buffer => Buffer.from(ResourceLease.encode(value).finish()),
     responseDeserialize: (value: Buffer): ResourceLease => ResourceLease.decode(value),
   },
+  /** Several acquisitions in one round trip, each granted or refused on its own (the orchestrator's path). */
+  acquireLeases: {
+    path: "/ziggie.v1.WorkspaceCoord/AcquireLeases" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AcquireLeasesRequest): Buffer => Buffer.from(AcquireLeasesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AcquireLeasesRequest => AcquireLeasesRequest.decode(value),
+    responseSerialize: (value: AcquireLeasesResponse): Buffer =>
+      Buffer.from(AcquireLeasesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AcquireLeasesResponse => AcquireLeasesResponse.decode(value),
+  },
+  renewLease: {
+    path: "/ziggie.v1.WorkspaceCoord/RenewLease" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RenewLeaseRequest): Buffer => Buffer.from(RenewLeaseRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RenewLeaseRequest => RenewLeaseRequest.decode(value),
+    responseSerialize: (value: ResourceLease): Buffer => Buffer.from(ResourceLease.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResourceLease => ResourceLease.decode(value),
+  },
+  releaseLeases: {
+    path: "/ziggie.v1.WorkspaceCoord/ReleaseLeases" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReleaseLeasesRequest): Buffer => Buffer.from(ReleaseLeasesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReleaseLeasesRequest => ReleaseLeasesRequest.decode(value),
+    responseSerialize: (value: ReleaseResponse): Buffer => Buffer.from(ReleaseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReleaseResponse => ReleaseResponse.decode(value),
+  },
+  listLeases: {
+    path: "/ziggie.v1.WorkspaceCoord/ListLeases" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListLeasesRequest): Buffer => Buffer.from(ListLeasesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListLeasesRequest => ListLeasesRequest.decode(value),
+    responseSerialize: (value: ListLeasesResponse): Buffer => Buffer.from(ListLeasesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListLeasesResponse => ListLeasesResponse.decode(value),
+  },
 } as const;
 
 export interface WorkspaceCoordServer extends UntypedServiceImplementation {
   getWorkspace: handleUnaryCall<GetWorkspaceRequest, Workspace>;
   listWorkspaces: handleUnaryCall<ListWorkspacesRequest, ListWorkspacesResponse>;
+  createWorkspace: handleUnaryCall<CreateWorkspaceRequest, Workspace>;
+  /** Changes the given fields; dependencies that would close a cycle are refused. */
+  updateWorkspace: handleUnaryCall<UpdateWorkspaceRequest, Workspace>;
+  /** Refused while other workspaces depend on it or it holds live leases. */
+  deleteWorkspace: handleUnaryCall<DeleteWorkspaceRequest, DeleteWorkspaceResponse>;
+  /** The given workspaces and every workspace that depends on them, directly or not. */
+  affectedWorkspaces: handleUnaryCall<AffectedWorkspacesRequest, AffectedWorkspacesResponse>;
+  getHealth: handleUnaryCall<GetWorkspaceRequest, WorkspaceHealth>;
+  /** An explicit report (from an operator or an agent); it expires after ttl_seconds. */
+  reportHealth: handleUnaryCall<ReportHealthRequest, WorkspaceHealth>;
   allocatePort: handleUnaryCall<AllocatePortRequest, PortLease>;
+  renewPort: handleUnaryCall<RenewPortRequest, PortLease>;
+  releasePort: handleUnaryCall<ReleasePortRequest, ReleaseResponse>;
+  listPorts: handleUnaryCall<ListPortsRequest, ListPortsResponse>;
+  listPools: handleUnaryCall<ListPoolsRequest, ListPoolsResponse>;
+  getPool: handleUnaryCall<GetPoolRequest, Pool>;
+  /** Creates or changes a pool's capacity and P0 reserve. */
+  putPool: handleUnaryCall<PutPoolRequest, Pool>;
   acquireLease: handleUnaryCall<AcquireLeaseRequest, ResourceLease>;
+  /** Several acquisitions in one round trip, each granted or refused on its own (the orchestrator's path). */
+  acquireLeases: handleUnaryCall<AcquireLeasesRequest, AcquireLeasesResponse>;
+  renewLease: handleUnaryCall<RenewLeaseRequest, ResourceLease>;
+  releaseLeases: handleUnaryCall<ReleaseLeasesRequest, ReleaseResponse>;
+  listLeases: handleUnaryCall<ListLeasesRequest, ListLeasesResponse>;
 }
 
 export interface WorkspaceCoordClient extends Client {
@@ -1070,6 +4407,100 @@ export interface WorkspaceCoordClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListWorkspacesResponse) => void,
   ): ClientUnaryCall;
+  createWorkspace(
+    request: CreateWorkspaceRequest,
+    callback: (error: ServiceError | null, response: Workspace) => void,
+  ): ClientUnaryCall;
+  createWorkspace(
+    request: CreateWorkspaceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Workspace) => void,
+  ): ClientUnaryCall;
+  createWorkspace(
+    request: CreateWorkspaceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Workspace) => void,
+  ): ClientUnaryCall;
+  /** Changes the given fields; dependencies that would close a cycle are refused. */
+  updateWorkspace(
+    request: UpdateWorkspaceRequest,
+    callback: (error: ServiceError | null, response: Workspace) => void,
+  ): ClientUnaryCall;
+  updateWorkspace(
+    request: UpdateWorkspaceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Workspace) => void,
+  ): ClientUnaryCall;
+  updateWorkspace(
+    request: UpdateWorkspaceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Workspace) => void,
+  ): ClientUnaryCall;
+  /** Refused while other workspaces depend on it or it holds live leases. */
+  deleteWorkspace(
+    request: DeleteWorkspaceRequest,
+    callback: (error: ServiceError | null, response: DeleteWorkspaceResponse) => void,
+  ): ClientUnaryCall;
+  deleteWorkspace(
+    request: DeleteWorkspaceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteWorkspaceResponse) => void,
+  ): ClientUnaryCall;
+  deleteWorkspace(
+    request: DeleteWorkspaceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteWorkspaceResponse) => void,
+  ): ClientUnaryCall;
+  /** The given workspaces and every workspace that depends on them, directly or not. */
+  affectedWorkspaces(
+    request: AffectedWorkspacesRequest,
+    callback: (error: ServiceError | null, response: AffectedWorkspacesResponse) => void,
+  ): ClientUnaryCall;
+  affectedWorkspaces(
+    request: AffectedWorkspacesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AffectedWorkspacesResponse) => void,
+  ): ClientUnaryCall;
+  affectedWorkspaces(
+    request: AffectedWorkspacesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AffectedWorkspacesResponse) => void,
+  ): ClientUnaryCall;
+  getHealth(
+    request: GetWorkspaceRequest,
+    callback: (error: ServiceError | null, response: WorkspaceHealth) => void,
+  ): ClientUnaryCall;
+  getHealth(
+    request: GetWorkspaceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: WorkspaceHealth) => void,
+  ): ClientUnaryCall;
+  getHealth(
+    request: GetWorkspaceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: WorkspaceHealth) => void,
+  ): ClientUnaryCall;
+  /** An explicit report (from an operator or an agent); it expires after ttl_seconds. */
+  reportHealth(
+    request: ReportHealthRequest,
+    callback: (error: ServiceError | null, response: WorkspaceHealth) => void,
+  ): ClientUnaryCall;
+  reportHealth(
+    request: ReportHealthRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: WorkspaceHealth) => void,
+  ): ClientUnaryCall;
+  reportHealth(
+    request: ReportHealthRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: WorkspaceHealth) => void,
+  ): ClientUnaryCall;
   allocatePort(
     request: AllocatePortRequest,
     callback: (error: ServiceError | null, response: PortLease) => void,
@@ -1085,6 +4516,91 @@ export interface WorkspaceCoordClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: PortLease) => void,
   ): ClientUnaryCall;
+  renewPort(
+    request: RenewPortRequest,
+    callback: (error: ServiceError | null, response: PortLease) => void,
+  ): ClientUnaryCall;
+  renewPort(
+    request: RenewPortRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PortLease) => void,
+  ): ClientUnaryCall;
+  renewPort(
+    request: RenewPortRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PortLease) => void,
+  ): ClientUnaryCall;
+  releasePort(
+    request: ReleasePortRequest,
+    callback: (error: ServiceError | null, response: ReleaseResponse) => void,
+  ): ClientUnaryCall;
+  releasePort(
+    request: ReleasePortRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReleaseResponse) => void,
+  ): ClientUnaryCall;
+  releasePort(
+    request: ReleasePortRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReleaseResponse) => void,
+  ): ClientUnaryCall;
+  listPorts(
+    request: ListPortsRequest,
+    callback: (error: ServiceError | null, response: ListPortsResponse) => void,
+  ): ClientUnaryCall;
+  listPorts(
+    request: ListPortsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListPortsResponse) => void,
+  ): ClientUnaryCall;
+  listPorts(
+    request: ListPortsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListPortsResponse) => void,
+  ): ClientUnaryCall;
+  listPools(
+    request: ListPoolsRequest,
+    callback: (error: ServiceError | null, response: ListPoolsResponse) => void,
+  ): ClientUnaryCall;
+  listPools(
+    request: ListPoolsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListPoolsResponse) => void,
+  ): ClientUnaryCall;
+  listPools(
+    request: ListPoolsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListPoolsResponse) => void,
+  ): ClientUnaryCall;
+  getPool(request: GetPoolRequest, callback: (error: ServiceError | null, response: Pool) => void): ClientUnaryCall;
+  getPool(
+    request: GetPoolRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Pool) => void,
+  ): ClientUnaryCall;
+  getPool(
+    request: GetPoolRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Pool) => void,
+  ): ClientUnaryCall;
+  /** Creates or changes a pool's capacity and P0 reserve. */
+  putPool(request: PutPoolRequest, callback: (error: ServiceError | null, response: Pool) => void): ClientUnaryCall;
+  putPool(
+    request: PutPoolRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Pool) => void,
+  ): ClientUnaryCall;
+  putPool(
+    request: PutPoolRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Pool) => void,
+  ): ClientUnaryCall;
   acquireLease(
     request: AcquireLeaseRequest,
     callback: (error: ServiceError | null, response: ResourceLease) => void,
@@ -1099,6 +4615,67 @@ export interface WorkspaceCoordClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ResourceLease) => void,
+  ): ClientUnaryCall;
+  /** Several acquisitions in one round trip, each granted or refused on its own (the orchestrator's path). */
+  acquireLeases(
+    request: AcquireLeasesRequest,
+    callback: (error: ServiceError | null, response: AcquireLeasesResponse) => void,
+  ): ClientUnaryCall;
+  acquireLeases(
+    request: AcquireLeasesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AcquireLeasesResponse) => void,
+  ): ClientUnaryCall;
+  acquireLeases(
+    request: AcquireLeasesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AcquireLeasesResponse) => void,
+  ): ClientUnaryCall;
+  renewLease(
+    request: RenewLeaseRequest,
+    callback: (error: ServiceError | null, response: ResourceLease) => void,
+  ): ClientUnaryCall;
+  renewLease(
+    request: RenewLeaseRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResourceLease) => void,
+  ): ClientUnaryCall;
+  renewLease(
+    request: RenewLeaseRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResourceLease) => void,
+  ): ClientUnaryCall;
+  releaseLeases(
+    request: ReleaseLeasesRequest,
+    callback: (error: ServiceError | null, response: ReleaseResponse) => void,
+  ): ClientUnaryCall;
+  releaseLeases(
+    request: ReleaseLeasesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReleaseResponse) => void,
+  ): ClientUnaryCall;
+  releaseLeases(
+    request: ReleaseLeasesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReleaseResponse) => void,
+  ): ClientUnaryCall;
+  listLeases(
+    request: ListLeasesRequest,
+    callback: (error: ServiceError | null, response: ListLeasesResponse) => void,
+  ): ClientUnaryCall;
+  listLeases(
+    request: ListLeasesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListLeasesResponse) => void,
+  ): ClientUnaryCall;
+  listLeases(
+    request: ListLeasesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListLeasesResponse) => void,
   ): ClientUnaryCall;
 }
 
