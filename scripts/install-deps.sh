@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages that the integration tests and the local stack need
-# (Debian/Ubuntu, apt): nats-server, PostgreSQL, Redis, Prometheus, Alertmanager.
+# (Debian/Ubuntu, apt): nats-server, PostgreSQL, Redis, Prometheus, Alertmanager, and Chromium for
+# the browser tests of pages the gateway serves (/docs).
 # Idempotent: packages that are already present are skipped, and `apt-get update` only runs
 # when something has to be installed. Used by .ci/run, the CLI and the README.
 #
@@ -13,7 +14,7 @@
 # /usr/sbin/policy-rc.d keeps apt from starting them; nothing already running is stopped.
 set -euo pipefail
 
-DEFAULT_PACKAGES=(nats-server postgresql redis-server prometheus prometheus-alertmanager)
+DEFAULT_PACKAGES=(nats-server postgresql redis-server prometheus prometheus-alertmanager chromium)
 
 check_only=0
 packages=()
@@ -49,6 +50,7 @@ program_present() {
     redis-server) command -v redis-server >/dev/null 2>&1 ;;
     prometheus) command -v prometheus >/dev/null 2>&1 ;;
     prometheus-alertmanager) command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 ;;
+    chromium) command -v chromium >/dev/null 2>&1 ;;
     *) return 1 ;;
   esac
 }

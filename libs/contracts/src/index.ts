@@ -1,6 +1,7 @@
 export * from './defaults';
 export * from './errors';
 export * from './governance';
+export * from './mcp';
 export * from './plan';
 export * from './plan-pb';
 export * from './rbac';

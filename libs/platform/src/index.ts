@@ -8,6 +8,8 @@ export * from './logging/logger';
 export * from './health/health';
 export * from './health/metrics';
 export * from './http/problem';
+export * from './http/api';
+export * from './http/openapi';
 export * from './nats';
 export * from './grpc';
 export * from './db';

@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { INestApplication, Module, Type } from '@nestjs/common';
-import { APP_FILTER, NestFactory } from '@nestjs/core';
+import { APP_FILTER, APP_INTERCEPTOR, NestFactory } from '@nestjs/core';
 import { ErrorCodes, GRPC_ERROR_CODE_KEY, pb } from '@ziggie/contracts';
-import { AuthModule, ConfigModule, loadConfig, PeerClients, PlatformConfig, ProblemFilter, signDevToken } from '@ziggie/platform';
+import { AuthModule, ConfigModule, loadConfig, PeerClients, PlatformConfig, ProblemFilter, StrictInputInterceptor, signDevToken } from '@ziggie/platform';
 import { AgentsController } from './agents.controller';
 
 const SECRET = 'agents-controller-test-secret-0123456789';
@@ -122,6 +122,7 @@ function gatewayModule(cfg: PlatformConfig): Type {
     providers: [
       { provide: PeerClients, useValue: fakePeers },
       { provide: APP_FILTER, useClass: ProblemFilter },
+      { provide: APP_INTERCEPTOR, useClass: StrictInputInterceptor },
     ],
   })
   class TestGatewayModule {}

@@ -1,7 +1,7 @@
-import { Controller, Get, Inject, Param, Query, Req } from '@nestjs/common';
+import { Controller, Get, Inject, Param, Req } from '@nestjs/common';
 import type { Request } from 'express';
 import { canAccessWorkspace, pb, ZiggieError } from '@ziggie/contracts';
-import { callUnary, CONFIG, CurrentPrincipal, PeerClients, parseInput, PlatformConfig, Principal } from '@ziggie/platform';
+import { ApiDoc, callUnary, CONFIG, CurrentPrincipal, PeerClients, PlatformConfig, Principal, ValidQuery } from '@ziggie/platform';
 import { z } from 'zod';
 import { page, PageQuery } from './pagination';
 
@@ -18,7 +18,6 @@ const ListQuery = Paging.extend({
 }).strict();
 const ChildrenQuery = Paging.strict();
 const SubtreeQuery = Paging.extend({ maxDepth: z.coerce.number().int().min(0).max(64).default(0) }).strict();
-const NoQuery = z.object({}).strict();
 
 /** Registry pages read per call while filtering a listing down to the token's workspaces. */
 const SCAN_BATCH = 1000;
@@ -113,8 +112,8 @@ export class AgentsController {
   }
 
   @Get()
-  async list(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const q = parseInput(ListQuery, query);
+  @ApiDoc({ summary: 'Agents of the token\'s workspaces, filtered by workspace, level, capability, status, role or parent' })
+  async list(@ValidQuery(ListQuery) q: z.infer<typeof ListQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
     const concrete = principal.workspaces.filter((w) => w !== '*');
     if (q.workspace ? !canAccessWorkspace(principal.workspaces, q.workspace) : !seesAll(principal) && concrete.length === 0) return page([], 0, '');
     // One workspace (asked for, or the token's only one) is a registry filter; several need a scan.
@@ -136,8 +135,8 @@ export class AgentsController {
   }
 
   @Get('summary')
-  async summary(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<pb.HierarchySummary> {
-    parseInput(NoQuery, query);
+  @ApiDoc({ summary: 'Agent counts by level and status in the token\'s workspaces' })
+  async summary(@CurrentPrincipal() principal: Principal): Promise<pb.HierarchySummary> {
     const registry = await this.registry();
     // An empty list would mean "all" to the registry; a token without workspaces sees nothing.
     if (principal.workspaces.length === 0) return { total: 0, levels: [], elite: 0, bmad: 0 };
@@ -145,22 +144,22 @@ export class AgentsController {
   }
 
   @Get(':id')
-  async get(@Param('id') id: string, @Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<pb.Agent> {
-    parseInput(NoQuery, query);
+  @ApiDoc({ summary: 'One agent with its live status and load' })
+  async get(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<pb.Agent> {
     return this.visibleAgent(await this.registry(), principal, id);
   }
 
   @Get(':id/children')
-  async children(@Param('id') id: string, @Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const q = parseInput(ChildrenQuery, query);
+  @ApiDoc({ summary: 'The agent\'s direct reports' })
+  async children(@Param('id') id: string, @ValidQuery(ChildrenQuery) q: z.infer<typeof ChildrenQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
     const registry = await this.registry();
     await this.assertVisible(registry, principal, id);
     return scopedPage(principal, (p) => callUnary(registry.listChildren.bind(registry), { id, page: p }, { peer: 'agent-registry' }), q.limit, q.cursor);
   }
 
   @Get(':id/subtree')
-  async subtree(@Param('id') id: string, @Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const q = parseInput(SubtreeQuery, query);
+  @ApiDoc({ summary: 'Every agent under the agent, breadth first, down to maxDepth levels (0: all)' })
+  async subtree(@Param('id') id: string, @ValidQuery(SubtreeQuery) q: z.infer<typeof SubtreeQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
     const registry = await this.registry();
     await this.assertVisible(registry, principal, id);
     return scopedPage(principal, (p) => callUnary(registry.getSubtree.bind(registry), { id, maxDepth: q.maxDepth, page: p }, { peer: 'agent-registry' }), q.limit, q.cursor);
@@ -168,8 +167,8 @@ export class AgentsController {
 
   /** From L0 down to the agent, leaving out ancestors the token may not see. */
   @Get(':id/path')
-  async path(@Param('id') id: string, @Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
-    parseInput(NoQuery, query);
+  @ApiDoc({ summary: 'The chain of command from L0 down to the agent' })
+  async path(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<object> {
     const registry = await this.registry();
     await this.assertVisible(registry, principal, id);
     const res = await callUnary(registry.getPath.bind(registry), { id }, { peer: 'agent-registry' });
@@ -178,8 +177,8 @@ export class AgentsController {
   }
 
   @Get(':id/card')
-  async card(@Param('id') id: string, @Query() query: unknown, @CurrentPrincipal() principal: Principal, @Req() req: Request): Promise<object> {
-    parseInput(NoQuery, query);
+  @ApiDoc({ summary: 'The agent\'s A2A 1.0 agent card' })
+  async card(@Param('id') id: string, @CurrentPrincipal() principal: Principal, @Req() req: Request): Promise<object> {
     const registry = await this.registry();
     await this.assertVisible(registry, principal, id);
     const res = await callUnary(registry.getAgentCard.bind(registry), { id, baseUrl: this.baseUrl(req) }, { peer: 'agent-registry' });

@@ -1,11 +1,15 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, Res } from '@nestjs/common';
+import { Controller, Delete, Get, HttpCode, Param, Post, Put, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { BLUEPRINT_NAME, BLUEPRINT_VERSION, BlueprintSchema, pb, PolicySchema, ZiggieError } from '@ziggie/contracts';
-import { callUnary, CurrentPrincipal, PeerClients, Principal, RequirePermission, parseInput } from '@ziggie/platform';
+import { ApiDoc, callUnary, CurrentPrincipal, PeerClients, Principal, RequirePermission, ValidBody, ValidQuery } from '@ziggie/platform';
 import { z } from 'zod';
 import { page, PageQuery } from './pagination';
 
 const PolicyId = z.string().regex(/^pol_[a-f0-9]{16}$/);
+const BlueprintsQuery = PageQuery.extend({ name: z.string().max(63).optional() }).strict();
+const PoliciesQuery = PageQuery.strict();
+const DecisionsQuery = PageQuery.extend({ taskId: z.string().max(64).optional(), effect: z.enum(['allow', 'deny', 'require_approval']).optional() }).strict();
+type Policy = z.infer<typeof PolicySchema>;
 
 function blueprintName(name: string, version?: string): { name: string; version: string } {
   // A name or version that cannot exist is simply not found.
@@ -20,7 +24,7 @@ function policyId(id: string): string {
   return id;
 }
 
-function policyToPb(p: z.infer<typeof PolicySchema>, id = ''): pb.Policy {
+function policyToPb(p: Policy, id = ''): pb.Policy {
   return {
     id,
     name: p.name,
@@ -51,8 +55,8 @@ export class GovernanceController {
   }
 
   @Get('blueprints')
-  async listBlueprints(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const q = parseInput(PageQuery.extend({ name: z.string().max(63).optional() }).strict(), query);
+  @ApiDoc({ summary: 'List blueprints (latest version of each; `name` lists every version of one)' })
+  async listBlueprints(@ValidQuery(BlueprintsQuery) q: z.infer<typeof BlueprintsQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
     const o = await this.orchestrator();
     const res = await callUnary(o.listBlueprints.bind(o), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, name: q.name ?? '' }, { peer: 'orchestrator' });
     return page(res.items, res.total, res.nextCursor);
@@ -61,8 +65,8 @@ export class GovernanceController {
   @Post('blueprints')
   @HttpCode(201)
   @RequirePermission('config:change')
-  async createBlueprint(@Body() body: unknown, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: Response): Promise<object> {
-    const b = parseInput(BlueprintSchema, body, 'BLUEPRINT_INVALID');
+  @ApiDoc({ summary: 'Create a blueprint version (immutable once created)', errors: ['BLUEPRINT_INVALID', 'BLUEPRINT_EXISTS'] })
+  async createBlueprint(@ValidBody(BlueprintSchema, 'BLUEPRINT_INVALID') b: z.infer<typeof BlueprintSchema>, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: Response): Promise<object> {
     const o = await this.orchestrator();
     const created = await callUnary(
       o.createBlueprint.bind(o),
@@ -75,12 +79,14 @@ export class GovernanceController {
 
   /** The latest version of a blueprint. */
   @Get('blueprints/:name')
+  @ApiDoc({ summary: 'The latest version of a blueprint', errors: ['BLUEPRINT_NOT_FOUND'] })
   async getBlueprint(@Param('name') name: string, @CurrentPrincipal() principal: Principal): Promise<object> {
     const o = await this.orchestrator();
     return callUnary(o.getBlueprint.bind(o), { ...blueprintName(name), principal }, { peer: 'orchestrator' });
   }
 
   @Get('blueprints/:name/versions/:version')
+  @ApiDoc({ summary: 'One version of a blueprint', errors: ['BLUEPRINT_NOT_FOUND'] })
   async getBlueprintVersion(@Param('name') name: string, @Param('version') version: string, @CurrentPrincipal() principal: Principal): Promise<object> {
     const o = await this.orchestrator();
     return callUnary(o.getBlueprint.bind(o), { ...blueprintName(name, version), principal }, { peer: 'orchestrator' });
@@ -89,14 +95,15 @@ export class GovernanceController {
   @Delete('blueprints/:name/versions/:version')
   @HttpCode(204)
   @RequirePermission('config:change')
+  @ApiDoc({ summary: 'Delete a blueprint version (built-ins cannot be deleted)', errors: ['BLUEPRINT_NOT_FOUND', 'BLUEPRINT_BUILTIN'] })
   async deleteBlueprint(@Param('name') name: string, @Param('version') version: string, @CurrentPrincipal() principal: Principal): Promise<void> {
     const o = await this.orchestrator();
     await callUnary(o.deleteBlueprint.bind(o), { ...blueprintName(name, version), principal }, { peer: 'orchestrator' });
   }
 
   @Get('policies')
-  async listPolicies(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const q = parseInput(PageQuery.strict(), query);
+  @ApiDoc({ summary: 'List governance policies' })
+  async listPolicies(@ValidQuery(PoliciesQuery) q: z.infer<typeof PoliciesQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
     const o = await this.orchestrator();
     const res = await callUnary(o.listPolicies.bind(o), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' } }, { peer: 'orchestrator' });
     return page(res.items.map(policyView), res.total, res.nextCursor);
@@ -104,8 +111,8 @@ export class GovernanceController {
 
   /** Recorded governance decisions (the caller's workspaces), newest first. */
   @Get('policies/decisions')
-  async decisions(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const q = parseInput(PageQuery.extend({ taskId: z.string().max(64).optional(), effect: z.enum(['allow', 'deny', 'require_approval']).optional() }).strict(), query);
+  @ApiDoc({ summary: 'Recorded governance decisions in the token\'s workspaces, newest first' })
+  async decisions(@ValidQuery(DecisionsQuery) q: z.infer<typeof DecisionsQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
     const o = await this.orchestrator();
     const res = await callUnary(
       o.listDecisions.bind(o),
@@ -118,8 +125,8 @@ export class GovernanceController {
   @Post('policies')
   @HttpCode(201)
   @RequirePermission('config:change')
-  async createPolicy(@Body() body: unknown, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: Response): Promise<object> {
-    const p = parseInput(PolicySchema, body);
+  @ApiDoc({ summary: 'Create a governance policy (allow / deny / require_approval, budgets)' })
+  async createPolicy(@ValidBody(PolicySchema) p: Policy, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: Response): Promise<object> {
     const o = await this.orchestrator();
     const created = await callUnary(o.createPolicy.bind(o), { principal, policy: policyToPb(p) }, { peer: 'orchestrator' });
     res.setHeader('Location', `/v1/policies/${created.id}`);
@@ -127,6 +134,7 @@ export class GovernanceController {
   }
 
   @Get('policies/:id')
+  @ApiDoc({ summary: 'A governance policy', errors: ['POLICY_NOT_FOUND'] })
   async getPolicy(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<object> {
     const o = await this.orchestrator();
     return policyView(await callUnary(o.getPolicy.bind(o), { id: policyId(id), principal }, { peer: 'orchestrator' }));
@@ -134,8 +142,8 @@ export class GovernanceController {
 
   @Put('policies/:id')
   @RequirePermission('config:change')
-  async updatePolicy(@Param('id') id: string, @Body() body: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const p = parseInput(PolicySchema, body);
+  @ApiDoc({ summary: 'Replace a governance policy', errors: ['POLICY_NOT_FOUND'] })
+  async updatePolicy(@Param('id') id: string, @ValidBody(PolicySchema) p: Policy, @CurrentPrincipal() principal: Principal): Promise<object> {
     const o = await this.orchestrator();
     return policyView(await callUnary(o.updatePolicy.bind(o), { principal, policy: policyToPb(p, policyId(id)) }, { peer: 'orchestrator' }));
   }
@@ -143,6 +151,7 @@ export class GovernanceController {
   @Delete('policies/:id')
   @HttpCode(204)
   @RequirePermission('config:change')
+  @ApiDoc({ summary: 'Delete a governance policy', errors: ['POLICY_NOT_FOUND'] })
   async deletePolicy(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<void> {
     const o = await this.orchestrator();
     await callUnary(o.deletePolicy.bind(o), { id: policyId(id), principal }, { peer: 'orchestrator' });

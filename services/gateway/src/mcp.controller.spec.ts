@@ -2,9 +2,9 @@ import 'reflect-metadata';
 import { Readable } from 'node:stream';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { INestApplication, MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
-import { APP_FILTER, NestFactory } from '@nestjs/core';
+import { APP_FILTER, APP_INTERCEPTOR, NestFactory } from '@nestjs/core';
 import { ErrorCode, ErrorCodes, GRPC_ERROR_CODE_KEY, pb } from '@ziggie/contracts';
-import { AuthModule, ConfigModule, correlationIdFrom, loadConfig, PeerClients, ProblemFilter, runWithContext, signDevToken } from '@ziggie/platform';
+import { AuthModule, ConfigModule, correlationIdFrom, loadConfig, PeerClients, ProblemFilter, StrictInputInterceptor, runWithContext, signDevToken } from '@ziggie/platform';
 import type { NextFunction, Request, Response as ExpressResponse } from 'express';
 import { McpController } from './mcp.controller';
 
@@ -142,6 +142,7 @@ function correlation(req: Request, res: ExpressResponse, next: NextFunction): vo
   providers: [
     { provide: PeerClients, useValue: fakePeers },
     { provide: APP_FILTER, useClass: ProblemFilter },
+    { provide: APP_INTERCEPTOR, useClass: StrictInputInterceptor },
   ],
 })
 class TestGatewayModule implements NestModule {
@@ -455,7 +456,8 @@ describe('McpController (REST /v1/mcp, against a test double of the mcp-gateway 
       const res = await request('POST', '/v1/mcp/servers', { token: admin, body: config });
       expect(res.status).toBe(201);
       expect(await res.json()).toMatchObject({ name: 'extra', status: 'connecting' });
-      expect(called('addServer')[0].request).toEqual({ principal: { subject: 'user-admin', roles: ['admin'], workspaces: ['*'] }, config });
+      // Defaults of the server schema are filled in by the gateway before it passes the configuration on.
+      expect(called('addServer')[0].request).toEqual({ principal: { subject: 'user-admin', roles: ['admin'], workspaces: ['*'] }, config: { ...config, headers: {} } });
     });
 
     it('answers 400 when the body is not an object', async () => {

@@ -1,7 +1,8 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { Controller, Delete, Get, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { pb, ZiggieError } from '@ziggie/contracts';
+import { McpServerName, normalizeUpstream, pb, UpstreamSchema, ZiggieError } from '@ziggie/contracts';
 import {
+  ApiDoc,
   assertWorkspace,
   callStream,
   callUnary,
@@ -11,17 +12,17 @@ import {
   Principal,
   problemOf,
   RequirePermission,
-  parseInput,
   toZiggieError,
+  ValidBody,
+  ValidQuery,
 } from '@ziggie/platform';
 import { z } from 'zod';
 import { page, PageQuery } from './pagination';
 import { openEventStream } from './sse';
 
 const ToolName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}\.[A-Za-z0-9_.-]{1,64}$/, 'not a tool name (server.tool)');
-const ServerName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'not a server name');
-const ToolsQuery = PageQuery.extend({ server: z.string().max(32).optional() });
-const PinsQuery = z.object({ quarantined: z.enum(['true', 'false']).optional() }).loose();
+const ToolsQuery = PageQuery.extend({ server: z.string().max(32).optional() }).strict();
+const PinsQuery = z.object({ quarantined: z.enum(['true', 'false']).optional() }).strict();
 const CallBody = z
   .object({
     arguments: z.record(z.string(), z.unknown()).optional(),
@@ -30,7 +31,8 @@ const CallBody = z
   })
   .strict();
 const ApproveBody = z.object({ hash: z.string().regex(/^[a-fA-F0-9]{64}$/, 'a sha256 in hex') }).strict();
-const ServerConfig = z.record(z.string(), z.unknown());
+/** `url` is accepted as a shorthand for a one-element `urls`. */
+const ServerBody = z.preprocess(normalizeUpstream, UpstreamSchema);
 
 /** Default tool time limit assumed when the caller sets none (mcp-gateway's own default). */
 const DEFAULT_TOOL_TIMEOUT_MS = 60_000;
@@ -75,6 +77,7 @@ export class McpController {
 
   @Get('servers')
   @RequirePermission('mcp:call')
+  @ApiDoc({ summary: 'Upstream MCP servers with their status, breaker state and tool counts' })
   async servers(@CurrentPrincipal() principal: Principal): Promise<object> {
     const mcp = await this.mcp();
     const res = await callUnary(mcp.listServers.bind(mcp), { principal }, { peer: 'mcp-gateway' });
@@ -84,18 +87,18 @@ export class McpController {
   @Post('servers')
   @HttpCode(201)
   @RequirePermission('config:change')
-  async addServer(@Body() body: unknown, @CurrentPrincipal() principal: Principal): Promise<pb.Server> {
-    // mcp-gateway owns the configuration format; here it only has to be a JSON object.
-    const config = parseInput(ServerConfig, body);
+  @ApiDoc({ summary: 'Add an upstream MCP server (stdio, HTTP, SSE, WebSocket, ComfyUI, Ollama, OpenAI-compatible)', errors: ['SERVER_EXISTS', 'URL_NOT_ALLOWED', 'UPSTREAM_UNAVAILABLE'] })
+  async addServer(@ValidBody(ServerBody, 'VALIDATION_FAILED', UpstreamSchema) config: z.infer<typeof UpstreamSchema>, @CurrentPrincipal() principal: Principal): Promise<pb.Server> {
     const mcp = await this.mcp();
-    return callUnary(mcp.addServer.bind(mcp), { principal, config }, { peer: 'mcp-gateway', timeoutMs: 30_000 });
+    return callUnary(mcp.addServer.bind(mcp), { principal, config: config as unknown as Record<string, unknown> }, { peer: 'mcp-gateway', timeoutMs: 30_000 });
   }
 
   @Delete('servers/:name')
   @HttpCode(200)
   @RequirePermission('config:change')
+  @ApiDoc({ summary: 'Remove an upstream MCP server', errors: ['SERVER_NOT_FOUND'] })
   async removeServer(@Param('name') name: string, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const server = pathParam(ServerName, 'name', name);
+    const server = pathParam(McpServerName, 'name', name);
     const mcp = await this.mcp();
     const res = await callUnary(mcp.removeServer.bind(mcp), { principal, name: server }, { peer: 'mcp-gateway', timeoutMs: 30_000 });
     return { name: res.name };
@@ -103,8 +106,8 @@ export class McpController {
 
   @Get('tools')
   @RequirePermission('mcp:call')
-  async tools(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const q = parseInput(ToolsQuery, query);
+  @ApiDoc({ summary: 'The tool catalog the token may call (namespaced server.tool)' })
+  async tools(@ValidQuery(ToolsQuery) q: z.infer<typeof ToolsQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
     const mcp = await this.mcp();
     const res = await callUnary(mcp.listTools.bind(mcp), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, server: q.server ?? '' }, { peer: 'mcp-gateway' });
     return page(res.items, res.total, res.nextCursor);
@@ -116,16 +119,20 @@ export class McpController {
    * Errors before any output are ordinary problem+json. A client that goes away cancels the call.
    */
   @Post('tools/:name/call')
+  @HttpCode(200)
   @RequirePermission('mcp:call')
+  @ApiDoc({
+    summary: 'Call a tool; JSON when done, or SSE progress then result with Accept: text/event-stream',
+    errors: ['TOOL_NOT_FOUND', 'TOOL_INVALID_ARGUMENTS', 'TOOL_FORBIDDEN', 'POLICY_DENIED', 'TOOL_QUARANTINED', 'TOOL_RATE_LIMITED', 'TOOL_CALL_FAILED', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT'],
+  })
   async call(
     @Param('name') name: string,
-    @Body() body: unknown,
+    @ValidBody(CallBody) input: z.infer<typeof CallBody>,
     @CurrentPrincipal() principal: Principal,
     @Req() req: Request,
     @Res() res: Response,
   ): Promise<void> {
     const tool = pathParam(ToolName, 'name', name);
-    const input = parseInput(CallBody, body ?? {});
     const workspace = workspaceFor(principal, input.workspace);
     const mcp = await this.mcp();
 
@@ -198,8 +205,8 @@ export class McpController {
 
   @Get('pins')
   @RequirePermission('config:change')
-  async pins(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const q = parseInput(PinsQuery, query);
+  @ApiDoc({ summary: 'Pinned tool definitions; `quarantined=true` lists the changed ones awaiting approval' })
+  async pins(@ValidQuery(PinsQuery) q: z.infer<typeof PinsQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
     const mcp = await this.mcp();
     const res = await callUnary(mcp.listPins.bind(mcp), { principal, quarantinedOnly: q.quarantined === 'true' }, { peer: 'mcp-gateway' });
     return { items: res.items, total: res.items.length };
@@ -208,9 +215,9 @@ export class McpController {
   @Post('pins/:name/approve')
   @HttpCode(200)
   @RequirePermission('config:change')
-  async approve(@Param('name') name: string, @Body() body: unknown, @CurrentPrincipal() principal: Principal): Promise<pb.Pin> {
+  @ApiDoc({ summary: 'Approve a changed tool definition by its hash', errors: ['PIN_NOT_FOUND'] })
+  async approve(@Param('name') name: string, @ValidBody(ApproveBody) input: z.infer<typeof ApproveBody>, @CurrentPrincipal() principal: Principal): Promise<pb.Pin> {
     const tool = pathParam(ToolName, 'name', name);
-    const input = parseInput(ApproveBody, body ?? {});
     const mcp = await this.mcp();
     return callUnary(mcp.approvePin.bind(mcp), { principal, name: tool, hash: input.hash.toLowerCase() }, { peer: 'mcp-gateway' });
   }

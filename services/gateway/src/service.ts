@@ -1,14 +1,20 @@
 import { Module } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
 import { Streams } from '@ziggie/contracts';
-import { AuthModule, ServiceDefinition } from '@ziggie/platform';
-import { AgentsController } from './agents.controller';
-import { CatalogController } from './catalog.controller';
-import { GovernanceController } from './governance.controller';
-import { McpController } from './mcp.controller';
+import { AuthModule, ServiceDefinition, StrictInputInterceptor } from '@ziggie/platform';
+import { API_CONTROLLERS, gatewayOpenApi } from './api';
+import { OPENAPI_DOCUMENT, OpenApiController } from './openapi.controller';
 import { TaskEventsService } from './task-events.service';
-import { TasksController } from './tasks.controller';
 
-@Module({ imports: [AuthModule], controllers: [TasksController, AgentsController, CatalogController, McpController, GovernanceController], providers: [TaskEventsService] })
+@Module({
+  imports: [AuthModule],
+  controllers: [OpenApiController, ...API_CONTROLLERS],
+  providers: [
+    TaskEventsService,
+    { provide: OPENAPI_DOCUMENT, useFactory: gatewayOpenApi },
+    { provide: APP_INTERCEPTOR, useClass: StrictInputInterceptor },
+  ],
+})
 export class GatewayModule {}
 
 export const definition: ServiceDefinition<Record<string, never>> = {

@@ -1,11 +1,12 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { Controller, Get, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { assertWorkspace, callUnary, CurrentPrincipal, currentCorrelationId, PeerClients, Principal, RequirePermission, parseInput } from '@ziggie/platform';
+import { ApiDoc, assertWorkspace, callUnary, CurrentPrincipal, currentCorrelationId, PeerClients, Principal, RequirePermission, ValidBody, ValidQuery } from '@ziggie/platform';
 import { pb, planStepToPb, SubmitTaskBody, ZiggieError } from '@ziggie/contracts';
 import { z } from 'zod';
 import { page, PageQuery } from './pagination';
 import { TaskEventsService } from './task-events.service';
 import { taskSummary, taskView } from './task-view';
+import { affectedWorkspaces } from './workspaces.controller';
 
 const TaskId = z.string().regex(/^tsk_[a-f0-9]{32}$/, 'not a task id');
 const ListQuery = PageQuery.extend({
@@ -17,6 +18,7 @@ const ListQuery = PageQuery.extend({
 }).strict();
 const CancelBody = z.object({ reason: z.string().max(500).optional() }).strict();
 const ApproveBody = z.object({ decision: z.enum(['approve', 'reject']).default('approve'), comment: z.string().max(1000).optional() }).strict();
+const DecisionsQuery = PageQuery.strict();
 const StepId = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/);
 
 function taskIdOf(id: string): string {
@@ -39,8 +41,12 @@ export class TasksController {
   @Post()
   @HttpCode(201)
   @RequirePermission('agent:dispatch')
-  async submit(@Body() body: unknown, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: Response): Promise<object> {
-    const input = parseInput(SubmitTaskBody, body);
+  @ApiDoc({
+    summary: 'Submit a task: an explicit plan or a blueprint with inputs',
+    description: 'Answers 201 with the task and its waves; `Location` names it. Follow it with GET /v1/tasks/{id}/events.',
+    errors: ['TASK_CYCLE', 'TASK_UNKNOWN_CAPABILITY', 'TASK_UNKNOWN_DEPENDENCY', 'TASK_INVALID_PLAN', 'TASK_UNKNOWN_WORKSPACE', 'TASK_BUDGET_EXCEEDED', 'BLUEPRINT_NOT_FOUND', 'BLUEPRINT_INPUT_INVALID'],
+  })
+  async submit(@ValidBody(SubmitTaskBody) input: SubmitTaskBody, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: Response): Promise<object> {
     assertWorkspace(principal, input.workspace);
     const o = await this.orchestrator();
     const task = await callUnary(
@@ -66,8 +72,8 @@ export class TasksController {
   }
 
   @Get()
-  async list(@Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const q = parseInput(ListQuery, query);
+  @ApiDoc({ summary: 'List tasks of the token\'s workspaces, newest first' })
+  async list(@ValidQuery(ListQuery) q: z.infer<typeof ListQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
     const o = await this.orchestrator();
     const res = await callUnary(o.listTasks.bind(o), {
         principal,
@@ -82,6 +88,7 @@ export class TasksController {
   }
 
   @Get(':id')
+  @ApiDoc({ summary: 'A task with its waves, steps, attempts, outputs and timings', errors: ['TASK_NOT_FOUND'] })
   async get(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<object> {
     const o = await this.orchestrator();
     return taskView(await callUnary(o.getTask.bind(o), { id: taskIdOf(id), principal }, { peer: 'orchestrator' }));
@@ -90,8 +97,8 @@ export class TasksController {
   @Post(':id/cancel')
   @HttpCode(200)
   @RequirePermission('agent:dispatch')
-  async cancel(@Param('id') id: string, @Body() body: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const input = parseInput(CancelBody, body ?? {});
+  @ApiDoc({ summary: 'Cancel a task (and its child tasks); in-flight steps are told to stop', errors: ['TASK_NOT_FOUND'] })
+  async cancel(@Param('id') id: string, @ValidBody(CancelBody) input: z.infer<typeof CancelBody>, @CurrentPrincipal() principal: Principal): Promise<object> {
     const o = await this.orchestrator();
     return taskView(await callUnary(o.cancelTask.bind(o), { id: taskIdOf(id), principal, reason: input.reason ?? '' }, { peer: 'orchestrator' }));
   }
@@ -100,8 +107,8 @@ export class TasksController {
   @Post(':id/steps/:stepId/approve')
   @HttpCode(200)
   @RequirePermission('agent:dispatch')
-  async approve(@Param('id') id: string, @Param('stepId') stepId: string, @Body() body: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const input = parseInput(ApproveBody, body ?? {});
+  @ApiDoc({ summary: 'Approve or reject a step waiting at its approval gate', errors: ['TASK_NOT_FOUND', 'STEP_NOT_FOUND', 'STEP_NOT_WAITING_APPROVAL'] })
+  async approve(@Param('id') id: string, @Param('stepId') stepId: string, @ValidBody(ApproveBody) input: z.infer<typeof ApproveBody>, @CurrentPrincipal() principal: Principal): Promise<object> {
     if (!StepId.safeParse(stepId).success) throw new ZiggieError('STEP_NOT_FOUND', `step ${stepId} not found`);
     const o = await this.orchestrator();
     return taskView(
@@ -109,10 +116,19 @@ export class TasksController {
     );
   }
 
+  @Get(':id/affected-workspaces')
+  @ApiDoc({ summary: 'The workspaces the task touches and every workspace depending on them', errors: ['TASK_NOT_FOUND'] })
+  async affected(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const o = await this.orchestrator();
+    const task = await callUnary(o.getTask.bind(o), { id: taskIdOf(id), principal }, { peer: 'orchestrator' });
+    const touched = new Set([task.workspace, ...task.waves.flatMap((w) => w.steps.map((s) => s.workspace))]);
+    return affectedWorkspaces(await this.peers.get('workspace-coord', pb.WorkspaceCoordClient), [...touched].filter(Boolean), principal);
+  }
+
   /** Governance decisions taken for the task's steps. */
   @Get(':id/decisions')
-  async decisions(@Param('id') id: string, @Query() query: unknown, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const q = parseInput(PageQuery.strict(), query);
+  @ApiDoc({ summary: 'Governance decisions taken for the task\'s steps', errors: ['TASK_NOT_FOUND'] })
+  async decisions(@Param('id') id: string, @ValidQuery(DecisionsQuery) q: z.infer<typeof DecisionsQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
     const o = await this.orchestrator();
     await callUnary(o.getTask.bind(o), { id: taskIdOf(id), principal }, { peer: 'orchestrator' });
     const res = await callUnary(o.listDecisions.bind(o), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, taskId: id, effect: '' }, { peer: 'orchestrator' });
@@ -121,6 +137,11 @@ export class TasksController {
 
   /** Server-sent events of the task's transitions, replayed from the start; ends after the terminal one. */
   @Get(':id/events')
+  @ApiDoc({
+    summary: 'Server-sent events of the task\'s transitions, replayed from the start (or after Last-Event-ID); ends after the terminal one',
+    produces: 'text/event-stream',
+    errors: ['TASK_NOT_FOUND'],
+  })
   async stream(@Param('id') id: string, @CurrentPrincipal() principal: Principal, @Req() req: Request, @Res() res: Response): Promise<void> {
     const o = await this.orchestrator();
     const task = await callUnary(o.getTask.bind(o), { id: taskIdOf(id), principal }, { peer: 'orchestrator' });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { PlatformConfig } from '@ziggie/platform';
+import { normalizeUpstream, SecretValue, UpstreamConfig, UpstreamInput, UpstreamSchema } from '@ziggie/contracts';
 import { PolicyRuleSchema } from './policy';
 
 export const mcpEnv = {
@@ -35,84 +36,8 @@ export const mcpEnv = {
 export type McpExtra = z.infer<z.ZodObject<typeof mcpEnv>>;
 export type McpConfig = PlatformConfig & { extra: McpExtra };
 
-const serverName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'lowercase letters, digits, _ and -, at most 32');
-
-/** A header value given inline, or a reference to a secret in the environment or a mounted file. */
-export const SecretValue = z.union([
-  z.string(),
-  z.object({ secretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/) }).strict(),
-  z.object({ secretFile: z.string().min(1) }).strict(),
-]);
-export type SecretValue = z.infer<typeof SecretValue>;
-
-const common = {
-  name: serverName,
-  /** Only these upstream tool names are exposed (all when absent). */
-  allowedTools: z.array(z.string().min(1)).optional(),
-  /** Who may see and call this server's tools (everyone with mcp:call when absent). */
-  acl: z
-    .object({
-      roles: z.array(z.string().min(1)).optional(),
-      workspaces: z.array(z.string().min(1)).optional(),
-    })
-    .strict()
-    .optional(),
-  /** Per-tool limits for this server's tools, overriding the gateway defaults. */
-  limits: z
-    .object({
-      concurrency: z.number().int().min(1).optional(),
-      perMinute: z.number().int().min(1).optional(),
-    })
-    .strict()
-    .optional(),
-  timeoutMs: z.number().int().min(100).optional(),
-  maxResponseBytes: z.number().int().min(1024).optional(),
-};
-
-const urls = z.array(z.url()).min(1).max(32);
-const headers = z.record(z.string(), SecretValue).default({});
-
-export const UpstreamSchema = z.discriminatedUnion('transport', [
-  z
-    .object({
-      ...common,
-      transport: z.literal('stdio'),
-      command: z.string().min(1),
-      args: z.array(z.string()).default([]),
-      /** The child gets only a minimal inherited environment plus these. */
-      env: z.record(z.string(), SecretValue).default({}),
-      cwd: z.string().optional(),
-      /** Child processes to run; calls go to the least busy. */
-      replicas: z.number().int().min(1).max(8).default(1),
-    })
-    .strict(),
-  z.object({ ...common, transport: z.literal('http'), urls, headers }).strict(),
-  z.object({ ...common, transport: z.literal('sse'), urls, headers }).strict(),
-  z.object({ ...common, transport: z.literal('ws'), urls, headers }).strict(),
-  z.object({ ...common, transport: z.literal('comfyui'), urls, headers }).strict(),
-  z.object({ ...common, transport: z.literal('ollama'), urls, headers }).strict(),
-  z
-    .object({
-      ...common,
-      transport: z.literal('openai'),
-      urls,
-      headers,
-      /** Model used when a call names none. */
-      defaultModel: z.string().optional(),
-    })
-    .strict(),
-]);
-export type UpstreamConfig = z.infer<typeof UpstreamSchema>;
-export type UpstreamInput = z.input<typeof UpstreamSchema>;
-
-/** Accepts `url` as a shorthand for a one-element `urls`. */
-export function normalizeUpstream(raw: unknown): unknown {
-  if (raw && typeof raw === 'object' && !Array.isArray(raw) && 'url' in raw && !('urls' in raw)) {
-    const { url, ...rest } = raw as Record<string, unknown>;
-    return { ...rest, urls: [url] };
-  }
-  return raw;
-}
+export { normalizeUpstream, SecretValue, UpstreamSchema };
+export type { UpstreamConfig, UpstreamInput };
 
 export const UpstreamsFileSchema = z
   .object({

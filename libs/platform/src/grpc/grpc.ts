@@ -103,7 +103,7 @@ export async function stopGrpcServer(server: grpc.Server, graceMs: number): Prom
 }
 
 type Callback<Res> = (err: grpc.ServiceError | null, res: Res) => void;
-type UnaryMethod<Req, Res> = (req: Req, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, cb: Callback<Res>) => grpc.ClientUnaryCall;
+export type UnaryMethod<Req, Res> = (req: Req, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, cb: Callback<Res>) => grpc.ClientUnaryCall;
 type StreamMethod<Req, Res> = (req: Req, metadata?: grpc.Metadata, options?: Partial<grpc.CallOptions>) => grpc.ClientReadableStream<Res>;
 
 function outgoingMetadata(): grpc.Metadata {

@@ -1,4 +1,5 @@
 import { Controller, Get, HttpStatus, Injectable, Res } from '@nestjs/common';
+import { ApiDoc } from '../http/api';
 import type { Response } from 'express';
 import { Public } from '../auth/auth.decorators';
 
@@ -45,12 +46,14 @@ export class HealthController {
 
   /** Liveness: the process answers. */
   @Get('healthz')
+  @ApiDoc({ summary: 'Liveness: the process answers', tag: 'operations' })
   healthz(): { status: string } {
     return { status: 'ok' };
   }
 
   /** Readiness: every dependency this service needs answers. */
   @Get('readyz')
+  @ApiDoc({ summary: 'Readiness: every dependency answers (503 with the failing checks otherwise)', tag: 'operations', errors: ['SERVICE_UNAVAILABLE'] })
   async readyz(@Res({ passthrough: true }) res: Response): Promise<object> {
     const r = await this.registry.readiness();
     res.status(r.ok ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
