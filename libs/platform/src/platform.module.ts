@@ -9,7 +9,7 @@ import { PeerClients } from './grpc/peers';
 import { HealthController, HealthRegistry } from './health/health';
 import { MetricsController, MetricsService } from './health/metrics';
 import { CorrelationMiddleware } from './http/correlation.middleware';
-import { ProblemFilter } from './http/problem';
+import { ProblemEvents, ProblemFilter } from './http/problem';
 import { LoggingModule } from './logging/logging.module';
 import { NATS_OPTIONS, NatsModuleOptions, NatsService } from './nats/nats.service';
 
@@ -21,8 +21,9 @@ export interface PlatformOptions {
 }
 
 /**
- * Everything every service shares, wired once: config, logging, health, metrics, errors,
- * discovery, and optionally NATS and the database. Global, so service modules just inject.
+ * Everything every service shares, wired once: config, logging, health, metrics, errors (with
+ * ProblemEvents to watch them), discovery, and optionally NATS and the database. Global, so
+ * service modules just inject.
  */
 @Module({})
 export class PlatformModule implements NestModule {
@@ -30,10 +31,11 @@ export class PlatformModule implements NestModule {
     const providers: Provider[] = [
       HealthRegistry,
       { provide: MetricsService, useValue: new MetricsService(config.service) },
+      ProblemEvents,
       { provide: APP_FILTER, useClass: ProblemFilter },
       PeerClients,
     ];
-    const exports: Array<Provider | symbol | string | (abstract new (...args: never[]) => unknown)> = [HealthRegistry, MetricsService, PeerClients];
+    const exports: Array<Provider | symbol | string | (abstract new (...args: never[]) => unknown)> = [HealthRegistry, MetricsService, ProblemEvents, PeerClients];
     if (options.nats) {
       providers.push({ provide: NATS_OPTIONS, useValue: options.nats }, NatsService);
       exports.push(NatsService);

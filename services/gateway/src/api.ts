@@ -1,6 +1,7 @@
 import { Type } from '@nestjs/common';
 import { buildOpenApi, HealthController, MetricsController } from '@ziggie/platform';
 import { AgentsController } from './agents.controller';
+import { AuditController } from './audit/audit.controller';
 import { GovernanceController } from './governance.controller';
 import { McpController } from './mcp.controller';
 import { OpenApiController } from './openapi.controller';
@@ -10,8 +11,8 @@ import { WorkspacesController } from './workspaces.controller';
 /** The controllers of the public REST API under /v1. */
 export const API_CONTROLLERS: Type[] = [TasksController, AgentsController, WorkspacesController, McpController, GovernanceController];
 
-/** Every route the gateway serves: the API, the docs, health and metrics. */
-export const SERVED_CONTROLLERS: Type[] = [HealthController, MetricsController, OpenApiController, ...API_CONTROLLERS];
+/** Every route the gateway serves: the API (the audit log comes with its module), the docs, health and metrics. */
+export const SERVED_CONTROLLERS: Type[] = [HealthController, MetricsController, OpenApiController, ...API_CONTROLLERS, AuditController];
 
 const VERSION = (require('../package.json') as { version: string }).version;
 

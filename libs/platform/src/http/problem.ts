@@ -1,4 +1,4 @@
-import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Injectable, Logger, Optional } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { ErrorCode, ErrorCodes, ZiggieError } from '@ziggie/contracts';
 import { ZodError } from 'zod';
@@ -57,10 +57,43 @@ export function toZiggieError(err: unknown): { error: ZiggieError; unexpected: b
   return { error: new ZiggieError('INTERNAL', 'internal error'), unexpected: true };
 }
 
+export type ProblemListener = (request: Request, problem: Problem, status: number) => void | Promise<void>;
+
+/**
+ * Tells subscribers about every problem response (the gateway audits denials this way: guards
+ * throw before any interceptor runs). A subscriber that throws or rejects is logged and never
+ * changes the response.
+ */
+@Injectable()
+export class ProblemEvents {
+  private readonly logger = new Logger('errors');
+  private readonly listeners = new Set<ProblemListener>();
+
+  /** Returns the unsubscribe function. */
+  subscribe(listener: ProblemListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  emit(request: Request, problem: Problem, status: number): void {
+    for (const listener of this.listeners) {
+      try {
+        const result = listener(request, problem, status);
+        if (result instanceof Promise) result.catch((err: unknown) => this.logger.warn({ err }, 'problem listener failed'));
+      } catch (err) {
+        this.logger.warn({ err }, 'problem listener failed');
+      }
+    }
+  }
+}
+
 /** The one place errors become responses: problem+json with a stable code and the correlation id. */
 @Catch()
 export class ProblemFilter implements ExceptionFilter {
   private readonly logger = new Logger('errors');
+
+  // Optional: an app built without the PlatformModule (unit tests) has no subscribers to tell.
+  constructor(@Optional() private readonly events?: ProblemEvents) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const ctx = host.switchToHttp();
@@ -79,10 +112,9 @@ export class ProblemFilter implements ExceptionFilter {
     const correlationId = typeof echoed === 'string' ? echoed : typeof req.id === 'string' ? req.id : undefined;
     const retryAfter = error.extras.retryAfterSeconds;
     if (typeof retryAfter === 'number') res.setHeader('Retry-After', String(Math.ceil(retryAfter)));
-    res
-      .status(error.httpStatus)
-      .type('application/problem+json')
-      .send(JSON.stringify(problemOf(error, req.originalUrl ?? req.url, correlationId)));
+    const problem = problemOf(error, req.originalUrl ?? req.url, correlationId);
+    res.status(error.httpStatus).type('application/problem+json').send(JSON.stringify(problem));
+    this.events?.emit(req, problem, error.httpStatus);
   }
 }
 

@@ -1,0 +1,90 @@
+import { randomBytes } from 'node:crypto';
+import type { Request, Response } from 'express';
+import { currentCorrelationId, Principal } from '@ziggie/platform';
+import { AuditLogTable, AuditOutcome } from '../migrations';
+
+/** What the gateway writes: one row of audit_log. */
+export type AuditRecord = Omit<AuditLogTable, 'at'> & { at: Date };
+
+export type AuditedRequest = Request & { principal?: Principal; id?: unknown };
+
+export const MUTATING_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** 401, 403 and 429: the calls the gateway refused. */
+export function isDenial(status: number): boolean {
+  return status === 401 || status === 403 || status === 429;
+}
+
+export function outcomeOf(status: number): AuditOutcome {
+  if (isDenial(status)) return 'denied';
+  return status < 400 ? 'success' : 'failure';
+}
+
+/** UUIDv7: the millisecond clock first, so ids sort by creation time. */
+export function auditId(now: number = Date.now()): string {
+  const bytes = randomBytes(16);
+  bytes.writeUIntBE(now, 0, 6);
+  bytes[6] = (bytes[6] & 0x0f) | 0x70;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+function clip(value: string, max: number): string {
+  return value.length > max ? value.slice(0, max) : value;
+}
+
+function text(value: unknown, max: number): string | null {
+  return typeof value === 'string' && value.length > 0 ? clip(value, max) : null;
+}
+
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+const WORKSPACE_PATH = /^\/v1\/workspaces\/([^/]+)/;
+
+/** The workspace a call is about: `/v1/workspaces/:id…`, else `workspace` in the body, else in the query. */
+function workspaceOf(req: AuditedRequest, path: string): string | null {
+  const inPath = WORKSPACE_PATH.exec(path)?.[1];
+  if (inPath) return clip(decoded(inPath), 128);
+  const body: unknown = req.body;
+  const inBody = body && typeof body === 'object' ? (body as Record<string, unknown>).workspace : undefined;
+  return text(inBody, 128) ?? text((req.query as Record<string, unknown> | undefined)?.workspace, 128);
+}
+
+function correlationIdOf(req: AuditedRequest, res: Response | undefined): string | null {
+  // The id CorrelationMiddleware echoed, so the record matches what the caller saw.
+  const echoed = res?.getHeader('X-Request-ID');
+  if (typeof echoed === 'string') return echoed;
+  return currentCorrelationId() ?? text(req.id, 128);
+}
+
+/** Who, what, where and why of a request, before anything is known about its outcome. */
+export function describeRequest(req: AuditedRequest, res: Response | undefined, now: number = Date.now()): AuditRecord {
+  const path = clip((req.originalUrl ?? req.url).split('?')[0] ?? '', 1024);
+  // The route template keeps actions few and filterable; a request no route matched keeps its path.
+  const template = (req.route as { path?: unknown } | undefined)?.path;
+  const firstParam = Object.values((req.params as Record<string, unknown> | undefined) ?? {})[0];
+  return {
+    id: auditId(now),
+    at: new Date(now),
+    actor: req.principal?.subject ?? 'anonymous',
+    roles: req.principal?.roles ?? [],
+    action: clip(`${req.method} ${typeof template === 'string' ? template : path}`, 1100),
+    resource: path,
+    resource_id: text(firstParam, 256),
+    workspace: workspaceOf(req, path),
+    ip: text(req.ip, 64),
+    user_agent: text(req.headers['user-agent'], 256),
+    correlation_id: correlationIdOf(req, res),
+    status: null,
+    outcome: 'pending',
+    error_code: null,
+    duration_ms: null,
+  };
+}

@@ -1,0 +1,210 @@
+import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationShutdown, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { ZiggieError } from '@ziggie/contracts';
+import { DatabaseService, json, Kysely, MetricsService, Principal, Problem, ProblemEvents } from '@ziggie/platform';
+import { AuditLogRow, AuditOutcome, GatewayDb } from '../migrations';
+import { AuditedRequest, AuditRecord, describeRequest, isDenial, outcomeOf } from './audit-record';
+import { GroupCommitWriter } from './group-commit';
+
+/** Rows per INSERT: well under Postgres' 65,535 bind parameters at 15 columns a row. */
+const MAX_BATCH = 500;
+/** Beyond this many waiting writes the database is not keeping up: accepted calls are refused, denials dropped. */
+const MAX_QUEUED = 20_000;
+
+export interface AuditFilter {
+  actor?: string;
+  workspace?: string;
+  action?: string;
+  outcome?: AuditOutcome;
+  from?: string;
+  to?: string;
+  correlationId?: string;
+  limit: number;
+  cursor?: string;
+}
+
+export interface AuditEntry {
+  id: string;
+  at: string;
+  actor: string;
+  roles: string[];
+  action: string;
+  resource: string;
+  resourceId: string | null;
+  workspace: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  correlationId: string | null;
+  status: number | null;
+  outcome: AuditOutcome;
+  errorCode: string | null;
+  durationMs: number | null;
+}
+
+function entryOf(row: AuditLogRow): AuditEntry {
+  return {
+    id: row.id,
+    at: new Date(row.at).toISOString(),
+    actor: row.actor,
+    roles: row.roles,
+    action: row.action,
+    resource: row.resource,
+    resourceId: row.resource_id,
+    workspace: row.workspace,
+    ip: row.ip,
+    userAgent: row.user_agent,
+    correlationId: row.correlation_id,
+    status: row.status,
+    outcome: row.outcome,
+    errorCode: row.error_code,
+    durationMs: row.duration_ms,
+  };
+}
+
+const CURSOR_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Keyset position (at, id) of the last row of a page, opaque to callers. */
+export function encodeCursor(at: Date, id: string): string {
+  return Buffer.from(`${at.toISOString()}|${id}`, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): { at: Date; id: string } {
+  const [at, id, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  const when = new Date(at ?? '');
+  if (rest.length > 0 || !id || !CURSOR_ID.test(id) || Number.isNaN(when.getTime())) {
+    throw new ZiggieError('VALIDATION_FAILED', 'cursor: not a cursor this endpoint handed out', { errors: [{ path: 'cursor', message: 'invalid cursor' }] });
+  }
+  return { at: when, id };
+}
+
+/**
+ * The gateway's audit log (DESIGN §8.7). Accepted mutating calls are written `pending` before
+ * their handler runs and completed when it ends; denials (401, 403, 429) are written as they
+ * are answered. Every write goes through one group-commit writer.
+ */
+@Injectable()
+export class AuditService implements OnModuleInit, OnModuleDestroy, BeforeApplicationShutdown, OnApplicationShutdown {
+  private readonly logger = new Logger('audit');
+  private readonly writer = new GroupCommitWriter<AuditRecord>((rows) => this.upsert(rows), { maxBatch: MAX_BATCH, maxQueued: MAX_QUEUED });
+  /** Requests with a pending record: their outcome, denial or not, completes that record. */
+  private readonly tracked = new WeakSet<object>();
+  private readonly failures: ReturnType<MetricsService['counter']>;
+  private unsubscribe?: () => void;
+
+  constructor(
+    private readonly database: DatabaseService,
+    private readonly problems: ProblemEvents,
+    metrics: MetricsService,
+  ) {
+    this.failures = metrics.counter('ziggie_audit_write_failures_total', 'Audit records that could not be written', ['kind']);
+  }
+
+  private get db(): Kysely<GatewayDb> {
+    return this.database.db<GatewayDb>();
+  }
+
+  onModuleInit(): void {
+    this.unsubscribe = this.problems.subscribe((req, problem, status) => this.onProblem(req, problem, status));
+  }
+
+  onModuleDestroy(): void {
+    this.unsubscribe?.();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.writer.flush();
+  }
+
+  /** Calls completed while the HTTP server drained; the database closes after this. */
+  async onApplicationShutdown(): Promise<void> {
+    await this.writer.flush();
+  }
+
+  /**
+   * Writes the pending record of an accepted call and waits until it is durable. Throws
+   * AUDIT_UNAVAILABLE when it cannot be written: the call must then not happen.
+   */
+  async begin(req: AuditedRequest, res: Response): Promise<AuditRecord> {
+    const record = describeRequest(req, res);
+    try {
+      await this.writer.write(record);
+    } catch (err) {
+      this.failures.inc({ kind: 'pending' });
+      this.logger.error({ err, audit: record }, 'audit record could not be written; call refused');
+      throw new ZiggieError('AUDIT_UNAVAILABLE', 'the audit log cannot record this call right now; nothing was done');
+    }
+    this.tracked.add(req);
+    return record;
+  }
+
+  /** Fills in how an accepted call ended. Not awaited by the call: a lost completion leaves `pending`, later `unknown`. */
+  complete(record: AuditRecord, status: number, errorCode: string | null, durationMs: number): void {
+    const done: AuditRecord = { ...record, status, outcome: outcomeOf(status), error_code: errorCode, duration_ms: Math.round(durationMs) };
+    this.writer.write(done).catch((err: unknown) => {
+      this.failures.inc({ kind: 'completion' });
+      this.logger.warn({ err, audit: done }, 'audit completion could not be written; the record stays pending');
+    });
+  }
+
+  private onProblem(req: Request, problem: Problem, status: number): void {
+    if (!isDenial(status) || this.tracked.has(req)) return;
+    const described = describeRequest(req, req.res);
+    const record: AuditRecord = { ...described, status, outcome: 'denied', error_code: problem.code, correlation_id: problem.correlationId ?? described.correlation_id };
+    this.writer.write(record).catch((err: unknown) => {
+      this.failures.inc({ kind: 'denial' });
+      // The log line keeps the denial when the table cannot.
+      this.logger.warn({ err, audit: record }, 'audit denial could not be written');
+    });
+  }
+
+  /** Newest first, filtered, one keyset page; a token without "*" sees only its workspaces' records. */
+  async list(filter: AuditFilter, principal: Principal): Promise<{ items: AuditEntry[]; nextCursor?: string }> {
+    const everything = principal.workspaces.includes('*');
+    if (!everything && filter.workspace !== undefined && !principal.workspaces.includes(filter.workspace)) return { items: [] };
+    if (!everything && principal.workspaces.length === 0) return { items: [] };
+    let query = this.db.selectFrom('audit_log').selectAll();
+    if (!everything) query = query.where('workspace', 'in', principal.workspaces);
+    if (filter.actor !== undefined) query = query.where('actor', '=', filter.actor);
+    if (filter.workspace !== undefined) query = query.where('workspace', '=', filter.workspace);
+    if (filter.action !== undefined) query = query.where('action', '=', filter.action);
+    if (filter.outcome !== undefined) query = query.where('outcome', '=', filter.outcome);
+    if (filter.correlationId !== undefined) query = query.where('correlation_id', '=', filter.correlationId);
+    if (filter.from !== undefined) query = query.where('at', '>=', new Date(filter.from));
+    if (filter.to !== undefined) query = query.where('at', '<', new Date(filter.to));
+    if (filter.cursor !== undefined) {
+      const after = decodeCursor(filter.cursor);
+      query = query.where((eb) => eb(eb.refTuple('at', 'id'), '<', eb.tuple(after.at, after.id)));
+    }
+    const rows = await query.orderBy('at', 'desc').orderBy('id', 'desc').limit(filter.limit + 1).execute();
+    const items = rows.slice(0, filter.limit).map(entryOf);
+    if (rows.length <= filter.limit) return { items };
+    const last = rows[filter.limit - 1];
+    return { items, nextCursor: encodeCursor(new Date(last.at), last.id) };
+  }
+
+  /** Resolves when every write queued so far has been committed or has failed. */
+  flush(): Promise<void> {
+    return this.writer.flush();
+  }
+
+  /**
+   * One statement per batch. A completion reuses its pending record's id, so it updates the
+   * outcome columns only; the who/what/where written before the call stay as they were.
+   */
+  private async upsert(records: AuditRecord[]): Promise<void> {
+    // One statement may touch a row once: the latest state of a record wins.
+    const latest = new Map(records.map((r) => [r.id, r]));
+    await this.db
+      .insertInto('audit_log')
+      .values([...latest.values()].map((r) => ({ ...r, roles: json<string[]>(r.roles) })))
+      .onConflict((oc) =>
+        oc.column('id').doUpdateSet((eb) => ({
+          status: eb.ref('excluded.status'),
+          outcome: eb.ref('excluded.outcome'),
+          error_code: eb.ref('excluded.error_code'),
+          duration_ms: eb.ref('excluded.duration_ms'),
+        })),
+      )
+      .execute();
+  }
+}
