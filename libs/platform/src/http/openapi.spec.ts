@@ -125,4 +125,15 @@ describe('ValidBody / ValidQuery / StrictInputInterceptor on a live app', () => 
     expect((await post('/v1/things/x/poke', { anything: 1 })).status).toBe(400);
     expect((await post('/v1/things/x/poke', {})).status).toBe(204);
   });
+
+  it('answers an oversized body with 413 PAYLOAD_TOO_LARGE and a malformed one with 400', async () => {
+    // This bare app keeps body-parser's default limit (100 kB); services raise it to 2 MB.
+    const big = await post('/v1/things', { name: 'x'.repeat(200_000) });
+    expect(big.status).toBe(413);
+    expect(await big.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    const malformed = await fetch(`${base}/v1/things`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":' });
+    expect(malformed.status).toBe(400);
+    const charset = await fetch(`${base}/v1/things`, { method: 'POST', headers: { 'content-type': 'application/json; charset=klingon' }, body: '{}' });
+    expect(charset.status).toBe(400);
+  });
 });

@@ -41,7 +41,7 @@ export function toZiggieError(err: unknown): { error: ZiggieError; unexpected: b
   if (err instanceof HttpException) {
     const status = err.getStatus();
     if (status === 404) return { error: new ZiggieError('NOT_FOUND', 'no such route'), unexpected: false };
-    if (status === 413) return { error: new ZiggieError('VALIDATION_FAILED', 'request body too large'), unexpected: false };
+    if (status === 413) return { error: new ZiggieError('PAYLOAD_TOO_LARGE', 'request body too large'), unexpected: false };
     if (status >= 400 && status < 500) {
       return { error: new ZiggieError('VALIDATION_FAILED', err.message), unexpected: false };
     }
@@ -52,7 +52,11 @@ export function toZiggieError(err: unknown): { error: ZiggieError; unexpected: b
     return { error: new ZiggieError('VALIDATION_FAILED', 'request body is not valid JSON'), unexpected: false };
   }
   if (e?.type === 'entity.too.large') {
-    return { error: new ZiggieError('VALIDATION_FAILED', 'request body too large'), unexpected: false };
+    return { error: new ZiggieError('PAYLOAD_TOO_LARGE', 'request body too large (limit 2 MB)'), unexpected: false };
+  }
+  // Other body-parser refusals (unsupported charset or encoding, aborted upload) are the client's.
+  if (typeof e?.type === 'string' && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+    return { error: new ZiggieError('VALIDATION_FAILED', `request body refused (${e.type})`), unexpected: false };
   }
   return { error: new ZiggieError('INTERNAL', 'internal error'), unexpected: true };
 }
