@@ -3,11 +3,16 @@ import { APP_INTERCEPTOR } from '@nestjs/core';
 import { Streams } from '@ziggie/contracts';
 import { AuthModule, ServiceDefinition, StrictInputInterceptor } from '@ziggie/platform';
 import { API_CONTROLLERS, gatewayOpenApi } from './api';
+import { auditEnv } from './audit/audit.config';
+import { AuditModule } from './audit/audit.module';
+import { migrations } from './migrations';
 import { OPENAPI_DOCUMENT, OpenApiController } from './openapi.controller';
+import { rateLimitEnv, RateLimitModule } from './rate-limit';
 import { TaskEventsService } from './task-events.service';
 
 @Module({
-  imports: [AuthModule],
+  // RateLimitModule after AuthModule: its guard needs the principal the AuthGuard sets.
+  imports: [AuthModule, AuditModule, RateLimitModule.forRoot()],
   controllers: [OpenApiController, ...API_CONTROLLERS],
   providers: [
     TaskEventsService,
@@ -17,8 +22,10 @@ import { TaskEventsService } from './task-events.service';
 })
 export class GatewayModule {}
 
-export const definition: ServiceDefinition<Record<string, never>> = {
+export const definition: ServiceDefinition<typeof auditEnv & typeof rateLimitEnv> = {
   service: 'gateway',
+  extraConfig: { ...auditEnv, ...rateLimitEnv },
+  migrations,
   nats: { streams: [Streams.events], consumers: [] },
   module: () => GatewayModule,
 };

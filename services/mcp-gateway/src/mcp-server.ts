@@ -102,7 +102,7 @@ export class McpSessions implements OnApplicationShutdown {
     if (origin !== undefined && !this.allowedOrigins.has(origin)) throw new ZiggieError('AUTH_FORBIDDEN', `origin ${origin} is not allowed`);
     const header = req.headers.authorization;
     if (Array.isArray(header)) throw new ZiggieError('AUTH_INVALID_TOKEN', 'more than one Authorization header');
-    const principal = this.verified(bearerToken(header));
+    const principal = await this.verified(bearerToken(header));
     if (!hasPermission(principal.roles, 'mcp:call')) throw new ZiggieError('AUTH_FORBIDDEN', 'permission mcp:call required');
     const caller: Caller = { subject: principal.subject, roles: principal.roles, workspaces: principal.workspaces };
 
@@ -129,11 +129,11 @@ export class McpSessions implements OnApplicationShutdown {
    * Verifies a bearer token, remembering a good one until it expires (at most a minute): an MCP
    * client sends the same token with every request of its session.
    */
-  private verified(token: string): Caller {
+  private async verified(token: string): Promise<Caller> {
     const now = Date.now();
     const hit = this.tokens.get(token);
     if (hit && hit.until > now) return hit.principal;
-    const principal = this.verifier.verify(token);
+    const principal = await this.verifier.verify(token);
     let exp = now;
     try {
       exp = (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { exp: number }).exp * 1000;

@@ -8,6 +8,9 @@ export const REQUIRED_PERMISSION_KEY = 'ziggie:auth:permission';
 /** The request shape the guard reads and writes. */
 export interface AuthenticatedRequest {
   headers: Record<string, string | string[] | undefined>;
+  /** Header names and values as received, duplicates included (Node's `headers` drops repeated Authorization lines). */
+  rawHeaders?: string[];
+  query?: Record<string, unknown>;
   principal?: Principal;
 }
 

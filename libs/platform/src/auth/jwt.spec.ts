@@ -1,11 +1,15 @@
-import { createHmac, generateKeyPairSync } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, Server } from 'node:http';
+import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Logger } from '@nestjs/common';
+import { exportJWK, exportSPKI, generateKeyPair, JWK, JWTPayload, KeyLike, SignJWT } from 'jose';
 import { decode, sign, SignOptions } from 'jsonwebtoken';
 import { ErrorCode, ZiggieError } from '@ziggie/contracts';
 import { ConfigError, loadConfig } from '../config/config';
-import { bearerToken, JwtVerifier, signDevToken } from './jwt';
+import { bearerToken, JWKS_COOLDOWN_MS, JwtVerifier, signDevToken } from './jwt';
 
 const SECRET = 'unit-test-secret-0123456789';
 const ISS = 'ziggie-local';
@@ -15,9 +19,9 @@ function authConfig(env: Record<string, string> = {}) {
   return loadConfig('gateway', undefined, { ZIGGIE_JWT_SECRET: SECRET, ...env }).auth;
 }
 
-function rejection(fn: () => unknown): ZiggieError {
+async function rejection(promise: Promise<unknown>): Promise<ZiggieError> {
   try {
-    fn();
+    await promise;
   } catch (error) {
     expect(error).toBeInstanceOf(ZiggieError);
     return error as ZiggieError;
@@ -25,167 +29,396 @@ function rejection(fn: () => unknown): ZiggieError {
   throw new Error('expected a ZiggieError, nothing was thrown');
 }
 
-function expectRejected(fn: () => unknown, code: ErrorCode, message?: string): void {
-  const error = rejection(fn);
+async function expectRejected(promise: Promise<unknown>, code: ErrorCode, message?: string): Promise<ZiggieError> {
+  const error = await rejection(promise);
   expect(error.code).toBe(code);
   if (message !== undefined) expect(error.message).toBe(message);
+  return error;
+}
+
+/** Synchronous rejections (bearerToken). */
+function syncRejection(fn: () => unknown, code: ErrorCode): void {
+  let thrown: unknown;
+  try {
+    fn();
+  } catch (error) {
+    thrown = error;
+  }
+  expect(thrown).toBeInstanceOf(ZiggieError);
+  expect((thrown as ZiggieError).code).toBe(code);
 }
 
 const claims = { roles: ['l1'], workspaces: ['alpha'] };
 const hsOptions: SignOptions = { algorithm: 'HS256', subject: 'alice', issuer: ISS, audience: AUD, expiresIn: 300 };
+const now = () => Math.floor(Date.now() / 1000);
+const validPayload = () => ({ ...claims, sub: 'alice', iss: ISS, aud: AUD, exp: now() + 300 });
 
 function b64url(value: object): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
 }
 
+/**
+ * An HMAC-signed token with any header at all, built by hand: the libraries refuse to produce
+ * several of the headers an attacker would send (crit, a PEM as HMAC secret).
+ */
+function handMadeHs(header: Record<string, unknown>, payload: object, secret: string | Buffer = SECRET): string {
+  const input = `${b64url({ typ: 'JWT', ...header })}.${b64url(payload)}`;
+  const hash = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' }[String(header.alg)] ?? 'sha256';
+  return `${input}.${createHmac(hash, secret).update(input).digest('base64url')}`;
+}
+
+/** A token signed with jose, for the asymmetric algorithms. */
+function joseToken(key: KeyLike, alg: string, payload: JWTPayload = validPayload(), header: Record<string, unknown> = {}): Promise<string> {
+  return new SignJWT(payload).setProtectedHeader({ ...header, alg, typ: 'JWT' }).sign(key);
+}
+
 describe('JwtVerifier with HS256', () => {
   const verifier = new JwtVerifier(authConfig());
-  const hs = (payload: object, options: SignOptions = {}, secret = SECRET) =>
-    sign(payload, secret, { ...hsOptions, ...options });
+  const hs = (payload: object, options: SignOptions = {}, secret = SECRET) => sign(payload, secret, { ...hsOptions, ...options });
 
-  it('accepts a valid token and returns its principal', () => {
+  it('accepts a valid token and returns its principal', async () => {
     const token = signDevToken(
       { subject: 'alice', roles: ['admin', 'l1'], workspaces: ['*'], ttlSeconds: 60 },
       { secret: SECRET, issuer: ISS, audience: AUD },
     );
-    expect(verifier.verify(token)).toEqual({ subject: 'alice', roles: ['admin', 'l1'], workspaces: ['*'] });
+    await expect(verifier.verify(token)).resolves.toEqual({ subject: 'alice', roles: ['admin', 'l1'], workspaces: ['*'] });
   });
 
-  it('drops unknown roles but keeps the known ones', () => {
-    expect(verifier.verify(hs({ ...claims, roles: ['superuser', 'bmad'] })).roles).toEqual(['bmad']);
+  it('drops unknown roles but keeps the known ones', async () => {
+    expect((await verifier.verify(hs({ ...claims, roles: ['superuser', 'bmad'] }))).roles).toEqual(['bmad']);
   });
 
-  it('rejects a token with no known role', () => {
-    expectRejected(() => verifier.verify(hs({ ...claims, roles: ['superuser'] })), 'AUTH_INVALID_TOKEN', 'token has no known role');
-    expectRejected(() => verifier.verify(hs({ ...claims, roles: [] })), 'AUTH_INVALID_TOKEN', 'token has no known role');
+  it('rejects a token with no known role', async () => {
+    await expectRejected(verifier.verify(hs({ ...claims, roles: ['superuser'] })), 'AUTH_INVALID_TOKEN', 'token has no known role');
+    await expectRejected(verifier.verify(hs({ ...claims, roles: [] })), 'AUTH_INVALID_TOKEN', 'token has no known role');
   });
 
-  it('rejects malformed roles and workspaces claims', () => {
-    expectRejected(() => verifier.verify(hs({ ...claims, roles: 'admin' })), 'AUTH_INVALID_TOKEN', 'roles claim must be an array of strings');
-    expectRejected(() => verifier.verify(hs({ ...claims, roles: ['admin', 1] })), 'AUTH_INVALID_TOKEN', 'roles claim must be an array of strings');
-    expectRejected(() => verifier.verify(hs({ roles: ['admin'] })), 'AUTH_INVALID_TOKEN', 'workspaces claim must be an array of strings');
-    expectRejected(() => verifier.verify(hs({ ...claims, workspaces: [''] })), 'AUTH_INVALID_TOKEN', 'workspaces claim must be an array of strings');
+  it('rejects malformed roles and workspaces claims', async () => {
+    await expectRejected(verifier.verify(hs({ ...claims, roles: 'admin' })), 'AUTH_INVALID_TOKEN', 'roles claim must be an array of strings');
+    await expectRejected(verifier.verify(hs({ ...claims, roles: ['admin', 1] })), 'AUTH_INVALID_TOKEN', 'roles claim must be an array of strings');
+    await expectRejected(verifier.verify(hs({ roles: ['admin'] })), 'AUTH_INVALID_TOKEN', 'workspaces claim must be an array of strings');
+    await expectRejected(verifier.verify(hs({ ...claims, workspaces: [''] })), 'AUTH_INVALID_TOKEN', 'workspaces claim must be an array of strings');
   });
 
-  it('rejects a token without a subject', () => {
+  it('rejects a token without a subject, or with an empty one', async () => {
     const { subject: _subject, ...noSubject } = hsOptions;
-    expectRejected(() => verifier.verify(sign(claims, SECRET, noSubject)), 'AUTH_INVALID_TOKEN', 'token has no subject');
+    await expectRejected(verifier.verify(sign(claims, SECRET, noSubject)), 'AUTH_INVALID_TOKEN', 'token has no subject');
+    await expectRejected(verifier.verify(handMadeHs({ alg: 'HS256' }, { ...validPayload(), sub: ' ' })), 'AUTH_INVALID_TOKEN', 'token has no subject');
   });
 
-  it('rejects an expired token', () => {
-    expectRejected(() => verifier.verify(hs(claims, { expiresIn: -120 })), 'AUTH_INVALID_TOKEN', 'token expired');
+  it('rejects a token expired beyond the clock tolerance', async () => {
+    await expectRejected(verifier.verify(hs(claims, { expiresIn: -120 })), 'AUTH_INVALID_TOKEN', 'token expired');
   });
 
-  it('allows expiry within the clock tolerance', () => {
-    expect(verifier.verify(hs(claims, { expiresIn: -5 })).subject).toBe('alice');
+  it('allows expiry within the clock tolerance', async () => {
+    expect((await verifier.verify(hs(claims, { expiresIn: -5 }))).subject).toBe('alice');
   });
 
-  it('rejects a token that is not valid yet', () => {
-    expectRejected(() => verifier.verify(hs(claims, { notBefore: 600 })), 'AUTH_INVALID_TOKEN', 'token not yet valid');
+  it('rejects a token that is not valid yet, and honours the tolerance for nbf', async () => {
+    await expectRejected(verifier.verify(hs(claims, { notBefore: 600 })), 'AUTH_INVALID_TOKEN', 'token not yet valid');
+    expect((await verifier.verify(hs(claims, { notBefore: 5 }))).subject).toBe('alice');
   });
 
-  it('rejects a token without exp', () => {
+  it('rejects a token without exp', async () => {
     const { expiresIn: _expiresIn, ...noExpiry } = hsOptions;
-    expectRejected(() => verifier.verify(sign(claims, SECRET, noExpiry)), 'AUTH_INVALID_TOKEN', 'token has no expiry');
+    await expectRejected(verifier.verify(sign(claims, SECRET, noExpiry)), 'AUTH_INVALID_TOKEN', 'token has no expiry');
   });
 
-  it('rejects the wrong issuer', () => {
-    expectRejected(() => verifier.verify(hs(claims, { issuer: 'evil' })), 'AUTH_INVALID_TOKEN', 'issuer mismatch');
+  it('rejects a token without iss or aud', async () => {
+    const { iss: _iss, ...noIssuer } = validPayload();
+    const { aud: _aud, ...noAudience } = validPayload();
+    await expectRejected(verifier.verify(handMadeHs({ alg: 'HS256' }, noIssuer)), 'AUTH_INVALID_TOKEN', 'token has no issuer');
+    await expectRejected(verifier.verify(handMadeHs({ alg: 'HS256' }, noAudience)), 'AUTH_INVALID_TOKEN', 'token has no audience');
   });
 
-  it('rejects the wrong audience', () => {
-    expectRejected(() => verifier.verify(hs(claims, { audience: 'other-api' })), 'AUTH_INVALID_TOKEN', 'audience mismatch');
+  it('rejects the wrong issuer and audience without naming the expected ones', async () => {
+    const iss = await expectRejected(verifier.verify(hs(claims, { issuer: 'evil' })), 'AUTH_INVALID_TOKEN', 'issuer mismatch');
+    const aud = await expectRejected(verifier.verify(hs(claims, { audience: 'other-api' })), 'AUTH_INVALID_TOKEN', 'audience mismatch');
+    for (const error of [iss, aud]) expect(JSON.stringify({ ...error, message: error.message })).not.toMatch(new RegExp(`${ISS}|${AUD}`));
   });
 
-  it('rejects a token signed with another secret without echoing any secret', () => {
-    const error = rejection(() => verifier.verify(hs(claims, {}, 'another-secret-0123456789')));
-    expect(error.code).toBe('AUTH_INVALID_TOKEN');
-    expect(error.message).toBe('invalid signature');
+  it('rejects a token signed with another secret without echoing any secret', async () => {
+    const error = await expectRejected(verifier.verify(hs(claims, {}, 'another-secret-0123456789')), 'AUTH_INVALID_TOKEN', 'invalid signature');
     expect(JSON.stringify({ ...error, message: error.message })).not.toContain(SECRET);
   });
 
-  it('rejects a tampered payload', () => {
+  it('rejects a tampered payload', async () => {
     const [header, , signature] = hs(claims).split('.');
     const forged = `${header}.${b64url({ ...claims, roles: ['admin'], sub: 'alice', iss: ISS, aud: AUD, exp: 9999999999 })}.${signature}`;
-    expectRejected(() => verifier.verify(forged), 'AUTH_INVALID_TOKEN', 'invalid signature');
+    await expectRejected(verifier.verify(forged), 'AUTH_INVALID_TOKEN', 'invalid signature');
   });
 
-  it('rejects alg none', () => {
-    const exp = Math.floor(Date.now() / 1000) + 300;
-    const unsigned = `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url({ ...claims, sub: 'alice', iss: ISS, aud: AUD, exp })}.`;
-    expectRejected(() => verifier.verify(unsigned), 'AUTH_INVALID_TOKEN', 'algorithm not allowed');
+  it.each(['none', 'None', 'NONE'])('rejects alg %s, with or without a signature', async (alg) => {
+    const unsigned = `${b64url({ alg, typ: 'JWT' })}.${b64url(validPayload())}.`;
+    await expectRejected(verifier.verify(unsigned), 'AUTH_INVALID_TOKEN', 'algorithm not allowed');
+    const signature = handMadeHs({ alg: 'HS256' }, validPayload()).split('.')[2];
+    await expectRejected(verifier.verify(`${unsigned}${signature}`), 'AUTH_INVALID_TOKEN', 'algorithm not allowed');
   });
 
-  it('rejects an HS algorithm that is not in the pinned list', () => {
-    expectRejected(() => verifier.verify(hs(claims, { algorithm: 'HS512' })), 'AUTH_INVALID_TOKEN', 'algorithm not allowed');
+  it('rejects an HS algorithm that is not in the pinned list', async () => {
+    await expectRejected(verifier.verify(hs(claims, { algorithm: 'HS512' })), 'AUTH_INVALID_TOKEN', 'algorithm not allowed');
   });
 
-  it('rejects garbage', () => {
-    expectRejected(() => verifier.verify('not-a-jwt'), 'AUTH_INVALID_TOKEN', 'malformed token');
-    expectRejected(() => verifier.verify('a.b.c'), 'AUTH_INVALID_TOKEN', 'malformed token');
-    expectRejected(() => verifier.verify(`${b64url({ typ: 'JWT' })}.${b64url(claims)}.x`), 'AUTH_INVALID_TOKEN', 'malformed token');
+  it.each([
+    ['jku', 'https://evil.example/jwks.json'],
+    ['jwk', { kty: 'oct', k: Buffer.from(SECRET).toString('base64url') }],
+    ['x5u', 'https://evil.example/cert.pem'],
+    ['x5c', ['MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA']],
+    ['crit', ['exp']],
+  ])('refuses a token whose header carries %s, even when correctly signed', async (name, value) => {
+    const token = handMadeHs({ alg: 'HS256', [name]: value }, validPayload());
+    await expectRejected(verifier.verify(token), 'AUTH_INVALID_TOKEN', 'forbidden header parameter');
   });
 
-  it('rejects a payload that is not a JSON object', () => {
+  it('treats kid as an opaque id: a path in it neither selects a key nor a file', async () => {
+    const header = { alg: 'HS256', kid: '../../../../../../etc/passwd' };
+    // The classic attack: point kid at a file whose content is known (or /dev/null) and sign with that.
+    await expectRejected(verifier.verify(handMadeHs(header, validPayload(), '')), 'AUTH_INVALID_TOKEN', 'invalid signature');
+    await expectRejected(verifier.verify(handMadeHs(header, validPayload(), 'root:x:0:0:root:/root:/bin/bash\n')), 'AUTH_INVALID_TOKEN', 'invalid signature');
+    // With one configured secret there is nothing to select: the kid is ignored.
+    expect((await verifier.verify(handMadeHs(header, validPayload()))).subject).toBe('alice');
+  });
+
+  it('rejects a kid that is not a string', async () => {
+    await expectRejected(verifier.verify(handMadeHs({ alg: 'HS256', kid: { path: '/etc/passwd' } }, validPayload())), 'AUTH_INVALID_TOKEN', 'malformed token');
+  });
+
+  it('rejects garbage', async () => {
+    await expectRejected(verifier.verify('not-a-jwt'), 'AUTH_INVALID_TOKEN', 'malformed token');
+    await expectRejected(verifier.verify('a.b.c'), 'AUTH_INVALID_TOKEN', 'malformed token');
+    await expectRejected(verifier.verify(`${b64url({ typ: 'JWT' })}.${b64url(claims)}.x`), 'AUTH_INVALID_TOKEN', 'malformed token');
+    await expectRejected(verifier.verify(`${b64url({ alg: 'HS256' })}.${b64url(claims)}.x.y`), 'AUTH_INVALID_TOKEN', 'malformed token');
+  });
+
+  it('rejects a payload that is not a JSON object', async () => {
     const token = sign('just a string', SECRET, { algorithm: 'HS256' });
-    expectRejected(() => verifier.verify(token), 'AUTH_INVALID_TOKEN');
+    await expectRejected(verifier.verify(token), 'AUTH_INVALID_TOKEN');
   });
 });
 
-describe('JwtVerifier with RS256', () => {
+describe('JwtVerifier with a PEM public key', () => {
   let dir: string;
-  let publicPem: string;
-  let privatePem: string;
-  let otherPrivatePem: string;
-  let verifier: JwtVerifier;
-  const rs = (payload: object, key = privatePem) => sign(payload, key, { ...hsOptions, algorithm: 'RS256' });
+  let rsaPublicPem: string;
+  let rsaPrivatePem: string;
+  let otherRsaPrivatePem: string;
+  let ecPrivate: KeyLike;
+  let rsVerifier: JwtVerifier;
+  let esVerifier: JwtVerifier;
+  const rs = (payload: object, key = rsaPrivatePem) => sign(payload, key, { ...hsOptions, algorithm: 'RS256' });
 
-  beforeAll(() => {
+  beforeAll(async () => {
     const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    publicPem = pair.publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    privatePem = pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    otherPrivatePem = generateKeyPairSync('rsa', { modulusLength: 2048 })
-      .privateKey.export({ type: 'pkcs8', format: 'pem' })
-      .toString();
+    rsaPublicPem = pair.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    rsaPrivatePem = pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    otherRsaPrivatePem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const ec = await generateKeyPair('ES256');
+    ecPrivate = ec.privateKey;
     dir = mkdtempSync(join(tmpdir(), 'ziggie-jwt-'));
-    writeFileSync(join(dir, 'jwt.pub.pem'), publicPem);
-    verifier = new JwtVerifier(
-      loadConfig('gateway', undefined, { JWT_ALGORITHMS: 'RS256', JWT_PUBLIC_KEY_FILE: join(dir, 'jwt.pub.pem') }).auth,
-    );
+    writeFileSync(join(dir, 'rsa.pub.pem'), rsaPublicPem);
+    writeFileSync(join(dir, 'ec.pub.pem'), await exportSPKI(ec.publicKey));
+    rsVerifier = new JwtVerifier(loadConfig('gateway', undefined, { JWT_ALGORITHMS: 'RS256', JWT_PUBLIC_KEY_FILE: join(dir, 'rsa.pub.pem') }).auth);
+    esVerifier = new JwtVerifier(loadConfig('gateway', undefined, { JWT_ALGORITHMS: 'ES256', JWT_PUBLIC_KEY_FILE: join(dir, 'ec.pub.pem') }).auth);
   });
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('accepts a token signed with the private key', () => {
-    expect(verifier.verify(rs(claims))).toEqual({ subject: 'alice', roles: ['l1'], workspaces: ['alpha'] });
+  it('accepts an RS256 token signed with the private key', async () => {
+    await expect(rsVerifier.verify(rs(claims))).resolves.toEqual({ subject: 'alice', roles: ['l1'], workspaces: ['alpha'] });
   });
 
-  it('rejects a token signed with another private key', () => {
-    expectRejected(() => verifier.verify(rs(claims, otherPrivatePem)), 'AUTH_INVALID_TOKEN', 'invalid signature');
+  it('accepts an ES256 token signed with the private key', async () => {
+    await expect(esVerifier.verify(await joseToken(ecPrivate, 'ES256'))).resolves.toEqual({ subject: 'alice', roles: ['l1'], workspaces: ['alpha'] });
   });
 
-  it('rejects an HS256 token signed with the public key as its secret (algorithm pinning)', () => {
-    // Built by hand because jsonwebtoken refuses to sign HS256 with PEM key material.
-    const exp = Math.floor(Date.now() / 1000) + 300;
-    const input = `${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url({ ...claims, sub: 'alice', iss: ISS, aud: AUD, exp })}`;
-    const forged = `${input}.${createHmac('sha256', publicPem).update(input).digest('base64url')}`;
-    expectRejected(() => verifier.verify(forged), 'AUTH_INVALID_TOKEN', 'algorithm not allowed');
+  it('rejects a token signed with another private key', async () => {
+    await expectRejected(rsVerifier.verify(rs(claims, otherRsaPrivatePem)), 'AUTH_INVALID_TOKEN', 'invalid signature');
+    const otherEc = await generateKeyPair('ES256');
+    await expectRejected(esVerifier.verify(await joseToken(otherEc.privateKey, 'ES256')), 'AUTH_INVALID_TOKEN', 'invalid signature');
   });
 
-  it('rejects an HS256 token signed with any secret', () => {
-    expectRejected(() => verifier.verify(sign(claims, SECRET, hsOptions)), 'AUTH_INVALID_TOKEN', 'algorithm not allowed');
+  it('rejects an HS256 token signed with the public key as its secret (key confusion)', async () => {
+    const forged = handMadeHs({ alg: 'HS256' }, validPayload(), rsaPublicPem);
+    await expectRejected(rsVerifier.verify(forged), 'AUTH_INVALID_TOKEN', 'algorithm not allowed');
   });
 
-  it('is rejected by an HS-only verifier', () => {
-    expectRejected(() => new JwtVerifier(authConfig()).verify(rs(claims)), 'AUTH_INVALID_TOKEN', 'algorithm not allowed');
+  it('rejects an HS256 token signed with any secret', async () => {
+    await expectRejected(rsVerifier.verify(sign(claims, SECRET, hsOptions)), 'AUTH_INVALID_TOKEN', 'algorithm not allowed');
   });
 
-  it('picks the key by algorithm family when both are configured', () => {
-    const both = new JwtVerifier(
-      authConfig({ JWT_ALGORITHMS: 'HS256,RS256', JWT_PUBLIC_KEY_FILE: join(dir, 'jwt.pub.pem') }),
-    );
-    expect(both.verify(rs(claims)).subject).toBe('alice');
-    expect(both.verify(sign(claims, SECRET, hsOptions)).subject).toBe('alice');
+  it('rejects an algorithm of the same family that is not pinned', async () => {
+    await expectRejected(rsVerifier.verify(sign(claims, rsaPrivatePem, { ...hsOptions, algorithm: 'RS512' })), 'AUTH_INVALID_TOKEN', 'algorithm not allowed');
+    await expectRejected(rsVerifier.verify(await joseToken(ecPrivate, 'ES256')), 'AUTH_INVALID_TOKEN', 'algorithm not allowed');
+  });
+
+  it('is rejected by an HS-only verifier', async () => {
+    await expectRejected(new JwtVerifier(authConfig()).verify(rs(claims)), 'AUTH_INVALID_TOKEN', 'algorithm not allowed');
+  });
+
+  it('picks the key by algorithm family when both are configured, so key confusion fails on the signature', async () => {
+    const both = new JwtVerifier(authConfig({ JWT_ALGORITHMS: 'HS256,RS256', JWT_PUBLIC_KEY_FILE: join(dir, 'rsa.pub.pem') }));
+    expect((await both.verify(rs(claims))).subject).toBe('alice');
+    expect((await both.verify(sign(claims, SECRET, hsOptions))).subject).toBe('alice');
+    await expectRejected(both.verify(handMadeHs({ alg: 'HS256' }, validPayload(), rsaPublicPem)), 'AUTH_INVALID_TOKEN', 'invalid signature');
+  });
+
+  it('refuses to start with a key that does not fit a pinned algorithm', () => {
+    const auth = loadConfig('gateway', undefined, { JWT_ALGORITHMS: 'RS256,ES256', JWT_PUBLIC_KEY_FILE: join(dir, 'ec.pub.pem') }).auth;
+    expect(() => new JwtVerifier(auth)).toThrow(/does not fit RS256/);
+  });
+});
+
+/** A JSON Web Key Set served over real HTTP on loopback, counting every request. */
+class JwksServer {
+  readonly keys: JWK[] = [];
+  readonly requests: string[] = [];
+  status = 200;
+  private server?: Server;
+
+  async start(): Promise<string> {
+    this.server = createServer((req, res) => {
+      this.requests.push(req.url ?? '');
+      if (req.url !== '/.well-known/jwks.json' || this.status !== 200) {
+        res.writeHead(req.url === '/.well-known/jwks.json' ? this.status : 404).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: this.keys }));
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/.well-known/jwks.json`;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+  }
+}
+
+async function signingKey(alg: 'RS256' | 'ES256', kid: string): Promise<{ privateKey: KeyLike; jwk: JWK }> {
+  const pair = await generateKeyPair(alg);
+  return { privateKey: pair.privateKey, jwk: { ...(await exportJWK(pair.publicKey)), kid, alg, use: 'sig' } };
+}
+
+describe('JwtVerifier with a JWKS URL', () => {
+  const server = new JwksServer();
+  let url: string;
+  let rsaKey: { privateKey: KeyLike; jwk: JWK };
+  let ecKey: { privateKey: KeyLike; jwk: JWK };
+  let warn: jest.SpyInstance;
+  const fetches = () => server.requests.length;
+  const verifierFor = (env: Record<string, string> = {}) =>
+    new JwtVerifier(loadConfig('gateway', undefined, { JWT_ALGORITHMS: 'RS256,ES256', JWT_JWKS_URL: url, ...env }).auth);
+
+  beforeAll(async () => {
+    url = await server.start();
+    rsaKey = await signingKey('RS256', 'rsa-1');
+    ecKey = await signingKey('ES256', 'ec-1');
+    server.keys.push(rsaKey.jwk, ecKey.jwk);
+  });
+
+  afterAll(() => server.stop());
+
+  beforeEach(() => {
+    server.requests.length = 0;
+    server.status = 200;
+    warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+  });
+
+  afterEach(() => {
+    jest.restoreAllMocks();
+  });
+
+  it('accepts RS256 and ES256 tokens by kid, fetching the set once and then serving from cache', async () => {
+    const verifier = verifierFor();
+    const rsToken = await joseToken(rsaKey.privateKey, 'RS256', validPayload(), { kid: 'rsa-1' });
+    const esToken = await joseToken(ecKey.privateKey, 'ES256', validPayload(), { kid: 'ec-1' });
+    await expect(verifier.verify(rsToken)).resolves.toEqual({ subject: 'alice', roles: ['l1'], workspaces: ['alpha'] });
+    expect(fetches()).toBe(1);
+    for (let i = 0; i < 20; i++) {
+      await verifier.verify(rsToken);
+      await verifier.verify(esToken);
+    }
+    expect(fetches()).toBe(1);
+  });
+
+  it('fetches at most twice for 50 tokens with random unknown kids within the cooldown', async () => {
+    const verifier = verifierFor();
+    const unknownKid = () => joseToken(rsaKey.privateKey, 'RS256', validPayload(), { kid: randomUUID() });
+    const concurrent = await Promise.all(Array.from({ length: 25 }, async () => rejection(verifier.verify(await unknownKid()))));
+    const sequential: ZiggieError[] = [];
+    for (let i = 0; i < 25; i++) sequential.push(await rejection(verifier.verify(await unknownKid())));
+    for (const error of [...concurrent, ...sequential]) expect([error.code, error.message]).toEqual(['AUTH_INVALID_TOKEN', 'unknown signing key']);
+    expect(fetches()).toBeGreaterThanOrEqual(1);
+    expect(fetches()).toBeLessThanOrEqual(2);
+  });
+
+  it('never turns a kid into a request path', async () => {
+    const verifier = verifierFor();
+    const token = await joseToken(rsaKey.privateKey, 'RS256', validPayload(), { kid: '../../etc/passwd' });
+    await expectRejected(verifier.verify(token), 'AUTH_INVALID_TOKEN', 'unknown signing key');
+    expect(new Set(server.requests)).toEqual(new Set(['/.well-known/jwks.json']));
+  });
+
+  it('picks up a rotated key once the cooldown has passed', async () => {
+    const verifier = verifierFor();
+    await verifier.verify(await joseToken(rsaKey.privateKey, 'RS256', validPayload(), { kid: 'rsa-1' }));
+    const rotated = await signingKey('RS256', 'rsa-2');
+    server.keys.push(rotated.jwk);
+    try {
+      const token = await joseToken(rotated.privateKey, 'RS256', validPayload(), { kid: 'rsa-2' });
+      // Within the cooldown the new kid is unknown and causes no fetch.
+      await expectRejected(verifier.verify(token), 'AUTH_INVALID_TOKEN', 'unknown signing key');
+      expect(fetches()).toBe(1);
+
+      const realNow = Date.now.bind(Date);
+      jest.spyOn(Date, 'now').mockImplementation(() => realNow() + JWKS_COOLDOWN_MS + 1);
+      await expect(verifier.verify(token)).resolves.toMatchObject({ subject: 'alice' });
+      expect(fetches()).toBe(2);
+    } finally {
+      server.keys.pop();
+    }
+  });
+
+  it('answers "signing key unavailable" and logs when the key server fails', async () => {
+    server.status = 500;
+    const verifier = verifierFor();
+    const token = await joseToken(rsaKey.privateKey, 'RS256', validPayload(), { kid: 'rsa-1' });
+    await expectRejected(verifier.verify(token), 'AUTH_INVALID_TOKEN', 'signing key unavailable');
+    expect(warn).toHaveBeenCalledWith(expect.stringContaining('cannot fetch signing keys'));
+  });
+
+  it('answers "signing key unavailable" when the key server is unreachable', async () => {
+    const gone = new JwksServer();
+    const goneUrl = await gone.start();
+    await gone.stop();
+    const verifier = verifierFor({ JWT_JWKS_URL: goneUrl });
+    const token = await joseToken(rsaKey.privateKey, 'RS256', validPayload(), { kid: 'rsa-1' });
+    await expectRejected(verifier.verify(token), 'AUTH_INVALID_TOKEN', 'signing key unavailable');
+    await expectRejected(verifier.verify(token), 'AUTH_INVALID_TOKEN', 'signing key unavailable');
+    expect(warn).toHaveBeenCalledTimes(1);
+  });
+
+  it('rejects a token signed by a key that is not in the set under a known kid', async () => {
+    const verifier = verifierFor();
+    const impostor = await generateKeyPair('RS256');
+    const token = await joseToken(impostor.privateKey, 'RS256', validPayload(), { kid: 'rsa-1' });
+    await expectRejected(verifier.verify(token), 'AUTH_INVALID_TOKEN', 'invalid signature');
+  });
+
+  it('never consults the key set for an HS token, whatever it was signed with', async () => {
+    const both = verifierFor({ JWT_ALGORITHMS: 'HS256,RS256', ZIGGIE_JWT_SECRET: SECRET });
+    const pem = await exportSPKI((await generateKeyPair('RS256')).publicKey);
+    await expectRejected(both.verify(handMadeHs({ alg: 'HS256', kid: 'rsa-1' }, validPayload(), pem)), 'AUTH_INVALID_TOKEN', 'invalid signature');
+    expect((await both.verify(sign(claims, SECRET, hsOptions))).subject).toBe('alice');
+    await expectRejected(verifierFor().verify(sign(claims, SECRET, hsOptions)), 'AUTH_INVALID_TOKEN', 'algorithm not allowed');
+    expect(fetches()).toBe(0);
+  });
+
+  it('applies the same claim checks as with a PEM key', async () => {
+    const verifier = verifierFor();
+    const { exp: _exp, ...noExpiry } = validPayload();
+    const at = (payload: JWTPayload) => joseToken(rsaKey.privateKey, 'RS256', payload, { kid: 'rsa-1' });
+    await expectRejected(verifier.verify(await at(noExpiry)), 'AUTH_INVALID_TOKEN', 'token has no expiry');
+    await expectRejected(verifier.verify(await at({ ...validPayload(), aud: 'other' })), 'AUTH_INVALID_TOKEN', 'audience mismatch');
+    await expectRejected(verifier.verify(await at({ ...validPayload(), exp: now() - 120 })), 'AUTH_INVALID_TOKEN', 'token expired');
   });
 });
 
@@ -202,11 +435,22 @@ describe('JwtVerifier configuration', () => {
   it('fails at start-up when an HS algorithm has no secret', () => {
     expect(() => new JwtVerifier({ ...authConfig(), secret: undefined })).toThrow(/ZIGGIE_JWT_SECRET/);
   });
+
+  it('does not fetch keys at start-up', async () => {
+    const server = new JwksServer();
+    const url = await server.start();
+    try {
+      new JwtVerifier(loadConfig('gateway', undefined, { JWT_ALGORITHMS: 'RS256', JWT_JWKS_URL: url }).auth);
+      expect(server.requests).toEqual([]);
+    } finally {
+      await server.stop();
+    }
+  });
 });
 
 describe('signDevToken', () => {
   it('sets sub, roles, workspaces, iss, aud and exp with HS256', () => {
-    const before = Math.floor(Date.now() / 1000);
+    const before = now();
     const token = signDevToken(
       { subject: 'bob', roles: ['l2l3'], workspaces: ['w1', 'w2'], ttlSeconds: 120 },
       { secret: SECRET, issuer: 'iss-x', audience: 'aud-y' },
@@ -218,6 +462,11 @@ describe('signDevToken', () => {
     expect(exp).toBeGreaterThanOrEqual(before + 120);
     expect(exp).toBeLessThanOrEqual(before + 122);
   });
+
+  it('produces tokens the verifier accepts', async () => {
+    const token = signDevToken({ subject: 'bob', roles: ['l2l3'], workspaces: ['w1'], ttlSeconds: 60 }, { secret: SECRET, issuer: ISS, audience: AUD });
+    await expect(new JwtVerifier(authConfig()).verify(token)).resolves.toEqual({ subject: 'bob', roles: ['l2l3'], workspaces: ['w1'] });
+  });
 });
 
 describe('bearerToken', () => {
@@ -227,14 +476,15 @@ describe('bearerToken', () => {
   });
 
   it('answers AUTH_MISSING_TOKEN without a header', () => {
-    expectRejected(() => bearerToken(undefined), 'AUTH_MISSING_TOKEN');
-    expectRejected(() => bearerToken(''), 'AUTH_MISSING_TOKEN');
+    syncRejection(() => bearerToken(undefined), 'AUTH_MISSING_TOKEN');
+    syncRejection(() => bearerToken(''), 'AUTH_MISSING_TOKEN');
   });
 
-  it('answers AUTH_INVALID_TOKEN for another scheme or a malformed value', () => {
-    expectRejected(() => bearerToken('Basic dXNlcjpwYXNz'), 'AUTH_INVALID_TOKEN');
-    expectRejected(() => bearerToken('Bearer'), 'AUTH_INVALID_TOKEN');
-    expectRejected(() => bearerToken('Bearer a b'), 'AUTH_INVALID_TOKEN');
-    expectRejected(() => bearerToken('abc.def.ghi'), 'AUTH_INVALID_TOKEN');
+  it('answers AUTH_INVALID_TOKEN for another scheme, a malformed value or two tokens', () => {
+    syncRejection(() => bearerToken('Basic dXNlcjpwYXNz'), 'AUTH_INVALID_TOKEN');
+    syncRejection(() => bearerToken('Bearer'), 'AUTH_INVALID_TOKEN');
+    syncRejection(() => bearerToken('Bearer a b'), 'AUTH_INVALID_TOKEN');
+    syncRejection(() => bearerToken('Bearer a.b.c, Bearer d.e.f'), 'AUTH_INVALID_TOKEN');
+    syncRejection(() => bearerToken('abc.def.ghi'), 'AUTH_INVALID_TOKEN');
   });
 });

@@ -1,28 +1,53 @@
 import { createPublicKey, KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { Logger } from '@nestjs/common';
 import {
-  Algorithm,
-  decode,
-  JsonWebTokenError,
-  JwtPayload,
-  NotBeforeError,
-  sign,
-  TokenExpiredError,
-  verify,
-} from 'jsonwebtoken';
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors,
+  FlattenedJWSInput,
+  JWTHeaderParameters,
+  JWTPayload,
+  jwtVerify,
+  JWTVerifyGetKey,
+  KeyLike,
+  ProtectedHeaderParameters,
+} from 'jose';
+import { sign } from 'jsonwebtoken';
 import { isRole, ZiggieError } from '@ziggie/contracts';
 import { ConfigError, PlatformConfig } from '../config/config';
 import { Principal } from './principal';
 
 type AuthConfig = PlatformConfig['auth'];
 
-const KnownAlgorithms: readonly Algorithm[] = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'PS256'];
+const KnownAlgorithms = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'PS256'] as const;
+type Algorithm = (typeof KnownAlgorithms)[number];
+
+/** How long an unknown `kid` waits before it may trigger another JWKS fetch. */
+export const JWKS_COOLDOWN_MS = 10_000;
+const JWKS_TIMEOUT_MS = 5_000;
+
+/**
+ * Header parameters that let a token name its own key (jku, jwk, x5u, x5c) or demand extensions
+ * (crit). Honouring any of them hands the choice of key to whoever wrote the token.
+ */
+const ForbiddenHeaderParameters = ['jku', 'jwk', 'x5u', 'x5c', 'crit'] as const;
+
+/** The curve or key type each asymmetric algorithm needs, checked once against JWT_PUBLIC_KEY_FILE. */
+const KeyTypeFor: Record<Exclude<Algorithm, `HS${string}`>, (key: KeyObject) => boolean> = {
+  RS256: (k) => k.asymmetricKeyType === 'rsa',
+  RS384: (k) => k.asymmetricKeyType === 'rsa',
+  RS512: (k) => k.asymmetricKeyType === 'rsa',
+  PS256: (k) => k.asymmetricKeyType === 'rsa' || k.asymmetricKeyType === 'rsa-pss',
+  ES256: (k) => k.asymmetricKeyType === 'ec' && k.asymmetricKeyDetails?.namedCurve === 'prime256v1',
+  ES384: (k) => k.asymmetricKeyType === 'ec' && k.asymmetricKeyDetails?.namedCurve === 'secp384r1',
+};
 
 function isAlgorithm(value: string): value is Algorithm {
   return (KnownAlgorithms as readonly string[]).includes(value);
 }
 
-function isSymmetric(alg: string): boolean {
+function isSymmetric(alg: string): alg is `HS${string}` {
   return alg.startsWith('HS');
 }
 
@@ -30,20 +55,33 @@ function invalid(reason: string): ZiggieError {
   return new ZiggieError('AUTH_INVALID_TOKEN', reason);
 }
 
+/** Raised inside key resolution so verify() can tell a key problem from a token problem. */
+class SigningKeyError extends Error {}
+
 /** Short, fixed reasons: library messages echo expected issuer/audience, which callers need not learn. */
 function reasonFor(error: unknown): string {
-  if (error instanceof TokenExpiredError) return 'token expired';
-  if (error instanceof NotBeforeError) return 'token not yet valid';
-  if (error instanceof JsonWebTokenError) {
-    const m = error.message;
-    if (m.startsWith('jwt audience invalid')) return 'audience mismatch';
-    if (m.startsWith('jwt issuer invalid')) return 'issuer mismatch';
-    if (m === 'invalid algorithm' || m.startsWith('secretOrPublicKey must be')) return 'algorithm not allowed';
-    if (m === 'invalid signature') return 'invalid signature';
-    if (m === 'jwt signature is required') return 'signature required';
-    if (m === 'invalid exp value') return 'invalid expiry';
-    if (m === 'jwt malformed' || m === 'invalid token') return 'malformed token';
+  if (error instanceof SigningKeyError) return error.message;
+  if (error instanceof errors.JWTExpired) return 'token expired';
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    const missing = error.reason === 'missing';
+    switch (error.claim) {
+      case 'iss':
+        return missing ? 'token has no issuer' : 'issuer mismatch';
+      case 'aud':
+        return missing ? 'token has no audience' : 'audience mismatch';
+      case 'exp':
+        return missing ? 'token has no expiry' : 'invalid expiry';
+      case 'sub':
+        return 'token has no subject';
+      case 'nbf':
+        return error.reason === 'check_failed' ? 'token not yet valid' : 'invalid not-before';
+      default:
+        return 'invalid claims';
+    }
   }
+  if (error instanceof errors.JWSSignatureVerificationFailed) return 'invalid signature';
+  if (error instanceof errors.JOSEAlgNotAllowed || error instanceof errors.JOSENotSupported) return 'algorithm not allowed';
+  if (error instanceof errors.JWSInvalid || error instanceof errors.JWTInvalid) return 'malformed token';
   return 'invalid token';
 }
 
@@ -53,14 +91,29 @@ function stringArray(value: unknown): string[] | undefined {
     : undefined;
 }
 
+/** The protected header, or undefined when the token is not a three-part JWS with a readable header. */
+function protectedHeaderOf(token: string): ProtectedHeaderParameters | undefined {
+  if (token.split('.').length !== 3) return undefined;
+  try {
+    return decodeProtectedHeader(token);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Verifies bearer tokens against the configured key material with algorithms pinned, so a
- * token cannot choose how it is checked (no `none`, no HS token signed with the public key).
+ * Verifies bearer tokens with algorithms pinned, so a token cannot choose how it is checked: no
+ * `none`, no HS token signed with the public key, no key named by the token itself. HS* tokens are
+ * checked with ZIGGIE_JWT_SECRET; asymmetric ones with JWT_PUBLIC_KEY_FILE or the keys of
+ * JWT_JWKS_URL, cached by `kid`.
  */
 export class JwtVerifier {
+  private readonly logger = new Logger('auth');
   private readonly algorithms: Algorithm[];
-  private readonly secret?: string;
+  private readonly secret?: Uint8Array;
   private readonly publicKey?: KeyObject;
+  private readonly jwks?: JWTVerifyGetKey;
+  private lastKeyFailure?: { message: string; at: number };
 
   constructor(private readonly auth: AuthConfig) {
     const problems: string[] = [];
@@ -68,63 +121,108 @@ export class JwtVerifier {
     if (unknown.length > 0) problems.push(`JWT_ALGORITHMS: unsupported ${unknown.join(', ')}`);
     this.algorithms = auth.algorithms.filter(isAlgorithm);
     if (this.algorithms.length === 0) problems.push('JWT_ALGORITHMS: at least one algorithm is required');
-    if (this.algorithms.some(isSymmetric) && !auth.secret) {
-      problems.push('ZIGGIE_JWT_SECRET: required when JWT_ALGORITHMS lists an HS* algorithm');
+    if (this.algorithms.some(isSymmetric)) {
+      if (auth.secret) this.secret = new TextEncoder().encode(auth.secret);
+      else problems.push('ZIGGIE_JWT_SECRET: required when JWT_ALGORITHMS lists an HS* algorithm');
     }
-    if (this.algorithms.some((a) => !isSymmetric(a))) {
-      if (!auth.publicKeyFile) {
-        problems.push('JWT_PUBLIC_KEY_FILE: required when JWT_ALGORITHMS lists an asymmetric algorithm');
-      } else {
+    const asymmetric = this.algorithms.filter((a) => !isSymmetric(a));
+    if (asymmetric.length > 0) {
+      if (auth.publicKeyFile && auth.jwksUrl) {
+        problems.push('JWT_PUBLIC_KEY_FILE/JWT_JWKS_URL: give one or the other, not both');
+      } else if (auth.jwksUrl) {
+        this.jwks = createRemoteJWKSet(new URL(auth.jwksUrl), {
+          cooldownDuration: JWKS_COOLDOWN_MS,
+          cacheMaxAge: auth.jwksCacheMaxAgeSeconds * 1000,
+          timeoutDuration: JWKS_TIMEOUT_MS,
+        });
+      } else if (auth.publicKeyFile) {
         try {
           this.publicKey = createPublicKey(readFileSync(auth.publicKeyFile));
         } catch (error) {
           problems.push(`JWT_PUBLIC_KEY_FILE: cannot load a public key (${(error as Error).message})`);
         }
+        const publicKey = this.publicKey;
+        const unusable = publicKey ? asymmetric.filter((a) => !KeyTypeFor[a as keyof typeof KeyTypeFor](publicKey)) : [];
+        if (unusable.length > 0) problems.push(`JWT_PUBLIC_KEY_FILE: the key does not fit ${unusable.join(', ')}`);
+      } else {
+        problems.push('JWT_PUBLIC_KEY_FILE or JWT_JWKS_URL: required when JWT_ALGORITHMS lists an asymmetric algorithm');
       }
     }
     if (problems.length > 0) throw new ConfigError(problems);
-    this.secret = auth.secret;
   }
 
-  verify(token: string): Principal {
-    let alg: unknown;
-    try {
-      alg = decode(token, { complete: true })?.header.alg;
-    } catch {
-      throw invalid('malformed token');
-    }
-    if (alg === undefined) throw invalid('malformed token');
+  async verify(token: string): Promise<Principal> {
+    const header = protectedHeaderOf(token);
+    if (!header || header.alg === undefined) throw invalid('malformed token');
+    if (ForbiddenHeaderParameters.some((name) => name in header)) throw invalid('forbidden header parameter');
+    const alg = header.alg;
     if (typeof alg !== 'string' || !isAlgorithm(alg) || !this.algorithms.includes(alg)) throw invalid('algorithm not allowed');
-    // The key follows the token's algorithm family; verify() re-checks alg against the pinned list.
-    const key = isSymmetric(alg) ? this.secret : this.publicKey;
-    if (!key) throw invalid('algorithm not allowed');
+    if (header.kid !== undefined && typeof header.kid !== 'string') throw invalid('malformed token');
 
-    let payload: JwtPayload | string;
+    const key = this.keyResolverFor(alg);
+    let payload: JWTPayload;
     try {
-      payload = verify(token, key, {
-        algorithms: this.algorithms,
+      ({ payload } = await jwtVerify(token, key, {
+        // Only the token's own family, so an HS token can never meet a public key or the JWKS.
+        algorithms: this.algorithms.filter((a) => isSymmetric(a) === isSymmetric(alg)),
         issuer: this.auth.issuer,
         audience: this.auth.audience,
         clockTolerance: this.auth.clockToleranceSeconds,
-        complete: true,
-      }).payload;
+        requiredClaims: ['iss', 'aud', 'exp', 'sub'],
+      }));
     } catch (error) {
       throw invalid(reasonFor(error));
     }
-    if (typeof payload !== 'object' || payload === null) throw invalid('payload is not a JSON object');
-    // jsonwebtoken only checks exp when present; a token without one would never expire.
-    if (typeof payload.exp !== 'number') throw invalid('token has no expiry');
     if (typeof payload.sub !== 'string' || payload.sub.trim() === '') throw invalid('token has no subject');
 
-    const claimedRoles = stringArray((payload as Record<string, unknown>).roles);
+    const claimedRoles = stringArray(payload.roles);
     if (!claimedRoles) throw invalid('roles claim must be an array of strings');
     // Unknown roles are dropped rather than rejected so new roles can be issued before every service knows them.
     const roles = claimedRoles.filter(isRole);
     if (roles.length === 0) throw invalid('token has no known role');
-    const workspaces = stringArray((payload as Record<string, unknown>).workspaces);
+    const workspaces = stringArray(payload.workspaces);
     if (!workspaces) throw invalid('workspaces claim must be an array of strings');
 
     return { subject: payload.sub, roles, workspaces };
+  }
+
+  /** The key for the token's algorithm family; the constructor guarantees one exists for every pinned algorithm. */
+  private keyResolverFor(alg: Algorithm): JWTVerifyGetKey {
+    if (isSymmetric(alg)) {
+      const secret = this.secret;
+      if (!secret) throw invalid('algorithm not allowed');
+      return () => secret;
+    }
+    const publicKey = this.publicKey;
+    if (publicKey) return () => publicKey;
+    const jwks = this.jwks;
+    if (!jwks) throw invalid('algorithm not allowed');
+    return (header, token) => this.fromJwks(jwks, header, token);
+  }
+
+  /**
+   * Looks the key up by `kid` among the JWKS keys. The `kid` is only ever compared with the ids
+   * the key server published; it never becomes part of a path or URL.
+   */
+  private async fromJwks(jwks: JWTVerifyGetKey, header: JWTHeaderParameters, token: FlattenedJWSInput): Promise<KeyLike | Uint8Array> {
+    try {
+      return (await jwks(header, token)) as KeyLike | Uint8Array;
+    } catch (error) {
+      if (error instanceof errors.JWKSNoMatchingKey) throw new SigningKeyError('unknown signing key');
+      if (error instanceof errors.JWKSMultipleMatchingKeys) throw new SigningKeyError('signing key not identified');
+      this.reportKeyFailure(error);
+      throw new SigningKeyError('signing key unavailable');
+    }
+  }
+
+  /** One line per distinct failure and at most one every cooldown, so an outage does not flood the log. */
+  private reportKeyFailure(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    const now = Date.now();
+    const last = this.lastKeyFailure;
+    if (last && last.message === message && now - last.at < JWKS_COOLDOWN_MS) return;
+    this.lastKeyFailure = { message, at: now };
+    this.logger.warn(`cannot fetch signing keys from JWT_JWKS_URL: ${message}`);
   }
 }
 

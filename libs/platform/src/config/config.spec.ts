@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from './config';
+import { ConfigError, isLoopbackHost, loadConfig } from './config';
 import { z } from 'zod';
 
 describe('loadConfig', () => {
@@ -38,5 +38,59 @@ describe('loadConfig', () => {
     const c = loadConfig('gateway', undefined, { ...valid, DATABASE_URL: 'postgres://u@db:5432/z', ORCHESTRATOR_GRPC_ADDR: 'orchestrator.ziggie.svc:50051' });
     expect(c.db.url).toBe('postgres://u@db:5432/z');
     expect(c.discovery.peers.orchestrator).toBe('orchestrator.ziggie.svc:50051');
+  });
+
+  it('fills auth defaults: on, no JWKS, a ten-minute key cache', () => {
+    const c = loadConfig('gateway', undefined, valid);
+    expect(c.auth).toMatchObject({ enabled: true, jwksUrl: undefined, jwksCacheMaxAgeSeconds: 600 });
+  });
+
+  function problemsOf(env: Record<string, string>): string[] {
+    try {
+      loadConfig('gateway', undefined, env);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as ConfigError).problems;
+    }
+    return [];
+  }
+
+  it('accepts a JWKS URL over https, or over http to loopback only', () => {
+    const rs = { JWT_ALGORITHMS: 'RS256' };
+    expect(loadConfig('gateway', undefined, { ...rs, JWT_JWKS_URL: 'https://idp.example.com/.well-known/jwks.json' }).auth.jwksUrl).toBe(
+      'https://idp.example.com/.well-known/jwks.json',
+    );
+    expect(loadConfig('gateway', undefined, { ...rs, JWT_JWKS_URL: 'http://127.0.0.1:8080/jwks' }).auth.jwksUrl).toBe('http://127.0.0.1:8080/jwks');
+    expect(loadConfig('gateway', undefined, { ...rs, JWT_JWKS_URL: 'http://[::1]:8080/jwks' }).auth.jwksUrl).toBe('http://[::1]:8080/jwks');
+    expect(problemsOf({ ...rs, JWT_JWKS_URL: 'http://idp.example.com/jwks' }).join()).toContain('JWT_JWKS_URL: must be https');
+    expect(problemsOf({ ...rs, JWT_JWKS_URL: 'http://10.0.0.5/jwks' }).join()).toContain('JWT_JWKS_URL: must be https');
+    expect(problemsOf({ ...rs, JWT_JWKS_URL: 'file:///etc/passwd' }).join()).toContain('JWT_JWKS_URL');
+    expect(problemsOf({ ...rs, JWT_JWKS_URL: 'https://user:pw@idp.example.com/jwks' }).join()).toContain('must not contain credentials');
+    expect(problemsOf({ ...rs, JWT_JWKS_URL: 'https://idp.example.com/jwks', JWT_PUBLIC_KEY_FILE: '/k.pem' }).join()).toContain('not both');
+    expect(problemsOf({ ...rs, JWT_JWKS_URL: 'https://idp.example.com/jwks', JWT_JWKS_CACHE_MAX_AGE_SECONDS: '1' }).join()).toContain('JWT_JWKS_CACHE_MAX_AGE_SECONDS');
+  });
+
+  it('allows ZIGGIE_AUTH=off only outside production and on a loopback HTTP host', () => {
+    expect(loadConfig('gateway', undefined, { ...valid, ZIGGIE_AUTH: 'off' }).auth.enabled).toBe(false);
+    expect(loadConfig('gateway', undefined, { ...valid, ZIGGIE_AUTH: 'off', HTTP_HOST: '::1', NODE_ENV: 'test' }).auth.enabled).toBe(false);
+    expect(problemsOf({ ...valid, ZIGGIE_AUTH: 'off', NODE_ENV: 'production' }).join()).toContain('ZIGGIE_AUTH');
+    expect(problemsOf({ ...valid, ZIGGIE_AUTH: 'off', HTTP_HOST: '0.0.0.0' }).join()).toContain('ZIGGIE_AUTH');
+    expect(problemsOf({ ...valid, ZIGGIE_AUTH: 'off', HTTP_HOST: '192.168.1.4' }).join()).toContain('ZIGGIE_AUTH');
+    expect(problemsOf({ ...valid, ZIGGIE_AUTH: 'maybe' }).join()).toContain('ZIGGIE_AUTH');
+  });
+
+  it.each([
+    ['127.0.0.1', true],
+    ['127.8.9.10', true],
+    ['localhost', true],
+    ['::1', true],
+    ['[::1]', true],
+    ['0.0.0.0', false],
+    ['::', false],
+    ['10.0.0.1', false],
+    ['127.0.0.1.example.com', false],
+    ['localhost.example.com', false],
+  ])('isLoopbackHost(%s) → %s', (host, loopback) => {
+    expect(isLoopbackHost(host as string)).toBe(loopback);
   });
 });

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { DefaultPorts, GrpcPeer, GrpcPeers, ServiceName } from './services';
 
@@ -38,6 +39,8 @@ const platformEnv = z.object({
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalString.pipe(z.url().optional()),
   ZIGGIE_JWT_SECRET: optionalString.pipe(z.string().min(16, 'at least 16 characters').optional()),
   JWT_PUBLIC_KEY_FILE: optionalString,
+  JWT_JWKS_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  JWT_JWKS_CACHE_MAX_AGE_SECONDS: z.coerce.number().int().min(10).max(86_400).default(600),
   JWT_ALGORITHMS: z
     .string()
     .default('HS256')
@@ -46,6 +49,7 @@ const platformEnv = z.object({
   JWT_ISSUER: z.string().min(1).default('ziggie-local'),
   JWT_AUDIENCE: z.string().min(1).default('ziggie-api'),
   JWT_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(60).default(30),
+  ZIGGIE_AUTH: z.enum(['on', 'off']).default('on'),
   CONSUL_HTTP_ADDR: optionalString.pipe(z.url().optional()),
   CONSUL_HTTP_TOKEN: optionalString,
   DISCOVERY_ADVERTISE_HOST: optionalString,
@@ -75,8 +79,12 @@ export interface PlatformConfig {
   dataDir: string;
   otel: { endpoint?: string };
   auth: {
+    /** False only with ZIGGIE_AUTH=off, which validation allows on a loopback, non-production service. */
+    enabled: boolean;
     secret?: string;
     publicKeyFile?: string;
+    jwksUrl?: string;
+    jwksCacheMaxAgeSeconds: number;
     algorithms: string[];
     issuer: string;
     audience: string;
@@ -90,8 +98,35 @@ function tlsFrom(ca?: string, cert?: string, key?: string): TlsFiles | undefined
   return ca || cert || key ? { caFile: ca, certFile: cert, keyFile: key } : undefined;
 }
 
+/** 127.0.0.0/8, ::1 and localhost: addresses no other machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (bare.toLowerCase() === 'localhost') return true;
+  if (isIP(bare) === 4) return bare.startsWith('127.');
+  if (isIP(bare) === 6) return bare === '::1' || bare === '0:0:0:0:0:0:0:1' || /^::ffff:127\./i.test(bare);
+  return false;
+}
+
 function formatIssues(error: z.ZodError): string[] {
   return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+}
+
+/**
+ * Keys fetched in clear text could be swapped by anyone on the path, so plain http is accepted
+ * only for a key server on this machine; credentials in the URL would end up in logs.
+ */
+function jwksUrlProblems(value: string): string[] {
+  if (!value) return [];
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return []; // the schema reports an unparsable URL
+  }
+  const problems: string[] = [];
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) problems.push('JWT_JWKS_URL: must be https unless the host is a loopback address');
+  if (url.username || url.password) problems.push('JWT_JWKS_URL: must not contain credentials');
+  return problems;
 }
 
 /**
@@ -111,8 +146,17 @@ export function loadConfig<E extends z.ZodRawShape = Record<string, never>>(
   // Cross-variable rules read the raw values, so they are reported even when other variables are bad.
   const raw = (name: string) => (env[name] ?? '').trim();
   const algorithms = (raw('JWT_ALGORITHMS') || 'HS256').split(',').map((a) => a.trim());
-  if (!raw('ZIGGIE_JWT_SECRET') && !raw('JWT_PUBLIC_KEY_FILE') && algorithms.some((a) => a.startsWith('HS'))) {
-    problems.push('ZIGGIE_JWT_SECRET: required for HS* algorithms (or set JWT_PUBLIC_KEY_FILE and JWT_ALGORITHMS)');
+  if (!raw('ZIGGIE_JWT_SECRET') && !raw('JWT_PUBLIC_KEY_FILE') && !raw('JWT_JWKS_URL') && algorithms.some((a) => a.startsWith('HS'))) {
+    problems.push('ZIGGIE_JWT_SECRET: required for HS* algorithms (or set JWT_PUBLIC_KEY_FILE or JWT_JWKS_URL, and JWT_ALGORITHMS)');
+  }
+  if (raw('JWT_PUBLIC_KEY_FILE') && raw('JWT_JWKS_URL')) {
+    problems.push('JWT_PUBLIC_KEY_FILE/JWT_JWKS_URL: give one or the other, not both');
+  }
+  problems.push(...jwksUrlProblems(raw('JWT_JWKS_URL')));
+  if (raw('ZIGGIE_AUTH') === 'off') {
+    // The switch exists for benchmark baselines; it must never leave a reachable or production service open.
+    if (raw('NODE_ENV') === 'production') problems.push('ZIGGIE_AUTH: off is not allowed when NODE_ENV=production');
+    if (!isLoopbackHost(raw('HTTP_HOST') || '127.0.0.1')) problems.push('ZIGGIE_AUTH: off is allowed only when HTTP_HOST is a loopback address');
   }
   if (Boolean(raw('GRPC_TLS_CERT_FILE')) !== Boolean(raw('GRPC_TLS_KEY_FILE'))) {
     problems.push('GRPC_TLS_CERT_FILE/GRPC_TLS_KEY_FILE: give both or neither');
@@ -143,8 +187,11 @@ export function loadConfig<E extends z.ZodRawShape = Record<string, never>>(
     dataDir: e.DATA_DIR,
     otel: { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT },
     auth: {
+      enabled: e.ZIGGIE_AUTH === 'on',
       secret: e.ZIGGIE_JWT_SECRET,
       publicKeyFile: e.JWT_PUBLIC_KEY_FILE,
+      jwksUrl: e.JWT_JWKS_URL,
+      jwksCacheMaxAgeSeconds: e.JWT_JWKS_CACHE_MAX_AGE_SECONDS,
       algorithms: e.JWT_ALGORITHMS,
       issuer: e.JWT_ISSUER,
       audience: e.JWT_AUDIENCE,
