@@ -85,7 +85,8 @@ describe('orchestration through the REST API of the local stack', () => {
       ports: await allocateFreePorts(),
       logLevel: 'warn',
       // One step at a time in simstudio, to observe priorities; a fast reconcile for delayed starts.
-      env: { WORKSPACE_LIMITS: '{"simstudio":1}', RECONCILE_INTERVAL_MS: '1000' },
+      // Polling from one token would exceed the per-user limit of an operator's defaults.
+      env: { WORKSPACE_LIMITS: '{"simstudio":1}', RECONCILE_INTERVAL_MS: '1000', RATE_LIMIT_USER_PER_MIN: '100000', RATE_LIMIT_ADMIN_PER_MIN: '100000' },
     });
   }, 120_000);
 

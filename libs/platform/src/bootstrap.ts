@@ -22,6 +22,8 @@ export interface ServiceDefinition<E extends z.ZodRawShape> extends PlatformOpti
   module: (config: PlatformConfig & { extra: z.infer<z.ZodObject<E>> }) => Type | DynamicModule;
   /** gRPC services to serve, resolved from the started application. */
   grpc?: (app: INestApplication) => GrpcBinding[];
+  /** HTTP settings of the service's own (CORS, ...), applied before the routes. */
+  configureApp?: (app: NestExpressApplication, config: PlatformConfig & { extra: z.infer<z.ZodObject<E>> }) => void;
 }
 
 export interface RunningService {
@@ -57,6 +59,7 @@ export async function bootstrapService<E extends z.ZodRawShape>(def: ServiceDefi
   app.useLogger(app.get(PinoNestLogger));
   app.useBodyParser('json', { limit: '2mb' });
   app.disable('x-powered-by');
+  def.configureApp?.(app, config);
   // NATS and the database start first: other providers use them from onApplicationBootstrap on.
   if (def.nats) await app.get(NatsService).start();
   if (def.migrations) await app.get(DatabaseService).start();

@@ -40,6 +40,10 @@ const workspace = (id: string): pb.Workspace => ({
   health: 'on-track',
   healthReasons: [],
   dependsOn: ['base'],
+  portRange: { start: 20000, end: 20099 },
+  description: '',
+  createdAt: '2026-01-01T00:00:00.000Z',
+  updatedAt: '2026-01-01T00:00:00.000Z',
 });
 
 const notImplemented = () => unary(() => Promise.reject(new ZiggieError('UNIMPLEMENTED', 'not in this test')));
@@ -53,6 +57,7 @@ const seenCorrelationIds: string[] = [];
 
 /** A tiny WorkspaceCoord: `x` is missing, `boom` fails unexpectedly, `slow` never answers in time. */
 const workspaceCoord: pb.WorkspaceCoordServer = {
+  ...(Object.fromEntries(Object.keys(pb.WorkspaceCoordService).map((method) => [method, notImplemented()])) as unknown as pb.WorkspaceCoordServer),
   getWorkspace: unary(async (req: pb.GetWorkspaceRequest) => {
     seenCorrelationIds.push(currentCorrelationId() ?? '(none)');
     if (req.id === 'boom') throw new Error('boom');
@@ -64,8 +69,6 @@ const workspaceCoord: pb.WorkspaceCoordServer = {
     return workspace(req.id);
   }),
   listWorkspaces: unary(() => ({ items: [workspace('ziggie')], total: 1, nextCursor: '' })),
-  allocatePort: notImplemented(),
-  acquireLease: notImplemented(),
 };
 
 const progress = (n: number): pb.CallToolEvent => ({ event: { $case: 'progress', value: { progress: n, total: 2, message: `step ${n}` } } });
@@ -138,7 +141,7 @@ describe('platform gRPC wrapper against a real grpc-js server (insecure)', () =>
   it('answers a unary call through the generated WorkspaceCoord definition', async () => {
     const ws = await callUnary(coord.getWorkspace.bind(coord), { id: 'ziggie' }, { peer: 'workspace-coord' });
     expect(ws).toEqual(workspace('ziggie'));
-    const list = await callUnary(coord.listWorkspaces.bind(coord), { page: { limit: 10, cursor: '' } });
+    const list = await callUnary(coord.listWorkspaces.bind(coord), { page: { limit: 10, cursor: '' }, ids: [], health: '' });
     expect(list).toEqual({ items: [workspace('ziggie')], total: 1, nextCursor: '' });
   });
 

@@ -7,6 +7,7 @@ import { auditEnv } from './audit/audit.config';
 import { AuditModule } from './audit/audit.module';
 import { migrations } from './migrations';
 import { OPENAPI_DOCUMENT, OpenApiController } from './openapi.controller';
+import { corsEnv, corsOptions } from './cors';
 import { rateLimitEnv, RateLimitModule } from './rate-limit';
 import { TaskEventsService } from './task-events.service';
 
@@ -22,9 +23,13 @@ import { TaskEventsService } from './task-events.service';
 })
 export class GatewayModule {}
 
-export const definition: ServiceDefinition<typeof auditEnv & typeof rateLimitEnv> = {
+export const definition: ServiceDefinition<typeof auditEnv & typeof rateLimitEnv & typeof corsEnv> = {
   service: 'gateway',
-  extraConfig: { ...auditEnv, ...rateLimitEnv },
+  extraConfig: { ...auditEnv, ...rateLimitEnv, ...corsEnv },
+  configureApp: (app, config) => {
+    const cors = corsOptions(config.extra.CORS_ORIGINS);
+    if (cors) app.enableCors(cors);
+  },
   migrations,
   nats: { streams: [Streams.events], consumers: [] },
   module: () => GatewayModule,
