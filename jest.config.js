@@ -1,5 +1,6 @@
-// Three tiers: unit specs beside the code, integration specs against real NATS/PGlite/Postgres/MCP
-// servers, and end-to-end specs through the public REST API of a running local stack.
+// Four tiers: unit specs beside the code, integration specs against real NATS/PGlite/Postgres/MCP
+// servers, end-to-end specs through the public REST API of a running local stack, and security
+// specs that attack such a stack.
 const swc = [
   '@swc/jest',
   {
@@ -30,5 +31,6 @@ module.exports = {
       testMatch: ['<rootDir>/{libs,services,cli}/**/test/**/*.int-spec.ts'],
     },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts', '<rootDir>/test/chaos/**/*.e2e-spec.ts'] },
+    { ...common, displayName: 'security', testMatch: ['<rootDir>/test/security/**/*.security-spec.ts'] },
   ],
 };

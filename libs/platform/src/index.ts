@@ -9,6 +9,7 @@ export * from './health/health';
 export * from './health/metrics';
 export * from './http/problem';
 export * from './http/api';
+export * from './http/safe-input';
 export * from './http/openapi';
 export * from './nats';
 export * from './grpc';

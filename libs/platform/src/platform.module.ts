@@ -9,6 +9,7 @@ import { PeerClients } from './grpc/peers';
 import { HealthController, HealthRegistry } from './health/health';
 import { MetricsController, MetricsService } from './health/metrics';
 import { CorrelationMiddleware } from './http/correlation.middleware';
+import { SafeInputMiddleware } from './http/safe-input';
 import { ProblemEvents, ProblemFilter } from './http/problem';
 import { LoggingModule } from './logging/logging.module';
 import { NATS_OPTIONS, NatsModuleOptions, NatsService } from './nats/nats.service';
@@ -55,6 +56,6 @@ export class PlatformModule implements NestModule {
   }
 
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(CorrelationMiddleware).forRoutes('*path');
+    consumer.apply(CorrelationMiddleware, SafeInputMiddleware).forRoutes('*path');
   }
 }

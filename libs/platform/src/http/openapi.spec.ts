@@ -6,6 +6,7 @@ import { Public, RequirePermission } from '../auth/auth.decorators';
 import { ApiDoc, StrictInputInterceptor, ValidBody, ValidQuery } from './api';
 import { buildOpenApi, openApiPath, routesOf } from './openapi';
 import { ProblemFilter } from './problem';
+import { assertSafeInput, MAX_INPUT_DEPTH } from './safe-input';
 
 const Body = z.object({ name: z.string().min(1), size: z.number().int().default(1) }).strict();
 const Query = z.object({ limit: z.coerce.number().int().min(1).max(10).default(5), q: z.string().optional() }).strict();
@@ -135,5 +136,28 @@ describe('ValidBody / ValidQuery / StrictInputInterceptor on a live app', () => 
     expect(malformed.status).toBe(400);
     const charset = await fetch(`${base}/v1/things`, { method: 'POST', headers: { 'content-type': 'application/json; charset=klingon' }, body: '{}' });
     expect(charset.status).toBe(400);
+  });
+});
+
+describe('assertSafeInput', () => {
+  const nest = (levels: number): unknown => {
+    let v: unknown = 'leaf';
+    for (let i = 0; i < levels; i++) v = { a: v };
+    return v;
+  };
+
+  it('accepts ordinary input up to the depth limit', () => {
+    expect(() => assertSafeInput({ a: [1, 'x', { b: null }] }, 'body')).not.toThrow();
+    expect(() => assertSafeInput(nest(MAX_INPUT_DEPTH), 'body')).not.toThrow();
+  });
+
+  it('refuses deeper nesting, without exhausting the stack on hostile depth', () => {
+    expect(() => assertSafeInput(nest(MAX_INPUT_DEPTH + 1), 'body')).toThrow(/nested deeper than/);
+    expect(() => assertSafeInput(nest(200_000), 'body')).toThrow(/nested deeper than/);
+  });
+
+  it('refuses NUL characters in strings and keys, naming where', () => {
+    expect(() => assertSafeInput({ plan: { title: 'a\u0000b' } }, 'body')).toThrow('body.plan.title: NUL characters are not allowed');
+    expect(() => assertSafeInput({ ['k\u0000']: 1 }, 'query')).toThrow(/keys/);
   });
 });

@@ -30,8 +30,10 @@ export function auditId(now: number = Date.now()): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
+/** Clipped, and without NUL characters, which Postgres text cannot hold (a decoded path parameter may carry one). */
 function clip(value: string, max: number): string {
-  return value.length > max ? value.slice(0, max) : value;
+  const clean = value.includes('\u0000') ? value.replace(/\u0000/g, '\uFFFD') : value;
+  return clean.length > max ? clean.slice(0, max) : clean;
 }
 
 function text(value: unknown, max: number): string | null {
@@ -73,7 +75,7 @@ export function describeRequest(req: AuditedRequest, res: Response | undefined, 
   return {
     id: auditId(now),
     at: new Date(now),
-    actor: req.principal?.subject ?? 'anonymous',
+    actor: clip(req.principal?.subject ?? 'anonymous', 256),
     roles: req.principal?.roles ?? [],
     action: clip(`${req.method} ${typeof template === 'string' ? template : path}`, 1100),
     resource: path,

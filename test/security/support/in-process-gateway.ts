@@ -1,0 +1,76 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { METHODS } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bootstrapService, GrpcPeers, type GrpcPeer, type RunningService } from '@ziggie/platform';
+import type { StackHandle } from '../../../cli/src/stack';
+import { definition } from '../../../services/gateway/src/service';
+
+export interface InProcessGateway {
+  service: RunningService;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A second gateway in this process, wired to a running stack's NATS and gRPC peers the way
+ * cli/src/stack.ts wires its own, with its own data directory (audit database).
+ */
+export async function startInProcessGateway(stack: StackHandle, env: Record<string, string>): Promise<InProcessGateway> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ziggie-inproc-gateway-'));
+  const peers: Record<string, string> = {};
+  for (const peer of Object.keys(GrpcPeers) as GrpcPeer[]) peers[GrpcPeers[peer]] = `127.0.0.1:${stack.ports.services[peer].grpc}`;
+  const service = await bootstrapService(definition, {
+    NODE_ENV: 'development',
+    LOG_LEVEL: 'silent',
+    HTTP_HOST: '127.0.0.1',
+    HTTP_PORT: '0',
+    GRPC_HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    NATS_URL: `nats://127.0.0.1:${stack.ports.nats}`,
+    ZIGGIE_JWT_SECRET: stack.jwtSecret,
+    JWT_ISSUER: 'ziggie-local',
+    JWT_AUDIENCE: 'ziggie-api',
+    SHUTDOWN_GRACE_MS: '1000',
+    ...peers,
+    ...env,
+  });
+  return {
+    service,
+    url: `http://127.0.0.1:${service.httpPort}`,
+    stop: async () => {
+      await service.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+interface ExpressLayer {
+  route?: { path: string | string[]; methods: Record<string, boolean> };
+}
+
+/**
+ * `METHOD /path/{param}` for every route Express has registered. Nest 11 runs on Express 5,
+ * whose router is `app.router` (Express 4 kept it in `app._router`). Nest mounts middleware
+ * bound with `forRoutes(...)` as `app.all(path)`, a route for every HTTP method that always
+ * calls next(); those are left out (no gateway controller uses @All, which would look the same).
+ */
+export function expressRoutes(service: RunningService): string[] {
+  const express = service.app.getHttpAdapter().getInstance() as { router?: { stack: ExpressLayer[] }; _router?: { stack: ExpressLayer[] } };
+  const router = express.router ?? express._router;
+  if (!router) throw new Error('no Express router found on the application');
+  const routes = new Set<string>();
+  for (const layer of router.stack) {
+    if (!layer.route) continue;
+    const paths = Array.isArray(layer.route.path) ? layer.route.path : [layer.route.path];
+    const methods = Object.keys(layer.route.methods).filter((m) => m !== '_all');
+    if (layer.route.methods._all || METHODS.every((m) => methods.includes(m.toLowerCase()))) continue;
+    for (const path of paths) {
+      for (const [method, on] of Object.entries(layer.route.methods)) {
+        if (!on || method === '_all') continue;
+        routes.add(`${method.toUpperCase()} ${path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`);
+      }
+    }
+  }
+  return [...routes].sort();
+}
