@@ -1,14 +1,14 @@
 import { z } from 'zod';
 import { PlatformConfig } from '@ziggie/platform';
 
-/** `{"gpu": 4}`-style JSON maps of limits. */
+/** `{"ziggie": 50}`-style JSON maps of limits. */
 const LimitMap = z
   .string()
   .transform((s, ctx) => {
     try {
       return z.record(z.string(), z.number().int().min(1)).parse(JSON.parse(s));
     } catch {
-      ctx.addIssue({ code: 'custom', message: 'must be a JSON object of positive integers, e.g. {"gpu": 4}' });
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON object of positive integers, e.g. {"ziggie": 50}' });
       return z.NEVER;
     }
   });
@@ -27,8 +27,6 @@ export const orchestratorEnv = {
   /** Steps in flight (dispatched or running) per workspace, unless WORKSPACE_LIMITS says otherwise. */
   WORKSPACE_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(2_000),
   WORKSPACE_LIMITS: LimitMap.default({}),
-  /** Steps in flight per resource pool (a step's `pool`); pools not listed are unlimited. */
-  POOL_LIMITS: LimitMap.default({ gpu: 4 }),
   /** Results recorded per database transaction. */
   RESULT_BATCH_MAX: z.coerce.number().int().min(1).max(2_000).default(256),
 };
@@ -41,7 +39,6 @@ export interface OrchestratorExtra {
   PRIORITY_AGING_SECONDS: number;
   WORKSPACE_MAX_IN_FLIGHT: number;
   WORKSPACE_LIMITS: Record<string, number>;
-  POOL_LIMITS: Record<string, number>;
   RESULT_BATCH_MAX: number;
 }
 

@@ -5,10 +5,11 @@ import type { Subscription } from 'nats';
 import { Counter, Histogram } from 'prom-client';
 import { OrchestratorConfig } from './config';
 import { EventBatch, EventPublisher, TaskEvent } from './events';
-import { evaluatePolicies, toolsOf } from './governance';
+import { evaluatePolicies, PolicyRule, toolsOf } from './governance';
 import { KeyedLock } from './keyed-lock';
 import { OrchestratorDb, StepRow, TaskRow } from './migrations';
 import { PoliciesService } from './policies.service';
+import { HeldLease, LeaseDecision, MAX_LEASES_PER_CALL, PoolLeases, PoolSkips } from './pool-leases';
 import { checkQualityGate, checkSchema } from './quality';
 import { hasReferences, resolveInput } from './templates';
 
@@ -33,13 +34,36 @@ class Effects {
   /** Tasks whose child tasks must be cancelled. */
   readonly cancelChildrenOf: string[] = [];
   readonly advance = new Set<string>();
+  /** Leases of attempts that ended, given back to workspace-coord. */
+  readonly releases: HeldLease[] = [];
   pump = false;
   written: TaskEvent[] = [];
 }
 
 type Candidate = StepRow & { task_priority: string; principal: TaskRow['principal']; correlation_id: string; task_depth: number };
 
+/** Leave out the pool steps a round would only be refused leases for. */
+function poolSkipFilter(skips: PoolSkips) {
+  if (skips.allPools) return sql`and (s.pool is null or s.action = 'approval')`;
+  if (skips.pools.length === 0) return sql``;
+  const refused = skips.pools.map((p) => sql`(s.pool = ${p.pool} and t.priority in (${sql.join(p.priorities)}))`);
+  return sql`and (s.pool is null or s.action = 'approval' or not (${sql.join(refused, sql` or `)}))`;
+}
+
+type GrantedLease = HeldLease & { leaseId: string };
+
+/** What a scheduling round hands from its transaction to after the commit. */
+interface Round {
+  outgoing: Dispatch[];
+  /** Leases granted in the round, by holder; those not dispatched in the end are given back. */
+  granted: Map<string, GrantedLease>;
+  /** Attempt ids the round dispatched. */
+  dispatched: Set<string>;
+}
+
 const attemptIdOf = (taskId: string, stepId: string, attempt: number) => `${taskId}.${stepId}.${attempt}`;
+/** The attempt id a pending step is dispatched as (its lease holder). */
+const nextAttemptIdOf = (step: StepRow) => attemptIdOf(step.task_id, step.id, step.attempt + 1);
 
 export function attemptNumber(attemptId: string): number {
   return Number.parseInt(attemptId.slice(attemptId.lastIndexOf('.') + 1), 10);
@@ -50,8 +74,9 @@ export function attemptNumber(attemptId: string): number {
  * locks the task row first (then steps), so two replicas can share the work:
  * - advance(): starts a task, closes a wave and opens the next, or ends the task;
  * - pump(): one scheduling round — ready steps of current waves by priority with aging,
- *   within workspace and pool limits, through the governance policies, to agents chosen by
- *   the registry, published on JetStream (Nats-Msg-Id = attempt id);
+ *   within workspace limits, through the governance policies, pool steps with a lease from
+ *   workspace-coord, to agents chosen by the registry, published on JetStream
+ *   (Nats-Msg-Id = attempt id);
  * - results: recorded in batches, once per attempt (step_ledger), quality gates checked,
  *   retries with backoff scheduled;
  * - reconcile(): republishes what a crash left unpublished, fails timed-out steps, starts
@@ -81,10 +106,13 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     private readonly nats: NatsService,
     private readonly peers: PeerClients,
     private readonly policies: PoliciesService,
+    private readonly leases: PoolLeases,
     @Inject(CONFIG) private readonly config: OrchestratorConfig,
     metrics: MetricsService,
   ) {
     this.publisher = new EventPublisher(nats, () => this.db);
+    // A released lease may let a waiting pool step through.
+    leases.onReleased(() => this.schedulePump());
     this.transitions = metrics.counter('ziggie_orchestrator_transitions_total', 'Task and step transitions', ['kind', 'status']);
     this.taskDuration = metrics.histogram('ziggie_task_duration_seconds', 'Submit to terminal state', ['status'], [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300]);
     this.decisions = metrics.counter('ziggie_policy_decisions_total', 'Governance decisions before dispatch', ['effect']);
@@ -161,6 +189,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
         this.logger.warn(`cancel notice for ${c.taskId} not sent: ${String(err)}`);
       }
     }
+    this.leases.release(fx.releases);
     for (const parent of fx.cancelChildrenOf) void this.cancelChildren(parent);
     for (const taskId of fx.advance) void this.advance(taskId).catch((err: unknown) => this.logger.error(`advance ${taskId}: ${String(err)}`));
     if (fx.pump) this.schedulePump();
@@ -303,7 +332,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     const now = new Date();
     const inFlight = await trx
       .selectFrom('steps')
-      .select(['id', 'attempt'])
+      .select(['id', 'attempt', 'pool'])
       .where('task_id', '=', task.id)
       .where('status', 'in', [...IN_FLIGHT])
       .execute();
@@ -315,12 +344,15 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
       .returning(['id', 'wave'])
       .execute();
     if (inFlight.length > 0) {
-      await trx
+      const ended = await trx
         .updateTable('step_attempts')
         .set({ status: 'cancelled', finished_at: now })
         .where('task_id', '=', task.id)
         .where('status', 'in', [...IN_FLIGHT])
+        .returning(['step_id', 'attempt', 'lease_id'])
         .execute();
+      const poolOf = new Map(inFlight.map((s) => [s.id, s.pool]));
+      for (const a of ended) if (a.lease_id) fx.releases.push({ holder: attemptIdOf(task.id, a.step_id, a.attempt), pool: poolOf.get(a.step_id) ?? '' });
       fx.cancels.push({ taskId: task.id, attemptIds: inFlight.map((s) => attemptIdOf(task.id, s.id, s.attempt)), reason: message ?? status });
     }
     for (const s of stopped) fx.events.add(task.id, 'step.cancelled', { wave: s.wave, stepId: s.id, status: 'cancelled', message: message ?? undefined });
@@ -443,20 +475,15 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     })();
   }
 
-  private async inFlightCounts(trx: Trx): Promise<{ workspaces: Map<string, number>; pools: Map<string, number> }> {
+  /** Steps in flight (dispatched or running) per workspace. */
+  private async inFlightCounts(trx: Trx): Promise<Map<string, number>> {
     const rows = await trx
       .selectFrom('steps')
-      .select(['workspace', 'pool', (eb) => eb.fn.countAll<string>().as('n')])
+      .select(['workspace', (eb) => eb.fn.countAll<string>().as('n')])
       .where('status', 'in', [...IN_FLIGHT])
-      .groupBy(['workspace', 'pool'])
+      .groupBy('workspace')
       .execute();
-    const workspaces = new Map<string, number>();
-    const pools = new Map<string, number>();
-    for (const r of rows) {
-      workspaces.set(r.workspace, (workspaces.get(r.workspace) ?? 0) + Number(r.n));
-      if (r.pool) pools.set(r.pool, (pools.get(r.pool) ?? 0) + Number(r.n));
-    }
-    return { workspaces, pools };
+    return new Map(rows.map((r) => [r.workspace, Number(r.n)]));
   }
 
   private workspaceLimit(ws: string): number {
@@ -465,125 +492,216 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
 
   /** One scheduling round; returns how many candidate steps it looked at. */
   private async pumpOnce(): Promise<number> {
-    const outgoing: Dispatch[] = [];
     // Read before the transaction: with embedded PGlite a query outside it would wait for it.
     const rules = await this.policies.rules();
-    const looked = await this.commit(async (trx, fx) => {
-      const locked = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(${PUMP_LOCK_KEY}) as ok`.execute(trx);
-      if (!locked.rows[0]?.ok) {
-        // Another replica is scheduling; look again shortly.
-        return 0;
-      }
-      const counts = await this.inFlightCounts(trx);
-      const fullWorkspaces = [...counts.workspaces].filter(([ws, n]) => n >= this.workspaceLimit(ws)).map(([ws]) => ws);
-      const fullPools = Object.entries(this.extra.POOL_LIMITS).filter(([p, limit]) => (counts.pools.get(p) ?? 0) >= limit).map(([p]) => p);
-      const aging = this.extra.PRIORITY_AGING_SECONDS;
-      const candidates = (
-        await sql<Candidate>`
-          select s.*, t.priority as task_priority, t.principal, t.correlation_id, t.depth as task_depth
-          from steps s join tasks t on t.id = s.task_id
-          where s.status = 'pending' and t.status = 'running' and s.wave = t.current_wave
-            and (s.next_attempt_at is null or s.next_attempt_at <= now())
-            ${fullWorkspaces.length ? sql`and s.workspace not in (${sql.join(fullWorkspaces)})` : sql``}
-            ${fullPools.length ? sql`and (s.pool is null or s.pool not in (${sql.join(fullPools)}))` : sql``}
-          order by (case t.priority when 'P0' then 0 when 'P1' then 1 else 2 end)
-                     - floor(extract(epoch from (now() - t.created_at)) / ${aging}),
-                   t.created_at, t.id, s.ordinal
-          limit ${this.extra.DISPATCH_BATCH}`.execute(trx)
-      ).rows;
-      if (candidates.length === 0) return 0;
-      const tasks = await this.lockTasks(trx, candidates.map((c) => c.task_id));
-      const budgets = await this.dispatchedCounts(trx, [...tasks.keys()]);
-      const chosen: Candidate[] = [];
-      for (const step of candidates) {
-        const task = tasks.get(step.task_id);
-        if (!task || task.status !== 'running') continue;
-        if (step.action === 'approval') {
-          await this.hold(trx, fx, step, 'waiting for approval');
-          continue;
-        }
-        const wsCount = counts.workspaces.get(step.workspace) ?? 0;
-        if (wsCount >= this.workspaceLimit(step.workspace)) continue;
-        const poolLimit = step.pool ? this.extra.POOL_LIMITS[step.pool] : undefined;
-        if (step.pool && poolLimit !== undefined && (counts.pools.get(step.pool) ?? 0) >= poolLimit) continue;
-        const used = budgets.get(step.task_id) ?? { steps: 0, gpu: 0 };
-        const decision = evaluatePolicies(rules, {
-          capability: step.capability,
-          tools: toolsOf(step.action, step.input),
-          workspace: step.workspace,
-          roles: step.principal.roles,
-          action: step.action,
-          pool: step.pool,
-          gpu: step.gpu,
-          dispatchedSteps: used.steps,
-          dispatchedGpuSteps: used.gpu,
-        });
-        this.decisions.inc({ effect: decision.effect });
-        if (decision.policy) {
-          const approvedBefore = !!step.approved_by && decision.effect === 'require_approval';
-          const effect = approvedBefore ? 'allow' : decision.effect;
-          await trx
-            .insertInto('policy_decisions')
-            .values({
-              // One record per attempt and outcome: a step held for approval, then allowed, has both.
-              id: `${step.task_id}.${step.id}.${step.attempt + 1}.${effect}`,
-              task_id: step.task_id,
-              step_id: step.id,
-              policy_id: decision.policy.id,
-              policy_name: decision.policy.name,
-              effect,
-              reason: approvedBefore ? `${decision.reason}; approved by ${step.approved_by}` : decision.reason,
-              workspace: step.workspace,
-              subject: step.principal.subject,
-            })
-            .onConflict((oc) => oc.column('id').doNothing())
-            .execute();
-          fx.events.add(step.task_id, 'policy.decision', { wave: step.wave, stepId: step.id, status: decision.effect, message: decision.reason });
-        }
-        if (decision.effect === 'deny') {
-          await this.failUndispatched(trx, fx, step, `POLICY_DENIED: ${decision.reason}`);
-          continue;
-        }
-        if (decision.effect === 'require_approval' && !step.approved_by) {
-          await this.hold(trx, fx, step, `waiting for approval: ${decision.reason}`);
-          continue;
-        }
-        counts.workspaces.set(step.workspace, wsCount + 1);
-        if (step.pool) counts.pools.set(step.pool, (counts.pools.get(step.pool) ?? 0) + 1);
-        budgets.set(step.task_id, { steps: used.steps + 1, gpu: used.gpu + (step.gpu ? 1 : 0) });
-        chosen.push(step);
-      }
-      if (chosen.length === 0) return candidates.length;
-
-      const agents = await this.selectAgents(chosen);
-      const outputs = await this.outputsFor(trx, chosen.filter((s) => hasReferences(s.input)).map((s) => s.task_id));
-      const ready: Array<{ step: Candidate; agentId: string; input: Record<string, unknown> }> = [];
-      for (const [i, step] of chosen.entries()) {
-        const pick = agents[i]!;
-        if ('error' in pick) {
-          await this.failUndispatched(trx, fx, step, pick.error);
-          continue;
-        }
-        let input = step.input;
-        try {
-          if (hasReferences(input)) input = resolveInput(input, outputs.get(step.task_id) ?? new Map(), { taskId: step.task_id });
-        } catch (err) {
-          await this.failUndispatched(trx, fx, step, `TASK_INVALID_PLAN: ${(err as Error).message}`);
-          continue;
-        }
-        ready.push({ step, agentId: pick.agentId, input });
-      }
-      const dispatched = await this.markDispatched(trx, ready.map((r) => ({ taskId: r.step.task_id, stepId: r.step.id, agentId: r.agentId })));
-      for (const r of ready) {
-        const attempt = dispatched.get(`${r.step.task_id}/${r.step.id}`);
-        if (attempt === undefined) continue;
-        fx.events.add(r.step.task_id, 'step.dispatched', { wave: r.step.wave, stepId: r.step.id, agentId: r.agentId, status: 'dispatched' });
-        outgoing.push(this.dispatchPayload(r.step, r.agentId, attempt, r.input));
-      }
-      return candidates.length;
-    });
-    await this.publishDispatches(outgoing);
+    const round: Round = { outgoing: [], granted: new Map(), dispatched: new Set() };
+    let looked: number;
+    try {
+      looked = await this.commit((trx, fx) => this.scheduleRound(trx, fx, rules, round));
+    } catch (err) {
+      // The round rolled back (here when the commit itself failed): none of its leases is in use.
+      if (round.granted.size > 0) await this.leases.releaseNow(round.granted.values());
+      throw err;
+    }
+    // Granted, but the step failed before dispatch (no agent, unresolvable input). Awaited, so
+    // this process's next round never asks for a holder whose release is still on its way.
+    const unused = [...round.granted.values()].filter((l) => !round.dispatched.has(l.holder));
+    if (unused.length > 0) await this.leases.releaseNow(unused);
+    await this.publishDispatches(round.outgoing);
     return looked;
+  }
+
+  /** The body of a round, in its transaction: picks the steps, then dispatches them. */
+  private async scheduleRound(trx: Trx, fx: Effects, rules: PolicyRule[], round: Round): Promise<number> {
+    const locked = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(${PUMP_LOCK_KEY}) as ok`.execute(trx);
+    if (!locked.rows[0]?.ok) {
+      // Another replica is scheduling; look again shortly.
+      return 0;
+    }
+    const inFlight = await this.inFlightCounts(trx);
+    const fullWorkspaces = [...inFlight].filter(([ws, n]) => n >= this.workspaceLimit(ws)).map(([ws]) => ws);
+    const aging = this.extra.PRIORITY_AGING_SECONDS;
+    const candidates = (
+      await sql<Candidate>`
+        select s.*, t.priority as task_priority, t.principal, t.correlation_id, t.depth as task_depth
+        from steps s join tasks t on t.id = s.task_id
+        where s.status = 'pending' and t.status = 'running' and s.wave = t.current_wave
+          and (s.next_attempt_at is null or s.next_attempt_at <= now())
+          ${fullWorkspaces.length ? sql`and s.workspace not in (${sql.join(fullWorkspaces)})` : sql``}
+          ${poolSkipFilter(this.leases.skips())}
+        order by (case t.priority when 'P0' then 0 when 'P1' then 1 else 2 end)
+                   - floor(extract(epoch from (now() - t.created_at)) / ${aging}),
+                 t.created_at, t.id, s.ordinal
+        limit ${this.extra.DISPATCH_BATCH}`.execute(trx)
+    ).rows;
+    if (candidates.length === 0) return 0;
+    const tasks = await this.lockTasks(trx, candidates.map((c) => c.task_id));
+    const budgets = await this.dispatchedCounts(trx, [...tasks.keys()]);
+    const chosen: Candidate[] = [];
+    for (const step of candidates) {
+      const task = tasks.get(step.task_id);
+      if (!task || task.status !== 'running') continue;
+      if (step.action === 'approval') {
+        await this.hold(trx, fx, step, 'waiting for approval');
+        continue;
+      }
+      const wsCount = inFlight.get(step.workspace) ?? 0;
+      if (wsCount >= this.workspaceLimit(step.workspace)) continue;
+      const used = budgets.get(step.task_id) ?? { steps: 0, gpu: 0 };
+      const decision = evaluatePolicies(rules, {
+        capability: step.capability,
+        tools: toolsOf(step.action, step.input),
+        workspace: step.workspace,
+        roles: step.principal.roles,
+        action: step.action,
+        pool: step.pool,
+        gpu: step.gpu,
+        dispatchedSteps: used.steps,
+        dispatchedGpuSteps: used.gpu,
+      });
+      this.decisions.inc({ effect: decision.effect });
+      if (decision.policy) {
+        const approvedBefore = !!step.approved_by && decision.effect === 'require_approval';
+        const effect = approvedBefore ? 'allow' : decision.effect;
+        const recorded = await trx
+          .insertInto('policy_decisions')
+          .values({
+            // One record per attempt and outcome: a step held for approval, then allowed, has both.
+            id: `${step.task_id}.${step.id}.${step.attempt + 1}.${effect}`,
+            task_id: step.task_id,
+            step_id: step.id,
+            policy_id: decision.policy.id,
+            policy_name: decision.policy.name,
+            effect,
+            reason: approvedBefore ? `${decision.reason}; approved by ${step.approved_by}` : decision.reason,
+            workspace: step.workspace,
+            subject: step.principal.subject,
+          })
+          .onConflict((oc) => oc.column('id').doNothing())
+          .returning('id')
+          .executeTakeFirst();
+        // A pool step waiting for its lease is decided again in every round that tries it: one event per record.
+        if (recorded) fx.events.add(step.task_id, 'policy.decision', { wave: step.wave, stepId: step.id, status: decision.effect, message: decision.reason });
+      }
+      if (decision.effect === 'deny') {
+        await this.failUndispatched(trx, fx, step, `POLICY_DENIED: ${decision.reason}`);
+        continue;
+      }
+      if (decision.effect === 'require_approval' && !step.approved_by) {
+        await this.hold(trx, fx, step, `waiting for approval: ${decision.reason}`);
+        continue;
+      }
+      inFlight.set(step.workspace, wsCount + 1);
+      budgets.set(step.task_id, { steps: used.steps + 1, gpu: used.gpu + (step.gpu ? 1 : 0) });
+      chosen.push(step);
+    }
+    if (chosen.length === 0) return candidates.length;
+    try {
+      await this.dispatchChosen(trx, fx, chosen, round);
+    } catch (err) {
+      // Given back before the rollback ends the round's advisory lock, so no other round can
+      // have been granted the same holders in between.
+      await this.leases.releaseNow(round.granted.values());
+      round.granted.clear();
+      throw err;
+    }
+    return candidates.length;
+  }
+
+  /** Leases for the pool steps, agents for all, inputs resolved, then one statement marks them dispatched. */
+  private async dispatchChosen(trx: Trx, fx: Effects, chosen: Candidate[], round: Round): Promise<void> {
+    const leased = await this.leaseFor(trx, fx, chosen, round.granted);
+    if (leased.length === 0) return;
+    const agents = await this.selectAgents(leased);
+    const outputs = await this.outputsFor(trx, leased.filter((s) => hasReferences(s.input)).map((s) => s.task_id));
+    const ready: Array<{ step: Candidate; agentId: string; input: Record<string, unknown>; leaseId: string | null }> = [];
+    for (const [i, step] of leased.entries()) {
+      const pick = agents[i]!;
+      if ('error' in pick) {
+        await this.failUndispatched(trx, fx, step, pick.error);
+        continue;
+      }
+      let input = step.input;
+      try {
+        if (hasReferences(input)) input = resolveInput(input, outputs.get(step.task_id) ?? new Map(), { taskId: step.task_id });
+      } catch (err) {
+        await this.failUndispatched(trx, fx, step, `TASK_INVALID_PLAN: ${(err as Error).message}`);
+        continue;
+      }
+      const lease = step.pool ? round.granted.get(nextAttemptIdOf(step)) : undefined;
+      ready.push({ step, agentId: pick.agentId, input, leaseId: lease?.leaseId ?? null });
+    }
+    const dispatched = await this.markDispatched(
+      trx,
+      ready.map((r) => ({ taskId: r.step.task_id, stepId: r.step.id, agentId: r.agentId, leaseId: r.leaseId })),
+    );
+    for (const r of ready) {
+      const attempt = dispatched.get(`${r.step.task_id}/${r.step.id}`);
+      if (attempt === undefined) continue;
+      round.dispatched.add(attemptIdOf(r.step.task_id, r.step.id, attempt));
+      fx.events.add(r.step.task_id, 'step.dispatched', { wave: r.step.wave, stepId: r.step.id, agentId: r.agentId, status: 'dispatched' });
+      round.outgoing.push(this.dispatchPayload(r.step, r.agentId, attempt, r.input));
+    }
+  }
+
+  /**
+   * The chosen steps that may be dispatched now: steps without a pool, and pool steps that were
+   * granted a lease (one AcquireLeases call for the round, in its priority order, holder = the
+   * attempt id the step is about to get). Refused steps stay pending with the reason.
+   *
+   * The call is made inside the round's transaction, after every other check: leases are asked
+   * only for steps that are about to be dispatched, under the advisory lock, so no other round
+   * can ask for the same holders meanwhile and a rollback gives them back first. Asking before
+   * the transaction would mean guessing the round's steps from a read another replica's round
+   * could overtake, and giving back leases that round may have been granted for the same holder
+   * (acquisition is idempotent per holder). The price is bounded: a round already waits for the
+   * registry's SelectAgents here, the call has a short deadline, a round without pool steps
+   * makes none, and once workspace-coord failed or refused a pool, rounds skip those steps
+   * until a lease is released or reconcile runs.
+   */
+  private async leaseFor(trx: Trx, fx: Effects, chosen: Candidate[], granted: Map<string, GrantedLease>): Promise<Candidate[]> {
+    const poolSteps = chosen.filter((s) => s.pool);
+    if (poolSteps.length === 0) return chosen;
+    // One call per round, within what workspace-coord takes in one; the rest go next round.
+    const asked = poolSteps.slice(0, MAX_LEASES_PER_CALL);
+    if (asked.length < poolSteps.length) fx.pump = true;
+    const decisions = await this.leases.acquire(
+      asked.map((s) => ({ holder: nextAttemptIdOf(s), pool: s.pool!, workspace: s.workspace, priority: s.task_priority, timeoutMs: s.timeout_ms })),
+    );
+    const waiting = new Map<string, Candidate[]>();
+    const leased: Candidate[] = [];
+    for (const step of chosen) {
+      if (!step.pool) {
+        leased.push(step);
+        continue;
+      }
+      const holder = nextAttemptIdOf(step);
+      const decision: LeaseDecision | undefined = decisions.get(holder);
+      if (!decision) continue;
+      if (decision.granted) {
+        granted.set(holder, { holder, pool: step.pool, leaseId: decision.leaseId });
+        leased.push(step);
+      } else if (step.waiting_reason !== decision.waitingReason) {
+        const same = waiting.get(decision.waitingReason) ?? [];
+        same.push(step);
+        waiting.set(decision.waitingReason, same);
+      }
+    }
+    for (const [reason, steps] of waiting) await this.waitForPool(trx, fx, steps, reason);
+    return leased;
+  }
+
+  /** Pool steps refused a lease stay pending with the reason, and without a retry time (workspace stats count them by that). */
+  private async waitForPool(trx: Trx, fx: Effects, steps: Candidate[], reason: string): Promise<void> {
+    for (let i = 0; i < steps.length; i += 1000) {
+      const chunk = steps.slice(i, i + 1000);
+      await trx
+        .updateTable('steps')
+        .set({ waiting_reason: reason, next_attempt_at: null })
+        .where(({ eb, refTuple, tuple }) => eb(refTuple('task_id', 'id'), 'in', chunk.map((s) => tuple(s.task_id, s.id))))
+        .execute();
+    }
+    for (const s of steps) fx.events.add(s.task_id, 'step.waiting', { wave: s.wave, stepId: s.id, status: 'pending', message: reason });
   }
 
   /** Steps (and GPU steps) each task has dispatched so far, for budgets. */
@@ -605,7 +723,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
 
   /** A step that cannot be dispatched (policy, no agent, unresolvable input) fails for good. */
   private async failUndispatched(trx: Trx, fx: Effects, step: StepRow, message: string): Promise<void> {
-    await trx.updateTable('steps').set({ status: 'failed', error: message, finished_at: new Date() }).where('task_id', '=', step.task_id).where('id', '=', step.id).execute();
+    await trx.updateTable('steps').set({ status: 'failed', error: message, finished_at: new Date(), waiting_reason: null }).where('task_id', '=', step.task_id).where('id', '=', step.id).execute();
     fx.events.add(step.task_id, 'step.failed', { wave: step.wave, stepId: step.id, status: 'failed', message });
     fx.advance.add(step.task_id);
   }
@@ -648,7 +766,8 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /** pending → dispatched for many steps in one statement; returns the new attempt numbers. */
-  private async markDispatched(trx: Trx, rows: Array<{ taskId: string; stepId: string; agentId: string }>): Promise<Map<string, number>> {
+  private async markDispatched(trx: Trx, rows: Array<{ taskId: string; stepId: string; agentId: string; leaseId: string | null }>): Promise<Map<string, number>> {
+    const leaseOf = new Map(rows.map((r) => [`${r.taskId}/${r.stepId}`, r.leaseId]));
     const result = new Map<string, number>();
     for (let i = 0; i < rows.length; i += 1000) {
       const chunk = rows.slice(i, i + 1000);
@@ -665,7 +784,17 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
       if (attempts.length > 0) {
         await trx
           .insertInto('step_attempts')
-          .values(attempts.map((u) => ({ task_id: u.task_id, step_id: u.id, attempt: u.attempt, agent_id: u.agent_id, status: 'dispatched', dispatched_at: u.dispatched_at })))
+          .values(
+            attempts.map((u) => ({
+              task_id: u.task_id,
+              step_id: u.id,
+              attempt: u.attempt,
+              agent_id: u.agent_id,
+              status: 'dispatched',
+              dispatched_at: u.dispatched_at,
+              lease_id: leaseOf.get(`${u.task_id}/${u.id}`) ?? null,
+            })),
+          )
           .onConflict((oc) => oc.columns(['task_id', 'step_id', 'attempt']).doNothing())
           .execute();
       }
@@ -819,13 +948,15 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
           .where('task_id', '=', step.task_id)
           .where('id', '=', step.id)
           .execute();
-        await trx
+        const ended = await trx
           .updateTable('step_attempts')
           .set({ status, error: message, started_at: step.started_at ?? new Date(r.startedAt), finished_at: new Date(r.finishedAt ?? now) })
           .where('task_id', '=', step.task_id)
           .where('step_id', '=', step.id)
           .where('attempt', '=', attempt)
-          .execute();
+          .returning('lease_id')
+          .executeTakeFirst();
+        if (ended?.lease_id) fx.releases.push({ holder: r.attemptId, pool: step.pool ?? '' });
         if (retry) {
           fx.events.add(step.task_id, 'step.retrying', { wave: step.wave, stepId: step.id, agentId: r.agentId, status: 'pending', message: message ?? undefined });
         } else {
@@ -855,6 +986,8 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
 
   /** Continues unfinished work after a crash and catches what timers missed. */
   async reconcile(outboxAgeMs = 2_000): Promise<void> {
+    // Leases also free up elsewhere (other replicas, expiry): refused pools are asked again.
+    this.leases.forgetRefusals();
     try {
       await this.publisher.flushLeftovers(outboxAgeMs);
       await this.republishUnconfirmed();

@@ -159,6 +159,23 @@ export const migrations: Migrations = {
       await db.schema.createIndex('policy_decisions_task').on('policy_decisions').columns(['task_id', 'at']).execute();
     },
   },
+  '0003_pool_leases_workspace_stats': {
+    async up(db: Kysely<unknown>) {
+      // The workspace-coord lease an attempt of a pool step held, released when the attempt ends.
+      await db.schema.alterTable('step_attempts').addColumn('lease_id', 'text').execute();
+      // Workspace stats read live tasks by status and finished ones by status and time; the
+      // status prefix still serves every lookup the single-column index did.
+      await db.schema.createIndex('tasks_status_finished').on('tasks').columns(['status', 'finished_at']).execute();
+      await db.schema.dropIndex('tasks_status').execute();
+      // Only waiting steps (approval, pool, retry backoff) are in it, so it stays small.
+      await db.schema
+        .createIndex('steps_waiting')
+        .on('steps')
+        .columns(['workspace'])
+        .where(sql.ref('waiting_reason'), 'is not', null)
+        .execute();
+    },
+  },
 };
 
 export interface TaskTable {
@@ -230,6 +247,7 @@ export interface AttemptTable {
   dispatched_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+  lease_id: string | null;
 }
 
 export interface OutboxTable {

@@ -6,9 +6,10 @@ import { orchestratorEnv } from './config';
 import { EngineService } from './engine.service';
 import { migrations } from './migrations';
 import { PoliciesService } from './policies.service';
+import { PoolLeases } from './pool-leases';
 import { TasksService } from './tasks.service';
 
-@Module({ providers: [PoliciesService, BlueprintsService, EngineService, TasksService] })
+@Module({ providers: [PoliciesService, BlueprintsService, PoolLeases, EngineService, TasksService] })
 export class OrchestratorModule {}
 
 function grpcBindings(tasks: TasksService, blueprints: BlueprintsService, policies: PoliciesService): GrpcBinding[] {
@@ -16,6 +17,7 @@ function grpcBindings(tasks: TasksService, blueprints: BlueprintsService, polici
     submitTask: unary((req) => tasks.submit(req)),
     getTask: unary((req) => tasks.get(req.id, req.principal)),
     listTasks: unary((req) => tasks.list(req)),
+    getWorkspaceStats: unary((req) => tasks.stats(req)),
     cancelTask: unary((req) => tasks.cancel(req)),
     approveStep: unary((req) => tasks.approve(req)),
     createBlueprint: unary((req) => blueprints.create(req)),

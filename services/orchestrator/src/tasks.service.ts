@@ -12,6 +12,7 @@ import { computeWaves } from './plan';
 import { PoliciesService } from './policies.service';
 import { referencedSteps } from './templates';
 import { iso, pageOf, pageResult } from './views';
+import { workspaceStats } from './workspace-stats';
 
 /** Capabilities and workspaces known to exist are re-checked after this long. */
 const CAPABILITY_CACHE_MS = 30_000;
@@ -69,7 +70,7 @@ export class TasksService {
       await callUnary(coord.getWorkspace.bind(coord), { id }, { peer: 'workspace-coord' });
       this.workspaces.set(id, Date.now());
     } catch (err) {
-      if (err instanceof ZiggieError && err.code === 'NOT_FOUND') throw new ZiggieError('TASK_UNKNOWN_WORKSPACE', `workspace ${id} does not exist`, { workspace: id });
+      if (err instanceof ZiggieError && (err.code === 'NOT_FOUND' || err.code === 'WORKSPACE_NOT_FOUND')) throw new ZiggieError('TASK_UNKNOWN_WORKSPACE', `workspace ${id} does not exist`, { workspace: id });
       throw err;
     }
   }
@@ -246,6 +247,11 @@ export class TasksService {
       q.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
     ]);
     return pageResult(rows.map((t) => toPbTask(t, [], [])), Number(count.n), offset);
+  }
+
+  /** Task counts per workspace, for workspace-coord's health (an internal call: no principal). */
+  stats(req: pb.GetWorkspaceStatsRequest): Promise<pb.GetWorkspaceStatsResponse> {
+    return workspaceStats(this.db, req);
   }
 
   async cancel(req: pb.CancelTaskRequest): Promise<pb.Task> {
