@@ -11,12 +11,17 @@ import { HealthRegistry } from '../health/health';
 
 export const DB_MIGRATIONS = Symbol('ZIGGIE_DB_MIGRATIONS');
 
+const dbLogger = new Logger('db');
+
 export type Migrations = Record<string, Migration>;
 
 /** Builds the Kysely instance: a Postgres server when a URL is given, embedded PGlite on disk otherwise. */
 export function createKysely<DB>(db: { url?: string; dataDir: string }): { kysely: Kysely<DB>; kind: 'postgres' | 'pglite' } {
   if (db.url) {
     const pool = new Pool({ connectionString: db.url, max: 10, idleTimeoutMillis: 30_000 });
+    // An idle connection dropped by a Postgres restart or failover is reported here; unhandled it
+    // would crash the process, while the pool simply opens a new connection for the next query.
+    pool.on('error', (err) => dbLogger.warn(`idle database connection lost: ${err.message}`));
     return { kysely: new Kysely<DB>({ dialect: new PostgresDialect({ pool }) }), kind: 'postgres' };
   }
   const dir = resolve(join(db.dataDir, 'pgdata'));
