@@ -1,4 +1,6 @@
 import { Type } from '@nestjs/common';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { buildOpenApi, HealthController, MetricsController } from '@ziggie/platform';
 import { AgentsController } from './agents.controller';
 import { AuditController } from './audit/audit.controller';
@@ -14,7 +16,8 @@ export const API_CONTROLLERS: Type[] = [TasksController, AgentsController, Works
 /** Every route the gateway serves: the API (the audit log comes with its module), the docs, health and metrics. */
 export const SERVED_CONTROLLERS: Type[] = [HealthController, MetricsController, OpenApiController, ...API_CONTROLLERS, AuditController];
 
-const VERSION = (require('../package.json') as { version: string }).version;
+// dist/api.js and src/api.ts both sit one level below the package.
+const VERSION = (JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
 
 /** The gateway's OpenAPI 3.1 document, built from the decorators that route and validate requests. */
 export function gatewayOpenApi(): Record<string, unknown> {

@@ -32,7 +32,7 @@ export function auditId(now: number = Date.now()): string {
 
 /** Clipped, and without NUL characters, which Postgres text cannot hold (a decoded path parameter may carry one). */
 function clip(value: string, max: number): string {
-  const clean = value.includes('\u0000') ? value.replace(/\u0000/g, '\uFFFD') : value;
+  const clean = value.includes('\u0000') ? value.replaceAll('\u0000', '\uFFFD') : value;
   return clean.length > max ? clean.slice(0, max) : clean;
 }
 
