@@ -16,4 +16,5 @@ export * from './grpc';
 export * from './db';
 export * from './auth';
 export * from './discovery';
+export * from './redis';
 export * from './telemetry/trace';

@@ -2,7 +2,8 @@
 // per workspace across all tools (calls per minute). In process without REDIS_URL; shared by every
 // gateway replica through Redis with it. Fails closed when the store cannot be reached.
 import { ZiggieError } from '@ziggie/contracts';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createFailFastRedis } from '@ziggie/platform';
 import { RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 
 export interface CallLimiterOptions {
@@ -81,17 +82,7 @@ export class CallLimiter {
     }
     if (!opts.redisUrl) return new CallLimiter(opts, undefined);
 
-    // Fail fast rather than queue: a command while disconnected rejects at once (no offline
-    // queue), one retry at most, and a bounded wait for a hung server.
-    const redis = new Redis(opts.redisUrl, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: REDIS_TIMEOUT_MS,
-      commandTimeout: REDIS_TIMEOUT_MS,
-      // close() while the server is gone: do not keep the process alive 2 s for a dead socket.
-      disconnectTimeout: 200,
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-    });
+    const redis = createFailFastRedis(opts.redisUrl, { connectTimeoutMs: REDIS_TIMEOUT_MS, commandTimeoutMs: REDIS_TIMEOUT_MS });
     const limiter = new CallLimiter(opts, redis);
     // Without a listener ioredis reports connection errors as unhandled 'error' events.
     redis.on('error', (err: Error) => {

@@ -74,15 +74,12 @@ export function openApiPath(expressPath: string): string {
   return expressPath.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 }
 
-function jsonSchemaOf(schema: ZodType): JsonSchema {
-  // Inputs are documented as accepted (defaults make fields optional); transforms cannot be expressed and become {}.
-  const s = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }) as JsonSchema;
-  delete s.$schema;
-  return s;
-}
-
-function outputSchemaOf(schema: ZodType): JsonSchema {
-  const s = z.toJSONSchema(schema, { io: 'output', unrepresentable: 'any', target: 'draft-2020-12' }) as JsonSchema;
+/**
+ * JSON Schema of a zod schema: requests as accepted (`input`: defaults make fields optional),
+ * responses as produced (`output`); transforms cannot be expressed and become {}.
+ */
+function jsonSchemaOf(schema: ZodType, io: 'input' | 'output' = 'input'): JsonSchema {
+  const s = z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as JsonSchema;
   delete s.$schema;
   return s;
 }
@@ -132,7 +129,7 @@ function operationOf(route: RouteInfo): Operation {
 
   const success: JsonSchema = { description: doc.summary };
   if (status !== '204') {
-    const schema = doc.response ? outputSchemaOf(doc.response) : produces === 'application/json' ? { type: 'object' } : { type: 'string' };
+    const schema = doc.response ? jsonSchemaOf(doc.response, 'output') : produces === 'application/json' ? { type: 'object' } : { type: 'string' };
     success.content = { [produces]: { schema } };
   }
   const responses: Record<string, JsonSchema> = { [status]: success };

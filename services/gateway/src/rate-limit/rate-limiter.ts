@@ -1,5 +1,6 @@
 import { Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createFailFastRedis } from '@ziggie/platform';
 import { RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { RateLimitOptions } from './rate-limit.config';
 
@@ -97,16 +98,8 @@ export class GatewayRateLimiter implements OnModuleInit, OnApplicationShutdown {
 
   static create(opts: RateLimitOptions): GatewayRateLimiter {
     if (!opts.redisUrl) return new GatewayRateLimiter(opts, undefined);
-    // Fail fast rather than queue: while disconnected a command rejects at once (no offline
-    // queue) and the insurance limiter answers; a hung server costs one bounded wait.
-    const redis = new Redis(opts.redisUrl, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
-      commandTimeout: REDIS_TIMEOUT_MS,
-      disconnectTimeout: 200,
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-    });
+    // While Redis is unreachable the insurance limiter answers.
+    const redis = createFailFastRedis(opts.redisUrl, { connectTimeoutMs: REDIS_CONNECT_TIMEOUT_MS, commandTimeoutMs: REDIS_TIMEOUT_MS });
     const limiter = new GatewayRateLimiter(opts, redis);
     // Without a listener ioredis reports connection errors as unhandled 'error' events.
     redis.on('error', (err: Error) => limiter.onStoreError(err));
