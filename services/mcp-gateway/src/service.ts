@@ -54,6 +54,14 @@ function grpcBindings(tools: ToolsService): GrpcBinding[] {
     }),
     listPins: unary((req) => ({ items: tools.listPins(req.principal, req.quarantinedOnly).map(pinView) })),
     approvePin: unary(async (req) => pinView(await tools.approvePin(req.principal, req.name, req.hash))),
+    // GPU pools: wired by the pools module (in progress).
+    listGpuPools: unary(() => ({ items: [] })),
+    getGpuPool: unary(() => {
+      throw new Error('GPU pools are not wired yet');
+    }),
+    scaleGpuPool: unary(() => {
+      throw new Error('GPU pools are not wired yet');
+    }),
     callTool: serverStream<pb.CallToolRequest, pb.CallToolEvent>(async (req, call) => {
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort());
