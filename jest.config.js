@@ -14,8 +14,15 @@ const swc = [
   },
 ];
 
+// @kubernetes/client-node (mcp-gateway's GPU pools) and the ESM-only packages it imports are ES
+// modules; jest's module system cannot require() ES modules, so these few are compiled to CommonJS
+// like our own code. Everything else in node_modules is loaded as is.
+const esmPackages = ['@kubernetes/client-node', 'openid-client', 'oauth4webapi', 'jose'].map((p) => p.replace('/', '\\/')).join('|');
+const swcEsm = ['@swc/jest', { jsc: { parser: { syntax: 'ecmascript' }, target: 'es2022' }, module: { type: 'commonjs' } }];
+
 const common = {
-  transform: { '^.+\\.ts$': swc },
+  transform: { '^.+\\.ts$': swc, [`/node_modules/(?:${esmPackages})/.+\\.js$`]: swcEsm },
+  transformIgnorePatterns: [`/node_modules/(?!(?:${esmPackages})/)`],
   moduleNameMapper: { '^@ziggie/platform/telemetry$': '<rootDir>/libs/platform/src/telemetry', '^@ziggie/(contracts|platform)$': '<rootDir>/libs/$1/src' },
   testEnvironment: 'node',
   rootDir: __dirname,

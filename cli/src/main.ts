@@ -15,6 +15,7 @@ import {
   stackViewInit,
 } from './progress';
 import { readJwtSecret } from './secret';
+import { describeObservability, startObservability, type ObservabilityHandle } from './observability';
 import { artifactsDir, NATS, StartOrder, startStack, type StackHandle, type StackProgressEvent } from './stack';
 import { LiveBlock, detectOutput, terminalWidth } from './terminal';
 import { parseTokenArgs, type RawTokenArgs } from './token-args';
@@ -41,6 +42,7 @@ interface UpOptions {
   dataDir: string;
   demo: boolean;
   logLevel: string;
+  withObservability?: boolean;
 }
 
 async function up(o: UpOptions): Promise<number> {
@@ -105,6 +107,18 @@ async function up(o: UpOptions): Promise<number> {
 
   println(renderStackSummary(handle, { color: output.color, elapsedMs: Date.now() - t0 }));
 
+  let observability: ObservabilityHandle | undefined;
+  if (o.withObservability) {
+    try {
+      observability = await startObservability({ dataDir, ports: handle.ports, onExit: (_name, why) => println(c.yellow(why)) });
+      for (const line of describeObservability(observability)) println(line);
+      println();
+    } catch (err) {
+      // The stack is useful without them: say why and keep it running.
+      println(c.yellow(`observability not started: ${errorMessage(err)}`));
+    }
+  }
+
   // A child that dies takes the stack down; the demo must not wait out its time bound for it.
   void handle.waitForExit().then(() => demoAbort.abort());
   if (o.demo) {
@@ -127,6 +141,7 @@ async function up(o: UpOptions): Promise<number> {
   if (!demoAbort.signal.aborted) println(c.bold('Command center is running. Ctrl-C to stop.'));
 
   const code = await handle.waitForExit();
+  await observability?.stop();
   const failure = handle.failure;
   if (code !== 0 && failure) {
     const where = failure.logFile ? `Last lines of ${failure.logFile}:` : 'Its output went to the terminal.';
@@ -231,6 +246,7 @@ export function buildProgram(): Command {
     .option('--data-dir <dir>', 'where secrets, NATS data, service data and logs live', '.ziggie')
     .option('--no-demo', 'do not run the demo task after start-up')
     .addOption(new Option('--log-level <level>', 'log level of the services').choices(LOG_LEVELS).default('info'))
+    .option('--with-observability', 'also start Prometheus (with the alert rules) and Alertmanager on loopback')
     .action(async (o: UpOptions) => {
       process.exitCode = await up(o);
     });

@@ -14,8 +14,16 @@ export const SecretValue = z.union([
 ]);
 export type SecretValue = z.infer<typeof SecretValue>;
 
+/** A GPU inference pool of mcp-gateway (GPU_POOLS); the same name as the workspace-coord pool it serves. */
+export const GpuPoolName = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'lowercase letters, digits, _ and -, at most 63, starting with a letter');
+
 const common = {
   name: McpServerName,
+  /**
+   * The GPU pool whose pods serve this upstream: a call waits (scaling the pool up from zero if
+   * need be) until the pool has a ready replica, and counts as in flight on it.
+   */
+  pool: GpuPoolName.optional(),
   /** Only these upstream tool names are exposed (all when absent). */
   allowedTools: z.array(z.string().min(1)).optional(),
   /** Who may see and call this server's tools (everyone with mcp:call when absent). */

@@ -9,6 +9,7 @@ import { ConfigError, loadConfig, PlatformConfig } from './config/config';
 import { ServiceName } from './config/services';
 import { DatabaseService } from './db/database.service';
 import { GrpcBinding, startGrpcServer, stopGrpcServer } from './grpc/grpc';
+import { MetricsService } from './health/metrics';
 import { createRootLogger } from './logging/logger';
 import { NatsService } from './nats/nats.service';
 import { PlatformModule, PlatformOptions } from './platform.module';
@@ -68,7 +69,7 @@ export async function bootstrapService<E extends z.ZodRawShape>(def: ServiceDefi
   let grpcServer: Server | undefined;
   let grpcPort: number | undefined;
   if (def.grpc) {
-    const started = await startGrpcServer(config.grpc, def.grpc(app), config.grpc.tls);
+    const started = await startGrpcServer(config.grpc, def.grpc(app), config.grpc.tls, app.get(MetricsService));
     grpcServer = started.server;
     grpcPort = started.port;
   }

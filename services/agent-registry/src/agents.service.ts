@@ -6,12 +6,13 @@ import { CONFIG, DatabaseService, Kysely, MetricsService, NatsService, json } fr
 import type { Subscription } from 'nats';
 import { Gauge } from 'prom-client';
 import { buildAgentCard } from './agent-card';
-import { AgentIndex, Heartbeat } from './agent-index';
+import { AgentIndex, AgentStatus, Heartbeat } from './agent-index';
 import { RegistryConfig } from './config';
 import { generateDefaultHierarchy } from './hierarchy';
 import { RegistryDb } from './migrations';
 
 const SEED_CHUNK = 400;
+const AGENT_STATUSES: readonly AgentStatus[] = ['idle', 'busy', 'offline'];
 
 /** The registry's package version (beside src/ and dist/ alike), stamped on the agent cards. */
 function packageVersion(): string {
@@ -49,7 +50,10 @@ export class AgentsService implements OnApplicationBootstrap, OnModuleDestroy {
       registers: [metrics.registry],
       collect: () => {
         agentsByStatus.reset();
-        for (const c of this.index.statusCounts()) agentsByStatus.set({ level: String(c.level), status: c.status }, c.count);
+        const counts = this.index.statusCounts();
+        // Every status of every level, zeros included: utilization (busy / live) needs both sides.
+        for (const level of new Set(counts.map((c) => c.level))) for (const status of AGENT_STATUSES) agentsByStatus.set({ level: String(level), status }, 0);
+        for (const c of counts) agentsByStatus.set({ level: String(c.level), status: c.status }, c.count);
       },
     });
     const heartbeats = metrics.counter('ziggie_agent_heartbeats_total', 'Agent heartbeats received, by whether the agent is known', ['result']);

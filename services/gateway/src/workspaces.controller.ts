@@ -3,6 +3,7 @@ import type { Response } from 'express';
 import { canAccessWorkspace, pb, ZiggieError } from '@ziggie/contracts';
 import { ApiDoc, callUnary, CurrentPrincipal, PeerClients, Principal, RequirePermission, UnaryMethod, ValidBody, ValidQuery } from '@ziggie/platform';
 import { z } from 'zod';
+import { GpuPoolView, gpuPoolOf, mergePools, optionalGpu, PoolList, PoolView, poolView, ScaleBody } from './gpu-pools';
 import { page, PageQuery } from './pagination';
 
 const WORKSPACE_ID = /^[a-z][a-z0-9-]{1,62}$/;
@@ -115,9 +116,13 @@ export async function affectedWorkspaces(coord: pb.WorkspaceCoordClient, workspa
   return { workspaces: visible, reasons, hidden: res.workspaces.length - visible.length };
 }
 
+/** How long a pool read waits for mcp-gateway's half before answering without it. */
+const GPU_READ_TIMEOUT_MS = 3_000;
+
 /**
  * Workspaces (CRUD, dependency graph, health, port leases) and shared resource pools with their
- * leases, served by workspace-coord. Every object outside the token's workspaces is a 404.
+ * leases, served by workspace-coord; a pool's GPU inference pods (mcp-gateway) are part of the
+ * same resource. Every object outside the token's workspaces is a 404.
  */
 @Controller('v1')
 export class WorkspacesController {
@@ -130,6 +135,11 @@ export class WorkspacesController {
   private async call<Req, Res>(method: (c: pb.WorkspaceCoordClient) => UnaryMethod<Req, Res>, request: Req): Promise<Res> {
     const c = await this.coord();
     return callUnary(method(c).bind(c), request, { peer: 'workspace-coord' });
+  }
+
+  private async mcp<Req, Res>(method: (c: pb.McpGatewayClient) => UnaryMethod<Req, Res>, request: Req, timeoutMs?: number): Promise<Res> {
+    const c = await this.peers.get('mcp-gateway', pb.McpGatewayClient);
+    return callUnary(method(c).bind(c), request, { peer: 'mcp-gateway', timeoutMs });
   }
 
   @Get('workspaces')
@@ -267,16 +277,63 @@ export class WorkspacesController {
   }
 
   @Get('pools')
-  @ApiDoc({ summary: 'Shared resource pools (GPU pools, ComfyUI instances) with capacity and use', tag: 'pools' })
-  async pools(): Promise<object> {
-    const res = await this.call((c) => c.listPools, {});
-    return { items: res.items, total: res.items.length };
+  @ApiDoc({
+    summary: 'Shared resource pools (GPU pools, ComfyUI instances) with capacity and use, and the GPU inference pods serving them',
+    description:
+      'Capacity, P0 reserve and leases come from workspace-coord; `inference` is the GPU inference pool of the same name in mcp-gateway (replicas, queue depth, calls in flight), ' +
+      '`null` when mcp-gateway has none. A GPU pool only mcp-gateway knows is listed with the capacity fields null. When mcp-gateway cannot be asked, the list is still answered ' +
+      '(200) with `inference` left out.',
+    tag: 'pools',
+    response: PoolList,
+  })
+  async pools(@CurrentPrincipal() principal: Principal): Promise<z.infer<typeof PoolList>> {
+    const [coord, gpu] = await Promise.all([
+      this.call((c) => c.listPools, {}),
+      optionalGpu(() => this.mcp((c) => c.listGpuPools, { principal }, GPU_READ_TIMEOUT_MS), 'GPU pools'),
+    ]);
+    const items = mergePools(coord.items, gpu?.items);
+    return { items, total: items.length };
   }
 
   @Get('pools/:name')
-  @ApiDoc({ summary: 'One pool with its capacity, P0 reserve and units in use', tag: 'pools', errors: ['POOL_NOT_FOUND'] })
-  async pool(@Param('name') name: string): Promise<pb.Pool> {
-    return this.call((c) => c.getPool, { name: poolOf(name) });
+  @ApiDoc({
+    summary: 'One pool with its capacity, P0 reserve and units in use, and its GPU inference pods',
+    description: '`inference`: the GPU pool of this name in mcp-gateway, `null` when there is none, left out when mcp-gateway cannot be asked.',
+    tag: 'pools',
+    response: PoolView,
+    errors: ['POOL_NOT_FOUND'],
+  })
+  async pool(@Param('name') name: string, @CurrentPrincipal() principal: Principal): Promise<z.infer<typeof PoolView>> {
+    const pool = poolOf(name);
+    const [coord, gpu] = await Promise.all([
+      this.call((c) => c.getPool, { name: pool }).catch((err: unknown) => {
+        if (err instanceof ZiggieError && err.code === 'POOL_NOT_FOUND') return undefined;
+        throw err;
+      }),
+      optionalGpu(() => this.mcp((c) => c.getGpuPool, { principal, name: pool }, GPU_READ_TIMEOUT_MS), `GPU pool ${pool}`),
+    ]);
+    if (!coord && !gpu) throw new ZiggieError('POOL_NOT_FOUND', `pool ${pool} not found`);
+    return poolView(pool, coord, gpu);
+  }
+
+  @Post('pools/:name/scale')
+  @HttpCode(200)
+  @RequirePermission('config:change')
+  @ApiDoc({
+    summary: 'Scale the GPU inference pods of a pool: replicas now, and/or the autoscaling bounds',
+    description:
+      'deployment mode: the Deployment\'s scale subresource; the bounds are kept by mcp-gateway and a new bound pulls the replicas inside it. ' +
+      'keda mode: the bounds are the ScaledObject\'s minReplicaCount/maxReplicaCount; `replicas` scales the Deployment once and KEDA may change it at its next evaluation. ' +
+      'static pools cannot be scaled. Values that do not fit together or with the pool\'s bounds are POOL_SCALE_INVALID.',
+    tag: 'pools',
+    response: GpuPoolView,
+    errors: ['POOL_NOT_FOUND', 'POOL_SCALE_INVALID', 'POOL_NOT_SCALABLE', 'POOL_BACKEND_UNAVAILABLE'],
+  })
+  async scale(@Param('name') name: string, @ValidBody(ScaleBody) body: z.infer<typeof ScaleBody>, @CurrentPrincipal() principal: Principal): Promise<z.infer<typeof GpuPoolView>> {
+    const pool = poolOf(name);
+    // Two Kubernetes requests at most, each bounded by mcp-gateway's own time limit.
+    const scaled = await this.mcp((c) => c.scaleGpuPool, { principal, name: pool, replicas: body.replicas, minReplicas: body.minReplicas, maxReplicas: body.maxReplicas }, 30_000);
+    return gpuPoolOf(scaled);
   }
 
   @Put('pools/:name')

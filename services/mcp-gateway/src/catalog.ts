@@ -143,14 +143,16 @@ export interface CatalogSnapshot {
 /**
  * Builds the visible catalog from the providers and the pins. `pin` returns the pin for a
  * name or undefined when the tool was never seen (it is then pinned by the caller); `exposed`
- * applies each server's allow list.
+ * applies each server's allow list; `listedWhileDown` keeps a provider that is not ready listed
+ * with the items it last had (a server on a GPU pool scaled to zero).
  */
 export function buildCatalog(
   providers: ToolProvider[],
   pin: (name: string) => PinRecord | undefined,
   exposed: (provider: ToolProvider, upstreamName: string) => boolean = () => true,
+  listedWhileDown: (provider: ToolProvider) => boolean = () => false,
 ): { snapshot: CatalogSnapshot; unpinned: CatalogTool[] } {
-  const ready = providers.filter((p) => p.status === 'ready');
+  const ready = providers.filter((p) => p.status === 'ready' || listedWhileDown(p));
   const tools: CatalogTool[] = [];
   const quarantined = new Map<string, CatalogTool>();
   const unpinned: CatalogTool[] = [];

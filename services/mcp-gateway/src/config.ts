@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { PlatformConfig } from '@ziggie/platform';
 import { normalizeUpstream, SecretValue, UpstreamConfig, UpstreamInput, UpstreamSchema } from '@ziggie/contracts';
 import { PolicyRuleSchema } from './policy';
+import { gpuPoolEnv } from './pools/config';
 
 export const mcpEnv = {
   /** JSON file listing upstream MCP servers and adapters (format in docs/mcp-gateway.md). */
@@ -31,6 +32,8 @@ export const mcpEnv = {
   /** Consecutive upstream failures that open a replica's circuit, and how long it stays open. */
   MCP_BREAKER_FAILURES: z.coerce.number().int().min(1).default(5),
   MCP_BREAKER_HALF_OPEN_MS: z.coerce.number().int().min(100).default(10_000),
+  /** GPU inference pools (GPU_POOLS or GPU_POOLS_FILE, POD_NAMESPACE, KUBECONFIG). */
+  ...gpuPoolEnv,
 };
 
 export type McpExtra = z.infer<z.ZodObject<typeof mcpEnv>>;

@@ -48,7 +48,7 @@ export function toMcpError(err: unknown): McpError {
         ? FORBIDDEN
         : http === 429
           ? LIMITED
-          : z.code === 'UPSTREAM_TIMEOUT'
+          : z.code === 'UPSTREAM_TIMEOUT' || z.code === 'POOL_SCALE_TIMEOUT'
             ? ErrorCode.RequestTimeout
             : http === 503
               ? UNAVAILABLE

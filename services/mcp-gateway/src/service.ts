@@ -4,10 +4,12 @@ import { AuthModule, GrpcBinding, serverStream, ServiceDefinition, unary } from 
 import { CatalogTool, PinRecord } from './catalog';
 import { mcpEnv } from './config';
 import { McpHttpController, McpSessions } from './mcp-server';
+import type { PoolView } from './pools/pool';
+import { PoolsService } from './pools/pools.service';
 import { McpStore } from './store';
 import { ToolsService } from './tools.service';
 
-@Module({ imports: [AuthModule], controllers: [McpHttpController], providers: [McpStore, ToolsService, McpSessions] })
+@Module({ imports: [AuthModule], controllers: [McpHttpController], providers: [McpStore, PoolsService, ToolsService, McpSessions] })
 export class McpGatewayModule {}
 
 type Json = Record<string, unknown>;
@@ -40,7 +42,11 @@ function pinView(p: PinRecord): pb.Pin {
   };
 }
 
-function grpcBindings(tools: ToolsService): GrpcBinding[] {
+function gpuPoolView(p: PoolView): pb.GpuPool {
+  return { ...p };
+}
+
+function grpcBindings(tools: ToolsService, pools: PoolsService): GrpcBinding[] {
   const implementation: pb.McpGatewayServer = {
     listTools: unary((req) => {
       const page = tools.listTools(req.principal, { server: req.server || undefined, cursor: req.page?.cursor || undefined, limit: req.page?.limit || 100 });
@@ -54,14 +60,11 @@ function grpcBindings(tools: ToolsService): GrpcBinding[] {
     }),
     listPins: unary((req) => ({ items: tools.listPins(req.principal, req.quarantinedOnly).map(pinView) })),
     approvePin: unary(async (req) => pinView(await tools.approvePin(req.principal, req.name, req.hash))),
-    // GPU pools: wired by the pools module (in progress).
-    listGpuPools: unary(() => ({ items: [] })),
-    getGpuPool: unary(() => {
-      throw new Error('GPU pools are not wired yet');
-    }),
-    scaleGpuPool: unary(() => {
-      throw new Error('GPU pools are not wired yet');
-    }),
+    listGpuPools: unary((req) => ({ items: pools.list(req.principal).map(gpuPoolView) })),
+    getGpuPool: unary((req) => gpuPoolView(pools.get(req.principal, req.name))),
+    scaleGpuPool: unary(async (req) =>
+      gpuPoolView(await pools.scale(req.principal, req.name, { replicas: req.replicas, minReplicas: req.minReplicas, maxReplicas: req.maxReplicas })),
+    ),
     callTool: serverStream<pb.CallToolRequest, pb.CallToolEvent>(async (req, call) => {
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort());
@@ -86,5 +89,5 @@ export const definition: ServiceDefinition<typeof mcpEnv> = {
   // JetStream KV holds pins, API-added upstreams and MCP sessions, shared by every replica.
   nats: { streams: [], consumers: [] },
   module: () => McpGatewayModule,
-  grpc: (app) => grpcBindings(app.get(ToolsService)),
+  grpc: (app) => grpcBindings(app.get(ToolsService), app.get(PoolsService)),
 };

@@ -100,23 +100,33 @@ export interface StoredSession {
 
 /**
  * The gateway's shared state in NATS JetStream KV (ADR 0004): tool pins, upstreams added
- * through the API, and MCP sessions (expiring with the bucket's max age).
+ * through the API, MCP sessions (expiring with the bucket's max age), and what GPU pools share
+ * (bounds set through the API, the last scale).
  */
 @Injectable()
 export class McpStore implements OnApplicationShutdown {
   pins!: JsonBucket<unknown>;
   servers!: JsonBucket<unknown>;
+  gpuPools!: JsonBucket<unknown>;
   sessions!: KV;
+  private started?: Promise<void>;
 
   constructor(private readonly nats: NatsService) {}
 
-  async start(sessionTtlMs: number): Promise<void> {
+  /** Opens the buckets once; every caller waits for the same start. */
+  start(sessionTtlMs: number): Promise<void> {
+    return (this.started ??= this.open(sessionTtlMs));
+  }
+
+  private async open(sessionTtlMs: number): Promise<void> {
     const js = this.nats.jetstream;
     this.pins = new JsonBucket(await js.views.kv('ziggie_mcp_pins', { history: 5 }), 'pins');
     this.servers = new JsonBucket(await js.views.kv('ziggie_mcp_servers', { history: 5 }), 'servers');
+    this.gpuPools = new JsonBucket(await js.views.kv('ziggie_gpu_pools', { history: 5 }), 'gpu-pools');
     this.sessions = await js.views.kv('ziggie_mcp_sessions', { history: 1, ttl: sessionTtlMs });
     await this.pins.start();
     await this.servers.start();
+    await this.gpuPools.start();
   }
 
   async getSession(id: string): Promise<StoredSession | undefined> {
@@ -136,5 +146,6 @@ export class McpStore implements OnApplicationShutdown {
   onApplicationShutdown(): void {
     this.pins?.stop();
     this.servers?.stop();
+    this.gpuPools?.stop();
   }
 }

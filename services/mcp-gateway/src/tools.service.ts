@@ -1,14 +1,14 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { SpanStatusCode } from '@opentelemetry/api';
 import type { CallToolResult, GetPromptResult, ReadResourceResult, Tool } from '@modelcontextprotocol/sdk/types.js';
 import Ajv, { type ValidateFunction } from 'ajv';
 import { canAccessWorkspace, hasPermission, Permission, ZiggieError } from '@ziggie/contracts';
-import { CONFIG, HealthRegistry, MetricsService, tracer } from '@ziggie/platform';
+import { CONFIG, HealthRegistry, MetricsService, SpanKind, SpanStatusCode, tracer } from '@ziggie/platform';
 import type { Counter, Gauge, Histogram } from 'prom-client';
 import { buildCatalog, CatalogSnapshot, CatalogTool, pageOf, PinRecord } from './catalog';
 import { McpConfig, parseUpstream, readUpstreams, UpstreamConfig } from './config';
 import { CallLimiter } from './limits';
 import { PolicySet } from './policy';
+import { PoolsService } from './pools/pools.service';
 import { createProvider } from './providers/factory';
 import { assertResultSize } from './providers/http';
 import type { ProgressUpdate, ReplicaState, ToolProvider } from './providers/provider';
@@ -46,6 +46,8 @@ export interface ServerView {
 }
 
 const REBUILD_DEBOUNCE_MS = 20;
+/** How long a server on a GPU pool may take to connect to the pool's new pods. */
+const WAKE_TIMEOUT_MS = 30_000;
 const BREAKER_STATE = { closed: 0, 'half-open': 1, open: 2 } as const;
 const EMPTY: CatalogSnapshot = { tools: [], byName: new Map(), quarantined: new Map(), prompts: [], promptsByName: new Map(), resources: [], resourcesByUri: new Map() };
 
@@ -83,6 +85,8 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
   /** Pin writes in flight, by tool name: a burst of rebuilds must not write the same pin again. */
   private readonly pinWrites = new Set<string>();
   private readonly catalogListeners: (() => void)[] = [];
+  /** Servers reconnecting to their pool's new pods, by name: calls wait for it. */
+  private readonly waking = new Map<string, Promise<void>>();
   private readonly calls: Counter<'server' | 'tool' | 'outcome'>;
   private readonly duration: Histogram<'server' | 'tool'>;
   private readonly inFlight: Gauge<'server'>;
@@ -95,10 +99,12 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     private readonly store: McpStore,
     health: HealthRegistry,
     metrics: MetricsService,
+    private readonly pools: PoolsService,
   ) {
     const file = readUpstreams(config.extra.MCP_SERVERS_FILE);
     for (const c of file.servers) {
-      this.configs.set(c.name, c);
+      if (c.pool !== undefined && !pools.has(c.pool)) throw new Error(`MCP_SERVERS_FILE ${config.extra.MCP_SERVERS_FILE}: server ${c.name} runs on pool ${c.pool}, which GPU_POOLS does not configure`);
+      this.setConfig(c);
       this.fileServers.add(c.name);
     }
     this.policies = new PolicySet(file.policies);
@@ -130,10 +136,11 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     await this.store.start(x.MCP_SESSION_TTL_MS);
     for (const [name, raw] of this.store.servers.entries()) {
       const parsed = parseUpstream(raw);
-      if (parsed.ok && !this.fileServers.has(name)) this.configs.set(name, parsed.value);
+      if (parsed.ok && !this.fileServers.has(name)) this.setConfig(parsed.value);
       else if (!parsed.ok) this.logger.warn(`stored server ${name} is invalid and was skipped: ${parsed.message}`);
     }
     this.store.servers.onChange((name, raw) => void this.onStoredServerChanged(name, raw));
+    this.pools.onPoolReady((pool) => this.wakeServersOf(pool));
     this.store.pins.onChange((name) => {
       this.pinWrites.delete(name);
       this.scheduleRebuild();
@@ -146,6 +153,31 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     clearTimeout(this.rebuildTimer);
     await Promise.allSettled([...this.providers.values()].map((p) => p.stop()));
     await this.limiter?.close();
+  }
+
+  /** Keeps a server's configuration, and the pool its calls run on. */
+  private setConfig(c: UpstreamConfig): void {
+    this.configs.set(c.name, c);
+    this.pools.assignServer(c.name, c.pool);
+    if (c.pool !== undefined && !this.pools.has(c.pool)) this.logger.warn(`server ${c.name} runs on pool ${c.pool}, which GPU_POOLS does not configure: its calls fail with POOL_NOT_FOUND`);
+  }
+
+  private deleteConfig(name: string): void {
+    this.configs.delete(name);
+    this.pools.assignServer(name, undefined);
+  }
+
+  /** A pool's pods are new: its servers connect to them now, and calls on them wait for that. */
+  private wakeServersOf(pool: string): void {
+    for (const c of this.configs.values()) {
+      const provider = this.providers.get(c.name);
+      if (c.pool !== pool || !provider?.wake || this.waking.has(c.name)) continue;
+      const done = provider
+        .wake(WAKE_TIMEOUT_MS)
+        .catch((err: unknown) => this.logger.warn(`reconnecting ${c.name} to pool ${pool} failed: ${err instanceof Error ? err.message : String(err)}`))
+        .finally(() => this.waking.delete(c.name));
+      this.waking.set(c.name, done);
+    }
   }
 
   private async startProvider(c: UpstreamConfig): Promise<void> {
@@ -181,7 +213,7 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     if (existing) {
       this.providers.delete(name);
       this.firstAttempts.delete(name);
-      this.configs.delete(name);
+      this.deleteConfig(name);
       this.upstreamUp.remove({ server: name });
       await existing.stop();
       this.scheduleRebuild();
@@ -192,7 +224,7 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
       this.logger.warn(`stored server ${name} is invalid and was skipped: ${parsed.message}`);
       return;
     }
-    this.configs.set(name, parsed.value);
+    this.setConfig(parsed.value);
     await this.startProvider(parsed.value);
   }
 
@@ -217,6 +249,8 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
       [...this.providers.values()],
       (n) => this.pin(n),
       (p, tool) => this.configs.get(p.name)?.allowedTools?.includes(tool) ?? true,
+      // A server on a pool scaled to zero is down by design: its tools stay listed, and calling one scales the pool up.
+      (p) => this.configs.get(p.name)?.pool !== undefined,
     );
     const before = this.catalog;
     this.catalog = snapshot;
@@ -339,6 +373,7 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     const parsed = parseUpstream(raw);
     if (!parsed.ok) throw new ZiggieError('VALIDATION_FAILED', `server configuration: ${parsed.message}`);
     const cfg = parsed.value;
+    if (cfg.pool !== undefined && !this.pools.has(cfg.pool)) throw new ZiggieError('VALIDATION_FAILED', `server configuration: pool ${cfg.pool} is not a GPU pool of mcp-gateway (known: ${this.pools.names().join(', ') || 'none'})`);
     if (this.configs.has(cfg.name) || this.store.servers.get(cfg.name) !== undefined) throw new ZiggieError('SERVER_EXISTS', `server ${cfg.name} already exists`);
     for (const url of urlsOf(cfg)) await this.urlGuard.check(url);
     if (!(await this.store.servers.create(cfg.name, cfg))) throw new ZiggieError('SERVER_EXISTS', `server ${cfg.name} already exists`);
@@ -431,11 +466,20 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     const end = this.duration.startTimer(labels);
     this.inFlight.inc({ server: t.provider.name });
     const maxResponseBytes = cfg?.maxResponseBytes ?? this.config.extra.MCP_MAX_RESPONSE_BYTES;
-    return tracer().startActiveSpan(`mcp.call ${t.name}`, async (span) => {
+    const timeoutMs = req.timeoutMs && req.timeoutMs > 0 ? req.timeoutMs : (cfg?.timeoutMs ?? this.config.extra.MCP_CALL_TIMEOUT_MS);
+    return tracer().startActiveSpan(`mcp.call ${t.name}`, { kind: SpanKind.CLIENT }, async (span) => {
       span.setAttributes({ 'mcp.server': t.provider.name, 'mcp.transport': t.provider.transport, 'mcp.tool': t.upstreamName, 'mcp.tool.hash': t.hash, 'ziggie.workspace': req.workspace, 'enduser.id': caller.subject });
+      let leavePool: (() => void) | undefined;
       try {
+        if (cfg?.pool !== undefined) {
+          span.setAttribute('mcp.pool', cfg.pool);
+          // Waits for a ready replica (scaling the pool up from zero), bounded by the pool's scale-up time and the call's cancellation.
+          leavePool = (await this.pools.admit(cfg.pool, req.signal)).release;
+          // The pool's pods just started: the server is connecting to them.
+          await this.waking.get(t.provider.name);
+        }
         const result = await t.provider.callTool(t.upstreamName, req.arguments, {
-          timeoutMs: req.timeoutMs && req.timeoutMs > 0 ? req.timeoutMs : (cfg?.timeoutMs ?? this.config.extra.MCP_CALL_TIMEOUT_MS),
+          timeoutMs,
           signal: req.signal,
           onProgress: req.onProgress,
           maxResponseBytes,
@@ -452,6 +496,7 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
         span.setAttribute('mcp.outcome', code);
         throw err instanceof ZiggieError ? err : new ZiggieError('TOOL_CALL_FAILED', `${req.name}: ${err instanceof Error ? err.message : String(err)}`);
       } finally {
+        leavePool?.();
         end();
         this.inFlight.dec({ server: t.provider.name });
         span.end();

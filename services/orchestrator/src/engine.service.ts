@@ -1,8 +1,8 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { Consumers, PayloadOf, pb, Streams, Subject, StepDispatchPayload, ZiggieError } from '@ziggie/contracts';
-import { callUnary, CONFIG, ConsumeHandle, DatabaseService, json, Kysely, MetricsService, NatsService, PeerClients, sql, Transaction } from '@ziggie/platform';
+import { callUnary, CONFIG, ConsumeHandle, DatabaseService, json, Kysely, MetricsService, NatsService, PeerClients, sql, TraceContexts, Transaction } from '@ziggie/platform';
 import type { Subscription } from 'nats';
-import { Counter, Histogram } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
 import { OrchestratorConfig } from './config';
 import { EventBatch, EventPublisher, TaskEvent } from './events';
 import { evaluatePolicies, PolicyRule, toolsOf } from './governance';
@@ -87,6 +87,11 @@ export function attemptNumber(attemptId: string): number {
 export class EngineService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('engine');
   private readonly lock = new KeyedLock();
+  /**
+   * Each task's trace, as of the last request or result that touched it: a scheduling round (and
+   * its events) covers many tasks, and each dispatch and event goes out in its own task's trace.
+   */
+  private readonly traces = new TraceContexts();
   private readonly publisher: EventPublisher;
   private consumers: ConsumeHandle[] = [];
   private advisories?: Subscription;
@@ -110,16 +115,72 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     @Inject(CONFIG) private readonly config: OrchestratorConfig,
     metrics: MetricsService,
   ) {
-    this.publisher = new EventPublisher(nats, () => this.db);
+    this.publisher = new EventPublisher(nats, () => this.db, this.traces);
     // A released lease may let a waiting pool step through.
     leases.onReleased(() => this.schedulePump());
     this.transitions = metrics.counter('ziggie_orchestrator_transitions_total', 'Task and step transitions', ['kind', 'status']);
+    // From zero, so the first completion after a start counts in rate() and increase().
+    for (const status of ['succeeded', 'failed', 'cancelled']) {
+      this.transitions.inc({ kind: 'task', status }, 0);
+      this.taskDuration.zero({ status });
+    }
+    for (const status of ['running', 'succeeded', 'failed']) this.transitions.inc({ kind: 'wave', status }, 0);
+    this.registerProgressGauges(metrics);
     this.taskDuration = metrics.histogram('ziggie_task_duration_seconds', 'Submit to terminal state', ['status'], [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300]);
     this.decisions = metrics.counter('ziggie_policy_decisions_total', 'Governance decisions before dispatch', ['effect']);
   }
 
   private get db(): Kysely<OrchestratorDb> {
     return this.database.db<OrchestratorDb>();
+  }
+
+  /**
+   * Live tasks and the waves of running tasks (completed, running, pending), read from the
+   * database at scrape time: every replica reports the same totals, so dashboards take max().
+   */
+  private registerProgressGauges(metrics: MetricsService): void {
+    let last = { queued: 0, running: 0, completed: 0, pending: 0 };
+    const query = async (): Promise<typeof last> => {
+      try {
+        const row = await sql<{ queued: string; running: string; completed: string | null; pending: string | null }>`
+          select count(*) filter (where status = 'queued') as queued,
+            count(*) filter (where status = 'running') as running,
+            sum(current_wave - 1) filter (where status = 'running') as completed,
+            sum(wave_count - current_wave) filter (where status = 'running') as pending
+          from tasks where status in ('queued', 'running')`.execute(this.db);
+        const r = row.rows[0];
+        if (r) last = { queued: Number(r.queued), running: Number(r.running), completed: Number(r.completed ?? 0), pending: Number(r.pending ?? 0) };
+      } catch {
+        // Not started or stopping: the last values stand.
+      }
+      return last;
+    };
+    let inFlight: Promise<typeof last> | undefined;
+    // Both gauges are collected concurrently by one scrape: they share one query.
+    const read = (): Promise<typeof last> => (inFlight ??= query().finally(() => (inFlight = undefined)));
+    const tasks: Gauge<'status'> = new Gauge({
+      name: 'ziggie_orchestrator_live_tasks',
+      help: 'Tasks not yet finished, by status',
+      labelNames: ['status'],
+      registers: [metrics.registry],
+      collect: async () => {
+        const v = await read();
+        tasks.set({ status: 'queued' }, v.queued);
+        tasks.set({ status: 'running' }, v.running);
+      },
+    });
+    const waves: Gauge<'state'> = new Gauge({
+      name: 'ziggie_orchestrator_live_waves',
+      help: 'Waves of running tasks: completed, running (one per task) and pending',
+      labelNames: ['state'],
+      registers: [metrics.registry],
+      collect: async () => {
+        const v = await read();
+        waves.set({ state: 'completed' }, v.completed);
+        waves.set({ state: 'running' }, v.running);
+        waves.set({ state: 'pending' }, v.pending);
+      },
+    });
   }
 
   private get extra() {
@@ -208,6 +269,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
 
   /** Events of a freshly inserted task; call inside its insert transaction. */
   taskCreated(fx: EventBatch, taskId: string, started: boolean): void {
+    this.traces.remember(taskId);
     fx.add(taskId, 'task.queued', { status: 'queued' });
     if (started) {
       fx.add(taskId, 'task.running', { status: 'running' });
@@ -378,6 +440,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
 
   /** Cancels a task: pending and in-flight steps are cancelled and runtimes told; late results are ignored. */
   cancel(taskId: string, reason: string): Promise<void> {
+    this.traces.remember(taskId);
     return this.lock.run(taskId, () =>
       this.commit(async (trx, fx) => {
         const task = (await this.lockTasks(trx, [taskId])).get(taskId);
@@ -394,6 +457,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
 
   /** Approves or rejects a step waiting at its gate (an approval step, or a policy asking for approval). */
   async decide(taskId: string, stepId: string, subject: string, approve: boolean, comment: string): Promise<void> {
+    this.traces.remember(taskId);
     await this.lock.run(taskId, () =>
       this.commit(async (trx, fx) => {
         const task = (await this.lockTasks(trx, [taskId])).get(taskId);
@@ -825,7 +889,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
   /** Publishes dispatches (in order, concurrently) and records which JetStream confirmed. */
   private async publishDispatches(list: Dispatch[]): Promise<void> {
     if (list.length === 0) return;
-    const results = await Promise.allSettled(list.map((d) => this.nats.publish(Subject.StepDispatch, d.capability, d, { msgId: d.attemptId })));
+    const results = await Promise.allSettled(list.map((d) => this.traces.run(d.taskId, () => this.nats.publish(Subject.StepDispatch, d.capability, d, { msgId: d.attemptId }))));
     const confirmed = list.filter((_, i) => results[i]!.status === 'fulfilled');
     if (confirmed.length < list.length) {
       // The steps stay dispatched in Postgres; reconcile publishes them again under the same id.
@@ -852,6 +916,8 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
 
   /** Results are recorded in batches (one transaction for many); the message is acked once its batch commits. */
   enqueueResult(result: StepResult): Promise<void> {
+    // The next wave continues the trace from this result (the consumer's span).
+    this.traces.remember(result.taskId);
     return new Promise((resolve, reject) => {
       this.resultQueue.push({ result, done: (err) => (err ? reject(err) : resolve()) });
       this.resultFlush ??= new Promise<void>((r) => setImmediate(r)).then(() => this.flushResults());

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { PayloadOf, Subject } from '@ziggie/contracts';
-import { json, Kysely, NatsService, Transaction } from '@ziggie/platform';
+import { json, Kysely, NatsService, TraceContexts, Transaction } from '@ziggie/platform';
 import { OrchestratorDb } from './migrations';
 
 export type TaskEvent = PayloadOf<Subject.TaskEvent>;
@@ -65,12 +65,15 @@ export class EventPublisher {
   constructor(
     private readonly nats: NatsService,
     private readonly db: () => Kysely<OrchestratorDb>,
+    /** Each event goes out in its task's trace: one batch holds events of many tasks. */
+    private readonly traces?: TraceContexts,
   ) {}
 
   async publish(events: readonly TaskEvent[]): Promise<void> {
     if (events.length === 0) return;
     // Issued in sequence order on one connection, so JetStream stores them in that order.
-    const results = await Promise.allSettled(events.map((e) => this.nats.publish(Subject.TaskEvent, e.taskId, e, { msgId: `${e.taskId}:${e.seq}` })));
+    const send = (e: TaskEvent) => this.nats.publish(Subject.TaskEvent, e.taskId, e, { msgId: `${e.taskId}:${e.seq}` });
+    const results = await Promise.allSettled(events.map((e) => (this.traces ? this.traces.run(e.taskId, () => send(e)) : send(e))));
     const sent = events.filter((_, i) => results[i]!.status === 'fulfilled');
     if (sent.length < events.length) this.logger.warn(`${events.length - sent.length} task events not published yet; reconcile retries them`);
     for (let i = 0; i < sent.length; i += 1000) {

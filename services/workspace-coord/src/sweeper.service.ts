@@ -24,8 +24,11 @@ export class SweeperService implements OnApplicationBootstrap, OnModuleDestroy {
     @Inject(CONFIG) private readonly config: WorkspaceConfig,
     metrics: MetricsService,
   ) {
-    this.capacity = metrics.gauge('ziggie_pool_capacity_units', 'Units of each resource pool', ['pool']);
-    this.inUse = metrics.gauge('ziggie_pool_units_in_use', 'Units of each resource pool held by live leases', ['pool']);
+    // Read at scrape time too: between sweeps (30 s by default) a new pool or lease shows at once.
+    let refreshing: Promise<void> | undefined;
+    const collect = (): Promise<void> => (refreshing ??= this.updateGauges().catch(() => undefined).finally(() => (refreshing = undefined)));
+    this.capacity = new Gauge({ name: 'ziggie_pool_capacity_units', help: 'Units of each resource pool', labelNames: ['pool'], registers: [metrics.registry], collect });
+    this.inUse = new Gauge({ name: 'ziggie_pool_units_in_use', help: 'Units of each resource pool held by live leases', labelNames: ['pool'], registers: [metrics.registry], collect });
   }
 
   private get db(): Kysely<WorkspaceDb> {

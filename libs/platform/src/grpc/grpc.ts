@@ -5,6 +5,8 @@ import { ErrorCode, GRPC_ERROR_CODE_KEY, isErrorCode, ZiggieError } from '@ziggi
 import { TlsFiles } from '../config/config';
 import { correlationIdFrom, currentCorrelationId, runWithContext } from '../context';
 import { toZiggieError } from '../http/problem';
+import type { MetricsService } from '../health/metrics';
+import { grpcServerMetrics } from './metrics';
 
 const CORRELATION_KEY = 'x-correlation-id';
 const logger = new Logger('grpc');
@@ -75,13 +77,15 @@ export interface GrpcBinding {
   implementation: grpc.UntypedServiceImplementation;
 }
 
-/** Binds and starts a gRPC server; returns it with the bound port. */
+/** Binds and starts a gRPC server; returns it with the bound port. With `metrics`, every call is counted and timed. */
 export async function startGrpcServer(
   address: { host: string; port: number },
   bindings: GrpcBinding[],
   tls?: TlsFiles,
+  metrics?: MetricsService,
 ): Promise<{ server: grpc.Server; port: number }> {
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+  const interceptors = metrics ? [grpcServerMetrics(metrics, bindings.map((b) => b.definition))] : [];
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024, interceptors });
   for (const b of bindings) server.addService(b.definition, b.implementation);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${address.host}:${address.port}`, serverCredentials(tls), (err, p) => (err ? reject(err) : resolve(p))),
@@ -166,9 +170,10 @@ export async function* callStream<Req, Res>(
 
 export type GrpcClientConstructor<C> = new (address: string, credentials: grpc.ChannelCredentials, options?: Partial<grpc.ClientOptions>) => C;
 
-export function createGrpcClient<C>(Ctor: GrpcClientConstructor<C>, address: string, tls?: TlsFiles): C {
+export function createGrpcClient<C>(Ctor: GrpcClientConstructor<C>, address: string, tls?: TlsFiles, interceptors: grpc.Interceptor[] = []): C {
   return new Ctor(address, channelCredentials(tls), {
     'grpc.keepalive_time_ms': 30_000,
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    interceptors,
   });
 }

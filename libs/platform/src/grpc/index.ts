@@ -1,2 +1,3 @@
 export * from './grpc';
 export * from './peers';
+export * from './metrics';

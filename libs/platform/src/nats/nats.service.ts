@@ -31,7 +31,7 @@ import { PlatformConfig } from '../config/config';
 import { CONFIG } from '../config/config.module';
 import { correlationIdFrom, currentCorrelationId, runWithContext } from '../context';
 import { HealthRegistry } from '../health/health';
-import { injectTraceContext, withExtractedTraceContext } from '../telemetry/trace';
+import { injectTraceContext, inSpan, SpanKind, SpanStatusCode, tracer, withExtractedTraceContext } from '../telemetry/trace';
 
 export const NATS_OPTIONS = Symbol('ZIGGIE_NATS_OPTIONS');
 
@@ -209,15 +209,24 @@ export class NatsService implements OnApplicationShutdown {
 
   /** Publishes to JetStream; `msgId` makes the publish idempotent within the duplicate window. */
   async publish<S extends Subject>(subject: S, suffix: string | undefined, payload: PayloadOf<S>, opts: { msgId?: string } = {}): Promise<PubAck> {
-    return this.jetstream.publish(subjectFor(subject, suffix), this.encode(subject, payload), {
-      msgID: opts.msgId,
-      headers: this.headersFor(),
-    });
+    const concrete = subjectFor(subject, suffix);
+    const data = this.encode(subject, payload);
+    // A producer span when in a trace: its context is what the headers carry to the consumer.
+    return inSpan(`publish ${subject}`, { kind: SpanKind.PRODUCER, attributes: messagingAttributes(concrete, 'publish', opts.msgId), onlyInTrace: true }, () =>
+      this.jetstream.publish(concrete, data, {
+        msgID: opts.msgId,
+        headers: this.headersFor(),
+      }),
+    );
   }
 
   /** Core NATS publish, for traffic that must not be persisted (heartbeats). */
   publishCore<S extends Subject>(subject: S, suffix: string | undefined, payload: PayloadOf<S>): void {
-    this.connection.publish(subjectFor(subject, suffix), this.encode(subject, payload), { headers: this.headersFor() });
+    const concrete = subjectFor(subject, suffix);
+    const data = this.encode(subject, payload);
+    inSpan(`publish ${subject}`, { kind: SpanKind.PRODUCER, attributes: messagingAttributes(concrete, 'publish'), onlyInTrace: true }, () =>
+      this.connection.publish(concrete, data, { headers: this.headersFor() }),
+    );
   }
 
   /** Core NATS subscription with validation; messages that do not parse are dropped and logged. */
@@ -275,31 +284,42 @@ export class NatsService implements OnApplicationShutdown {
     }
     const payload = parsed.data as PayloadOf<S>;
     const correlationId = correlationIdFrom(msg.headers?.get(CORRELATION));
+    const attributes = {
+      ...messagingAttributes(msg.subject, 'process', msg.headers?.get('Nats-Msg-Id') || undefined),
+      'messaging.consumer.group.name': opts.spec.durable,
+      'messaging.nats.delivery_count': msg.info.deliveryCount,
+    };
     await withExtractedTraceContext(
       (k) => msg.headers?.get(k) || undefined,
       () =>
-        runWithContext({ correlationId }, async () => {
-          try {
-            await opts.handler(payload, msg);
-            msg.ack();
-          } catch (err) {
-            const delivery = msg.info.deliveryCount;
-            if (delivery >= opts.spec.maxDeliver) {
-              this.logger.error(`${msg.subject} exhausted after ${delivery} deliveries: ${String(err)}`);
-              try {
-                await opts.onExhausted?.(payload, msg, err);
-                msg.term();
-              } catch (deadLetterErr) {
-                this.logger.error(`dead-letter handling failed: ${String(deadLetterErr)}`);
-                msg.nak(5000);
+        // The consumer span: a child of the producer's span when the message carried its context.
+        tracer().startActiveSpan(`process ${opts.subject}`, { kind: SpanKind.CONSUMER, attributes }, (span) =>
+          runWithContext({ correlationId }, async () => {
+            try {
+              await opts.handler(payload, msg);
+              msg.ack();
+            } catch (err) {
+              span.setStatus({ code: SpanStatusCode.ERROR, message: String(err) });
+              const delivery = msg.info.deliveryCount;
+              if (delivery >= opts.spec.maxDeliver) {
+                this.logger.error(`${msg.subject} exhausted after ${delivery} deliveries: ${String(err)}`);
+                try {
+                  await opts.onExhausted?.(payload, msg, err);
+                  msg.term();
+                } catch (deadLetterErr) {
+                  this.logger.error(`dead-letter handling failed: ${String(deadLetterErr)}`);
+                  msg.nak(5000);
+                }
+                return;
               }
-              return;
+              const delaySeconds = opts.spec.backoffSeconds[Math.min(delivery - 1, opts.spec.backoffSeconds.length - 1)] ?? 1;
+              this.logger.warn(`${msg.subject} delivery ${delivery} failed, retrying in ${delaySeconds}s: ${String(err)}`);
+              msg.nak(delaySeconds * 1000);
+            } finally {
+              span.end();
             }
-            const delaySeconds = opts.spec.backoffSeconds[Math.min(delivery - 1, opts.spec.backoffSeconds.length - 1)] ?? 1;
-            this.logger.warn(`${msg.subject} delivery ${delivery} failed, retrying in ${delaySeconds}s: ${String(err)}`);
-            msg.nak(delaySeconds * 1000);
-          }
-        }),
+          }),
+        ),
     );
   }
 
@@ -307,6 +327,17 @@ export class NatsService implements OnApplicationShutdown {
     await Promise.allSettled(this.consumers.map((c) => c.stop()));
     if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
   }
+}
+
+/** OpenTelemetry messaging attributes of one NATS message (https://opentelemetry.io/docs/specs/semconv/messaging/). */
+function messagingAttributes(subject: string, operation: 'publish' | 'process', messageId?: string): Record<string, string> {
+  return {
+    'messaging.system': 'nats',
+    'messaging.destination.name': subject,
+    'messaging.operation.name': operation,
+    'messaging.operation.type': operation === 'publish' ? 'send' : 'process',
+    ...(messageId ? { 'messaging.message.id': messageId } : {}),
+  };
 }
 
 function safeDecode(data: Uint8Array): unknown {

@@ -23,6 +23,8 @@ const PROBE_TIMEOUT_MS = 5_000;
 const PROBE_MAX_BYTES = 4 * 1024 * 1024;
 /** Error bodies are quoted into messages, so only their start matters. */
 const ERROR_TEXT_CHARS = 500;
+/** While waking, probes are this far apart. */
+const WAKE_PROBE_MS = 250;
 
 /** One backend endpoint (replica) of an adapter. */
 export interface Endpoint {
@@ -219,6 +221,26 @@ export abstract class HttpAdapter<C extends AdapterConfig = AdapterConfig> imple
 
   replicas(): ReplicaState[] {
     return this.set.states();
+  }
+
+  /** Probes every down endpoint now, and again every WAKE_PROBE_MS, until one answers or the time is up (HTTP needs no reconnect). */
+  async wake(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const never = new AbortController().signal;
+    while (!this.stopped && !this.endpoints.some((e) => e.up) && Date.now() < deadline) {
+      await Promise.all(
+        this.endpoints
+          .filter((e) => !e.up)
+          .map((e) => {
+            clearTimeout(e.retryTimer);
+            e.retryTimer = undefined;
+            e.probeAttempts = 0;
+            return this.check(e);
+          }),
+      );
+      if (this.endpoints.some((e) => e.up)) return;
+      await abortableSleep(Math.max(0, Math.min(WAKE_PROBE_MS, deadline - Date.now())), never);
+    }
   }
 
   async callTool(tool: string, args: Record<string, unknown>, opts: CallOptions): Promise<CallToolResult> {

@@ -19,6 +19,7 @@ import {
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { ZiggieError } from '@ziggie/contracts';
+import { traceCarrier, withTraceHeaders } from '@ziggie/platform';
 import { resolveSecrets, UpstreamConfig } from '../config';
 import { limitedFetch } from './http';
 import type { CallOptions, CatalogChanged, ProviderStatus, ReplicaState, ToolProvider } from './provider';
@@ -107,6 +108,34 @@ class McpConnection {
     this.logger.warn(`${this.id}: connection closed, reconnecting`);
     this.onChange();
     this.scheduleReconnect();
+  }
+
+  /** Connects now rather than at the next backoff step (after a failure; a connection in progress is left alone). */
+  async reconnectNow(): Promise<void> {
+    if (this.stopped || this.status !== 'failed') return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.attempts = 0;
+    await this.connect();
+  }
+
+  /**
+   * Drops the connection (and its session) and connects again now: the server behind it was
+   * replaced, which streamable HTTP does not notice by itself until a request fails.
+   */
+  async restart(): Promise<void> {
+    if (this.stopped || this.status === 'connecting') return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.attempts = 0;
+    const old = this.client;
+    this.client = undefined;
+    await old?.close().catch(() => undefined);
+    await this.connect();
+  }
+
+  get hasItems(): boolean {
+    return this.tools.length + this.resources.length + this.prompts.length > 0;
   }
 
   private scheduleReconnect(): void {
@@ -224,13 +253,22 @@ export class McpUpstream implements ToolProvider {
     const headers = resolveSecrets(c.headers);
     const url = new URL(endpoint);
     if (c.transport === 'ws') return new WsClientTransport(url, headers, maxResponseBytes);
-    const fetchFn = limitedFetch(maxResponseBytes);
+    // Each request carries the trace context of the call it belongs to (fetch is not instrumented).
+    const fetchFn = withTraceHeaders(limitedFetch(maxResponseBytes));
     if (c.transport === 'sse') return new SSEClientTransport(url, { requestInit: { headers }, eventSourceInit: { fetch: (u, init) => fetchFn(u, { ...init, headers: { ...Object.fromEntries(new Headers(init?.headers).entries()), ...headers } }) }, fetch: fetchFn });
     return new StreamableHTTPClientTransport(url, { requestInit: { headers }, fetch: fetchFn });
   }
 
   private get primary(): McpConnection | undefined {
     return this.connections.find((c) => c.status === 'ready');
+  }
+
+  /**
+   * Where the catalog comes from: the first ready replica; for a server on a GPU pool (scaled to
+   * zero by design) also the last lists a replica had while none is ready.
+   */
+  private get listed(): McpConnection | undefined {
+    return this.primary ?? (this.config.pool !== undefined ? this.connections.find((c) => c.hasItems) : undefined);
   }
 
   get status(): ProviderStatus {
@@ -243,15 +281,29 @@ export class McpUpstream implements ToolProvider {
   }
 
   get tools(): Tool[] {
-    return this.primary?.tools ?? [];
+    return this.listed?.tools ?? [];
   }
 
   get resources(): Resource[] {
-    return this.primary?.resources ?? [];
+    return this.listed?.resources ?? [];
   }
 
   get prompts(): Prompt[] {
-    return this.primary?.prompts ?? [];
+    return this.listed?.prompts ?? [];
+  }
+
+  /**
+   * New pods behind the server: every network connection starts over now (a stdio child is
+   * not a pod and is only reconnected if it failed), then failed ones are retried every 250 ms
+   * until one is ready or the time is up.
+   */
+  async wake(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    await Promise.all(this.connections.map((c) => (this.config.transport === 'stdio' ? c.reconnectNow() : c.restart())));
+    while (!this.primary && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(250, deadline - Date.now()))));
+      await Promise.all(this.connections.map((c) => c.reconnectNow()));
+    }
   }
 
   replicas(): ReplicaState[] {
@@ -274,7 +326,10 @@ export class McpUpstream implements ToolProvider {
   async callTool(tool: string, args: Record<string, unknown>, opts: CallOptions): Promise<CallToolResult> {
     try {
       return await this.set.run(async (conn) => {
-        const result = await this.connected(conn).callTool({ name: tool, arguments: args }, CallToolResultSchema, {
+        // Trace context for the server in `_meta` too: the only carrier over stdio and WebSocket.
+        const meta = traceCarrier();
+        const params = Object.keys(meta).length > 0 ? { name: tool, arguments: args, _meta: meta } : { name: tool, arguments: args };
+        const result = await this.connected(conn).callTool(params, CallToolResultSchema, {
           timeout: opts.timeoutMs,
           signal: opts.signal,
           onprogress: opts.onProgress,

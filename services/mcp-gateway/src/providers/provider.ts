@@ -45,6 +45,12 @@ export interface ToolProvider {
   readResource?(uri: string, opts: CallOptions): Promise<ReadResourceResult>;
   getPrompt?(name: string, args: Record<string, string>, opts: CallOptions): Promise<GetPromptResult>;
   replicas(): ReplicaState[];
+  /**
+   * The backend's pods are new (its GPU pool got a ready replica after having none): connect to
+   * them now, dropping connections and sessions the old pods held, instead of at the next backoff
+   * step. Resolves once ready or when `timeoutMs` has passed.
+   */
+  wake?(timeoutMs: number): Promise<void>;
 }
 
 /** Called by a provider whenever its tools, resources or prompts (or its status) changed. */
