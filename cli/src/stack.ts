@@ -564,6 +564,20 @@ export function defaultMcpServers(dataDir: string, repoRoot = REPO_ROOT): McpSer
   };
 }
 
+/**
+ * mcp-gateway's GPU pools in the local stack (GPU_POOLS): the pools workspace-coord seeds, `gpu`
+ * and `comfyui`, as static pools without endpoints. No inference server runs here, so they
+ * honestly report 0 replicas, and calls on them are refused; the pool API (`GET /v1/pools`) and
+ * the `ziggie_gpu_pool_*` metrics work as in a cluster. GPU_POOLS or GPU_POOLS_FILE in the
+ * environment replaces them (e.g. static pools pointing at a local ComfyUI).
+ */
+export function localGpuPools(): Array<{ name: string; mode: 'static'; endpoints: string[] }> {
+  return [
+    { name: 'gpu', mode: 'static', endpoints: [] },
+    { name: 'comfyui', mode: 'static', endpoints: [] },
+  ];
+}
+
 /** Written once: after that the file is the operator's to edit. */
 async function ensureMcpServersFile(path: string, dataDir: string, repoRoot: string): Promise<void> {
   if (existsSync(path)) return;
@@ -732,6 +746,7 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
         MCP_SERVERS_FILE: mcpServersFile,
         ...grpcAddrs,
       };
+      if (name === 'mcp-gateway' && env.GPU_POOLS === undefined && env.GPU_POOLS_FILE === undefined) env.GPU_POOLS = JSON.stringify(localGpuPools());
       // An inherited GRPC_PORT would make a service without gRPC collide with one that has it.
       if (p.grpc === undefined) delete env.GRPC_PORT;
       else env.GRPC_PORT = String(p.grpc);

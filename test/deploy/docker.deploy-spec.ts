@@ -638,7 +638,7 @@ describe('production dependencies', () => {
     }
     const listed = await Promise.all(ServiceNames.map(npmLs));
     ServiceNames.forEach((s, i) => closures.set(s, listed[i]));
-  }, 60_000);
+  }, 120_000);
 
   it.each([...ServiceNames])('npm ls --omit=dev --workspace services/%s resolves every one', (service) => {
     const closure = closures.get(service);
@@ -677,7 +677,7 @@ describe('production dependencies', () => {
     beforeAll(() => {
       app = mkdtempSync(join(tmpdir(), `ziggie-image-${service}-`));
       replayRuntime(service, app);
-    }, 60_000);
+    }, 120_000);
 
     afterAll(() => {
       if (app) rmSync(app, { recursive: true, force: true });

@@ -76,6 +76,38 @@ describe('values and schema', () => {
   });
 });
 
+describe('JWT settings', () => {
+  const envOf = (objects: K8sObject[], svc: string) =>
+    Object.fromEntries((named(objects, 'Deployment', fullName(svc))!.spec.template.spec.containers[0].env as any[]).map((e) => [e.name, e.value ?? e.valueFrom]));
+
+  it('gives the services and Kong the same HMAC secret (generated once per render when not set)', () => {
+    const objects = render(ciValues('kind-values.yaml'));
+    const auth = named(objects, 'Secret', 'ziggie-auth')!;
+    const credential = named(objects, 'Secret', 'ziggie-kong-jwt')!;
+    const secret = Buffer.from(auth.data['jwt-secret'], 'base64').toString();
+    expect(secret).toMatch(/^[A-Za-z0-9]{48}$/);
+    expect(credential.stringData).toEqual({ key: 'ziggie-local', algorithm: 'HS256', secret });
+    for (const svc of Object.keys(SERVICES)) {
+      expect(envOf(objects, svc)).toMatchObject({ JWT_ISSUER: 'ziggie-local', JWT_AUDIENCE: 'ziggie-api', JWT_ALGORITHMS: 'HS256', ZIGGIE_JWT_SECRET: { secretKeyRef: { name: 'ziggie-auth', key: 'jwt-secret' } } });
+    }
+  });
+
+  it('verifies RS256 with the issuer’s public key in every service and in Kong', () => {
+    const objects = render(ciValues('eks-values.yaml'));
+    const values = parse(readFileSync(join(CHART, 'ci/eks-values.yaml'), 'utf8'));
+    const auth = named(objects, 'Secret', 'ziggie-auth')!;
+    expect(Object.keys(auth.data)).toEqual(['public.pem']);
+    expect(Buffer.from(auth.data['public.pem'], 'base64').toString()).toBe(values.auth.publicKey);
+    const credential = named(objects, 'Secret', 'ziggie-kong-jwt')!;
+    expect(credential.stringData).toEqual({ key: 'https://auth.example.com/', algorithm: 'RS256', rsa_public_key: values.auth.publicKey });
+    for (const svc of Object.keys(SERVICES)) {
+      const env = envOf(objects, svc);
+      expect(env).toMatchObject({ JWT_ALGORITHMS: 'RS256', JWT_PUBLIC_KEY_FILE: '/etc/ziggie/jwt/public.pem' });
+      expect(env.ZIGGIE_JWT_SECRET).toBeUndefined();
+    }
+  });
+});
+
 describe('monitoring files', () => {
   const rulesDir = join(CHART, 'files/rules');
   const dashboardsDir = join(CHART, 'files/dashboards');

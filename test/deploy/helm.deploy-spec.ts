@@ -174,19 +174,24 @@ describe('values that must be refused', () => {
   it('refuses an unknown top-level key (values.schema.json is strict)', () => {
     const r = lint(['--set', 'foo=bar']);
     expect(r.status).not.toBe(0);
-    expect(r.stdout + r.stderr).toMatch(/additional properties? 'foo' not allowed|foo/);
+    expect(r.stdout + r.stderr).toContain("additional properties 'foo' not allowed");
   });
 
   it.each([
-    ['a misspelt service setting', 'gateway.replicas=3'],
-    ['a nested unknown key', 'istio.virtualService.retries.attemps=3'],
-    ['a key the bundled NATS does not know', 'nats.persistence.sizee=1Gi'],
-    ['an env variable the chart sets itself', 'gateway.env.NATS_URL=nats://elsewhere:4222'],
-    ['a wildcard CORS origin', 'cors.origins[0]=*'],
-    ['a GPU pool scaled by an HPA to zero', 'gpu.enabled=true,gpu.pools[0].name=x,gpu.pools[0].image=i,gpu.pools[0].autoscaling=hpa,gpu.pools[0].minReplicas=0'],
-  ])('refuses %s', (_what, set) => {
+    ['a misspelt service setting', 'gateway.replicas=3', "at '/gateway': additional properties 'replicas' not allowed"],
+    ['a nested unknown key', 'istio.virtualService.retries.attemps=3', "additional properties 'attemps' not allowed"],
+    ['a key the bundled NATS does not know', 'nats.persistence.sizee=1Gi', "additional properties 'sizee' not allowed"],
+    ['an env variable the chart sets itself', 'gateway.env.NATS_URL=nats://elsewhere:4222', "invalid propertyName 'NATS_URL'"],
+    ['a wildcard CORS origin', 'cors.origins[0]=*', "at '/cors/origins/0': '*' does not match pattern"],
+    [
+      'a GPU pool scaled by an HPA to zero',
+      'gpu.enabled=true,gpu.pools[0].name=x,gpu.pools[0].image=i,gpu.pools[0].autoscaling=hpa,gpu.pools[0].minReplicas=0',
+      "at '/gpu/pools/0/minReplicas': minimum: got 0, want 1",
+    ],
+  ])('refuses %s', (_what, set, message) => {
     const r = lint(['--set', set]);
     expect(r.status).not.toBe(0);
+    expect(r.stdout + r.stderr).toContain(message);
   });
 
   it('refuses a chart without a database, and asymmetric JWT without a key', () => {

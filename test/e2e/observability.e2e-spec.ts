@@ -44,7 +44,19 @@ describe('observability against a real Prometheus scraping the local stack', () 
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'ziggie-e2e-obs-'));
-    stack = await startStack({ dataDir, ports: await allocateFreePorts(), logLevel: 'warn', env: { RATE_LIMIT_USER_PER_MIN: '100000', RATE_LIMIT_ADMIN_PER_MIN: '100000' } });
+    stack = await startStack({
+      dataDir,
+      ports: await allocateFreePorts(),
+      logLevel: 'warn',
+      env: {
+        RATE_LIMIT_USER_PER_MIN: '100000',
+        RATE_LIMIT_ADMIN_PER_MIN: '100000',
+        // workspace-coord asks the orchestrator for task stats every round: a few calls within a minute.
+        HEALTH_INTERVAL_SECONDS: '2',
+        // A GPU pool of fixed replicas, as on a machine without Kubernetes.
+        GPU_POOLS: JSON.stringify([{ name: 'local-llm', mode: 'static', endpoint: 'http://127.0.0.1:11434/v1' }]),
+      },
+    });
     obs = await startObservability({ dataDir, ports: stack.ports, prometheusPort: await freePort(), alertmanagerPort: await freePort(), scrapeInterval: '1s' });
     prometheusPid = obs.pids.prometheus;
   }, 180_000);
@@ -68,7 +80,7 @@ describe('observability against a real Prometheus scraping the local stack', () 
     expect(up.data.result.map((s) => s.metric.service).sort()).toEqual([...SERVICES].sort());
     // The registry's own `service` label is kept as is (honor_labels), not renamed.
     expect((await query('count(ziggie_agents{exported_service!=""})')).data.result).toEqual([]);
-  });
+  }, 60_000);
 
   it('loads every rule group of the project, each rule evaluating without error', async () => {
     type Rules = { groups: Array<{ name: string; file: string; rules: Array<{ name: string; health: string; lastError?: string; type: string }> }> };

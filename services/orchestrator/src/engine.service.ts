@@ -119,6 +119,8 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     // A released lease may let a waiting pool step through.
     leases.onReleased(() => this.schedulePump());
     this.transitions = metrics.counter('ziggie_orchestrator_transitions_total', 'Task and step transitions', ['kind', 'status']);
+    this.taskDuration = metrics.histogram('ziggie_task_duration_seconds', 'Submit to terminal state', ['status'], [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300]);
+    this.decisions = metrics.counter('ziggie_policy_decisions_total', 'Governance decisions before dispatch', ['effect']);
     // From zero, so the first completion after a start counts in rate() and increase().
     for (const status of ['succeeded', 'failed', 'cancelled']) {
       this.transitions.inc({ kind: 'task', status }, 0);
@@ -126,8 +128,6 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     }
     for (const status of ['running', 'succeeded', 'failed']) this.transitions.inc({ kind: 'wave', status }, 0);
     this.registerProgressGauges(metrics);
-    this.taskDuration = metrics.histogram('ziggie_task_duration_seconds', 'Submit to terminal state', ['status'], [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300]);
-    this.decisions = metrics.counter('ziggie_policy_decisions_total', 'Governance decisions before dispatch', ['effect']);
   }
 
   private get db(): Kysely<OrchestratorDb> {

@@ -129,6 +129,20 @@ export const kongPlugin = {
   not: { anyOf: [{ required: ['config', 'configFrom'] }, { required: ['configFrom', 'configPatches'] }] },
 };
 
+/** configuration.konghq.com/v1 KongClusterPlugin: a cluster-scoped KongPlugin the controller picks up by class. */
+export const kongClusterPlugin = {
+  ...kongPlugin,
+  properties: {
+    ...kongPlugin.properties,
+    kind: { const: 'KongClusterPlugin' },
+    metadata: {
+      ...objectMeta,
+      required: ['name', 'annotations'],
+      properties: { name: str, labels: objectMeta.properties.labels, annotations: { type: 'object', additionalProperties: str, required: ['kubernetes.io/ingress.class'] } },
+    },
+  },
+};
+
 /** configuration.konghq.com/v1 KongConsumer (KIC 3.x CRD). */
 export const kongConsumer = {
   ...strict(

@@ -25,7 +25,7 @@ import * as istioSecurity from '@kubernetes-models/istio/security.istio.io/v1';
 import * as istioNetworking from '@kubernetes-models/istio/networking.istio.io/v1';
 import * as keda from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import * as monitoring from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
-import { jwtCredential, kongAnnotations, kongConsumer, kongPlugin, pluginConfigs } from './kong-schemas.mjs';
+import { jwtCredential, kongAnnotations, kongClusterPlugin, kongConsumer, kongPlugin, pluginConfigs } from './kong-schemas.mjs';
 
 /** apiVersion/kind → model class, for every top-level kind of the imported groups. */
 const MODELS = new Map();
@@ -40,6 +40,7 @@ for (const mod of [core, apps, batch, policy, autoscaling, networking, rbac, ist
 const ajv = new Ajv({ allErrors: true, jsonPointers: true });
 const kong = {
   'configuration.konghq.com/v1/KongPlugin': ajv.compile(kongPlugin),
+  'configuration.konghq.com/v1/KongClusterPlugin': ajv.compile(kongClusterPlugin),
   'configuration.konghq.com/v1/KongConsumer': ajv.compile(kongConsumer),
 };
 const pluginConfig = Object.fromEntries(Object.entries(pluginConfigs).map(([name, schema]) => [name, ajv.compile(schema)]));
@@ -100,7 +101,7 @@ function validate(object) {
   const errors = [];
   if (kong[id]) {
     errors.push(...ajvErrors(kong[id], object, object.kind));
-    if (object.kind === 'KongPlugin' && pluginConfig[object.plugin] && object.config) errors.push(...ajvErrors(pluginConfig[object.plugin], object.config, `${object.plugin} config`, '/config'));
+    if (object.kind.endsWith('Plugin') && pluginConfig[object.plugin] && object.config) errors.push(...ajvErrors(pluginConfig[object.plugin], object.config, `${object.plugin} config`, '/config'));
     return errors;
   }
   const Model = MODELS.get(id);

@@ -180,7 +180,7 @@ export class KubeClient implements KubeApi {
     const watch = new this.k8s.Watch(this.kc);
     const query: Record<string, string | number | boolean> = { fieldSelector: `metadata.name=${name}`, allowWatchBookmarks: true, timeoutSeconds: WATCH_SECONDS };
     if (resourceVersion) query.resourceVersion = resourceVersion;
-    let controller: AbortController | undefined;
+    const live: { controller?: AbortController } = {};
     const started = watch.watch(
       `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments`,
       query,
@@ -191,7 +191,7 @@ export class KubeClient implements KubeApi {
         else if (type === 'ERROR') {
           // e.g. 410 Gone: the resourceVersion is too old; the caller lists again.
           end(new Error(`watch of deployment ${namespace}/${name} ended: ${statusMessage(obj) ?? 'ERROR event'}`));
-          controller?.abort();
+          live.controller?.abort();
         }
       },
       (err: unknown) => end(err ? kubeError(err, `watch of deployment ${namespace}/${name}`) : undefined),
@@ -204,11 +204,11 @@ export class KubeClient implements KubeApi {
       void started.then((c) => c.abort(), () => undefined);
       throw kubeError(Object.assign(new Error('timed out'), { name: 'TimeoutError' }), `watch of deployment ${namespace}/${name}`);
     }
-    controller = first;
-    if (ended) controller.abort();
+    live.controller = first;
+    if (ended) first.abort();
     return () => {
       ended = true;
-      controller?.abort();
+      first.abort();
     };
   }
 
