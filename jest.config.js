@@ -15,13 +15,15 @@ const swc = [
 ];
 
 // @kubernetes/client-node (mcp-gateway's GPU pools) and the ESM-only packages it imports are ES
-// modules; jest's module system cannot require() ES modules, so these few are compiled to CommonJS
-// like our own code. Everything else in node_modules is loaded as is.
+// modules; jest's module system cannot require() ES modules, so these few (the copies at the root,
+// where they are ES modules) are compiled to CommonJS like our own code. Everything else in
+// node_modules is loaded as is.
 const esmPackages = ['@kubernetes/client-node', 'openid-client', 'oauth4webapi', 'jose'].map((p) => p.replace('/', '\\/')).join('|');
+const rootModules = `${__dirname.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/node_modules`;
 const swcEsm = ['@swc/jest', { jsc: { parser: { syntax: 'ecmascript' }, target: 'es2022' }, module: { type: 'commonjs' } }];
 
 const common = {
-  transform: { '^.+\\.ts$': swc, [`/node_modules/(?:${esmPackages})/.+\\.js$`]: swcEsm },
+  transform: { '^.+\\.ts$': swc, [`^${rootModules}/(?:${esmPackages})/.+\\.js$`]: swcEsm },
   transformIgnorePatterns: [`/node_modules/(?!(?:${esmPackages})/)`],
   moduleNameMapper: { '^@ziggie/platform/telemetry$': '<rootDir>/libs/platform/src/telemetry', '^@ziggie/(contracts|platform)$': '<rootDir>/libs/$1/src' },
   testEnvironment: 'node',

@@ -218,7 +218,8 @@ const algorithms = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'ES256
 
 /** A GPU pool: every field optional on an entry (gpu.poolDefaults fills the rest), all present in the defaults. */
 const poolProps = {
-  name: str({ pattern: '^([a-z]([a-z0-9-]{0,28}[a-z0-9])?)?$' }),
+  // At most 18 characters: <fullname (40)>-gpu-<name> stays a valid 63-character object name.
+  name: str({ pattern: '^([a-z]([a-z0-9-]{0,16}[a-z0-9])?)?$' }),
   image: str(),
   imagePullPolicy: ref('pullPolicy'),
   command: arrayOf(str()),
@@ -243,7 +244,7 @@ const poolEntry = {
   if: { properties: { autoscaling: { const: 'hpa' } }, required: ['autoscaling'] },
   then: { properties: { minReplicas: int({ minimum: 1 }) }, required: ['minReplicas'] },
 };
-poolEntry.properties = { ...poolEntry.properties, name: str({ pattern: '^[a-z]([a-z0-9-]{0,28}[a-z0-9])?$' }), image: str({ minLength: 1 }) };
+poolEntry.properties = { ...poolEntry.properties, name: str({ pattern: '^[a-z]([a-z0-9-]{0,16}[a-z0-9])?$' }), image: str({ minLength: 1 }) };
 
 const peers = ref('networkPolicyPeers');
 const peersRequired = { ...ref('networkPolicyPeers'), minItems: 1 };

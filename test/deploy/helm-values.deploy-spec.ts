@@ -184,7 +184,12 @@ describe('monitoring files', () => {
       expect(monitors.map((m) => m.metadata.name).sort()).toEqual(Object.keys(SERVICES).map(fullName).sort());
       for (const m of monitors) {
         expect(m.spec.endpoints).toHaveLength(1);
-        expect(m.spec.endpoints[0]).toMatchObject({ port: 'http-api', path: '/metrics' });
+        expect(m.spec.endpoints[0]).toMatchObject({ port: 'http-api', path: '/metrics', honorLabels: true });
+        // `up{service="gateway"}` as the alert rules select it, not the Service name ziggie-gateway.
+        expect(m.spec.endpoints[0].relabelings).toEqual([
+          { sourceLabels: ['__meta_kubernetes_service_label_app_kubernetes_io_component'], targetLabel: 'service', action: 'replace' },
+        ]);
+        expect(named(objects, 'Service', m.metadata.name)!.metadata.labels!['app.kubernetes.io/component']).toBe(m.metadata.name.replace('ziggie-', ''));
         expect(m.spec.endpoints[0].scheme).toBe(istio ? 'https' : undefined);
         const svc = named(objects, 'Service', m.metadata.name)!;
         for (const [k, v] of Object.entries<string>(m.spec.selector.matchLabels)) expect(svc.metadata.labels![k]).toBe(v);

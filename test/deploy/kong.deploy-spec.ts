@@ -279,10 +279,10 @@ describe('plugins', () => {
     }
   });
 
-  it('rate-limits every route through Redis, by consumer, failing open', () => {
+  it('rate-limits every route through Redis, by client IP as the chart does, failing open', () => {
     for (const { service, route } of routesOf(kong)) {
       const rl = effectivePlugins(kong, service, route).get('rate-limiting');
-      expect(rl?.config).toMatchObject({ policy: 'redis', limit_by: 'consumer', fault_tolerant: true, redis: { host: '127.0.0.1', port: 6379 } });
+      expect(rl?.config).toMatchObject({ policy: 'redis', limit_by: 'ip', fault_tolerant: true, redis: { host: '127.0.0.1', port: 6379 } });
       expect(rl?.config?.minute).toBeGreaterThan(0);
     }
   });

@@ -8,6 +8,7 @@ import { DEMO_TASK } from '../../cli/src/demo';
 import { startObservability, type ObservabilityHandle } from '../../cli/src/observability';
 import { allocateFreePorts, startStack, type StackHandle } from '../../cli/src/stack';
 import { DASHBOARDS } from '../../observability/dashboards';
+import { findMetric } from '../../observability/metrics';
 import { panelQueries, substitute } from '../../observability/queries';
 import { GROUPS } from '../../observability/rules';
 import { SERVICES } from '../../observability/services';
@@ -140,4 +141,21 @@ describe('observability against a real Prometheus scraping the local stack', () 
     }
     expect(failures).toEqual([]);
   }, 120_000);
+
+  it('exposes only inventoried metrics, with the inventoried labels', async () => {
+    const series = await prom<Array<Record<string, string>>>('/api/v1/series', { 'match[]': '{job="ziggie", __name__=~"ziggie_.+"}' });
+    expect(series.status).toBe('success');
+    expect(series.data.length).toBeGreaterThan(100);
+    const scrapeLabels = new Set(['__name__', 'service', 'instance', 'job', 'le']);
+    const problems = new Set<string>();
+    for (const s of series.data) {
+      const name = s.__name__!;
+      // prom-client's default process and Node.js metrics: the inventory lists those the dashboards read.
+      if (/^ziggie_(process|nodejs)_/.test(name)) continue;
+      const spec = findMetric(name);
+      if (!spec) problems.add(`${name}: not in observability/metrics.ts`);
+      else for (const label of Object.keys(s)) if (!scrapeLabels.has(label) && !spec.labels.includes(label)) problems.add(`${name}: label ${label} not in the inventory`);
+    }
+    expect([...problems].sort()).toEqual([]);
+  });
 });

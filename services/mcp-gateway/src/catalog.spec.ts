@@ -72,6 +72,12 @@ describe('catalog pins', () => {
     expect(snapshot.tools.map((t) => t.name)).toEqual(['up.a']);
     expect(unpinned.map((t) => t.name)).toEqual(['up.a']);
   });
+
+  it('keeps listing a provider that is down by design (its GPU pool at zero) with the tools it last had', () => {
+    const providers = [provider('up', [tool('a')]), provider('pooled', [tool('gen')], 'failed'), provider('down', [tool('c')], 'failed')];
+    const { snapshot } = buildCatalog(providers, () => undefined, undefined, (p) => p.name === 'pooled');
+    expect(snapshot.tools.map((t) => t.name)).toEqual(['pooled.gen', 'up.a']);
+  });
 });
 
 describe('catalog pages', () => {

@@ -4,7 +4,6 @@ import { AuthModule, GrpcBinding, serverStream, ServiceDefinition, unary } from 
 import { CatalogTool, PinRecord } from './catalog';
 import { mcpEnv } from './config';
 import { McpHttpController, McpSessions } from './mcp-server';
-import type { PoolView } from './pools/pool';
 import { PoolsService } from './pools/pools.service';
 import { McpStore } from './store';
 import { ToolsService } from './tools.service';
@@ -42,10 +41,6 @@ function pinView(p: PinRecord): pb.Pin {
   };
 }
 
-function gpuPoolView(p: PoolView): pb.GpuPool {
-  return { ...p };
-}
-
 function grpcBindings(tools: ToolsService, pools: PoolsService): GrpcBinding[] {
   const implementation: pb.McpGatewayServer = {
     listTools: unary((req) => {
@@ -60,11 +55,9 @@ function grpcBindings(tools: ToolsService, pools: PoolsService): GrpcBinding[] {
     }),
     listPins: unary((req) => ({ items: tools.listPins(req.principal, req.quarantinedOnly).map(pinView) })),
     approvePin: unary(async (req) => pinView(await tools.approvePin(req.principal, req.name, req.hash))),
-    listGpuPools: unary((req) => ({ items: pools.list(req.principal).map(gpuPoolView) })),
-    getGpuPool: unary((req) => gpuPoolView(pools.get(req.principal, req.name))),
-    scaleGpuPool: unary(async (req) =>
-      gpuPoolView(await pools.scale(req.principal, req.name, { replicas: req.replicas, minReplicas: req.minReplicas, maxReplicas: req.maxReplicas })),
-    ),
+    listGpuPools: unary((req) => ({ items: pools.list(req.principal) })),
+    getGpuPool: unary((req) => pools.get(req.principal, req.name)),
+    scaleGpuPool: unary((req) => pools.scale(req.principal, req.name, { replicas: req.replicas, minReplicas: req.minReplicas, maxReplicas: req.maxReplicas })),
     callTool: serverStream<pb.CallToolRequest, pb.CallToolEvent>(async (req, call) => {
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort());
@@ -86,7 +79,7 @@ function grpcBindings(tools: ToolsService, pools: PoolsService): GrpcBinding[] {
 export const definition: ServiceDefinition<typeof mcpEnv> = {
   service: 'mcp-gateway',
   extraConfig: mcpEnv,
-  // JetStream KV holds pins, API-added upstreams and MCP sessions, shared by every replica.
+  // JetStream KV holds pins, API-added upstreams, MCP sessions and GPU pool records, shared by every replica.
   nats: { streams: [], consumers: [] },
   module: () => McpGatewayModule,
   grpc: (app) => grpcBindings(app.get(ToolsService), app.get(PoolsService)),

@@ -293,6 +293,14 @@ spec:
       path: /metrics
       interval: {{ $sm.interval }}
       scrapeTimeout: {{ $sm.scrapeTimeout }}
+      # The services label every metric service="<service>" themselves; the dashboards and alert
+      # rules select by it. Keep theirs, and give the target (and so `up`) the same value rather
+      # than the Kubernetes Service name.
+      honorLabels: true
+      relabelings:
+        - sourceLabels: [__meta_kubernetes_service_label_app_kubernetes_io_component]
+          targetLabel: service
+          action: replace
       {{- if $root.Values.istio.enabled }}
       # STRICT mTLS: Prometheus scrapes with the workload certificates its sidecar writes to
       # istioCertsDir (the Istio documentation's Prometheus setup, see deploy/README.md).

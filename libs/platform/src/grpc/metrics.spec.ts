@@ -37,20 +37,21 @@ describe('gRPC RED metrics', () => {
   let mcp: pb.McpGatewayClient;
 
   beforeAll(async () => {
-    const coordImpl = Object.fromEntries(Object.keys(pb.WorkspaceCoordService).map((m) => [m, unary(() => Promise.reject(new ZiggieError('UNIMPLEMENTED', 'not here')))]));
+    const refuse = unary(() => Promise.reject(new ZiggieError('UNIMPLEMENTED', 'not here'))) as grpc.UntypedHandleCall;
+    const coordImpl: grpc.UntypedServiceImplementation = Object.fromEntries(Object.keys(pb.WorkspaceCoordService).map((m) => [m, refuse]));
     coordImpl.getWorkspace = unary((req: pb.GetWorkspaceRequest) => {
       if (req.id === 'missing') throw new ZiggieError('WORKSPACE_NOT_FOUND', 'no such workspace');
       if (req.id === 'boom') throw new Error('unexpected');
       return workspace(req.id);
-    });
-    const mcpImpl = Object.fromEntries(Object.keys(pb.McpGatewayService).map((m) => [m, unary(() => Promise.reject(new ZiggieError('UNIMPLEMENTED', 'not here')))]));
+    }) as grpc.UntypedHandleCall;
+    const mcpImpl: grpc.UntypedServiceImplementation = Object.fromEntries(Object.keys(pb.McpGatewayService).map((m) => [m, refuse]));
     mcpImpl.callTool = serverStream(async (_req: pb.CallToolRequest, call: grpc.ServerWritableStream<pb.CallToolRequest, pb.CallToolEvent>) => {
       // Streams until the client goes away.
       while (!call.cancelled) {
         call.write({ event: { $case: 'progress', value: { progress: 1, total: 0, message: 'working' } } });
         await new Promise((r) => setTimeout(r, 10));
       }
-    });
+    }) as grpc.UntypedHandleCall;
     const started = await startGrpcServer(
       { host: '127.0.0.1', port: 0 },
       [

@@ -194,7 +194,7 @@ export class KubeClient implements KubeApi {
           live.controller?.abort();
         }
       },
-      (err: unknown) => end(err ? kubeError(err, `watch of deployment ${namespace}/${name}`) : undefined),
+      (err: unknown) => end(err ? new Error(`watch of deployment ${namespace}/${name} broke: ${err instanceof Error ? err.message : String(err)}`) : undefined),
     );
     // Watch.watch resolves only once the response headers arrive, and takes no signal: bound the wait.
     const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), this.timeoutMs).unref());

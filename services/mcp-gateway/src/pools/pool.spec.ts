@@ -323,7 +323,7 @@ describe('InferencePool', () => {
       ]);
       // KEDA's bounds live in the ScaledObject, not in the shared record.
       expect(records.get('llm')?.minReplicas).toBeUndefined();
-      await pool.stop();
+      pool.stop();
     });
   });
 
@@ -353,7 +353,7 @@ describe('InferencePool', () => {
       // A deleted Deployment has no replicas.
       kube.open[0]!.onState({ exists: false, desired: 0, ready: 0 });
       expect(pool.view()).toMatchObject({ replicas: 0, readyReplicas: 0 });
-      await pool.stop();
+      pool.stop();
       expect(kube.open).toEqual([]);
     });
 
@@ -377,7 +377,7 @@ describe('InferencePool', () => {
       expect(kube.calls.filter((c) => c.startsWith('scale'))).toEqual([]);
       kube.report({ ready: 1 });
       expect((await call).waited).toBe(true);
-      await pool.stop();
+      pool.stop();
     });
   });
 });

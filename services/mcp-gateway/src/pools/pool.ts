@@ -97,7 +97,7 @@ export class InferencePool {
   private stopWatch?: () => void;
   private wakeLoop?: () => void;
   private boundsTimer?: NodeJS.Timeout;
-  private loop?: Promise<void>;
+  private following = false;
   private ns: string;
 
   constructor(
@@ -178,9 +178,10 @@ export class InferencePool {
    * whenever the watch ends), in the config's namespace or else the one given.
    */
   start(defaultNamespace?: string): void {
-    if (this.config.mode === 'static' || this.loop) return;
+    if (this.config.mode === 'static' || this.following) return;
+    this.following = true;
     if (!this.config.namespace && defaultNamespace) this.ns = defaultNamespace;
-    this.loop = this.follow();
+    void this.follow();
     if (this.config.mode === 'keda') {
       const every = this.opts.boundsRefreshMs ?? 30_000;
       this.boundsTimer = setInterval(() => void this.refreshBounds().catch(() => undefined), every);
@@ -188,13 +189,13 @@ export class InferencePool {
     }
   }
 
-  async stop(): Promise<void> {
+  /** Stops following the Deployment (a request in progress ends on its own time limit) and fails the calls still waiting. */
+  stop(): void {
     this.stopped = true;
     clearInterval(this.boundsTimer);
     this.stopWatch?.();
     this.wakeLoop?.();
     for (const w of [...this.waiters]) w.done(new ZiggieError('SERVICE_UNAVAILABLE', `mcp-gateway is stopping; pool ${this.name} was not ready`));
-    await this.loop;
   }
 
   private kube(): KubeApi {

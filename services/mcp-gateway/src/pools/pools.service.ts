@@ -105,8 +105,8 @@ export class PoolsService implements OnApplicationBootstrap, OnApplicationShutdo
     this.logger.log(`GPU pools: ${[...this.pools.values()].map((p) => `${p.name} (${p.mode}${p.namespace ? ` in ${p.namespace}` : ''})`).join(', ')}`);
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    await Promise.allSettled([...this.pools.values()].map((p) => p.stop()));
+  onApplicationShutdown(): void {
+    for (const p of this.pools.values()) p.stop();
   }
 
   private client(): KubeApi {
