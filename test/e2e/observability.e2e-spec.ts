@@ -54,8 +54,6 @@ describe('observability against a real Prometheus scraping the local stack', () 
         RATE_LIMIT_ADMIN_PER_MIN: '100000',
         // workspace-coord asks the orchestrator for task stats every round: a few calls within a minute.
         HEALTH_INTERVAL_SECONDS: '2',
-        // A GPU pool of fixed replicas, as on a machine without Kubernetes.
-        GPU_POOLS: JSON.stringify([{ name: 'local-llm', mode: 'static', endpoint: 'http://127.0.0.1:11434/v1' }]),
       },
     });
     obs = await startObservability({ dataDir, ports: stack.ports, prometheusPort: await freePort(), alertmanagerPort: await freePort(), scrapeInterval: '1s' });
@@ -97,8 +95,9 @@ describe('observability against a real Prometheus scraping the local stack', () 
       for (const r of g.rules) expect({ rule: r.name, health: r.health, error: r.lastError ?? '' }).toEqual({ rule: r.name, health: 'ok', error: '' });
     }
     // Prometheus found the local Alertmanager.
-    const ams = await prom<{ activeAlertmanagers: Array<{ url: string }> }>('/api/v1/alertmanagers');
-    expect(ams.data.activeAlertmanagers.map((a) => a.url)).toEqual([`${obs.alertmanagerUrl}/api/v2/alerts`]);
+    const alertmanagers = async () => (await prom<{ activeAlertmanagers: Array<{ url: string }> }>('/api/v1/alertmanagers')).data.activeAlertmanagers.map((a) => a.url);
+    await waitFor(async () => (await alertmanagers()).length > 0, { timeoutMs: 15_000, what: 'Prometheus to discover the Alertmanager' });
+    expect(await alertmanagers()).toEqual([`${obs.alertmanagerUrl}/api/v2/alerts`]);
   }, 60_000);
 
   it('answers every panel query of every dashboard with data after a demo task and MCP calls', async () => {

@@ -81,6 +81,9 @@ const mcpGateway: pb.McpGatewayServer = {
   removeServer: notImplemented(),
   listPins: notImplemented(),
   approvePin: notImplemented(),
+  listGpuPools: notImplemented(),
+  getGpuPool: notImplemented(),
+  scaleGpuPool: notImplemented(),
   callTool: serverStream(async (req: pb.CallToolRequest, call: grpc.ServerWritableStream<pb.CallToolRequest, pb.CallToolEvent>) => {
     call.write(progress(1));
     call.write(progress(2));

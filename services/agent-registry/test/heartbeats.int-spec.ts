@@ -58,7 +58,7 @@ describe('agent-registry heartbeats over a real nats-server', () => {
     return () => clearInterval(timer);
   };
   const getAgent = (id: string) => callUnary(registry.getAgent.bind(registry), { id });
-  const select = (r: Partial<pb.SelectAgentRequest>) => callUnary(registry.selectAgent.bind(registry), { capability: '', workspace: '', agentId: '', level: 0, filterLevel: false, ...r });
+  const select = (r: Partial<pb.SelectAgentRequest>) => callUnary(registry.selectAgent.bind(registry), { capability: '', workspace: '', agentId: '', level: 0, filterLevel: false, withChildren: false, ...r });
   /** A sample from /metrics: the series of `name` carrying every given label. */
   const metric = async (name: string, labels: Record<string, string>): Promise<number> => {
     const text = await (await fetch(`http://127.0.0.1:${svc.httpPort}/metrics`)).text();
@@ -112,9 +112,9 @@ describe('agent-registry heartbeats over a real nats-server', () => {
   it('serves selection batches, the hierarchy and the A2A card over gRPC', async () => {
     const batch = await callUnary(registry.selectAgents.bind(registry), {
       requests: [
-        { capability: 'qa', workspace: 'meowping-nft', agentId: '', level: 0, filterLevel: false },
-        { capability: 'qa', workspace: 'meowping-nft', agentId: '', level: 0, filterLevel: false },
-        { capability: 'qa', workspace: 'nowhere', agentId: '', level: 0, filterLevel: false },
+        { capability: 'qa', workspace: 'meowping-nft', agentId: '', level: 0, filterLevel: false, withChildren: false },
+        { capability: 'qa', workspace: 'meowping-nft', agentId: '', level: 0, filterLevel: false, withChildren: false },
+        { capability: 'qa', workspace: 'nowhere', agentId: '', level: 0, filterLevel: false, withChildren: false },
       ],
     });
     expect(batch.results.map((r) => r.errorCode)).toEqual(['', '', 'AGENT_UNAVAILABLE']);

@@ -123,7 +123,7 @@ export class McpController {
   @RequirePermission('mcp:call')
   @ApiDoc({
     summary: 'Call a tool; JSON when done, or SSE progress then result with Accept: text/event-stream',
-    errors: ['TOOL_NOT_FOUND', 'TOOL_INVALID_ARGUMENTS', 'TOOL_FORBIDDEN', 'POLICY_DENIED', 'TOOL_QUARANTINED', 'TOOL_RATE_LIMITED', 'TOOL_CALL_FAILED', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT'],
+    errors: ['TOOL_NOT_FOUND', 'TOOL_INVALID_ARGUMENTS', 'TOOL_FORBIDDEN', 'POLICY_DENIED', 'TOOL_QUARANTINED', 'TOOL_RATE_LIMITED', 'TOOL_CALL_FAILED', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT', 'POOL_SCALE_TIMEOUT', 'POOL_BACKEND_UNAVAILABLE'],
   })
   async call(
     @Param('name') name: string,

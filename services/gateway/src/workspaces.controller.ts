@@ -331,7 +331,7 @@ export class WorkspacesController {
   })
   async scale(@Param('name') name: string, @ValidBody(ScaleBody) body: z.infer<typeof ScaleBody>, @CurrentPrincipal() principal: Principal): Promise<z.infer<typeof GpuPoolView>> {
     const pool = poolOf(name);
-    // Two Kubernetes requests at most, each bounded by mcp-gateway's own time limit.
+    // Up to three Kubernetes requests (keda mode), each bounded by mcp-gateway's own time limit.
     const scaled = await this.mcp((c) => c.scaleGpuPool, { principal, name: pool, replicas: body.replicas, minReplicas: body.minReplicas, maxReplicas: body.maxReplicas }, 30_000);
     return gpuPoolOf(scaled);
   }

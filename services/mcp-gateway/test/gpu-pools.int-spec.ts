@@ -317,12 +317,16 @@ describe('GPU pools in mcp-gateway, against a double of the Kubernetes API serve
  * pools make: PUT with an optimistic-concurrency conflict, JSON patch, strategic merge patch,
  * refused media types, validation errors and missing objects as Status objects.
  */
+// An ES module: loaded with import() (see src/pools/kubernetes.ts).
+const importClientNode = () => import('@kubernetes/client-node');
+type ClientNode = Awaited<ReturnType<typeof importClientNode>>;
+
 describe('KubernetesApiDouble, a double of the Kubernetes API server, seen through @kubernetes/client-node', () => {
   let kube: KubernetesApiDouble;
   let dir: string;
-  let apps: InstanceType<typeof import('@kubernetes/client-node').AppsV1Api>;
-  let custom: InstanceType<typeof import('@kubernetes/client-node').CustomObjectsApi>;
-  let k8s: typeof import('@kubernetes/client-node');
+  let apps: InstanceType<ClientNode['AppsV1Api']>;
+  let custom: InstanceType<ClientNode['CustomObjectsApi']>;
+  let k8s: ClientNode;
   const keda = { group: 'keda.sh', version: 'v1alpha1', namespace: NS, plural: 'scaledobjects' };
   const failure = (p: Promise<unknown>) => p.then(() => undefined, (err: { code?: number; body?: string }) => ({ code: err.code, body: JSON.parse(err.body ?? '{}') as Record<string, unknown> }));
 
@@ -333,7 +337,7 @@ describe('KubernetesApiDouble, a double of the Kubernetes API server, seen throu
     kube.addDeployment(NS, 'web', 1);
     kube.addScaledObject(NS, 'web', { scaleTargetRef: { name: 'web' }, minReplicaCount: 0, maxReplicaCount: 4 });
     kube.writeKubeconfig(join(dir, 'kubeconfig'));
-    k8s = await import('@kubernetes/client-node');
+    k8s = await importClientNode();
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(join(dir, 'kubeconfig'));
     apps = kc.makeApiClient(k8s.AppsV1Api);

@@ -108,6 +108,7 @@ export function minimalBodies(f: Partial<Fixtures>, unique: string): Record<stri
     'POST /v1/workspaces/{id}/ports': { service: `svc-${unique}` },
     'POST /v1/workspaces/{id}/ports/{port}/renew': { ttlSeconds: 60 },
     'PUT /v1/pools/{name}': { capacity: 2 },
+    'POST /v1/pools/{name}/scale': { replicas: 0 },
     'POST /v1/pools/{name}/leases': { workspace: f.workspace ?? 'ziggie' },
     'POST /v1/pools/{name}/leases/{leaseId}/renew': { ttlSeconds: 60 },
     'POST /v1/blueprints': { name: `bp-${unique}`, version: '1.0.0', template: { steps: [echoStep()] } },
