@@ -249,7 +249,7 @@ describe('GPU pools', () => {
         type: 'prometheus',
         metadata: {
           serverAddress: 'http://kube-prometheus-stack-prometheus.monitoring.svc:9090',
-          query: 'sum(ziggie_gpu_pool_queue_depth{pool="sdxl"})',
+          query: 'sum(ziggie_gpu_pool_queue_depth{pool="sdxl"}) + sum(ziggie_gpu_pool_in_flight{pool="sdxl"})',
           threshold: '2',
           activationThreshold: '0',
           ignoreNullValues: 'true',

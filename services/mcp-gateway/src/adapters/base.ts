@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { CallToolResult, Prompt, Resource, Tool, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { ZiggieError } from '@ziggie/contracts';
+import { withTraceHeaders } from '@ziggie/platform';
 import { z } from 'zod';
 import { resolveSecrets, type UpstreamConfig } from '../config';
 import { limitedFetch } from '../providers/http';
@@ -287,7 +288,8 @@ export abstract class HttpAdapter<C extends AdapterConfig = AdapterConfig> imple
     const method = init.method ?? (init.body === undefined ? 'GET' : 'POST');
     let res: Response;
     try {
-      res = await limitedFetch(ctx.maxResponseBytes)(new URL(path, endpoint.base), {
+      // traceparent goes along, so the backend's own spans (if any) join the tool call's trace.
+      res = await withTraceHeaders(limitedFetch(ctx.maxResponseBytes))(new URL(path, endpoint.base), {
         method,
         headers: init.body === undefined ? this.headers : { 'content-type': 'application/json', ...this.headers },
         body: init.body === undefined ? undefined : JSON.stringify(init.body),
