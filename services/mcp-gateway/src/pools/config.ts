@@ -108,7 +108,7 @@ function poolsVar(read: (value: string) => string) {
 export const gpuPoolEnv = {
   /** The GPU inference pools, as a JSON array (format in docs/mcp-gateway.md). */
   GPU_POOLS: poolsVar((v) => v),
-  /** The same, read from a file (the Helm chart mounts one). */
+  /** The same, read from a file (for long lists; the Helm chart passes GPU_POOLS). */
   GPU_POOLS_FILE: poolsVar((path) => {
     try {
       return readFileSync(path, 'utf8');
