@@ -4,14 +4,12 @@
  * Children run like nats-server in stack.ts: their own process group, a log under
  * `<dataDir>/logs`, SIGTERM then SIGKILL on stop.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, writeSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ServiceNames, type ServiceName } from '@ziggie/platform';
-import { findExecutable, logTail, REPO_ROOT, StackError, type StackPorts } from './stack';
+import { findExecutable, Managed, portFree, REPO_ROOT, spawnManaged, StackError, type StackPorts } from './stack';
 
 export const PROMETHEUS = 'prometheus';
 /** Debian names the binary prometheus-alertmanager; upstream tarballs name it alertmanager. */
@@ -97,14 +95,6 @@ export interface ObservabilityHandle {
   stop(): Promise<void>;
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((ok) => {
-    const srv = createServer();
-    srv.once('error', () => ok(false));
-    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => ok(true)));
-  });
-}
-
 function anyFreePort(): Promise<number> {
   return new Promise((ok, fail) => {
     const srv = createServer();
@@ -120,61 +110,7 @@ async function pickPort(preferred: number): Promise<number> {
   return (await portFree(preferred)) ? preferred : anyFreePort();
 }
 
-class Child {
-  exitInfo?: string;
-  readonly exited: Promise<void>;
-
-  constructor(
-    readonly name: string,
-    readonly proc: ChildProcess,
-    readonly logFile: string,
-  ) {
-    this.exited = new Promise((done) => {
-      proc.once('exit', (code, signal) => {
-        this.exitInfo = signal ? `${name} was killed by ${signal}` : `${name} exited with code ${code}`;
-        done();
-      });
-      proc.once('error', (err) => {
-        if (proc.pid === undefined) {
-          this.exitInfo = `${name} could not be started: ${err.message}`;
-          done();
-        }
-      });
-    });
-  }
-
-  get running(): boolean {
-    return this.exitInfo === undefined;
-  }
-
-  async stop(graceMs: number): Promise<void> {
-    if (!this.running || this.proc.pid === undefined) return;
-    this.proc.kill('SIGTERM');
-    const timer = new AbortController();
-    const gone = await Promise.race([this.exited.then(() => true), sleep(graceMs, false, { signal: timer.signal }).catch(() => true)]);
-    timer.abort();
-    if (gone || !this.running) return;
-    try {
-      process.kill(-this.proc.pid, 'SIGKILL');
-    } catch {
-      this.proc.kill('SIGKILL');
-    }
-    await this.exited;
-  }
-}
-
-function spawnChild(name: string, command: string, args: string[], logFile: string, cwd: string): Child {
-  const fd = openSync(logFile, 'a', 0o600);
-  try {
-    writeSync(fd, `\n===== ziggie up ${new Date().toISOString()} pid ${process.pid} =====\n`);
-    const proc = spawn(command, args, { cwd, stdio: ['ignore', fd, fd], detached: true });
-    return new Child(name, proc, logFile);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-async function waitReady(child: Child, url: string, timeoutMs: number): Promise<void> {
+async function waitReady(child: Managed, url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (!child.running) break;
@@ -187,9 +123,9 @@ async function waitReady(child: Child, url: string, timeoutMs: number): Promise<
     if (Date.now() >= deadline) break;
     await Promise.race([child.exited, sleep(200)]);
   }
-  const why = child.exitInfo ? `${child.exitInfo} before it was ready` : `${child.name} did not become ready within ${timeoutMs / 1000} s (GET ${url})`;
-  await child.stop(STOP_GRACE_MS);
-  const tail = await logTail(child.logFile);
+  const why = child.running ? `${child.name} did not become ready within ${timeoutMs / 1000} s (GET ${url})` : `${child.describeExit()} before it was ready`;
+  await child.terminate(STOP_GRACE_MS);
+  const tail = await child.tail();
   throw new StackError(`${why}\nLast lines of ${child.logFile}:\n${tail.replace(/^/gm, '    ')}`, child.name, tail);
 }
 
@@ -211,9 +147,9 @@ export async function startObservability(o: ObservabilityOptions): Promise<Obser
   await mkdir(logsDir, { recursive: true });
   await mkdir(join(promDir, 'data'), { recursive: true });
 
-  const children: Child[] = [];
+  const children: Managed[] = [];
   const onProcessExit = (): void => {
-    for (const c of children) if (c.running && c.proc.pid !== undefined) c.proc.kill('SIGTERM');
+    for (const c of children) if (c.running && c.child.pid !== undefined) c.child.kill('SIGTERM');
   };
   process.on('exit', onProcessExit);
   let stopping = false;
@@ -221,12 +157,12 @@ export async function startObservability(o: ObservabilityOptions): Promise<Obser
   const stop = (): Promise<void> =>
     (stopPromise ??= (async () => {
       stopping = true;
-      for (const c of [...children].reverse()) await c.stop(STOP_GRACE_MS);
+      for (const c of [...children].reverse()) await c.terminate(STOP_GRACE_MS);
       process.removeListener('exit', onProcessExit);
     })());
-  const watch = (c: Child): void => {
+  const watch = (c: Managed): void => {
     void c.exited.then(() => {
-      if (!stopping) o.onExit?.(c.name, `${c.exitInfo ?? `${c.name} exited`}; see ${c.logFile}`);
+      if (!stopping) o.onExit?.(c.name, `${c.describeExit()}; see ${c.logFile}`);
     });
   };
 
@@ -236,7 +172,7 @@ export async function startObservability(o: ObservabilityOptions): Promise<Obser
     if (alertmanagerBin) {
       await mkdir(amDir, { recursive: true });
       alertmanagerPort = await pickPort(o.alertmanagerPort ?? DEFAULT_ALERTMANAGER_PORT);
-      const am = spawnChild(
+      const am = spawnManaged(
         'alertmanager',
         alertmanagerBin,
         [
@@ -246,8 +182,7 @@ export async function startObservability(o: ObservabilityOptions): Promise<Obser
           // No gossip: a single local instance, and no port 9094 taken.
           '--cluster.listen-address=',
         ],
-        join(logsDir, 'alertmanager.log'),
-        repoRoot,
+        { cwd: repoRoot, env: process.env, logFile: join(logsDir, 'alertmanager.log') },
       );
       children.push(am);
       await waitReady(am, `http://127.0.0.1:${alertmanagerPort}/-/ready`, READY_TIMEOUT_MS);
@@ -262,7 +197,7 @@ export async function startObservability(o: ObservabilityOptions): Promise<Obser
     const config = prometheusConfig({ ports: o.ports, rulesFile: join(repoRoot, RULES_FILE), scrapeInterval: o.scrapeInterval, alertmanagerPort });
     // YAML is a superset of JSON: no YAML writer needed.
     await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`);
-    const prom = spawnChild(
+    const prom = spawnManaged(
       PROMETHEUS,
       prometheusBin,
       [
@@ -271,15 +206,14 @@ export async function startObservability(o: ObservabilityOptions): Promise<Obser
         '--storage.tsdb.retention.time=7d',
         `--web.listen-address=127.0.0.1:${prometheusPort}`,
       ],
-      join(logsDir, 'prometheus.log'),
-      repoRoot,
+      { cwd: repoRoot, env: process.env, logFile: join(logsDir, 'prometheus.log') },
     );
     children.push(prom);
     await waitReady(prom, `http://127.0.0.1:${prometheusPort}/-/ready`, READY_TIMEOUT_MS);
     watch(prom);
 
     const pids: Record<string, number> = {};
-    for (const c of children) if (c.proc.pid !== undefined) pids[c.name] = c.proc.pid;
+    for (const c of children) if (c.child.pid !== undefined) pids[c.name] = c.child.pid;
     return {
       prometheusUrl: `http://127.0.0.1:${prometheusPort}`,
       alertmanagerUrl: alertmanagerPort === undefined ? undefined : `http://127.0.0.1:${alertmanagerPort}`,

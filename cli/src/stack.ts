@@ -219,7 +219,7 @@ async function httpOk(url: string): Promise<{ ok: boolean; summary: string }> {
   }
 }
 
-function portFree(port: number): Promise<boolean> {
+export function portFree(port: number): Promise<boolean> {
   return new Promise((ok) => {
     const srv = createServer();
     srv.once('error', () => ok(false));
@@ -276,7 +276,8 @@ interface ExitInfo {
   error?: string;
 }
 
-class Managed {
+/** A child process of the stack (also Prometheus and Alertmanager, cli/src/observability.ts). */
+export class Managed {
   exit?: ExitInfo;
   readonly exited: Promise<ExitInfo>;
   readonly startedAt = Date.now();
@@ -336,7 +337,7 @@ class Managed {
   }
 }
 
-function spawnManaged(
+export function spawnManaged(
   name: string,
   command: string,
   args: string[],
