@@ -2,6 +2,7 @@ export * from './defaults';
 export * from './errors';
 export * from './governance';
 export * from './mcp';
+export * from './patterns';
 export * from './plan';
 export * from './plan-pb';
 export * from './rbac';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_PATTERN_LENGTH, userPatternProblem } from './patterns';
 
 /** Step ids and capabilities become NATS subject tokens, so they are kept to a safe alphabet. */
 export const TOKEN_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -11,6 +12,15 @@ export type Priority = z.infer<typeof Priority>;
 
 export const StepAction = z.enum(['tool', 'llm', 'delegate', 'approval']);
 
+/** A user's regular expression: refused here when RE2 (the engine that will run it) cannot take it. */
+export const UserPatternSchema = z
+  .string()
+  .max(MAX_PATTERN_LENGTH)
+  .superRefine((pattern, ctx) => {
+    const problem = userPatternProblem(pattern, { caseInsensitive: true });
+    if (problem) ctx.addIssue({ code: 'custom', message: `pattern ${JSON.stringify(pattern)} is not a supported regular expression (RE2 syntax): ${problem}` });
+  });
+
 /**
  * Checked when a step succeeds: its output must match `outputSchema` (JSON Schema), and none of
  * the `rejectPatterns` (regular expressions) may match the output's text. A step that fails its
@@ -19,7 +29,8 @@ export const StepAction = z.enum(['tool', 'llm', 'delegate', 'approval']);
 export const QualityGateSchema = z
   .object({
     outputSchema: z.record(z.string(), z.unknown()).optional(),
-    rejectPatterns: z.array(z.string().max(500)).max(50).optional(),
+    /** Case-insensitive, RE2 syntax (linear time; no backreferences or lookaround). */
+    rejectPatterns: z.array(UserPatternSchema).max(50).optional(),
     /** Fail the gate unless the output's text has at least this many characters. */
     minTextLength: z.number().int().min(0).optional(),
   })

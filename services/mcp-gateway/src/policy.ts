@@ -1,3 +1,4 @@
+import { globMatches } from '@ziggie/contracts';
 import { z } from 'zod';
 
 /**
@@ -23,20 +24,16 @@ export interface PolicyDecision {
   reason: string;
 }
 
-function globToRegExp(glob: string): RegExp {
-  return new RegExp(`^${glob.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-}
-
 export class PolicySet {
-  private readonly compiled: { rule: PolicyRule; patterns: RegExp[] }[];
+  private readonly rules: PolicyRule[];
 
   constructor(rules: PolicyRule[]) {
-    this.compiled = rules.map((rule) => ({ rule, patterns: rule.tools.map(globToRegExp) }));
+    this.rules = rules;
   }
 
   evaluate(tool: string, roles: readonly string[], workspace: string): PolicyDecision {
-    for (const [i, { rule, patterns }] of this.compiled.entries()) {
-      if (!patterns.some((p) => p.test(tool))) continue;
+    for (const [i, rule] of this.rules.entries()) {
+      if (!rule.tools.some((glob) => globMatches(glob, tool))) continue;
       if (rule.roles && !rule.roles.some((r) => roles.includes(r))) continue;
       if (rule.workspaces && !rule.workspaces.includes(workspace)) continue;
       return { effect: rule.effect, rule: i, reason: rule.reason ?? `policy rule ${i} (${rule.effect})` };

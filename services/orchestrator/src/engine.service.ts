@@ -10,7 +10,8 @@ import { KeyedLock } from './keyed-lock';
 import { OrchestratorDb, StepRow, TaskRow } from './migrations';
 import { PoliciesService } from './policies.service';
 import { HeldLease, LeaseDecision, MAX_LEASES_PER_CALL, PoolLeases, PoolSkips } from './pool-leases';
-import { checkQualityGate, checkSchema } from './quality';
+import { checkSchema } from './json-schema';
+import { checkQualityGate } from './quality';
 import { hasReferences, resolveInput } from './templates';
 
 type Trx = Transaction<OrchestratorDb>;

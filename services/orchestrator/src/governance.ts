@@ -1,4 +1,4 @@
-import { PolicyEffect } from '@ziggie/contracts';
+import { globMatches, PolicyEffect } from '@ziggie/contracts';
 
 /** What a policy sees of a step about to be dispatched. */
 export interface StepContext {
@@ -29,13 +29,6 @@ export interface Decision {
   effect: PolicyEffect;
   policy?: Pick<PolicyRule, 'id' | 'name'>;
   reason: string;
-}
-
-/** `comfyui.*` style globs: `*` matches any run of characters, everything else literally. */
-export function globMatches(pattern: string, value: string): boolean {
-  if (!pattern.includes('*')) return pattern === value;
-  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-  return re.test(value);
 }
 
 function listMatches(list: readonly string[], values: readonly (string | null)[], glob = false): boolean {

@@ -1,4 +1,5 @@
-import { checkQualityGate, checkSchema } from './quality';
+import { checkSchema } from './json-schema';
+import { checkQualityGate } from './quality';
 
 describe('quality gates', () => {
   it('passes without a gate and with a satisfied one', () => {
@@ -21,7 +22,25 @@ describe('quality gates', () => {
   });
 
   it('reports an invalid pattern or schema instead of throwing', () => {
-    expect(checkQualityGate({ rejectPatterns: ['('] }, { text: 'x' })).toMatch(/not a valid regular expression/);
+    expect(checkQualityGate({ rejectPatterns: ['('] }, { text: 'x' })).toMatch(/not a supported regular expression/);
     expect(checkSchema({ type: 'nonsense' }, {})).toMatch(/does not compile/);
+  });
+
+  it('runs patterns in linear time: a pattern that backtracks exponentially in JavaScript returns at once', () => {
+    // With a backtracking engine this takes longer than the universe has (2^50000 paths); RE2 scans once.
+    const text = `${'a'.repeat(50_000)}!`;
+    expect(checkQualityGate({ rejectPatterns: ['(a+)+$'] }, { text })).toBeUndefined();
+    expect(checkQualityGate({ rejectPatterns: ['(a|aa)+$'] }, { text: `${'a'.repeat(50_000)}` })).toMatch(/rejected content/);
+  });
+
+  it('refuses JavaScript-only syntax (backreferences, lookaround) instead of running it', () => {
+    expect(checkQualityGate({ rejectPatterns: ['(a)\\1'] }, { text: 'aa' })).toMatch(/not a supported regular expression/);
+    expect(checkQualityGate({ rejectPatterns: ['(?=a)'] }, { text: 'a' })).toMatch(/not a supported regular expression/);
+  });
+
+  it('runs JSON Schema patterns of a gate on RE2 too', () => {
+    const schema = { type: 'object', properties: { text: { type: 'string', pattern: '^(a+)+$' } } };
+    expect(checkSchema(schema, { text: `${'a'.repeat(50_000)}!` })).toMatch(/must match pattern/);
+    expect(checkSchema({ type: 'string', pattern: '(?<=x)y' }, 'y')).toMatch(/does not compile/);
   });
 });

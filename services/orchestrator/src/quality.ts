@@ -1,26 +1,15 @@
-import { QualityGate } from '@ziggie/contracts';
-import Ajv, { ValidateFunction } from 'ajv';
-
-const ajv = new Ajv({ allErrors: true, strict: false });
-const compiled = new Map<string, ValidateFunction>();
-
-function validatorFor(schema: Record<string, unknown>): ValidateFunction {
-  const key = JSON.stringify(schema);
-  let fn = compiled.get(key);
-  if (!fn) {
-    fn = ajv.compile(schema);
-    if (compiled.size > 500) compiled.clear();
-    compiled.set(key, fn);
-  }
-  return fn;
-}
+import { compileUserPattern, QualityGate } from '@ziggie/contracts';
+import { checkSchema } from './json-schema';
 
 /** The text a gate's patterns and length apply to: `output.text` when present, else the JSON. */
 function textOf(output: Record<string, unknown>): string {
   return typeof output.text === 'string' ? output.text : JSON.stringify(output);
 }
 
-/** Checks a succeeded step's output against its quality gate; returns why it fails, or undefined. */
+/**
+ * Checks a succeeded step's output against its quality gate; returns why it fails, or undefined.
+ * Reject patterns run on RE2 (linear in the text), so a gate cannot stall the orchestrator.
+ */
 export function checkQualityGate(gate: QualityGate | null | undefined, output: Record<string, unknown>): string | undefined {
   if (!gate) return undefined;
   if (gate.outputSchema) {
@@ -29,29 +18,17 @@ export function checkQualityGate(gate: QualityGate | null | undefined, output: R
   }
   const text = textOf(output);
   for (const pattern of gate.rejectPatterns ?? []) {
-    let re: RegExp;
+    let match: string | undefined;
     try {
-      re = new RegExp(pattern, 'i');
+      match = compileUserPattern(pattern, { caseInsensitive: true }).firstMatch(text);
     } catch {
-      return `the gate's reject pattern ${JSON.stringify(pattern)} is not a valid regular expression`;
+      // Refused at submission; a gate stored by an older version that RE2 cannot take fails the step.
+      return `the gate's reject pattern ${JSON.stringify(pattern)} is not a supported regular expression`;
     }
-    const m = re.exec(text);
-    if (m) return `output contains rejected content ${JSON.stringify(m[0])} (pattern ${JSON.stringify(pattern)})`;
+    if (match !== undefined) return `output contains rejected content ${JSON.stringify(match)} (pattern ${JSON.stringify(pattern)})`;
   }
   if (gate.minTextLength !== undefined && text.length < gate.minTextLength) {
     return `output text has ${text.length} characters, the gate asks for at least ${gate.minTextLength}`;
   }
   return undefined;
-}
-
-/** Validates a value against a JSON Schema; returns why it does not match, or undefined. */
-export function checkSchema(schema: Record<string, unknown>, value: unknown): string | undefined {
-  let validate: ValidateFunction;
-  try {
-    validate = validatorFor(schema);
-  } catch (err) {
-    return `the schema does not compile: ${(err as Error).message}`;
-  }
-  if (validate(value)) return undefined;
-  return (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
 }

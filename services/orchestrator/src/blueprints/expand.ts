@@ -26,9 +26,8 @@ import {
   PlanSchema,
   ZiggieError,
 } from '@ziggie/contracts';
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
-import { checkSchema } from '../quality';
+import { type ErrorObject, type ValidateFunction } from 'ajv';
+import { checkSchema, inputSchemas, outputSchemas, SchemaCache } from '../json-schema';
 
 export interface Expansion {
   plan: Plan;
@@ -45,49 +44,6 @@ export interface InputProblem {
 
 // ---------------------------------------------------------------------------------------------
 // JSON Schema
-
-/**
- * Strict about the schema itself (an unknown keyword such as `minLenght` is a mistake worth
- * refusing), lenient about type combinations that are legitimate JSON Schema.
- */
-function newAjv(useDefaults: boolean): Ajv {
-  const ajv = new Ajv({ allErrors: true, useDefaults, strict: true, strictTypes: false, strictTuples: false, strictRequired: false, allowUnionTypes: true });
-  // ajv-formats is typed against its own copy of ajv 8; the instance is the same class at run time.
-  (addFormats as unknown as (a: Ajv) => void)(ajv);
-  return ajv;
-}
-
-const MAX_CACHED_SCHEMAS = 500;
-
-/** Compiled validators by schema text: blueprints are read from the database per submission. */
-class SchemaCache {
-  private readonly ajv: Ajv;
-  private readonly compiled = new Map<string, ValidateFunction>();
-
-  constructor(useDefaults: boolean) {
-    this.ajv = newAjv(useDefaults);
-  }
-
-  /** Throws ajv's error when the schema does not compile. */
-  get(schema: Record<string, unknown>): ValidateFunction {
-    // `$schema` would select a meta-schema ajv may not have; `$id` would clash between two versions of a blueprint.
-    const { $schema: _schema, $id: _id, ...rest } = schema;
-    const key = JSON.stringify(rest);
-    let fn = this.compiled.get(key);
-    if (!fn) {
-      if (this.compiled.size >= MAX_CACHED_SCHEMAS) {
-        this.compiled.clear();
-        this.ajv.removeSchema();
-      }
-      fn = this.ajv.compile(rest);
-      this.compiled.set(key, fn);
-    }
-    return fn;
-  }
-}
-
-const inputSchemas = new SchemaCache(true);
-const outputSchemas = new SchemaCache(false);
 
 function describeErrors(errors: ErrorObject[] | null | undefined): InputProblem[] {
   return (errors ?? []).map((e) => {
