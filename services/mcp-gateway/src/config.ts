@@ -27,6 +27,28 @@ export const mcpEnv = {
   MCP_SSRF_ALLOW: z.string().default('127.0.0.0/8,::1/128'),
   /** Origins allowed to open /mcp sessions from a browser (comma-separated); none by default. */
   MCP_ALLOWED_ORIGINS: z.string().default(''),
+  /**
+   * Whether browser pages on loopback origins (http://localhost:*, http://127.0.0.1:*,
+   * http://[::1]:*) may use /mcp. `auto`: yes when HTTP_HOST is a loopback address.
+   */
+  MCP_ALLOW_LOOPBACK_ORIGINS: z.enum(['auto', 'true', 'false']).default('auto'),
+  /**
+   * Public URL of /mcp (the protected resource's identifier in its RFC 9728 metadata and in
+   * WWW-Authenticate challenges). Unset: derived from each request's Host (fine on loopback; set
+   * it behind a proxy).
+   */
+  MCP_PUBLIC_URL: z.preprocess((v) => (v === '' ? undefined : v), z.url({ protocol: /^https?$/ }).optional()),
+  /**
+   * Issuer URLs of the OAuth authorization servers whose tokens /mcp accepts (comma-separated),
+   * listed as `authorization_servers`. Unset: JWT_ISSUER when it is an http(s) URL, else none.
+   */
+  MCP_AUTHORIZATION_SERVERS: z.string().optional(),
+  /** Scopes listed as `scopes_supported` and asked for in challenges (space- or comma-separated); none by default. */
+  MCP_OAUTH_SCOPES: z.string().default(''),
+  /** SSE `retry` (ms) sent with the priming event of every stream on protocol 2025-11-25 and later. */
+  MCP_SSE_RETRY_MS: z.coerce.number().int().min(0).max(600_000).default(1_000),
+  /** Server-to-client messages each session keeps for resumption with Last-Event-ID (0: no resumption). */
+  MCP_RESUME_EVENTS: z.coerce.number().int().min(0).max(100_000).default(1_000),
   /** Idle MCP sessions expire after this long. */
   MCP_SESSION_TTL_MS: z.coerce.number().int().min(10_000).default(30 * 60_000),
   /** Consecutive upstream failures that open a replica's circuit, and how long it stays open. */

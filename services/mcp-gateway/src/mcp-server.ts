@@ -1,32 +1,66 @@
 import { randomUUID } from 'node:crypto';
-import { All, Controller, Inject, Injectable, Logger, OnApplicationShutdown, Req, Res } from '@nestjs/common';
+import { All, Controller, Get, Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit, Optional, Req, Res } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import { getRequestListener } from '@hono/node-server';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import {
   CallToolRequestSchema,
+  CompleteRequestSchema,
   ErrorCode,
   GetPromptRequestSchema,
   isInitializeRequest,
+  isJSONRPCErrorResponse,
+  JSONRPCMessageSchema,
+  LATEST_PROTOCOL_VERSION,
   ListPromptsRequestSchema,
   ListResourcesRequestSchema,
   ListResourceTemplatesRequestSchema,
   ListToolsRequestSchema,
   McpError,
   ReadResourceRequestSchema,
+  SetLevelRequestSchema,
+  SubscribeRequestSchema,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  UnsubscribeRequestSchema,
+  type JSONRPCMessage,
+  type LoggingLevel,
 } from '@modelcontextprotocol/sdk/types.js';
-import { DEFAULT_WORKSPACES, ErrorCodes, hasPermission, ZiggieError } from '@ziggie/contracts';
-import { bearerToken, CONFIG, JwtVerifier, Public } from '@ziggie/platform';
-import type { Request as ExpressRequest, Response as ExpressResponse } from 'express';
+import { canAccessWorkspace, DEFAULT_WORKSPACES, ErrorCodes, hasPermission, ZiggieError } from '@ziggie/contracts';
+import { ANONYMOUS_ADMIN, bearerToken, CONFIG, JwtVerifier, Public } from '@ziggie/platform';
+import type { Application, NextFunction, Request as ExpressRequest, Response as ExpressResponse } from 'express';
 import { pageOf } from './catalog';
 import { McpConfig } from './config';
+import { SessionEventStore } from './event-store';
+import { bodyParserError, corsHeaders, McpHttpError, OriginPolicy, preflight, PROTECTED_RESOURCE_PATH, ResourceMetadata, RpcCode, rpcCodeOf } from './mcp-http';
+import { plainMessage } from './providers/mcp-upstream';
+import type { ProviderNotification, ToolProvider } from './providers/provider';
 import { McpStore, StoredSession } from './store';
-import { Caller, ToolsService } from './tools.service';
+import { Caller, logLevelRank, ToolsService } from './tools.service';
 
 /** Tools per tools/list page: a catalog of 10 servers × 100 tools in one page. */
 const LIST_PAGE_SIZE = 1000;
 const WORKSPACE_HEADER = 'x-ziggie-workspace';
 const TOKEN_CACHE_SIZE = 10_000;
+/** Query parameters some clients put tokens in; refused as the REST guard refuses them. */
+const TOKEN_QUERY_PARAMETERS = ['access_token', 'token'];
+/** The first protocol version without JSON-RPC batching (2025-06-18 removed it). */
+const NO_BATCH_FROM = '2025-06-18';
+/** The first protocol version whose SSE streams start with a priming event (id, empty data). */
+const PRIMING_FROM = '2025-11-25';
+const STANDALONE_STREAM = '_GET_stream';
+
+/** The version a server answers an initialize with: the client's when supported, else the latest. */
+export function negotiatedVersion(requested: unknown): string {
+  return typeof requested === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
+}
+
+/** A JSON-RPC error leaves without the SDK's "MCP error <code>: " prefix (clients add their own). */
+function withPlainMessage(message: JSONRPCMessage): JSONRPCMessage {
+  if (!isJSONRPCErrorResponse(message)) return message;
+  const plain = plainMessage(message.error.message);
+  return plain === message.error.message ? message : { ...message, error: { ...message.error, message: plain } };
+}
 
 /** JSON-RPC error codes for refusals that are not about the request's shape. */
 const FORBIDDEN = -32003;
@@ -53,7 +87,7 @@ export function toMcpError(err: unknown): McpError {
             : http === 503
               ? UNAVAILABLE
               : ErrorCode.InternalError;
-  return new McpError(code, z.message, { code: z.code, ...z.extras });
+  return new McpError(code, plainMessage(z.message), { code: z.code, ...z.extras });
 }
 
 interface LiveSession {
@@ -62,6 +96,11 @@ interface LiveSession {
   server: Server;
   caller: Caller;
   workspace: string;
+  /** The protocol version the initialize negotiated: what MCP-Protocol-Version must say. */
+  protocolVersion: string;
+  events?: SessionEventStore;
+  /** logging/setLevel of this session: log messages from upstreams at or above it are relayed. */
+  logLevel?: LoggingLevel;
   lastSeen: number;
   lastTouched: number;
   unsubscribe: () => void;
@@ -73,56 +112,200 @@ interface LiveSession {
  * replica: the client's initialize request is replayed into a fresh transport there.
  */
 @Injectable()
-export class McpSessions implements OnApplicationShutdown {
+export class McpSessions implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('mcp');
   private readonly live = new Map<string, LiveSession>();
   private readonly restoring = new Map<string, Promise<LiveSession | undefined>>();
-  private readonly allowedOrigins: Set<string>;
+  readonly origins: OriginPolicy;
+  readonly metadata: ResourceMetadata;
   private readonly sweeper: NodeJS.Timeout;
   private readonly tokens = new Map<string, { principal: Caller; until: number }>();
+  private readonly stopRelay: () => void;
 
   constructor(
     @Inject(CONFIG) private readonly config: McpConfig,
     private readonly tools: ToolsService,
     private readonly store: McpStore,
     private readonly verifier: JwtVerifier,
+    @Optional() private readonly adapterHost?: HttpAdapterHost,
   ) {
-    this.allowedOrigins = new Set(config.extra.MCP_ALLOWED_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean));
+    this.origins = new OriginPolicy(config.extra, config.http.host);
+    this.metadata = new ResourceMetadata(config.extra, config.auth.issuer);
     this.sweeper = setInterval(() => this.sweep(), Math.min(60_000, config.extra.MCP_SESSION_TTL_MS / 2));
     this.sweeper.unref();
+    this.stopRelay = tools.onUpstreamNotification((provider, n) => this.relay(provider, n));
+  }
+
+  onModuleInit(): void {
+    if (this.metadata.authorizationServers.length === 0 && this.config.auth.enabled) {
+      this.logger.warn('no authorization server for /mcp discovery: set MCP_AUTHORIZATION_SERVERS (or an http(s) JWT_ISSUER) so MCP clients can find where to get a token');
+    }
+    // A body that is not JSON is refused by the JSON body parser before any route runs; on /mcp
+    // the answer is a JSON-RPC parse error, not the REST problem document.
+    const app = this.adapterHost?.httpAdapter?.getInstance<Application>();
+    app?.use('/mcp', (err: unknown, req: ExpressRequest, res: ExpressResponse, next: NextFunction) => {
+      const refusal = bodyParserError(err);
+      if (!refusal) return next(err);
+      this.allowOrigin(req, res);
+      this.reply(req, res, refusal);
+    });
   }
 
   get sessionCount(): number {
     return this.live.size;
   }
 
+  /** Every /mcp request: refusals are answered with a JSON-RPC error body and the status the transport spec gives. */
   async handle(req: ExpressRequest, res: ExpressResponse): Promise<void> {
-    // Browsers send Origin: refuse every page not explicitly allowed (DNS rebinding defence).
+    try {
+      await this.serve(req, res);
+    } catch (err) {
+      this.reply(req, res, err);
+    }
+  }
+
+  /** Sets CORS headers for an allowed browser origin; false when the origin is not allowed. */
+  private allowOrigin(req: ExpressRequest, res: ExpressResponse): boolean {
     const origin = req.headers.origin;
-    if (origin !== undefined && !this.allowedOrigins.has(origin)) throw new ZiggieError('AUTH_FORBIDDEN', `origin ${origin} is not allowed`);
-    const header = req.headers.authorization;
-    if (Array.isArray(header)) throw new ZiggieError('AUTH_INVALID_TOKEN', 'more than one Authorization header');
-    const principal = await this.verified(bearerToken(header));
+    if (origin === undefined) return true;
+    if (!this.origins.allows(origin)) return false;
+    corsHeaders(res, origin);
+    return true;
+  }
+
+  private async serve(req: ExpressRequest, res: ExpressResponse): Promise<void> {
+    // Browsers send Origin: refuse every page not allowed (DNS rebinding defence), before anything else.
+    if (!this.allowOrigin(req, res)) throw new McpHttpError(403, RpcCode.Forbidden, `Forbidden: origin ${req.headers.origin} is not allowed`, { code: 'AUTH_FORBIDDEN' });
+    if (req.method === 'OPTIONS' && req.headers.origin !== undefined) return preflight(res);
+    if (req.method !== 'GET' && req.method !== 'POST' && req.method !== 'DELETE') {
+      throw new McpHttpError(405, RpcCode.Server, 'Method not allowed: /mcp takes POST, GET and DELETE', undefined, { Allow: 'GET, POST, DELETE' });
+    }
+    const principal = await this.authenticate(req);
     if (!hasPermission(principal.roles, 'mcp:call')) throw new ZiggieError('AUTH_FORBIDDEN', 'permission mcp:call required');
     const caller: Caller = { subject: principal.subject, roles: principal.roles, workspaces: principal.workspaces };
+
+    const accept = req.headers.accept ?? '';
+    if (req.method === 'POST') {
+      if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
+        throw new McpHttpError(406, RpcCode.Server, 'Not Acceptable: the client must accept both application/json and text/event-stream');
+      }
+      if (!req.is('application/json')) throw new McpHttpError(415, RpcCode.Server, 'Unsupported Media Type: Content-Type must be application/json');
+    } else if (req.method === 'GET' && !accept.includes('text/event-stream')) {
+      throw new McpHttpError(406, RpcCode.Server, 'Not Acceptable: the client must accept text/event-stream');
+    }
+    const body: unknown = req.method === 'POST' ? req.body : undefined;
+    const batch = Array.isArray(body);
+    if (req.method === 'POST') this.assertMessages(body);
 
     const sessionId = req.headers['mcp-session-id'];
     let session: LiveSession | undefined;
     if (typeof sessionId === 'string' && sessionId) {
       session = this.live.get(sessionId) ?? (await this.restore(sessionId));
       // A session belongs to the subject that opened it; anyone else is told it does not exist.
-      if (!session || session.caller.subject !== caller.subject) throw new ZiggieError('MCP_SESSION_NOT_FOUND', 'MCP session not found; initialize a new one');
+      if (!session || session.caller.subject !== caller.subject) throw new ZiggieError('MCP_SESSION_NOT_FOUND', 'Session not found: initialize a new one');
+      if (!canAccessWorkspace(caller.workspaces, session.workspace)) throw new ZiggieError('AUTH_WORKSPACE_FORBIDDEN', `workspace ${session.workspace} is not allowed for this token`);
+      const version = req.headers['mcp-protocol-version'];
+      if (version !== undefined) {
+        const v = Array.isArray(version) ? version.join(',') : version;
+        if (!SUPPORTED_PROTOCOL_VERSIONS.includes(v)) {
+          throw new McpHttpError(400, RpcCode.Server, `Bad Request: unsupported protocol version ${v} (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`);
+        }
+        if (v !== session.protocolVersion) throw new McpHttpError(400, RpcCode.Server, `Bad Request: MCP-Protocol-Version ${v} differs from the session's negotiated version ${session.protocolVersion}`);
+      }
+      if (batch && session.protocolVersion >= NO_BATCH_FROM) {
+        throw new McpHttpError(400, RpcCode.InvalidRequest, `Invalid Request: JSON-RPC batches are not supported in protocol version ${session.protocolVersion}; send one message per request`);
+      }
       session.caller = caller;
-    } else if (req.method === 'POST' && isInitializeRequest(req.body)) {
-      session = this.open(caller, this.workspaceFor(caller, req.headers[WORKSPACE_HEADER]), req.body as unknown as Record<string, unknown>);
+    } else if (req.method === 'POST' && !batch && isInitializeRequest(body)) {
+      session = this.open(caller, this.workspaceFor(caller, req.headers[WORKSPACE_HEADER]), body as unknown as Record<string, unknown>);
+    } else if (req.method === 'POST' && batch) {
+      throw new McpHttpError(400, RpcCode.InvalidRequest, 'Invalid Request: a session starts with one initialize request, never in a batch');
     } else {
-      throw new ZiggieError('VALIDATION_FAILED', 'an MCP request without Mcp-Session-Id must be an initialize request');
+      throw new McpHttpError(400, RpcCode.Server, 'Bad Request: Mcp-Session-Id header is required (only an initialize request may come without it)', { code: 'VALIDATION_FAILED' });
     }
     session.lastSeen = Date.now();
     this.touch(session);
     const s = session;
-    const body: unknown = req.method === 'POST' ? req.body : undefined;
-    await getRequestListener((webRequest) => s.transport.handleRequest(webRequest, { parsedBody: body }), { overrideGlobalObjects: false })(req, res);
+    const resuming = req.headers['last-event-id'] !== undefined;
+    await getRequestListener(
+      async (webRequest) => {
+        const response = await s.transport.handleRequest(webRequest, { parsedBody: body });
+        return req.method === 'GET' && !resuming ? this.primed(s, response) : response;
+      },
+      { overrideGlobalObjects: false },
+    )(req, res);
+  }
+
+  /**
+   * A POST body is one JSON-RPC message (or, before 2025-06-18, a batch of them): anything else
+   * is an Invalid Request (-32600), answered before a session or transport sees it.
+   */
+  private assertMessages(body: unknown): void {
+    const messages = Array.isArray(body) ? body : [body];
+    if (messages.length === 0) throw new McpHttpError(400, RpcCode.InvalidRequest, 'Invalid Request: an empty batch');
+    for (const m of messages) {
+      if (!JSONRPCMessageSchema.safeParse(m).success) throw new McpHttpError(400, RpcCode.InvalidRequest, 'Invalid Request: the body is not a JSON-RPC 2.0 request, notification or response');
+    }
+  }
+
+  /**
+   * The standalone GET stream on 2025-11-25 and later starts, like every POST stream, with a
+   * priming event (an id, the retry advice, empty data), so a client can resume it from there.
+   */
+  private async primed(session: LiveSession, response: Response): Promise<Response> {
+    const events = session.events;
+    if (!events || session.protocolVersion < PRIMING_FROM || response.status !== 200 || !response.body || !response.headers.get('content-type')?.includes('text/event-stream')) return response;
+    const id = await events.storeEvent(STANDALONE_STREAM, {} as JSONRPCMessage);
+    const retry = this.config.extra.MCP_SSE_RETRY_MS;
+    const priming = new TextEncoder().encode(`id: ${id}\n${retry > 0 ? `retry: ${retry}\n` : ''}data: \n\n`);
+    const source = response.body.getReader();
+    const stream = new ReadableStream<Uint8Array>({
+      start: (controller) => controller.enqueue(priming),
+      pull: async (controller) => {
+        const { done, value } = await source.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      },
+      cancel: (reason) => source.cancel(reason),
+    });
+    return new Response(stream, { status: response.status, headers: response.headers });
+  }
+
+  /** The token, checked as the REST guard checks it: one Authorization header, never in the query. */
+  private async authenticate(req: ExpressRequest): Promise<Caller> {
+    if (!this.config.auth.enabled) return { ...ANONYMOUS_ADMIN, roles: [...ANONYMOUS_ADMIN.roles], workspaces: [...ANONYMOUS_ADMIN.workspaces] };
+    const query = req.query as Record<string, unknown> | undefined;
+    if (query && TOKEN_QUERY_PARAMETERS.some((name) => Object.hasOwn(query, name))) throw new ZiggieError('AUTH_INVALID_TOKEN', 'tokens are accepted only in the Authorization header');
+    const header = req.headers.authorization;
+    let lines = 0;
+    for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]?.toLowerCase() === 'authorization') lines++;
+    if (Array.isArray(header) || lines > 1) throw new ZiggieError('AUTH_INVALID_TOKEN', 'more than one Authorization header');
+    return this.verified(bearerToken(header));
+  }
+
+  /** Answers a refusal: JSON-RPC error body (id null: it is about the HTTP request), status, challenge. */
+  private reply(req: ExpressRequest, res: ExpressResponse, err: unknown): void {
+    let refusal: McpHttpError;
+    if (err instanceof McpHttpError) refusal = err;
+    else if (err instanceof ZiggieError) {
+      const status = ErrorCodes[err.code].http;
+      const headers: Record<string, string> = {};
+      const challenge = this.metadata.challenge(req, status, err);
+      if (challenge) headers['WWW-Authenticate'] = challenge;
+      const retryAfter = err.extras.retryAfterSeconds;
+      if (typeof retryAfter === 'number') headers['Retry-After'] = String(Math.ceil(retryAfter));
+      refusal = new McpHttpError(status, rpcCodeOf(err), err.message, { code: err.code, ...err.extras }, headers);
+    } else {
+      this.logger.error(`unexpected error on /mcp: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      refusal = new McpHttpError(500, RpcCode.InternalError, 'Internal error', { code: 'INTERNAL' });
+    }
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    for (const [k, v] of Object.entries(refusal.headers)) res.setHeader(k, v);
+    const error = { code: refusal.rpcCode, message: refusal.message, ...(refusal.data ? { data: refusal.data } : {}) };
+    res.status(refusal.status).type('application/json').send(JSON.stringify({ jsonrpc: '2.0', id: null, error }));
   }
 
   /**
@@ -145,8 +328,10 @@ export class McpSessions implements OnApplicationShutdown {
     return principal;
   }
 
+  /** The session's workspace: the one asked for (if the token holds it), else the token's first; none is refused as on REST. */
   private workspaceFor(caller: Caller, header: string | string[] | undefined): string {
     if (Array.isArray(header)) throw new ZiggieError('VALIDATION_FAILED', `one ${WORKSPACE_HEADER} header at most`);
+    if (caller.workspaces.length === 0) throw new ZiggieError('AUTH_WORKSPACE_FORBIDDEN', 'this token holds no workspace');
     if (header) {
       if (!caller.workspaces.includes('*') && !caller.workspaces.includes(header)) throw new ZiggieError('AUTH_WORKSPACE_FORBIDDEN', `workspace ${header} is not allowed for this token`);
       return header;
@@ -156,16 +341,20 @@ export class McpSessions implements OnApplicationShutdown {
   }
 
   /** A new session; the store record is written when the transport assigns the id. */
-  private open(caller: Caller, workspace: string, initialize: Record<string, unknown>, id?: string): LiveSession {
+  private open(caller: Caller, workspace: string, initialize: Record<string, unknown>, id?: string, negotiated?: string): LiveSession {
     const session = {} as LiveSession;
+    const protocolVersion = negotiated ?? negotiatedVersion((initialize.params as { protocolVersion?: unknown } | undefined)?.protocolVersion);
+    const capacity = this.config.extra.MCP_RESUME_EVENTS;
+    const events = capacity > 0 ? new SessionEventStore(capacity) : undefined;
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => id ?? randomUUID(),
+      eventStore: events,
+      retryInterval: this.config.extra.MCP_SSE_RETRY_MS > 0 ? this.config.extra.MCP_SSE_RETRY_MS : undefined,
       onsessioninitialized: async (sid) => {
         session.id = sid;
         this.live.set(sid, session);
         if (id) return;
-        const params = (initialize.params ?? {}) as { protocolVersion?: string };
-        const record: StoredSession = { subject: caller.subject, workspace, protocolVersion: params.protocolVersion ?? '', initialize, createdAt: new Date().toISOString() };
+        const record: StoredSession = { subject: caller.subject, workspace, protocolVersion, initialize, createdAt: new Date().toISOString() };
         await this.store.putSession(sid, record).catch((err: unknown) => this.logger.warn(`session ${sid} not shared: ${err instanceof Error ? err.message : String(err)}`));
       },
       onsessionclosed: async (sid) => {
@@ -173,8 +362,11 @@ export class McpSessions implements OnApplicationShutdown {
         await this.store.deleteSession(sid).catch(() => undefined);
       },
     });
+    const send = transport.send.bind(transport);
+    transport.send = (message, options) => send(withPlainMessage(message), options);
+    Object.assign(session, { transport, caller, workspace, protocolVersion, events, lastSeen: Date.now(), lastTouched: Date.now() });
     const server = this.server(session);
-    Object.assign(session, { transport, server, caller, workspace, lastSeen: Date.now(), lastTouched: Date.now(), unsubscribe: this.tools.onCatalogChanged(() => this.notifyChanged(session)) });
+    Object.assign(session, { server, unsubscribe: this.tools.onCatalogChanged(() => this.notifyChanged(session)) });
     transport.onclose = () => {
       if (session.id) this.drop(session.id);
     };
@@ -189,7 +381,8 @@ export class McpSessions implements OnApplicationShutdown {
       pending = (async () => {
         const stored = await this.store.getSession(id).catch(() => undefined);
         if (!stored) return undefined;
-        const session = this.open({ subject: stored.subject, roles: [], workspaces: [] }, stored.workspace, stored.initialize, id);
+        const negotiated = negotiatedVersion(stored.protocolVersion || (stored.initialize.params as { protocolVersion?: unknown } | undefined)?.protocolVersion);
+        const session = this.open({ subject: stored.subject, roles: [], workspaces: [] }, stored.workspace, stored.initialize, id, negotiated);
         // The initialize goes in without a session id (it creates one); what follows carries it.
         const replay = async (message: Record<string, unknown>, headers: Record<string, string>): Promise<void> => {
           const request = new Request('http://replay.local/mcp', {
@@ -200,7 +393,7 @@ export class McpSessions implements OnApplicationShutdown {
           await (await session.transport.handleRequest(request, { parsedBody: message })).text();
         };
         await replay(stored.initialize, {});
-        await replay({ jsonrpc: '2.0', method: 'notifications/initialized' }, { 'mcp-session-id': id, 'mcp-protocol-version': stored.protocolVersion });
+        await replay({ jsonrpc: '2.0', method: 'notifications/initialized' }, { 'mcp-session-id': id, 'mcp-protocol-version': negotiated });
         this.logger.log(`session ${id} picked up from the shared store`);
         return session;
       })().finally(() => this.restoring.delete(id));
@@ -232,6 +425,25 @@ export class McpSessions implements OnApplicationShutdown {
     if (!s) return;
     this.live.delete(id);
     s.unsubscribe();
+    void this.tools.releaseSession(id);
+  }
+
+  /**
+   * An upstream's log message goes to each session that may see the upstream and asked for that
+   * level (logger prefixed with the server name); a resource update to each session subscribed
+   * to that resource.
+   */
+  private relay(provider: ToolProvider, n: ProviderNotification): void {
+    for (const s of this.live.values()) {
+      if (!s.id || !this.tools.canSee(provider, s.caller, s.workspace)) continue;
+      if (n.method === 'notifications/message') {
+        if (!s.logLevel || logLevelRank(n.params.level) < logLevelRank(s.logLevel)) continue;
+        const logger = n.params.logger ? `${provider.name}.${n.params.logger}` : provider.name;
+        void s.server.notification({ method: 'notifications/message', params: { ...n.params, logger } }).catch(() => undefined);
+      } else if (this.tools.isSubscribed(s.id, provider, n.params.uri)) {
+        void s.server.sendResourceUpdated({ uri: n.params.uri }).catch(() => undefined);
+      }
+    }
   }
 
   private sweep(): void {
@@ -245,9 +457,19 @@ export class McpSessions implements OnApplicationShutdown {
   }
 
   private server(session: LiveSession): Server {
+    // What the upstreams offer beyond tools, resources and prompts, when the session starts.
+    const f = this.tools.features();
     const server = new Server(
       { name: 'ziggie-mcp-gateway', title: 'Ziggie Command Center tools', version: '0.1.0' },
-      { capabilities: { tools: { listChanged: true }, resources: { listChanged: true }, prompts: { listChanged: true } } },
+      {
+        capabilities: {
+          tools: { listChanged: true },
+          resources: { listChanged: true, ...(f.subscribe ? { subscribe: true } : {}) },
+          prompts: { listChanged: true },
+          ...(f.logging ? { logging: {} } : {}),
+          ...(f.completions ? { completions: {} } : {}),
+        },
+      },
     );
     const wrap =
       <A extends unknown[], R>(fn: (...args: A) => R | Promise<R>) =>
@@ -301,7 +523,46 @@ export class McpSessions implements OnApplicationShutdown {
         return { resources: page.items.map((r) => r.definition), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
       }),
     );
-    server.setRequestHandler(ListResourceTemplatesRequestSchema, () => ({ resourceTemplates: [] }));
+    server.setRequestHandler(
+      ListResourceTemplatesRequestSchema,
+      wrap((req) => {
+        const all = this.tools.visibleResourceTemplates(session.caller, session.workspace).map((t) => ({ name: t.uriTemplate, t }));
+        const page = pageOf(all, req.params?.cursor, LIST_PAGE_SIZE);
+        return { resourceTemplates: page.items.map((i) => i.t.definition), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+      }),
+    );
+    if (f.completions) {
+      server.setRequestHandler(
+        CompleteRequestSchema,
+        wrap((req, extra) => this.tools.complete(session.caller, session.workspace, req.params, extra.signal)),
+      );
+    }
+    if (f.logging) {
+      server.setRequestHandler(
+        SetLevelRequestSchema,
+        wrap(async (req) => {
+          session.logLevel = req.params.level;
+          await this.tools.setLogLevel(session.id, req.params.level);
+          return {};
+        }),
+      );
+    }
+    if (f.subscribe) {
+      server.setRequestHandler(
+        SubscribeRequestSchema,
+        wrap(async (req) => {
+          await this.tools.subscribe(session.id, session.caller, session.workspace, req.params.uri);
+          return {};
+        }),
+      );
+      server.setRequestHandler(
+        UnsubscribeRequestSchema,
+        wrap(async (req) => {
+          await this.tools.unsubscribe(session.id, req.params.uri);
+          return {};
+        }),
+      );
+    }
     server.setRequestHandler(
       ReadResourceRequestSchema,
       wrap((req, extra) => this.tools.readResource(session.caller, session.workspace, req.params.uri, extra.signal)),
@@ -311,17 +572,38 @@ export class McpSessions implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.sweeper);
+    this.stopRelay();
     // Local transports close; the shared records stay so another replica can continue the sessions.
     await Promise.allSettled([...this.live.values()].map((s) => s.transport.close()));
     this.live.clear();
   }
 }
 
-/** MCP streamable HTTP (protocol 2025-06-18, 2025-11-25 and older) at /mcp. */
+/**
+ * MCP streamable HTTP (protocol 2025-11-25, 2025-06-18 and older) at /mcp, and its OAuth 2.0
+ * protected resource metadata (RFC 9728) for MCP clients to discover where tokens come from.
+ */
 @Public()
 @Controller()
 export class McpHttpController {
   constructor(private readonly sessions: McpSessions) {}
+
+  @Get(PROTECTED_RESOURCE_PATH.slice(1))
+  rootMetadata(@Req() req: ExpressRequest, @Res() res: ExpressResponse): void {
+    this.sendMetadata(req, res, true);
+  }
+
+  @Get(`${PROTECTED_RESOURCE_PATH.slice(1)}/mcp`)
+  mcpMetadata(@Req() req: ExpressRequest, @Res() res: ExpressResponse): void {
+    this.sendMetadata(req, res, false);
+  }
+
+  private sendMetadata(req: ExpressRequest, res: ExpressResponse, atRoot: boolean): void {
+    // Public metadata: any page may read it (browser-based MCP clients discover from it).
+    res.setHeader('Access-Control-Allow-Origin', '*');
+    res.setHeader('Cache-Control', 'public, max-age=300');
+    res.status(200).type('application/json').send(JSON.stringify(this.sessions.metadata.document(req, atRoot)));
+  }
 
   // The token is verified by McpSessions (per request, and bound to the session's subject).
   @All('mcp')

@@ -1,17 +1,18 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import type { CallToolResult, GetPromptResult, ReadResourceResult, Tool } from '@modelcontextprotocol/sdk/types.js';
+import { UriTemplate } from '@modelcontextprotocol/sdk/shared/uriTemplate.js';
+import type { CallToolResult, CompleteRequest, CompleteResult, GetPromptResult, LoggingLevel, ReadResourceResult, ResourceTemplate, Tool } from '@modelcontextprotocol/sdk/types.js';
 import Ajv, { type ValidateFunction } from 'ajv';
 import { canAccessWorkspace, hasPermission, Permission, ZiggieError } from '@ziggie/contracts';
 import { CONFIG, HealthRegistry, MetricsService, SpanKind, SpanStatusCode, tracer } from '@ziggie/platform';
 import type { Counter, Gauge, Histogram } from 'prom-client';
-import { buildCatalog, CatalogSnapshot, CatalogTool, pageOf, PinRecord } from './catalog';
+import { buildCatalog, CatalogSnapshot, CatalogTool, compareNames, pageOf, PinRecord } from './catalog';
 import { McpConfig, parseUpstream, readUpstreams, UpstreamConfig } from './config';
 import { CallLimiter } from './limits';
 import { PolicySet } from './policy';
 import { PoolsService } from './pools/pools.service';
 import { createProvider } from './providers/factory';
 import { assertResultSize } from './providers/http';
-import type { ProgressUpdate, ReplicaState, ToolProvider } from './providers/provider';
+import type { ProgressUpdate, ProviderFeatures, ProviderNotification, ReplicaState, ToolProvider } from './providers/provider';
 import { UrlGuard } from './ssrf';
 import { McpStore } from './store';
 
@@ -51,9 +52,21 @@ const WAKE_TIMEOUT_MS = 30_000;
 const BREAKER_STATE = { closed: 0, 'half-open': 1, open: 2 } as const;
 const EMPTY: CatalogSnapshot = { tools: [], byName: new Map(), quarantined: new Map(), prompts: [], promptsByName: new Map(), resources: [], resourcesByUri: new Map() };
 
-/** What MCP clients are told about: which tools (and definitions), prompts and resources are listed. */
-function catalogShape(c: CatalogSnapshot): string {
-  return `${c.tools.map((t) => `${t.name}:${t.hash}`).join()}|${c.prompts.map((p) => p.name).join()}|${c.resources.map((r) => r.uri).join()}`;
+/** A resource template in the catalog: URI templates are global like resource URIs, the provider first in name order keeps one. */
+export interface CatalogTemplate {
+  uriTemplate: string;
+  provider: ToolProvider;
+  definition: ResourceTemplate;
+  matcher: UriTemplate | null;
+}
+
+/** MCP logging levels, least severe first. */
+const LOG_LEVELS: readonly LoggingLevel[] = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+export const logLevelRank = (level: LoggingLevel): number => LOG_LEVELS.indexOf(level);
+
+/** What MCP clients are told about: which tools (and definitions), prompts, resources and templates are listed. */
+function catalogShape(c: CatalogSnapshot, templates: readonly CatalogTemplate[]): string {
+  return `${c.tools.map((t) => `${t.name}:${t.hash}`).join()}|${c.prompts.map((p) => p.name).join()}|${c.resources.map((r) => r.uri).join()}|${templates.map((t) => t.uriTemplate).join()}`;
 }
 
 function urlsOf(c: UpstreamConfig): string[] {
@@ -80,6 +93,13 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly validators = new Map<string, ValidateFunction | null>();
   private limiter!: CallLimiter;
   private catalog: CatalogSnapshot = EMPTY;
+  private templates: CatalogTemplate[] = [];
+  private readonly notificationListeners: ((provider: ToolProvider, n: ProviderNotification) => void)[] = [];
+  /** Log level each MCP session asked for: upstreams get the most verbose of them, sessions filter. */
+  private readonly logLevels = new Map<string, LoggingLevel>();
+  private upstreamLogLevel?: LoggingLevel;
+  /** Resource subscriptions: provider name → uri → the sessions subscribed. */
+  private readonly subscriptions = new Map<string, Map<string, Set<string>>>();
   private readonly visibleMemo = new Map<string, (Tool & { name: string })[]>();
   private rebuildTimer?: NodeJS.Timeout;
   /** Pin writes in flight, by tool name: a burst of rebuilds must not write the same pin again. */
@@ -192,7 +212,11 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
       breaker: { failures: x.MCP_BREAKER_FAILURES, halfOpenAfterMs: x.MCP_BREAKER_HALF_OPEN_MS },
       maxResponseBytes: c.maxResponseBytes ?? x.MCP_MAX_RESPONSE_BYTES,
       onBreakerChange: (replica, state) => this.breakerState.set({ server: c.name, replica }, BREAKER_STATE[state]),
+      onNotification: (p, n) => {
+        for (const l of this.notificationListeners) l(p, n);
+      },
     });
+    if (this.upstreamLogLevel && provider.setLoggingLevel) void provider.setLoggingLevel(this.upstreamLogLevel).catch(() => undefined);
     this.providers.set(c.name, provider);
     for (const r of provider.replicas()) this.breakerState.set({ server: c.name, replica: r.id }, 0);
     this.upstreamUp.set({ server: c.name }, 0);
@@ -253,12 +277,35 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
       (p) => this.configs.get(p.name)?.pool !== undefined,
     );
     const before = this.catalog;
+    const beforeTemplates = this.templates;
     this.catalog = snapshot;
+    this.templates = this.buildTemplates();
     this.visibleMemo.clear();
     this.quarantinedGauge.set(snapshot.quarantined.size);
     for (const t of unpinned) void this.pinFirstSight(t);
     for (const t of snapshot.quarantined.values()) void this.recordPending(t);
-    if (catalogShape(before) !== catalogShape(snapshot)) for (const l of this.catalogListeners) l();
+    if (catalogShape(before, beforeTemplates) !== catalogShape(snapshot, this.templates)) for (const l of this.catalogListeners) l();
+  }
+
+  /** Templates of the listed providers: by URI template, the provider first in name order keeps one (as resource URIs). */
+  private buildTemplates(): CatalogTemplate[] {
+    const listed = [...this.providers.values()]
+      .filter((p) => p.status === 'ready' || this.configs.get(p.name)?.pool !== undefined)
+      .sort((a, b) => a.name.localeCompare(b.name));
+    const byTemplate = new Map<string, CatalogTemplate>();
+    for (const p of listed) {
+      for (const t of p.resourceTemplates ?? []) {
+        if (byTemplate.has(t.uriTemplate)) continue;
+        let matcher: UriTemplate | null = null;
+        try {
+          matcher = new UriTemplate(t.uriTemplate);
+        } catch {
+          // Listed as the upstream gives it; a URI cannot be resolved through it.
+        }
+        byTemplate.set(t.uriTemplate, { uriTemplate: t.uriTemplate, provider: p, definition: t, matcher });
+      }
+    }
+    return [...byTemplate.values()].sort((a, b) => compareNames(a.uriTemplate, b.uriTemplate));
   }
 
   private async pinFirstSight(t: CatalogTool): Promise<void> {
@@ -285,6 +332,15 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
       this.pinWrites.delete(t.name);
       this.logger.warn(`recording the pending definition of ${t.name} failed: ${err instanceof Error ? err.message : String(err)}`);
     });
+  }
+
+  /** Logging messages and resource updates from every upstream. */
+  onUpstreamNotification(listener: (provider: ToolProvider, n: ProviderNotification) => void): () => void {
+    this.notificationListeners.push(listener);
+    return () => {
+      const i = this.notificationListeners.indexOf(listener);
+      if (i >= 0) this.notificationListeners.splice(i, 1);
+    };
   }
 
   onCatalogChanged(listener: () => void): () => void {
@@ -344,6 +400,28 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
 
   visibleResources(caller: Caller, workspace: string): CatalogSnapshot['resources'] {
     return this.catalog.resources.filter((r) => this.visible(r.provider, caller, workspace));
+  }
+
+  visibleResourceTemplates(caller: Caller, workspace: string): CatalogTemplate[] {
+    return this.templates.filter((t) => this.visible(t.provider, caller, workspace));
+  }
+
+  /** Whether a session of this caller in this workspace may see what the provider offers (and hear its notifications). */
+  canSee(provider: ToolProvider, caller: Caller, workspace: string): boolean {
+    return this.providers.get(provider.name) === provider && this.visible(provider, caller, workspace);
+  }
+
+  /** Features some listed upstream offers: what /mcp declares at initialize. */
+  features(): ProviderFeatures {
+    const f: ProviderFeatures = { completions: false, logging: false, subscribe: false };
+    for (const p of this.providers.values()) {
+      const pf = p.status === 'ready' ? p.features : undefined;
+      if (!pf) continue;
+      f.completions ||= pf.completions;
+      f.logging ||= pf.logging;
+      f.subscribe ||= pf.subscribe;
+    }
+    return f;
   }
 
   listServers(caller: Caller | undefined): ServerView[] {
@@ -505,14 +583,118 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     });
   }
 
+  /** The provider that serves a URI: a listed resource, else the first visible template it matches. */
+  private resourceOwner(caller: Caller, workspace: string, uri: string): ToolProvider {
+    if (!canAccessWorkspace(caller.workspaces, workspace)) throw new ZiggieError('AUTH_WORKSPACE_FORBIDDEN', `workspace ${workspace} is not allowed for this token`);
+    const r = this.catalog.resourcesByUri.get(uri);
+    if (r && this.visible(r.provider, caller, workspace)) return r.provider;
+    const t = r ? undefined : this.templates.find((t) => this.visible(t.provider, caller, workspace) && t.matcher?.match(uri));
+    if (t) return t.provider;
+    throw new ZiggieError('NOT_FOUND', `resource ${uri} not found`);
+  }
+
   async readResource(caller: Caller, workspace: string, uri: string, signal?: AbortSignal): Promise<ReadResourceResult> {
     this.require(caller, 'mcp:call');
-    const r = this.catalog.resourcesByUri.get(uri);
-    if (!r || !this.visible(r.provider, caller, workspace) || !r.provider.readResource) throw new ZiggieError('NOT_FOUND', `resource ${uri} not found`);
-    const max = this.configs.get(r.provider.name)?.maxResponseBytes ?? this.config.extra.MCP_MAX_RESPONSE_BYTES;
-    const result = await r.provider.readResource(uri, { timeoutMs: this.config.extra.MCP_CALL_TIMEOUT_MS, signal, maxResponseBytes: max });
+    const provider = this.resourceOwner(caller, workspace, uri);
+    if (!provider.readResource) throw new ZiggieError('NOT_FOUND', `resource ${uri} not found`);
+    const max = this.configs.get(provider.name)?.maxResponseBytes ?? this.config.extra.MCP_MAX_RESPONSE_BYTES;
+    const result = await provider.readResource(uri, { timeoutMs: this.config.extra.MCP_CALL_TIMEOUT_MS, signal, maxResponseBytes: max });
     assertResultSize(result, max);
     return result;
+  }
+
+  /**
+   * completion/complete, routed by prompt name (server.prompt, sent upstream as the server's own
+   * name) or by resource template URI (or a listed resource URI). An owner without completions
+   * has no suggestions.
+   */
+  async complete(caller: Caller, workspace: string, params: CompleteRequest['params'], signal?: AbortSignal): Promise<CompleteResult> {
+    this.require(caller, 'mcp:call');
+    if (!canAccessWorkspace(caller.workspaces, workspace)) throw new ZiggieError('AUTH_WORKSPACE_FORBIDDEN', `workspace ${workspace} is not allowed for this token`);
+    let provider: ToolProvider | undefined;
+    let upstream = params;
+    if (params.ref.type === 'ref/prompt') {
+      const p = this.catalog.promptsByName.get(params.ref.name);
+      if (!p || !this.visible(p.provider, caller, workspace)) throw new ZiggieError('NOT_FOUND', `prompt ${params.ref.name} not found`);
+      provider = p.provider;
+      upstream = { ...params, ref: { ...params.ref, name: p.upstreamName } };
+    } else {
+      const uri = params.ref.uri;
+      const t = this.templates.find((t) => t.uriTemplate === uri && this.visible(t.provider, caller, workspace));
+      const r = this.catalog.resourcesByUri.get(uri);
+      provider = t?.provider ?? (r && this.visible(r.provider, caller, workspace) ? r.provider : undefined);
+      if (!provider) throw new ZiggieError('NOT_FOUND', `resource template ${uri} not found`);
+    }
+    if (!provider.completeArgument || !provider.features?.completions) return { completion: { values: [], total: 0, hasMore: false } };
+    const max = this.configs.get(provider.name)?.maxResponseBytes ?? this.config.extra.MCP_MAX_RESPONSE_BYTES;
+    return provider.completeArgument(upstream, { timeoutMs: this.config.extra.MCP_CALL_TIMEOUT_MS, signal, maxResponseBytes: max });
+  }
+
+  /**
+   * A session's logging/setLevel (undefined: the session ended). Upstreams are shared by every
+   * session, so they get the most verbose level any session asked for; sessions filter.
+   */
+  async setLogLevel(session: string, level: LoggingLevel | undefined): Promise<void> {
+    if (level) this.logLevels.set(session, level);
+    else if (!this.logLevels.delete(session)) return;
+    const levels = [...this.logLevels.values()];
+    if (levels.length === 0) return;
+    const wanted = levels.reduce((a, b) => (logLevelRank(a) <= logLevelRank(b) ? a : b));
+    if (wanted === this.upstreamLogLevel) return;
+    this.upstreamLogLevel = wanted;
+    const results = await Promise.allSettled([...this.providers.values()].filter((p) => p.setLoggingLevel && p.features?.logging).map((p) => p.setLoggingLevel!(wanted)));
+    for (const r of results) if (r.status === 'rejected') this.logger.warn(`logging/setLevel upstream failed: ${r.reason instanceof Error ? r.reason.message : String(r.reason)}`);
+  }
+
+  /** resources/subscribe for a session: the owner is subscribed once, whatever the number of sessions. */
+  async subscribe(session: string, caller: Caller, workspace: string, uri: string): Promise<void> {
+    this.require(caller, 'mcp:call');
+    const provider = this.resourceOwner(caller, workspace, uri);
+    if (!provider.subscribeResource || !provider.features?.subscribe) throw new ZiggieError('VALIDATION_FAILED', `resource ${uri}: its server does not support subscriptions`);
+    let byUri = this.subscriptions.get(provider.name);
+    if (!byUri) this.subscriptions.set(provider.name, (byUri = new Map()));
+    let sessions = byUri.get(uri);
+    const first = !sessions;
+    if (!sessions) byUri.set(uri, (sessions = new Set()));
+    sessions.add(session);
+    if (first) {
+      try {
+        await provider.subscribeResource(uri);
+      } catch (err) {
+        sessions.delete(session);
+        if (sessions.size === 0) byUri.delete(uri);
+        throw err;
+      }
+    }
+  }
+
+  async unsubscribe(session: string, uri: string): Promise<void> {
+    for (const [name, byUri] of this.subscriptions) {
+      const sessions = byUri.get(uri);
+      if (!sessions?.delete(session) || sessions.size > 0) continue;
+      byUri.delete(uri);
+      await this.providers.get(name)?.unsubscribeResource?.(uri);
+    }
+  }
+
+  /** Whether the session subscribed to this URI of this provider. */
+  isSubscribed(session: string, provider: ToolProvider, uri: string): boolean {
+    return this.subscriptions.get(provider.name)?.get(uri)?.has(session) === true;
+  }
+
+  /** A session ended: its subscriptions and log level go. */
+  async releaseSession(session: string): Promise<void> {
+    await this.setLogLevel(session, undefined).catch(() => undefined);
+    for (const [name, byUri] of this.subscriptions) {
+      for (const [uri, sessions] of byUri) {
+        if (!sessions.delete(session) || sessions.size > 0) continue;
+        byUri.delete(uri);
+        await this.providers
+          .get(name)
+          ?.unsubscribeResource?.(uri)
+          .catch(() => undefined);
+      }
+    }
   }
 
   async getPrompt(caller: Caller, workspace: string, name: string, args: Record<string, string>, signal?: AbortSignal): Promise<GetPromptResult> {

@@ -3,13 +3,15 @@ import { ComfyUiAdapter } from '../adapters/comfyui';
 import { OllamaAdapter } from '../adapters/ollama';
 import { OpenAiPoolAdapter } from '../adapters/openai-pool';
 import { McpUpstream } from './mcp-upstream';
-import type { CatalogChanged, ToolProvider } from './provider';
+import type { CatalogChanged, NotificationRelay, ToolProvider } from './provider';
 import type { BreakerOptions, BreakerStateName } from './replicas';
 
 export interface ProviderOptions {
   breaker: BreakerOptions;
   maxResponseBytes: number;
   onBreakerChange?: (replicaId: string, state: BreakerStateName) => void;
+  /** Logging messages and resource updates from an MCP upstream, for the sessions that may see it. */
+  onNotification?: NotificationRelay;
 }
 
 /** The provider for one configured upstream: an MCP server, or a built-in adapter. */

@@ -6,23 +6,30 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   CallToolResultSchema,
+  CompleteResultSchema,
   ErrorCode,
+  LoggingMessageNotificationSchema,
   McpError,
   PromptListChangedNotificationSchema,
   ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
   ToolListChangedNotificationSchema,
   type CallToolResult,
+  type CompleteRequest,
+  type CompleteResult,
   type GetPromptResult,
+  type LoggingLevel,
   type Prompt,
   type ReadResourceResult,
   type Resource,
+  type ResourceTemplate,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { ZiggieError } from '@ziggie/contracts';
 import { traceCarrier, withTraceHeaders } from '@ziggie/platform';
 import { resolveSecrets, UpstreamConfig } from '../config';
 import { limitedFetch } from './http';
-import type { CallOptions, CatalogChanged, ProviderStatus, ReplicaState, ToolProvider } from './provider';
+import type { CallOptions, CatalogChanged, NotificationRelay, ProviderFeatures, ProviderNotification, ProviderStatus, ReplicaState, ToolProvider } from './provider';
 import { BreakerOptions, BreakerStateName, ReplicaSet } from './replicas';
 import { WsClientTransport } from './ws-transport';
 
@@ -39,10 +46,16 @@ export function isUpstreamFailure(err: unknown): boolean {
   return true;
 }
 
+/** An error's message without the SDK's "MCP error <code>: " prefix (McpError adds it to its message). */
+export function plainMessage(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.replace(/^(MCP error -?\d+: )+/, '');
+}
+
 /** Maps what the SDK throws to the gateway's stable codes. */
 export function toZiggieError(server: string, tool: string, err: unknown): ZiggieError {
   if (err instanceof ZiggieError) return err;
-  const message = err instanceof Error ? err.message : String(err);
+  const message = plainMessage(err);
   if (err instanceof McpError) {
     if (err.code === ErrorCode.RequestTimeout) return new ZiggieError('UPSTREAM_TIMEOUT', `${server}.${tool}: upstream did not answer in time`);
     if (err.code === ErrorCode.InvalidParams) return new ZiggieError('TOOL_INVALID_ARGUMENTS', `${server}.${tool}: ${message}`);
@@ -59,6 +72,7 @@ class McpConnection {
   tools: Tool[] = [];
   resources: Resource[] = [];
   prompts: Prompt[] = [];
+  resourceTemplates: ResourceTemplate[] = [];
   private attempts = 0;
   private stopped = false;
   private reconnectTimer?: NodeJS.Timeout;
@@ -68,6 +82,9 @@ class McpConnection {
     private readonly makeTransport: () => Transport,
     private readonly logger: Logger,
     private readonly onChange: () => void,
+    private readonly onNotification: (n: ProviderNotification) => void = () => undefined,
+    /** Applies what the gateway asked of the server before (log level, subscriptions) to a new connection. */
+    private readonly onConnected: (client: Client) => Promise<void> = () => Promise.resolve(),
   ) {}
 
   async connect(): Promise<void> {
@@ -82,7 +99,10 @@ class McpConnection {
       client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.refresh('tools'));
       client.setNotificationHandler(ResourceListChangedNotificationSchema, () => this.refresh('resources'));
       client.setNotificationHandler(PromptListChangedNotificationSchema, () => this.refresh('prompts'));
+      client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => this.onNotification({ method: 'notifications/message', params: n.params }));
+      client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => this.onNotification({ method: 'notifications/resources/updated', params: { uri: n.params.uri } }));
       await this.refreshAll();
+      await this.onConnected(client).catch((err: unknown) => this.logger.warn(`${this.id}: restoring log level and subscriptions failed: ${err instanceof Error ? err.message : String(err)}`));
       this.status = 'ready';
       this.attempts = 0;
       this.lastError = '';
@@ -150,12 +170,14 @@ class McpConnection {
   private async refreshAll(): Promise<void> {
     await this.load('tools');
     await this.load('resources');
+    await this.loadTemplates();
     await this.load('prompts');
   }
 
   private async refresh(kind: 'tools' | 'resources' | 'prompts'): Promise<void> {
     try {
       await this.load(kind);
+      if (kind === 'resources') await this.loadTemplates();
       this.onChange();
     } catch (err) {
       this.logger.warn(`${this.id}: refreshing ${kind} failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -187,6 +209,28 @@ class McpConnection {
     (this as Record<typeof kind, unknown[]>)[kind] = items;
   }
 
+  /** Every page of resources/templates/list; a server that has resources but no templates answers -32601. */
+  private async loadTemplates(): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    if (!client.getServerCapabilities()?.resources) {
+      this.resourceTemplates = [];
+      return;
+    }
+    const items: ResourceTemplate[] = [];
+    let cursor: string | undefined;
+    try {
+      do {
+        const page = await client.listResourceTemplates(cursor ? { cursor } : {});
+        items.push(...page.resourceTemplates);
+        cursor = page.nextCursor;
+      } while (cursor);
+    } catch (err) {
+      if (!(err instanceof McpError && err.code === ErrorCode.MethodNotFound)) throw err;
+    }
+    this.resourceTemplates = items;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
@@ -205,11 +249,14 @@ export class McpUpstream implements ToolProvider {
   private readonly logger: Logger;
   private readonly connections: McpConnection[] = [];
   private readonly set: ReplicaSet<McpConnection>;
+  /** The log level the gateway asked for, and the resources it subscribed to: applied to every (re)connection. */
+  private logLevel?: LoggingLevel;
+  private readonly subscriptions = new Set<string>();
 
   constructor(
     readonly config: McpUpstreamConfig,
     private readonly onChange: CatalogChanged,
-    opts: { breaker: BreakerOptions; maxResponseBytes: number; onBreakerChange?: (replicaId: string, state: BreakerStateName) => void },
+    opts: { breaker: BreakerOptions; maxResponseBytes: number; onBreakerChange?: (replicaId: string, state: BreakerStateName) => void; onNotification?: NotificationRelay },
   ) {
     this.logger = new Logger(`upstream:${config.name}`);
     this.set = new ReplicaSet<McpConnection>(config.name, isUpstreamFailure, opts.breaker, opts.onBreakerChange);
@@ -220,6 +267,8 @@ export class McpUpstream implements ToolProvider {
         () => this.makeTransport(endpoint, opts.maxResponseBytes),
         this.logger,
         () => this.onChange(this),
+        (n) => opts.onNotification?.(this, n),
+        (client) => this.applyState(client),
       );
       this.connections.push(conn);
       this.set.add(config.transport === 'stdio' ? `${i}` : endpoint, conn, () => conn.status === 'ready');
@@ -290,6 +339,53 @@ export class McpUpstream implements ToolProvider {
 
   get prompts(): Prompt[] {
     return this.listed?.prompts ?? [];
+  }
+
+  get resourceTemplates(): ResourceTemplate[] {
+    return this.listed?.resourceTemplates ?? [];
+  }
+
+  get features(): ProviderFeatures {
+    const caps = this.primary?.client?.getServerCapabilities() ?? {};
+    return { completions: caps.completions !== undefined, logging: caps.logging !== undefined, subscribe: caps.resources?.subscribe === true };
+  }
+
+  private async applyState(client: Client): Promise<void> {
+    const caps = client.getServerCapabilities() ?? {};
+    if (this.logLevel && caps.logging) await client.setLoggingLevel(this.logLevel);
+    if (caps.resources?.subscribe) for (const uri of this.subscriptions) await client.subscribeResource({ uri });
+  }
+
+  /** Runs `fn` on every connected replica that declared the capability; the first failure is thrown after all ran. */
+  private async onEveryReplica(has: (client: Client) => boolean, fn: (client: Client) => Promise<unknown>): Promise<void> {
+    const clients = this.connections.map((c) => c.client).filter((c): c is Client => c !== undefined && has(c));
+    const results = await Promise.allSettled(clients.map(fn));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw toZiggieError(this.name, 'notifications', failed.reason);
+  }
+
+  async setLoggingLevel(level: LoggingLevel): Promise<void> {
+    this.logLevel = level;
+    await this.onEveryReplica((c) => c.getServerCapabilities()?.logging !== undefined, (c) => c.setLoggingLevel(level));
+  }
+
+  async subscribeResource(uri: string): Promise<void> {
+    this.subscriptions.add(uri);
+    await this.onEveryReplica((c) => c.getServerCapabilities()?.resources?.subscribe === true, (c) => c.subscribeResource({ uri }));
+  }
+
+  async unsubscribeResource(uri: string): Promise<void> {
+    if (!this.subscriptions.delete(uri)) return;
+    await this.onEveryReplica((c) => c.getServerCapabilities()?.resources?.subscribe === true, (c) => c.unsubscribeResource({ uri }));
+  }
+
+  async completeArgument(params: CompleteRequest['params'], opts: CallOptions): Promise<CompleteResult> {
+    const what = params.ref.type === 'ref/prompt' ? params.ref.name : params.ref.uri;
+    try {
+      return await this.set.run((conn) => this.connected(conn).request({ method: 'completion/complete', params }, CompleteResultSchema, { timeout: opts.timeoutMs, signal: opts.signal }));
+    } catch (err) {
+      throw toZiggieError(this.name, what, err);
+    }
   }
 
   /**

@@ -1,4 +1,4 @@
-import type { CallToolResult, GetPromptResult, Prompt, ReadResourceResult, Resource, Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, CompleteRequest, CompleteResult, GetPromptResult, LoggingLevel, LoggingMessageNotification, Prompt, ReadResourceResult, Resource, ResourceTemplate, Tool } from '@modelcontextprotocol/sdk/types.js';
 
 export type ProviderStatus = 'connecting' | 'ready' | 'failed';
 
@@ -45,6 +45,17 @@ export interface ToolProvider {
   readResource?(uri: string, opts: CallOptions): Promise<ReadResourceResult>;
   getPrompt?(name: string, args: Record<string, string>, opts: CallOptions): Promise<GetPromptResult>;
   replicas(): ReplicaState[];
+  /** Resource templates (RFC 6570 URI templates) the server lists; none when absent. */
+  readonly resourceTemplates?: readonly ResourceTemplate[];
+  /** Server features beyond tools, resources and prompts, as the ready replica declared them. */
+  readonly features?: ProviderFeatures;
+  /** completion/complete, with the upstream's own prompt name or template URI in `ref`. */
+  completeArgument?(params: CompleteRequest['params'], opts: CallOptions): Promise<CompleteResult>;
+  /** logging/setLevel on every connection (kept and applied again after a reconnect). */
+  setLoggingLevel?(level: LoggingLevel): Promise<void>;
+  /** resources/subscribe and unsubscribe (kept and applied again after a reconnect). */
+  subscribeResource?(uri: string): Promise<void>;
+  unsubscribeResource?(uri: string): Promise<void>;
   /**
    * The backend's pods are new (its GPU pool got a ready replica after having none): connect to
    * them now, dropping connections and sessions the old pods held, instead of at the next backoff
@@ -55,3 +66,16 @@ export interface ToolProvider {
 
 /** Called by a provider whenever its tools, resources or prompts (or its status) changed. */
 export type CatalogChanged = (provider: ToolProvider) => void;
+
+export interface ProviderFeatures {
+  completions: boolean;
+  logging: boolean;
+  subscribe: boolean;
+}
+
+/** Server notifications a provider relays to the MCP sessions that may see it. */
+export type ProviderNotification =
+  | { method: 'notifications/message'; params: LoggingMessageNotification['params'] }
+  | { method: 'notifications/resources/updated'; params: { uri: string } };
+
+export type NotificationRelay = (provider: ToolProvider, notification: ProviderNotification) => void;

@@ -1,0 +1,41 @@
+import type { EventId, EventStore, StreamId } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+
+/**
+ * One MCP session's server-to-client messages, kept so a client that lost an SSE stream can
+ * resume it with Last-Event-ID (streamable HTTP resumability). Per session and in this process:
+ * event ids are `<stream>.<sequence>` and are only meaningful to the transport that issued them.
+ * Bounded: the oldest events go first; a Last-Event-ID older than what is kept replays nothing.
+ */
+export class SessionEventStore implements EventStore {
+  private seq = 0;
+  private readonly events = new Map<EventId, { stream: StreamId; message: JSONRPCMessage | Record<string, never> }>();
+
+  constructor(private readonly capacity: number) {}
+
+  storeEvent(streamId: StreamId, message: JSONRPCMessage): Promise<EventId> {
+    const id = `${streamId}.${++this.seq}`;
+    this.events.set(id, { stream: streamId, message });
+    while (this.events.size > this.capacity) this.events.delete(this.events.keys().next().value!);
+    return Promise.resolve(id);
+  }
+
+  getStreamIdForEventId(eventId: EventId): Promise<StreamId | undefined> {
+    return Promise.resolve(this.events.get(eventId)?.stream);
+  }
+
+  async replayEventsAfter(lastEventId: EventId, { send }: { send: (eventId: EventId, message: JSONRPCMessage) => Promise<void> }): Promise<StreamId> {
+    const last = this.events.get(lastEventId);
+    if (!last) return '';
+    let after = false;
+    for (const [id, e] of [...this.events]) {
+      if (id === lastEventId) {
+        after = true;
+        continue;
+      }
+      // Priming events carry no message: nothing to replay.
+      if (after && e.stream === last.stream && Object.keys(e.message).length > 0) await send(id, e.message as JSONRPCMessage);
+    }
+    return last.stream;
+  }
+}
