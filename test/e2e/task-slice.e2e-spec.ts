@@ -105,17 +105,59 @@ describe('a task end to end through the REST API of the local stack', () => {
     expect(cycleBody.code).toBe('TASK_CYCLE');
     expect(cycleBody.cycle).toHaveLength(4);
     expect(cycleBody.detail).toMatch(/->/);
-    expect(await (await submit({ steps: [{ id: 'a', capability: 'juggling' }] })).json()).toMatchObject({ status: 400, code: 'TASK_UNKNOWN_CAPABILITY' });
+    expect(await (await submit({ steps: [{ id: 'a', capability: 'juggling', input: { tool: 'ziggie.noop' } }] })).json()).toMatchObject({ status: 400, code: 'TASK_UNKNOWN_CAPABILITY' });
     expect(await (await submit({ steps: [{ id: 'a', capability: 'qa', dependsOn: ['ghost'] }] })).json()).toMatchObject({ status: 400, code: 'TASK_UNKNOWN_DEPENDENCY' });
     expect(await (await submit({ steps: [{ id: 'A B', capability: 'qa' }] })).json()).toMatchObject({ status: 400, code: 'VALIDATION_FAILED' });
     expect(await (await submit({ steps: [] })).json()).toMatchObject({ status: 400, code: 'VALIDATION_FAILED' });
     expect(await (await submit({ steps: [{ id: 'a', capability: 'qa' }] }, { unknownField: 1 })).json()).toMatchObject({ status: 400, code: 'VALIDATION_FAILED' });
-    expect(await (await api('/v1/tasks', { method: 'POST', token: stack.adminToken, body: JSON.stringify({ workspace: 'nowhere', plan: { steps: [{ id: 'a', capability: 'qa' }] } }) })).json()).toMatchObject({
+    expect(await (await api('/v1/tasks', { method: 'POST', token: stack.adminToken, body: JSON.stringify({ workspace: 'nowhere', plan: { steps: [{ id: 'a', capability: 'qa', input: { tool: 'ziggie.noop' } }] } }) })).json()).toMatchObject({
       status: 400,
       code: 'TASK_UNKNOWN_WORKSPACE',
     });
     const badJson = await api('/v1/tasks', { method: 'POST', token: stack.adminToken, body: '{"workspace":' });
     expect(await badJson.json()).toMatchObject({ status: 400, code: 'VALIDATION_FAILED' });
+  });
+
+  it('refuses at submission every plan that could only fail later, and creates nothing for it', async () => {
+    const count = async () => ((await (await api('/v1/tasks?limit=1', { token: stack.adminToken })).json()) as { total: number }).total;
+    const before = await count();
+    const submit = async (steps: unknown[]) =>
+      (await (await api('/v1/tasks', { method: 'POST', token: stack.adminToken, body: JSON.stringify({ workspace: 'ziggie', plan: { steps } }) })).json()) as Record<string, unknown>;
+    const noop = (id: string, extra: object = {}) => ({ id, capability: 'qa', input: { tool: 'ziggie.noop' }, ...extra });
+    const delegate = (id: string, steps: unknown[]) => ({ id, capability: 'code', action: 'delegate', input: { plan: { steps } } });
+
+    expect(await submit([{ id: 'a', capability: 'qa', input: { tool: 42 } }])).toMatchObject({ status: 400, code: 'TASK_INVALID_PLAN', stepId: 'a', path: 'input.tool' });
+    expect(await submit([noop('a', { qualityGate: { outputSchema: { type: 'objekt' } } })])).toMatchObject({ status: 400, code: 'TASK_INVALID_PLAN', stepId: 'a' });
+    const deep = await submit([delegate('l1', [delegate('l2', [delegate('l3', [delegate('l4', [noop('leaf')])])])])]);
+    expect(deep).toMatchObject({ status: 400, code: 'TASK_DEPTH_EXCEEDED' });
+    expect(await submit([{ id: 'a', agent: 'no-such-agent', input: { tool: 'ziggie.noop' } }])).toMatchObject({ status: 400, code: 'TASK_UNKNOWN_AGENT', unknown: ['no-such-agent'] });
+    const proto = await submit([noop('a'), noop('b', { dependsOn: ['a'], input: { tool: 'ziggie.noop', arguments: { x: '{{steps.a.output.__proto__.constructor}}' } } })]);
+    expect(proto).toMatchObject({ status: 400, code: 'TASK_INVALID_PLAN', stepId: 'b' });
+    expect(proto.detail).toContain('__proto__');
+    const backref = await submit([noop('a', { qualityGate: { rejectPatterns: ['(a)\\1'] } })]);
+    expect(backref).toMatchObject({ status: 400 });
+    expect(backref.detail).toContain('"(a)\\\\1" is not a supported regular expression');
+    expect(await count()).toBe(before);
+  });
+
+  it('runs a quality gate pattern that backtracks exponentially in JavaScript in linear time, and stays healthy', async () => {
+    const text = `${'a'.repeat(5_000)}!`;
+    const res = await api('/v1/tasks', {
+      method: 'POST',
+      token: stack.adminToken,
+      body: JSON.stringify({
+        workspace: 'ziggie',
+        plan: { steps: [{ id: 'a', capability: 'qa', input: { tool: 'everything.echo', arguments: { message: text } }, qualityGate: { rejectPatterns: ['(a+)+$', '!$'] } }] },
+      }),
+    });
+    expect(res.status).toBe(201);
+    const { id } = (await res.json()) as { id: string };
+    await (await api(`/v1/tasks/${id}/events`, { token: stack.adminToken })).text();
+    const task = (await (await api(`/v1/tasks/${id}`, { token: stack.adminToken })).json()) as { status: string; errorMessage: string };
+    // The first pattern cannot match (the text ends in "!"); the second does, so the gate fails the step.
+    expect(task.status).toBe('failed');
+    expect(task.errorMessage).toContain('rejected content "!"');
+    expect((await fetch(`http://127.0.0.1:${stack.ports.services.orchestrator.http}/healthz`)).status).toBe(200);
   });
 
   it('fails a task whose tool call fails, naming the step and the reason', async () => {

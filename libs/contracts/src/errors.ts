@@ -10,6 +10,7 @@ export const ErrorCodes = {
   TASK_DUPLICATE_STEP: { http: 400, grpc: 3, title: 'Plan has two steps with the same id' },
   TASK_INVALID_PLAN: { http: 400, grpc: 3, title: 'Plan is invalid' },
   TASK_UNKNOWN_WORKSPACE: { http: 400, grpc: 3, title: 'Unknown workspace' },
+  TASK_UNKNOWN_AGENT: { http: 400, grpc: 3, title: 'Plan names an agent that does not exist' },
   TASK_STEP_FAILED: { http: 409, grpc: 9, title: 'A step of the task failed' },
   TASK_CANCELLED: { http: 409, grpc: 9, title: 'Task was cancelled' },
   STEP_DELIVERY_EXHAUSTED: { http: 500, grpc: 13, title: 'Step could not be delivered to an agent' },

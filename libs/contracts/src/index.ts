@@ -6,6 +6,7 @@ export * from './patterns';
 export * from './plan';
 export * from './plan-pb';
 export * from './rbac';
+export * from './step-inputs';
 export * from './streams';
 export * from './subjects';
 export * as pb from './proto';

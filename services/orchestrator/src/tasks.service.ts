@@ -10,12 +10,14 @@ import { planBudgetViolation, toolsOf } from './governance';
 import { AttemptTable, OrchestratorDb, StepRow, TaskRow } from './migrations';
 import { computeWaves } from './plan';
 import { PoliciesService } from './policies.service';
-import { referencedSteps } from './templates';
+import { checkPlan, NamedInPlan } from './plan-checks';
 import { iso, pageOf, pageResult } from './views';
 import { workspaceStats } from './workspace-stats';
 
-/** Capabilities and workspaces known to exist are re-checked after this long. */
+/** Capabilities, workspaces and agents known to exist are re-checked after this long. */
 const CAPABILITY_CACHE_MS = 30_000;
+const AGENT_LOOKUPS_AT_ONCE = 16;
+const MAX_KNOWN_AGENTS = 50_000;
 
 function requireDispatch(principal: pb.Principal | undefined): pb.Principal {
   if (!principal || !hasPermission(principal.roles, 'agent:dispatch')) throw new ZiggieError('AUTH_FORBIDDEN', 'permission agent:dispatch required');
@@ -38,8 +40,9 @@ interface Prepared {
 @Injectable()
 export class TasksService {
   private capabilities?: { at: number; set: Set<string> };
-  /** Workspaces known to exist, and when that was last confirmed. */
+  /** Workspaces and named agents known to exist, and when that was last confirmed. */
   private readonly workspaces = new Map<string, number>();
+  private readonly agents = new Map<string, number>();
 
   constructor(
     private readonly database: DatabaseService,
@@ -87,40 +90,52 @@ export class TasksService {
     };
   }
 
-  /** Validates a submission fully (shape, DAG, capabilities, workspaces, references, gates, budgets). */
+  /** Whether each named agent exists, asked of agent-registry (known ones re-checked after a while). */
+  private async assertAgentsExist(ids: Iterable<string>): Promise<void> {
+    const now = Date.now();
+    const unknown = [...new Set(ids)].filter((id) => !((this.agents.get(id) ?? 0) > now - CAPABILITY_CACHE_MS));
+    if (unknown.length === 0) return;
+    const registry = await this.peers.get('agent-registry', pb.AgentRegistryClient);
+    const missing: string[] = [];
+    for (let i = 0; i < unknown.length; i += AGENT_LOOKUPS_AT_ONCE) {
+      await Promise.all(
+        unknown.slice(i, i + AGENT_LOOKUPS_AT_ONCE).map(async (id) => {
+          try {
+            await callUnary(registry.getAgent.bind(registry), { id }, { peer: 'agent-registry' });
+            if (this.agents.size >= MAX_KNOWN_AGENTS) this.agents.clear();
+            this.agents.set(id, now);
+          } catch (err) {
+            if (err instanceof ZiggieError && err.code === 'NOT_FOUND') missing.push(id);
+            else throw err;
+          }
+        }),
+      );
+    }
+    if (missing.length > 0) {
+      missing.sort();
+      throw new ZiggieError('TASK_UNKNOWN_AGENT', `the plan names agents that do not exist: ${missing.join(', ')}`, { unknown: missing });
+    }
+  }
+
+  /** Validates a submission fully (shape, DAG, step inputs, child plans, capabilities, agents, workspaces, gates, budgets). */
   async validate(req: pb.SubmitTaskRequest): Promise<Prepared> {
     const { raw, blueprint } = await this.planOf(req);
     const parsed = PlanSchema.safeParse(raw);
     if (!parsed.success) throw zodToZiggie(parsed.error, 'TASK_INVALID_PLAN');
     const plan = parsed.data;
     const waves = computeWaves(plan.steps);
-    for (const s of plan.steps) {
-      for (const ref of referencedSteps(s.input)) {
-        if (!waves.has(ref) || waves.get(ref)! >= waves.get(s.id)!) {
-          throw new ZiggieError('TASK_INVALID_PLAN', `step ${s.id} references the output of ${ref}, which does not run before it`, { stepId: s.id, reference: ref });
-        }
-      }
-      for (const pattern of s.qualityGate?.rejectPatterns ?? []) {
-        try {
-          new RegExp(pattern);
-        } catch {
-          throw new ZiggieError('TASK_INVALID_PLAN', `step ${s.id}: quality gate pattern ${JSON.stringify(pattern)} is not a valid regular expression`, { stepId: s.id });
-        }
-      }
-      if (s.action === 'delegate' && req.depth + 1 > MAX_DELEGATION_DEPTH) {
-        throw new ZiggieError('TASK_DEPTH_EXCEEDED', `step ${s.id} would delegate to depth ${req.depth + 1}; the limit is ${MAX_DELEGATION_DEPTH}`, { stepId: s.id });
-      }
-    }
+    const named: NamedInPlan = { capabilities: new Set(), agents: new Set(), workspaces: new Set([req.workspace]) };
+    checkPlan(plan, waves, { depth: req.depth, workspace: req.workspace, where: '' }, named);
     const known = await this.knownCapabilities();
-    const unknown = [...new Set(plan.steps.map((s) => s.capability).filter((c): c is string => !!c && !known.has(c)))];
+    const unknown = [...named.capabilities].filter((c) => !known.has(c));
     if (unknown.length > 0) {
       throw new ZiggieError('TASK_UNKNOWN_CAPABILITY', `unknown capabilities: ${unknown.join(', ')}`, { unknown, known: [...known].sort() });
     }
-    const workspaces = new Set([req.workspace, ...plan.steps.map((s) => s.workspace ?? req.workspace)]);
-    for (const ws of workspaces) {
+    for (const ws of named.workspaces) {
       if (!canAccessWorkspace(req.principal?.workspaces ?? [], ws)) throw new ZiggieError('AUTH_WORKSPACE_FORBIDDEN', `workspace ${ws} not allowed for this token`);
       await this.assertWorkspaceExists(ws);
     }
+    await this.assertAgentsExist(named.agents);
     const violation = planBudgetViolation(
       await this.policies.rules(),
       plan.steps.map((s) => ({

@@ -20,6 +20,13 @@ describe('step input templates', () => {
     expect(() => resolveInput({ m: '{{steps.brief.output.nope}}' }, outputs)).toThrow(/nope/);
   });
 
+  it('reads own output data only, never the prototype chain', () => {
+    for (const path of ['__proto__', '__proto__.constructor', 'constructor', 'text.constructor', 'toString', 'text.length.constructor']) {
+      expect(() => resolveInput({ m: `{{steps.brief.output.${path}}}` }, outputs)).toThrow(/does not exist/);
+    }
+    expect(resolveInput({ m: '{{steps.brief.output.content.0.text}}' }, outputs)).toEqual({ m: 'hello' });
+  });
+
   it('lists the steps an input references', () => {
     expect([...referencedSteps({ a: ['{{steps.x.output}} and {{steps.y.output.z}}'] })].sort()).toEqual(['x', 'y']);
   });

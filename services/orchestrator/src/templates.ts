@@ -12,12 +12,32 @@ export interface ResolveContext {
   taskId?: string;
 }
 
-export function referencedSteps(input: unknown): Set<string> {
-  const found = new Set<string>();
+/** Keys a reference may not walk through: they reach the prototype chain, not the output. */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'prototype', 'constructor']);
+
+export interface OutputReference {
+  /** The reference as written, e.g. `{{steps.a.output.text}}`. */
+  text: string;
+  step: string;
+  path: string[];
+}
+
+export function outputReferences(input: unknown): OutputReference[] {
+  const found: OutputReference[] = [];
   walkStrings(input, (s) => {
-    for (const m of s.matchAll(REF)) found.add(m[1]!);
+    for (const m of s.matchAll(REF)) found.push({ text: m[0], step: m[1]!, path: (m[2] ?? '').split('.').filter(Boolean) });
   });
   return found;
+}
+
+export function referencedSteps(input: unknown): Set<string> {
+  return new Set(outputReferences(input).map((r) => r.step));
+}
+
+/** Why a reference can never resolve to output data, or undefined. */
+export function referenceProblem(ref: OutputReference): string | undefined {
+  const key = ref.path.find((k) => PROTOTYPE_KEYS.has(k));
+  return key === undefined ? undefined : `${ref.text} walks through ${key}, which is not output data`;
 }
 
 function walkStrings(value: unknown, fn: (s: string) => void): void {
@@ -30,7 +50,8 @@ function lookup(outputs: ReadonlyMap<string, unknown>, stepId: string, path: str
   if (!outputs.has(stepId)) throw new Error(`input references step ${stepId}, which has no output`);
   let current: unknown = outputs.get(stepId);
   for (const key of path.split('.').filter(Boolean)) {
-    if (current === null || typeof current !== 'object' || !(key in current)) {
+    // Own properties only: `__proto__` or `constructor` must never reach the prototype chain.
+    if (current === null || typeof current !== 'object' || PROTOTYPE_KEYS.has(key) || !Object.hasOwn(current, key)) {
       throw new Error(`input references steps.${stepId}.output${path}, which does not exist`);
     }
     current = (current as Record<string, unknown>)[key];
