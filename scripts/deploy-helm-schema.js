@@ -184,7 +184,7 @@ const redisProps = {
 const CHART_ENV = [
   'NODE_ENV', 'LOG_LEVEL', 'HTTP_HOST', 'HTTP_PORT', 'GRPC_HOST', 'GRPC_PORT', 'DATA_DIR', 'HOME', 'NATS_URL',
   'ORCHESTRATOR_GRPC_ADDR', 'AGENT_REGISTRY_GRPC_ADDR', 'WORKSPACE_COORD_GRPC_ADDR', 'MCP_GATEWAY_GRPC_ADDR',
-  'JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_ALGORITHMS', 'JWT_CLOCK_TOLERANCE_SECONDS', 'ZIGGIE_JWT_SECRET', 'JWT_PUBLIC_KEY_FILE',
+  'JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_ALGORITHMS', 'JWT_CLOCK_TOLERANCE_SECONDS', 'JWT_MAX_TOKEN_LIFETIME_SECONDS', 'ZIGGIE_JWT_SECRET', 'JWT_PUBLIC_KEY_FILE',
   'JWT_JWKS_URL', 'JWT_JWKS_CACHE_MAX_AGE_SECONDS', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'DATABASE_URL', 'POSTGRES_PASSWORD',
   'REDIS_URL', 'REDIS_PASSWORD', 'ZIGGIE_SEED', 'CORS_ORIGINS', 'MCP_SERVERS_FILE', 'MCP_SSRF_ALLOW', 'MCP_ALLOWED_ORIGINS',
   'POD_NAMESPACE', 'GPU_POOLS', 'SHUTDOWN_GRACE_MS', 'ZIGGIE_AUTH',
@@ -266,6 +266,7 @@ const parent = {
     audience: str({ minLength: 1 }),
     algorithms: arrayOf(str({ enum: algorithms }), { minItems: 1, uniqueItems: true }),
     clockToleranceSeconds: int({ minimum: 0, maximum: 60 }),
+    maxTokenLifetimeSeconds: int({ minimum: 60, maximum: 31536000 }),
     jwtSecret: str({ pattern: '^$|^.{16,}$' }),
     publicKey: str({ pattern: '^$|-----BEGIN PUBLIC KEY-----' }),
     jwksUrl: str({ pattern: '^$|^https://' }),

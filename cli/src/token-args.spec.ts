@@ -1,5 +1,5 @@
 import { UsageError } from './errors';
-import { DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, parseTokenArgs } from './token-args';
+import { DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, maxTtlSeconds, parseTokenArgs } from './token-args';
 
 describe('parseTokenArgs', () => {
   it('accepts a role, workspaces and defaults', () => {
@@ -43,5 +43,15 @@ describe('parseTokenArgs', () => {
   ])('rejects %j', (args, message) => {
     expect(() => parseTokenArgs(args)).toThrow(UsageError);
     expect(() => parseTokenArgs(args)).toThrow(message);
+  });
+
+  it('allows at most the services\' default token lifetime (24 hours), or JWT_MAX_TOKEN_LIFETIME_SECONDS', () => {
+    expect(MAX_TTL_SECONDS).toBe(86_400);
+    expect(parseTokenArgs({ role: 'l1', workspace: ['w'], ttl: '86400' }).ttlSeconds).toBe(86_400);
+    expect(maxTtlSeconds({})).toBe(86_400);
+    expect(maxTtlSeconds({ JWT_MAX_TOKEN_LIFETIME_SECONDS: '604800' })).toBe(604_800);
+    expect(maxTtlSeconds({ JWT_MAX_TOKEN_LIFETIME_SECONDS: 'a week' })).toBe(86_400);
+    expect(parseTokenArgs({ role: 'l1', workspace: ['w'], ttl: '604800' }, 604_800).ttlSeconds).toBe(604_800);
+    expect(() => parseTokenArgs({ role: 'l1', workspace: ['w'], ttl: '3601' }, 3600)).toThrow(/between 1 and 3600 seconds/);
   });
 });

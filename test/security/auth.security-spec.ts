@@ -34,6 +34,7 @@ interface AttackContext {
 type HeaderAttack = { name: string; authorization: (c: AttackContext) => string };
 
 const now = () => Math.floor(Date.now() / 1000);
+const YEAR = 365 * 86_400;
 
 /** Claims attacks, each signed correctly with both accepted algorithms: only the claims are wrong. */
 const CLAIM_ATTACKS: Array<{ name: string; claims: () => Claims }> = [
@@ -45,6 +46,23 @@ const CLAIM_ATTACKS: Array<{ name: string; claims: () => Claims }> = [
   { name: 'no aud', claims: () => Object.fromEntries(Object.entries(validClaims()).filter(([k]) => k !== 'aud')) },
   { name: 'no iss', claims: () => Object.fromEntries(Object.entries(validClaims()).filter(([k]) => k !== 'iss')) },
 ];
+
+/**
+ * Tokens that would stay useful far too long (JWT_MAX_TOKEN_LIFETIME_SECONDS, 24 hours by
+ * default), each with the fixed reason the verifier gives; attacked on REST and on /mcp alike.
+ */
+function lifetimeAttacks(): Array<{ name: string; claims: () => Claims; reason: string }> {
+  return [
+    { name: 'exp a hundred years away', claims: () => validClaims({ iat: now(), exp: now() + 100 * YEAR }), reason: 'token lifetime exceeds the maximum' },
+    {
+      name: 'exp a hundred years away and no iat',
+      claims: () => Object.fromEntries(Object.entries(validClaims({ exp: now() + 100 * YEAR })).filter(([k]) => k !== 'iat')),
+      reason: 'token lifetime exceeds the maximum',
+    },
+    { name: 'exp one hour beyond the 24-hour maximum', claims: () => validClaims({ iat: now(), exp: now() + 25 * 3600 }), reason: 'token lifetime exceeds the maximum' },
+    { name: 'iat a day in the future', claims: () => validClaims({ iat: now() + 86_400, exp: now() + 86_400 + 600 }), reason: 'token issued in the future' },
+  ];
+}
 
 const HEADER_ATTACKS: HeaderAttack[] = [
   { name: 'alg none, unsigned', authorization: () => `Bearer ${compactJws({ alg: 'none', typ: 'JWT' }, validClaims(), unsigned())}` },
@@ -148,9 +166,63 @@ describe('security: authentication, CORS and the documented surface', () => {
       expect(problemMismatch(reply, 401, ['AUTH_MISSING_TOKEN'])).toBeNull();
     }, 20_000);
 
+    it.each(lifetimeAttacks().flatMap((a) => (['HS256', 'RS256'] as const).map((alg) => ({ ...a, alg }))))(
+      'says why a token with $name ($alg) is refused: $reason',
+      async ({ claims, alg, reason }) => {
+        const token = alg === 'HS256' ? hs256Token(sec.stack.jwtSecret, claims()) : rs256Token(sec.rsa.privateKey, claims());
+        const reply = await http.request(PROBE, { token });
+        expect([problemMismatch(reply, 401, ['AUTH_INVALID_TOKEN']), reply.body?.detail]).toEqual([null, reason]);
+      },
+      20_000,
+    );
+
+    it('accepts a token of exactly the 24-hour maximum, like the one ziggie up prints', async () => {
+      const iat = now();
+      const replies = [
+        await http.request(PROBE, { token: hs256Token(sec.stack.jwtSecret, validClaims({ iat, exp: iat + 86_400 })) }),
+        await http.request(PROBE, { token: sec.stack.adminToken }),
+      ];
+      expect(replies.map(describeReply)).toEqual([expect.stringMatching(/^200 /), expect.stringMatching(/^200 /)]);
+    }, 20_000);
+
     it('never fetched a key from a URL a token named', () => {
       expect(keyServer.hits).toEqual([]);
     });
+  });
+
+  describe('JWT verification at /mcp (mcp-gateway, its own port)', () => {
+    let mcp: HttpRecorder;
+    const initialize = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'security-spec', version: '1.0.0' } },
+    };
+    const open = (token: string) => mcp.request('/mcp', { token, json: initialize, headers: { accept: 'application/json, text/event-stream' } });
+
+    beforeAll(() => {
+      mcp = new HttpRecorder(() => sec.stack.mcpUrl.replace(/\/mcp$/, ''));
+    });
+    afterAll(() => {
+      if (mcp) http.replies.push(...mcp.replies);
+    });
+
+    it('opens a session with a valid token (HS256 and RS256)', async () => {
+      const replies = [await open(hs256Token(sec.stack.jwtSecret)), await open(rs256Token(sec.rsa.privateKey))];
+      expect(replies.map((r) => [r.status, typeof headerValue(r, 'mcp-session-id')])).toEqual([
+        [200, 'string'],
+        [200, 'string'],
+      ]);
+    }, 20_000);
+
+    it.each(lifetimeAttacks().flatMap((a) => (['HS256', 'RS256'] as const).map((alg) => ({ ...a, alg }))))(
+      'refuses a token with $name ($alg) with 401: $reason',
+      async ({ claims, alg, reason }) => {
+        const reply = await open(alg === 'HS256' ? hs256Token(sec.stack.jwtSecret, claims()) : rs256Token(sec.rsa.privateKey, claims()));
+        expect([problemMismatch(reply, 401, ['AUTH_INVALID_TOKEN']), reply.body?.detail, headerValue(reply, 'mcp-session-id')]).toEqual([null, reason, undefined]);
+      },
+      20_000,
+    );
   });
 
   describe('CORS', () => {

@@ -42,6 +42,8 @@ and the services' config.ts validate at start-up; a service exits listing every 
   value: {{ join "," $auth.algorithms | quote }}
 - name: JWT_CLOCK_TOLERANCE_SECONDS
   value: {{ $auth.clockToleranceSeconds | quote }}
+- name: JWT_MAX_TOKEN_LIFETIME_SECONDS
+  value: {{ $auth.maxTokenLifetimeSeconds | quote }}
 {{- if include "ziggie.auth.usesHmac" $root }}
 - name: ZIGGIE_JWT_SECRET
   valueFrom:

@@ -196,6 +196,65 @@ describe('JwtVerifier with HS256', () => {
   });
 });
 
+describe('JwtVerifier token lifetime', () => {
+  const DAY = 86_400;
+  const verifier = new JwtVerifier(authConfig());
+  const token = (payload: Record<string, unknown>) => handMadeHs({ alg: 'HS256' }, { ...claims, sub: 'alice', iss: ISS, aud: AUD, ...payload });
+  const TOO_LONG = 'token lifetime exceeds the maximum';
+
+  it('defaults to a maximum of 24 hours', () => {
+    expect(authConfig().maxTokenLifetimeSeconds).toBe(DAY);
+    expect(authConfig({ JWT_MAX_TOKEN_LIFETIME_SECONDS: '3600' }).maxTokenLifetimeSeconds).toBe(3600);
+    expect(() => authConfig({ JWT_MAX_TOKEN_LIFETIME_SECONDS: '30' })).toThrow(/JWT_MAX_TOKEN_LIFETIME_SECONDS/);
+    expect(() => authConfig({ JWT_MAX_TOKEN_LIFETIME_SECONDS: String(366 * DAY) })).toThrow(/JWT_MAX_TOKEN_LIFETIME_SECONDS/);
+  });
+
+  it('refuses an exp a hundred years away, with or without iat', async () => {
+    const exp = now() + 100 * 365 * DAY;
+    await expectRejected(verifier.verify(token({ iat: now(), exp })), 'AUTH_INVALID_TOKEN', TOO_LONG);
+    await expectRejected(verifier.verify(token({ exp })), 'AUTH_INVALID_TOKEN', TOO_LONG);
+  });
+
+  it('measures exp - iat when iat is present, to the second', async () => {
+    const iat = now() - 10;
+    expect((await verifier.verify(token({ iat, exp: iat + DAY }))).subject).toBe('alice');
+    await expectRejected(verifier.verify(token({ iat, exp: iat + DAY + 1 })), 'AUTH_INVALID_TOKEN', TOO_LONG);
+  });
+
+  it('measures exp - now when iat is absent, allowing the clock tolerance', async () => {
+    expect((await verifier.verify(token({ exp: now() + DAY + 20 }))).subject).toBe('alice');
+    await expectRejected(verifier.verify(token({ exp: now() + DAY + 90 })), 'AUTH_INVALID_TOKEN', TOO_LONG);
+  });
+
+  it('refuses an iat beyond the clock tolerance in the future, and allows one within it', async () => {
+    await expectRejected(verifier.verify(token({ iat: now() + DAY, exp: now() + DAY + 300 })), 'AUTH_INVALID_TOKEN', 'token issued in the future');
+    await expectRejected(verifier.verify(token({ iat: now() + 90, exp: now() + 300 })), 'AUTH_INVALID_TOKEN', 'token issued in the future');
+    expect((await verifier.verify(token({ iat: now() + 10, exp: now() + 300 }))).subject).toBe('alice');
+  });
+
+  it('refuses an iat that is not a number', async () => {
+    await expectRejected(verifier.verify(token({ iat: 'yesterday', exp: now() + 300 })), 'AUTH_INVALID_TOKEN', 'invalid issued-at');
+  });
+
+  it('follows JWT_MAX_TOKEN_LIFETIME_SECONDS', async () => {
+    const hourly = new JwtVerifier(authConfig({ JWT_MAX_TOKEN_LIFETIME_SECONDS: '3600' }));
+    const iat = now();
+    expect((await hourly.verify(token({ iat, exp: iat + 3600 }))).subject).toBe('alice');
+    await expectRejected(hourly.verify(token({ iat, exp: iat + 7200 })), 'AUTH_INVALID_TOKEN', TOO_LONG);
+    await expectRejected(hourly.verify(token({ exp: iat + 7200 })), 'AUTH_INVALID_TOKEN', TOO_LONG);
+  });
+
+  it('accepts the longest token the product mints itself (ziggie up: 24 hours)', async () => {
+    const longest = signDevToken({ subject: 'admin@local', roles: ['admin'], workspaces: ['*'], ttlSeconds: DAY }, { secret: SECRET, issuer: ISS, audience: AUD });
+    expect((await verifier.verify(longest)).subject).toBe('admin@local');
+  });
+
+  it('checks the signature before the lifetime', async () => {
+    const forged = handMadeHs({ alg: 'HS256' }, { ...validPayload(), exp: now() + 100 * 365 * DAY }, 'another-secret-0123456789');
+    await expectRejected(verifier.verify(forged), 'AUTH_INVALID_TOKEN', 'invalid signature');
+  });
+});
+
 describe('JwtVerifier with a PEM public key', () => {
   let dir: string;
   let rsaPublicPem: string;
@@ -228,6 +287,12 @@ describe('JwtVerifier with a PEM public key', () => {
 
   it('accepts an ES256 token signed with the private key', async () => {
     await expect(esVerifier.verify(await joseToken(ecPrivate, 'ES256'))).resolves.toEqual({ subject: 'alice', roles: ['l1'], workspaces: ['alpha'] });
+  });
+
+  it('bounds the lifetime of asymmetric tokens too', async () => {
+    const exp = now() + 100 * 365 * 86_400;
+    await expectRejected(rsVerifier.verify(sign({ ...claims, exp }, rsaPrivatePem, { algorithm: 'RS256', subject: 'alice', issuer: ISS, audience: AUD })), 'AUTH_INVALID_TOKEN', 'token lifetime exceeds the maximum');
+    await expectRejected(esVerifier.verify(await joseToken(ecPrivate, 'ES256', { ...validPayload(), iat: now() + 86_400 })), 'AUTH_INVALID_TOKEN', 'token issued in the future');
   });
 
   it('rejects a token signed with another private key', async () => {

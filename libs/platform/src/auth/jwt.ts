@@ -75,6 +75,8 @@ function reasonFor(error: unknown): string {
         return 'token has no subject';
       case 'nbf':
         return error.reason === 'check_failed' ? 'token not yet valid' : 'invalid not-before';
+      case 'iat':
+        return 'invalid issued-at';
       default:
         return 'invalid claims';
     }
@@ -174,6 +176,7 @@ export class JwtVerifier {
       throw invalid(reasonFor(error));
     }
     if (typeof payload.sub !== 'string' || payload.sub.trim() === '') throw invalid('token has no subject');
+    this.checkLifetime(payload);
 
     const claimedRoles = stringArray(payload.roles);
     if (!claimedRoles) throw invalid('roles claim must be an array of strings');
@@ -184,6 +187,28 @@ export class JwtVerifier {
     if (!workspaces) throw invalid('workspaces claim must be an array of strings');
 
     return { subject: payload.sub, roles, workspaces };
+  }
+
+  /**
+   * A stolen token is only as dangerous as it is long-lived, so the verifier, not the issuer,
+   * bounds the lifetime (JWT_MAX_TOKEN_LIFETIME_SECONDS). With `iat` the lifetime is `exp - iat`,
+   * both from the issuer's clock, so no tolerance applies; `iat` itself may lie at most the clock
+   * tolerance in the future. Without `iat` the lifetime still to run, `exp - now`, may not exceed
+   * the maximum plus the tolerance, so leaving `iat` out never buys a longer token.
+   * jwtVerify has already checked that `exp` (and `iat`, when present) are numbers.
+   */
+  private checkLifetime(payload: JWTPayload): void {
+    const now = Math.floor(Date.now() / 1000);
+    const tolerance = this.auth.clockToleranceSeconds;
+    const max = this.auth.maxTokenLifetimeSeconds;
+    const exp = payload.exp as number;
+    const iat = payload.iat;
+    if (iat !== undefined) {
+      if (iat > now + tolerance) throw invalid('token issued in the future');
+      if (exp - iat > max) throw invalid('token lifetime exceeds the maximum');
+    } else if (exp - now > max + tolerance) {
+      throw invalid('token lifetime exceeds the maximum');
+    }
   }
 
   /** The key for the token's algorithm family; the constructor guarantees one exists for every pinned algorithm. */

@@ -49,6 +49,8 @@ const platformEnv = z.object({
   JWT_ISSUER: z.string().min(1).default('ziggie-local'),
   JWT_AUDIENCE: z.string().min(1).default('ziggie-api'),
   JWT_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(60).default(30),
+  /** Longest lifetime a token may claim: `exp - iat`, or `exp - now` without `iat` (1 minute to 1 year). */
+  JWT_MAX_TOKEN_LIFETIME_SECONDS: z.coerce.number().int().min(60).max(31_536_000).default(86_400),
   ZIGGIE_AUTH: z.enum(['on', 'off']).default('on'),
   CONSUL_HTTP_ADDR: optionalString.pipe(z.url().optional()),
   CONSUL_HTTP_TOKEN: optionalString,
@@ -89,6 +91,11 @@ export interface PlatformConfig {
     issuer: string;
     audience: string;
     clockToleranceSeconds: number;
+    /**
+     * Longest lifetime a token may claim (JWT_MAX_TOKEN_LIFETIME_SECONDS): `exp - iat`, or, for a
+     * token without `iat`, `exp - now` (plus the clock tolerance).
+     */
+    maxTokenLifetimeSeconds: number;
   };
   discovery: { consulAddr?: string; consulToken?: string; advertiseHost?: string; peers: Record<GrpcPeer, string> };
   shutdownGraceMs: number;
@@ -196,6 +203,7 @@ export function loadConfig<E extends z.ZodRawShape = Record<string, never>>(
       issuer: e.JWT_ISSUER,
       audience: e.JWT_AUDIENCE,
       clockToleranceSeconds: e.JWT_CLOCK_TOLERANCE_SECONDS,
+      maxTokenLifetimeSeconds: e.JWT_MAX_TOKEN_LIFETIME_SECONDS,
     },
     discovery: {
       consulAddr: e.CONSUL_HTTP_ADDR,
