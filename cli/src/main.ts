@@ -18,7 +18,7 @@ import { readJwtSecret } from './secret';
 import { describeObservability, startObservability, type ObservabilityHandle } from './observability';
 import { artifactsDir, NATS, StartOrder, startStack, type StackHandle, type StackProgressEvent } from './stack';
 import { LiveBlock, detectOutput, terminalWidth } from './terminal';
-import { parseTokenArgs, type RawTokenArgs } from './token-args';
+import { maxTtlSeconds, parseTokenArgs, type RawTokenArgs } from './token-args';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const NO_SECRET = 'no JWT secret found: start the stack once with `npm start`, or set ZIGGIE_JWT_SECRET';
@@ -106,6 +106,7 @@ async function up(o: UpOptions): Promise<number> {
   }
 
   println(renderStackSummary(handle, { color: output.color, elapsedMs: Date.now() - t0 }));
+  for (const notice of handle.notices) println(c.yellow(notice));
 
   let observability: ObservabilityHandle | undefined;
   if (o.withObservability) {
@@ -165,7 +166,7 @@ async function secretOrFail(dataDir: string): Promise<string> {
 }
 
 async function token(o: RawTokenArgs & { dataDir: string }): Promise<void> {
-  const req = parseTokenArgs(o);
+  const req = parseTokenArgs(o, maxTtlSeconds());
   println(mintDevToken(req, await secretOrFail(o.dataDir)));
 }
 
@@ -256,7 +257,7 @@ export function buildProgram(): Command {
     .description('print a development JWT signed with the local secret')
     .option('--role <role>', 'admin | l1 | l2l3 | bmad')
     .option('--workspace <id>', 'a workspace the token may act in, or "*" for all (repeatable)', collect, [])
-    .option('--ttl <seconds>', 'lifetime in seconds', '3600')
+    .option('--ttl <seconds>', 'lifetime in seconds (at most 86400, or $JWT_MAX_TOKEN_LIFETIME_SECONDS)', '3600')
     .option('--subject <name>', 'the token subject (default <role>@local)')
     .option('--data-dir <dir>', 'data directory holding jwt-secret', '.ziggie')
     .action(async (o: RawTokenArgs & { dataDir: string }) => {

@@ -13,13 +13,14 @@ import {
   statSync,
   writeSync,
 } from 'node:fs';
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DefaultPorts, GrpcPeers, ServiceNames, type GrpcPeer, type ServiceName } from '@ziggie/platform';
 import { mintDevToken } from './auth';
 import { CliError } from './errors';
+import { hostRevealingPolicies, upgradePolicies, type McpPolicyRule } from './mcp-defaults';
 import { JWT_AUDIENCE, JWT_ISSUER, loadOrCreateJwtSecret } from './secret';
 
 /** cli/src or cli/dist → the repository root. */
@@ -96,6 +97,8 @@ export interface StackHandle {
   pids: Record<string, number>;
   dataDir: string;
   logsDir: string;
+  /** What start-up changed in the data directory and the operator should know (e.g. policies added to mcp-servers.json). */
+  notices: string[];
   /** Set when a child exited on its own; the rest of the stack has then been stopped. */
   failure?: StackFailure;
   /** Stops everything this stack started, in reverse order. Idempotent. */
@@ -537,12 +540,14 @@ export interface McpServersFile {
     args: string[];
     env: Record<string, string>;
   }>;
+  policies: McpPolicyRule[];
 }
 
 /**
  * The bundled servers: `everything` (test tools) and `files`, the filesystem server confined to
  * `<dataDir>/artifacts`. It resolves a relative path against that root, so blueprints write
- * `bundles/<task id>/...` without knowing where the data directory is.
+ * `bundles/<task id>/...` without knowing where the data directory is. The policies keep the
+ * tools that reveal the server's environment or network (`everything.get-env`, …) to admins.
  */
 export function defaultMcpServers(dataDir: string, repoRoot = REPO_ROOT): McpServersFile {
   return {
@@ -562,6 +567,7 @@ export function defaultMcpServers(dataDir: string, repoRoot = REPO_ROOT): McpSer
         env: {},
       },
     ],
+    policies: hostRevealingPolicies(),
   };
 }
 
@@ -579,14 +585,34 @@ export function localGpuPools(): Array<{ name: string; mode: 'static'; endpoints
   ];
 }
 
-/** Written once: after that the file is the operator's to edit. */
-async function ensureMcpServersFile(path: string, dataDir: string, repoRoot: string): Promise<void> {
-  if (existsSync(path)) return;
-  try {
-    await writeFile(path, `${JSON.stringify(defaultMcpServers(dataDir, repoRoot), null, 2)}\n`, { flag: 'wx' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+/**
+ * Written once: after that the file is the operator's to edit. A file from an earlier version
+ * without the default policies gets them once (upgradePolicies); the notice says so.
+ */
+export async function ensureMcpServersFile(path: string, dataDir: string, repoRoot = REPO_ROOT): Promise<string[]> {
+  if (!existsSync(path)) {
+    try {
+      await writeFile(path, `${JSON.stringify(defaultMcpServers(dataDir, repoRoot), null, 2)}\n`, { flag: 'wx' });
+      return [];
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
   }
+  let current: unknown;
+  try {
+    current = JSON.parse(await readFile(path, 'utf8'));
+  } catch {
+    return []; // mcp-gateway reports a file it cannot read
+  }
+  const upgrade = upgradePolicies(current);
+  if (!upgrade.content) return [];
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, `${JSON.stringify(upgrade.content, null, 2)}\n`);
+  await rename(temporary, path);
+  return [
+    `${path}: added the default policies that allow only admins to call ${upgrade.added.join(', ')} ` +
+      '(they reveal the server environment or network). A policy of yours naming the tool replaces them: see docs/mcp-gateway.md.',
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -716,7 +742,7 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
     watch(nats);
 
     const mcpServersFile = join(dataDir, 'mcp-servers.json');
-    await ensureMcpServersFile(mcpServersFile, dataDir, repoRoot);
+    const notices = await ensureMcpServersFile(mcpServersFile, dataDir, repoRoot);
     // The filesystem server refuses to start without its root.
     await mkdir(artifactsDir(dataDir), { recursive: true });
 
@@ -811,6 +837,7 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
       pids,
       dataDir,
       logsDir,
+      notices,
       stop: () => stopAll(0),
       waitForExit: () => exitCode,
     };

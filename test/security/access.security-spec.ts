@@ -1,5 +1,6 @@
 import { startCountingServer, type CountingServer } from './support/counting-server';
-import { describe as describeReply, leaksIn, problemMismatch, wildcardWithCredentials, type Reply } from './support/http';
+import { DEFAULT_INHERITED_ENV_VARS } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { describe as describeReply, headerValue, HttpRecorder, leaksIn, problemMismatch, wildcardWithCredentials, type Reply } from './support/http';
 import { echoStep, fillPath, minimalBodies, operationsOf, randomHex, SCHEMA_REFUSALS, tinyTask, type Fixtures, type OpenApiDocument, type Operation } from './support/operations';
 import { securityStackHooks } from './support/stack';
 
@@ -27,6 +28,21 @@ function notFoundShape(reply: Reply, id: string): Record<string, unknown> {
   const b = (reply.body ?? {}) as Record<string, unknown>;
   const blank = (v: unknown) => (typeof v === 'string' ? v.split(id).join('<id>') : v);
   return { status: reply.status, contentType: reply.contentType, code: b.code, title: b.title, type: b.type, detail: blank(b.detail) };
+}
+
+/** The JSON-RPC messages of an /mcp answer: one JSON body, or the `data:` lines of an event stream. */
+function jsonRpcMessages(reply: Reply): Array<Record<string, any>> {
+  if (reply.body !== undefined) return [reply.body].flat() as Array<Record<string, any>>;
+  return reply.text
+    .split('\n')
+    .filter((line) => line.startsWith('data:'))
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line.slice(5)) as Record<string, any>].flat();
+      } catch {
+        return [];
+      }
+    });
 }
 
 /** Top-level string members that take free text (no pattern, enum, format or const), with their schemas. */
@@ -498,6 +514,51 @@ describe('security: access control and input handling', () => {
       }
       expect(counter.hits).toEqual([]);
     }, 40_000);
+  });
+
+  describe("the local stack's default tool policies: nothing reveals the server's environment to non-admins", () => {
+    const HOST_REVEALING = ['everything.get-env', 'everything.gzip-file-as-resource'];
+    const call = (tool: string, role: string) => http.request(`/v1/mcp/tools/${tool}/call`, { json: { arguments: {} }, token: sec.token([role]) });
+
+    it.each(['l1', 'l2l3', 'bmad'].flatMap((role) => HOST_REVEALING.map((tool) => ({ role, tool }))))(
+      'refuses $tool to $role with 403 POLICY_DENIED',
+      async ({ role, tool }) => {
+        expect(problemMismatch(await call(tool, role), 403, ['POLICY_DENIED'])).toBeNull();
+      },
+      30_000,
+    );
+
+    it('refuses everything.get-env to an l1 token over /mcp too', async () => {
+      const mcp = new HttpRecorder(() => sec.stack.mcpUrl.replace(/\/mcp$/, ''));
+      const token = sec.token(['l1']);
+      const headers = { accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' };
+      const init = await mcp.request('/mcp', {
+        token,
+        json: { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'security-spec', version: '1.0.0' } } },
+        headers: { accept: headers.accept },
+      });
+      const session = headerValue(init, 'mcp-session-id');
+      expect([init.status, typeof session]).toEqual([200, 'string']);
+      const withSession = { ...headers, 'mcp-session-id': session as string };
+      await mcp.request('/mcp', { token, json: { jsonrpc: '2.0', method: 'notifications/initialized' }, headers: withSession });
+      const reply = await mcp.request('/mcp', { token, json: { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'everything.get-env', arguments: {} } }, headers: withSession });
+      http.replies.push(...mcp.replies);
+      expect(jsonRpcMessages(reply).find((m) => m.id === 2)).toMatchObject({ error: { data: { code: 'POLICY_DENIED' } } });
+    }, 30_000);
+
+    it("lets an admin call everything.get-env, which shows a minimal environment without the gateway's secrets", async () => {
+      const reply = await call('everything.get-env', 'admin');
+      expect(describeReply(reply)).toMatch(/^200 /);
+      const text = (reply.body?.result?.content ?? []).map((c: { text?: string }) => c.text ?? '').join('');
+      const env = JSON.parse(text) as Record<string, string>;
+      // Only what the MCP SDK passes a stdio child by default (HOME, PATH, USER, …) plus the server's configured env, which is empty.
+      expect({
+        beyondTheMinimum: Object.keys(env).filter((k) => !DEFAULT_INHERITED_ENV_VARS.includes(k)),
+        gatewaySecrets: Object.keys(env).filter((k) => ['ZIGGIE_JWT_SECRET', 'DATABASE_URL', 'JWT_PUBLIC_KEY_FILE', 'NATS_URL'].includes(k)),
+        secretValueShown: text.includes(sec.stack.jwtSecret),
+      }).toEqual({ beyondTheMinimum: [], gatewaySecrets: [], secretValueShown: false });
+      expect(Object.keys(env)).toContain('PATH');
+    }, 30_000);
   });
 
   it('answered nothing in this file with a stack trace, a source path, an error dump, or any origin with credentials', () => {
