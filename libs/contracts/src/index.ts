@@ -1,3 +1,4 @@
+export * from './cursor';
 export * from './defaults';
 export * from './errors';
 export * from './governance';

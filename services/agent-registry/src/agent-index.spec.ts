@@ -346,6 +346,14 @@ describe('AgentIndex hierarchy queries', () => {
     expect(failure(() => index.subtree({ id: 'l1-ziggie-01', maxDepth: 0, page: { limit: 3, cursor: 'not-a-cursor' } })).code).toBe('VALIDATION_FAILED');
     expect(failure(() => index.subtree({ id: 'l1-ziggie-01', maxDepth: -1, page: undefined })).code).toBe('VALIDATION_FAILED');
     expect(failure(() => index.subtree({ id: 'ghost', maxDepth: 0, page: undefined })).code).toBe('NOT_FOUND');
+    // Each listing has its own cursor kind: a list or children cursor is not a subtree position, and back.
+    const listed = index.list(listReq({ page: { limit: 3, cursor: '' } })).nextCursor;
+    const children = index.listChildren({ id: 'l0-coordinator', page: { limit: 3, cursor: '' } }).nextCursor;
+    expect(failure(() => index.subtree({ id: 'l0-coordinator', maxDepth: 0, page: { limit: 3, cursor: listed } })).message).toMatch(/^cursor: /);
+    expect(failure(() => index.subtree({ id: 'l0-coordinator', maxDepth: 0, page: { limit: 3, cursor: children } })).code).toBe('VALIDATION_FAILED');
+    expect(failure(() => index.list(listReq({ page: { limit: 3, cursor: children } }))).code).toBe('VALIDATION_FAILED');
+    expect(failure(() => index.listChildren({ id: 'l0-coordinator', page: { limit: 3, cursor: other } })).code).toBe('VALIDATION_FAILED');
+    expect(failure(() => index.list(listReq({ page: { limit: 3, cursor: '99999999999999999999' } }))).code).toBe('VALIDATION_FAILED');
   });
 
   it('gives the path from L0 to the agent', () => {

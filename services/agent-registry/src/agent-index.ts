@@ -1,4 +1,4 @@
-import { pb, PayloadOf, Subject, ZiggieError } from '@ziggie/contracts';
+import { Cursors, type CursorCodec, invalidCursor, type LevelIdPosition, pb, PayloadOf, Subject, ZiggieError } from '@ziggie/contracts';
 import { IndexedHeap } from './indexed-heap';
 
 export type AgentStatus = 'idle' | 'busy' | 'offline';
@@ -111,18 +111,9 @@ function afterTin(layer: readonly Entry[], tin: number): number {
   return lo;
 }
 
-function encodeCursor(e: Entry): string {
-  return Buffer.from(JSON.stringify([e.level, e.id])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { level: number; id: string } {
-  try {
-    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(v) && v.length === 2 && Number.isInteger(v[0]) && typeof v[1] === 'string') return { level: v[0] as number, id: v[1] };
-  } catch {
-    // reported below
-  }
-  throw new ZiggieError('VALIDATION_FAILED', 'invalid cursor');
+/** Keyset position (level, id) of an entry, in the cursor of the listing that handed it out. */
+function encodeCursor(codec: CursorCodec<LevelIdPosition>, e: Entry): string {
+  return codec.encode({ level: e.level, id: e.id });
 }
 
 function limitOf(page: pb.PageRequest | undefined): number {
@@ -419,22 +410,27 @@ export class AgentIndex {
     // Sorted by level first: a level is one contiguous run.
     const lo = req.filterLevel ? levelStart(source, req.level) : 0;
     const hi = req.filterLevel ? levelStart(source, req.level + 1) : source.length;
-    return this.page(source, lo, hi, checks, req.page);
+    return this.page(Cursors.agents, source, lo, hi, checks, req.page);
   }
 
   listChildren(req: pb.ListChildrenRequest): pb.ListAgentsResponse {
     this.expire();
     const children = this.mustGet(req.id).children;
-    return this.page(children, 0, children.length, [], req.page);
+    return this.page(Cursors.agentChildren, children, 0, children.length, [], req.page);
   }
 
-  private page(source: readonly Entry[], lo: number, hi: number, checks: Array<(e: Entry) => boolean>, page: pb.PageRequest | undefined): pb.ListAgentsResponse {
+  private page(
+    codec: CursorCodec<LevelIdPosition>,
+    source: readonly Entry[],
+    lo: number,
+    hi: number,
+    checks: Array<(e: Entry) => boolean>,
+    page: pb.PageRequest | undefined,
+  ): pb.ListAgentsResponse {
     const limit = limitOf(page);
     let start = lo;
-    if (page?.cursor) {
-      const c = decodeCursor(page.cursor);
-      start = after(source, c.level, c.id, lo, hi);
-    }
+    const c = codec.decode(page?.cursor);
+    if (c) start = after(source, c.level, c.id, lo, hi);
     let items: Entry[];
     let total: number;
     let more: boolean;
@@ -456,7 +452,7 @@ export class AgentIndex {
       }
       more = fromStart > items.length;
     }
-    return { items: items.map((e) => this.toPb(e)), total, nextCursor: more ? encodeCursor(items[items.length - 1]!) : '' };
+    return { items: items.map((e) => this.toPb(e)), total, nextCursor: more ? encodeCursor(codec, items[items.length - 1]!) : '' };
   }
 
   /** Breadth-first below the agent (root excluded), `maxDepth` levels down (0: all). */
@@ -479,12 +475,11 @@ export class AgentIndex {
     let run = 0;
     let at = runs[0]?.lo ?? 0;
     let offset = 0;
-    if (req.page?.cursor) {
-      const c = this.byId.get(decodeCursor(req.page.cursor).id);
+    const position = Cursors.agentSubtree.decode(req.page?.cursor);
+    if (position) {
+      const c = this.byId.get(position.id);
       run = c ? c.depth - root.depth - 1 : -1;
-      if (!c || run < 0 || run >= runs.length || c.tin <= root.tin || c.tin > root.tout) {
-        throw new ZiggieError('VALIDATION_FAILED', 'invalid cursor');
-      }
+      if (!c || run < 0 || run >= runs.length || c.tin <= root.tin || c.tin > root.tout) throw invalidCursor('not a position in this subtree');
       at = afterTin(runs[run]!.layer, c.tin);
       for (let i = 0; i < run; i++) offset += runs[i]!.hi - runs[i]!.lo;
       offset += at - runs[run]!.lo;
@@ -501,7 +496,7 @@ export class AgentIndex {
       items.push(r.layer[at++]!);
     }
     const more = offset + items.length < total;
-    return { items: items.map((e) => this.toPb(e)), total, nextCursor: more ? encodeCursor(items[items.length - 1]!) : '' };
+    return { items: items.map((e) => this.toPb(e)), total, nextCursor: more ? encodeCursor(Cursors.agentSubtree, items[items.length - 1]!) : '' };
   }
 
   /** From the root (L0) down to the agent. */

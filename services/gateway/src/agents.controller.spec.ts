@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { INestApplication, Module, Type } from '@nestjs/common';
 import { APP_FILTER, APP_INTERCEPTOR, NestFactory } from '@nestjs/core';
-import { ErrorCodes, GRPC_ERROR_CODE_KEY, pb } from '@ziggie/contracts';
+import { type CursorCodec, Cursors, ErrorCodes, GRPC_ERROR_CODE_KEY, type LevelIdPosition, pb } from '@ziggie/contracts';
 import { AuthModule, ConfigModule, loadConfig, PeerClients, PlatformConfig, ProblemFilter, StrictInputInterceptor, signDevToken } from '@ziggie/platform';
 import { AgentsController } from './agents.controller';
 
@@ -40,13 +40,16 @@ function notFound(id: string): ServiceError {
   return Object.assign(new Error(`${code} agent ${id} not found`), { code, details: `agent ${id} not found`, metadata });
 }
 
-/** Offset pages over a fixture list, with the registry's response shape. */
-function pageOf(items: pb.Agent[], page: pb.PageRequest | undefined): pb.ListAgentsResponse {
-  const offset = Number(page?.cursor || 0);
+/** Keyset pages over a fixture list, with the registry's response shape and its cursors (the shared codec). */
+function pageOf(items: pb.Agent[], page: pb.PageRequest | undefined, codec: CursorCodec<LevelIdPosition>): pb.ListAgentsResponse {
+  const after = codec.decode(page?.cursor);
+  const offset = after ? items.findIndex((a) => a.id === after.id) + 1 : 0;
   const limit = page?.limit || 100;
   const slice = items.slice(offset, offset + limit);
-  return { items: slice, total: items.length, nextCursor: offset + slice.length < items.length ? String(offset + slice.length) : '' };
+  const last = slice[slice.length - 1];
+  return { items: slice, total: items.length, nextCursor: last && offset + slice.length < items.length ? codec.encode({ level: last.level, id: last.id }) : '' };
 }
+const at = (codec: CursorCodec<LevelIdPosition>, id: string): string => codec.encode({ level: byId.get(id)!.level, id });
 
 /**
  * A test double of the agent-registry gRPC peer: the generated pb.AgentRegistryClient methods
@@ -78,16 +81,17 @@ class FakeRegistry {
           (!req.role || a.role === req.role),
       ),
       req.page,
+      Cursors.agents,
     ),
   );
   listChildren = this.unary<pb.ListChildrenRequest, pb.ListAgentsResponse>('listChildren', (req) =>
-    byId.has(req.id) ? pageOf(AGENTS.filter((a) => a.parentId === req.id), req.page) : notFound(req.id),
+    byId.has(req.id) ? pageOf(AGENTS.filter((a) => a.parentId === req.id), req.page, Cursors.agentChildren) : notFound(req.id),
   );
   getSubtree = this.unary<pb.GetSubtreeRequest, pb.ListAgentsResponse>('getSubtree', (req) => {
     const root = byId.get(req.id);
     if (!root) return notFound(req.id);
     const below = AGENTS.filter((a) => a.level > root.level && (req.maxDepth === 0 || a.level <= root.level + req.maxDepth) && this.isBelow(a, root.id));
-    return pageOf(below, req.page);
+    return pageOf(below, req.page, Cursors.agentSubtree);
   });
   getPath = this.unary<pb.GetPathRequest, pb.AgentPath>('getPath', (req) => {
     const chain: pb.Agent[] = [];
@@ -197,11 +201,11 @@ describe('AgentsController (REST /v1/agents, against a test double of the agent-
   describe('GET /v1/agents', () => {
     it('passes every filter and the page to the registry for a token that sees all', async () => {
       const res = await get('/v1/agents?workspace=beta&level=2&capability=code&status=idle&role=code-r2&parent=lead-b&limit=1', admin);
-      expect(await json(res)).toEqual({ items: [byId.get('w-b1')], total: 2, nextCursor: '1' });
+      expect(await json(res)).toEqual({ items: [byId.get('w-b1')], total: 2, nextCursor: at(Cursors.agents, 'w-b1') });
       expect(called('listAgents')).toEqual([
         { page: { limit: 1, cursor: '' }, workspace: 'beta', level: 2, filterLevel: true, capability: 'code', status: 'idle', parentId: 'lead-b', role: 'code-r2' },
       ]);
-      const last = await json(await get('/v1/agents?workspace=beta&level=2&cursor=1&limit=1', admin));
+      const last = await json(await get(`/v1/agents?workspace=beta&level=2&cursor=${at(Cursors.agents, 'w-b1')}&limit=1`, admin));
       expect(last).toEqual({ items: [byId.get('w-b2')], total: 2 });
     });
 
@@ -243,6 +247,30 @@ describe('AgentsController (REST /v1/agents, against a test double of the agent-
 
     it('refuses a cursor it did not hand out when it filters by workspace itself', async () => {
       await problem(await get('/v1/agents?cursor=bogus', alphaBeta), 400, 'VALIDATION_FAILED');
+      // A registry cursor is not a position among the visible agents, and the other way round.
+      await problem(await get(`/v1/agents?cursor=${at(Cursors.agents, 'lead-a')}`, alphaBeta), 400, 'VALIDATION_FAILED');
+      await problem(await get(`/v1/agents?cursor=${Cursors.agentsVisible.encode({ offset: 2 })}`, admin), 400, 'VALIDATION_FAILED');
+    });
+
+    it.each([
+      ['a huge number', '99999999999999999999'],
+      ['a negative number', '-5'],
+      ['garbage', 'garbage'],
+      ['another list\'s cursor', Cursors.tasks.encode({ offset: 1 })],
+      ['a subtree cursor', Cursors.agentSubtree.encode({ level: 1, id: 'lead-a' })],
+      ['an empty cursor', ''],
+    ])('answers 400 VALIDATION_FAILED naming the cursor for %s, before asking the registry', async (_what, cursor) => {
+      for (const path of ['/v1/agents', '/v1/agents/root/children']) {
+        const p = await problem(await get(`${path}?cursor=${encodeURIComponent(cursor)}`, admin), 400, 'VALIDATION_FAILED');
+        expect(String(p.detail)).toMatch(/^cursor: /);
+      }
+      expect(fake.requests).toEqual([]);
+    });
+
+    it.each([['1e3'], ['1e1'], [' 5'], ['0x10'], ['5.0'], ['NaN'], ['-1'], ['501'], ['']])('answers 400 VALIDATION_FAILED for limit=%p', async (limit) => {
+      const p = await problem(await get(`/v1/agents?limit=${encodeURIComponent(limit)}`, admin), 400, 'VALIDATION_FAILED');
+      expect(String(p.detail)).toContain('limit');
+      expect(fake.requests).toEqual([]);
     });
   });
 
@@ -284,7 +312,7 @@ describe('AgentsController (REST /v1/agents, against a test double of the agent-
 
   describe('GET /v1/agents/{id}/children and /subtree', () => {
     it('passes the page through for a token that sees all', async () => {
-      expect(await json(await get('/v1/agents/root/children?limit=2', admin))).toEqual({ items: [byId.get('lead-a'), byId.get('lead-b')], total: 3, nextCursor: '2' });
+      expect(await json(await get('/v1/agents/root/children?limit=2', admin))).toEqual({ items: [byId.get('lead-a'), byId.get('lead-b')], total: 3, nextCursor: at(Cursors.agentChildren, 'lead-b') });
       expect(called('listChildren')).toEqual([{ id: 'root', page: { limit: 2, cursor: '' } }]);
       // A "*" token sees every agent: the registry alone says whether it exists.
       expect(called('getAgent')).toEqual([]);

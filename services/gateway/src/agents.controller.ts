@@ -1,23 +1,25 @@
 import { Controller, Get, Inject, Param, Req } from '@nestjs/common';
 import type { Request } from 'express';
-import { canAccessWorkspace, pb, ZiggieError } from '@ziggie/contracts';
+import { canAccessWorkspace, Cursors, pb, ZiggieError } from '@ziggie/contracts';
 import { ApiDoc, callUnary, CONFIG, CurrentPrincipal, PeerClients, PlatformConfig, Principal, ValidQuery } from '@ziggie/platform';
 import { z } from 'zod';
-import { page, PageQuery } from './pagination';
+import { page, pageQuery, queryInt } from './pagination';
 
 const AgentId = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/);
-/** Registry keyset cursors carry an agent id, so they are longer than the shared default allows. */
-const Paging = PageQuery.extend({ cursor: z.string().max(512).optional() });
-const ListQuery = Paging.extend({
+/**
+ * A listing's cursor is the registry's keyset cursor when the registry's page is answered as it
+ * is, or the gateway's own offset among the visible agents when it filters for a scoped token.
+ */
+const ListQuery = pageQuery(Cursors.agents, Cursors.agentsVisible).extend({
   workspace: z.string().min(1).max(63).optional(),
-  level: z.coerce.number().int().min(0).max(3).optional(),
+  level: queryInt(0, 3).optional(),
   capability: z.string().min(1).max(63).optional(),
   status: z.enum(['idle', 'busy', 'offline']).optional(),
   role: z.string().min(1).max(63).optional(),
   parent: AgentId.optional(),
 }).strict();
-const ChildrenQuery = Paging.strict();
-const SubtreeQuery = Paging.extend({ maxDepth: z.coerce.number().int().min(0).max(64).default(0) }).strict();
+const ChildrenQuery = pageQuery(Cursors.agentChildren, Cursors.agentsVisible).strict();
+const SubtreeQuery = pageQuery(Cursors.agentSubtree, Cursors.agentsVisible).extend({ maxDepth: queryInt(0, 64, 0) }).strict();
 
 /** Registry pages read per call while filtering a listing down to the token's workspaces. */
 const SCAN_BATCH = 1000;
@@ -37,28 +39,13 @@ function agentIdOf(id: string): string {
   return id;
 }
 
-function encodeOffset(offset: number): string {
-  return Buffer.from(JSON.stringify({ offset })).toString('base64url');
-}
-
-function decodeOffset(cursor: string | undefined): number {
-  if (!cursor) return 0;
-  try {
-    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { offset?: unknown };
-    if (Number.isInteger(v.offset) && (v.offset as number) >= 0) return v.offset as number;
-  } catch {
-    // reported below
-  }
-  throw new ZiggieError('VALIDATION_FAILED', 'invalid cursor');
-}
-
 /**
  * One page of the agents a token may see out of a registry listing, which filters by one
  * workspace at most. The whole listing is read in batches (the total must count every visible
  * agent) and the page is cut by offset among the visible ones.
  */
 async function visiblePage(fetch: (page: pb.PageRequest) => Promise<Listing>, visible: (a: pb.Agent) => boolean, limit: number, cursor: string | undefined): Promise<object> {
-  const offset = decodeOffset(cursor);
+  const offset = Cursors.agentsVisible.decode(cursor)?.offset ?? 0;
   const items: pb.Agent[] = [];
   let total = 0;
   let next = '';
@@ -72,7 +59,7 @@ async function visiblePage(fetch: (page: pb.PageRequest) => Promise<Listing>, vi
     // A cursor that does not move would loop forever.
     next = res.nextCursor === next || res.items.length === 0 ? '' : res.nextCursor;
   } while (next);
-  return page(items, total, offset + items.length < total ? encodeOffset(offset + items.length) : '');
+  return page(items, total, offset + items.length < total ? Cursors.agentsVisible.encode({ offset: offset + items.length }) : '');
 }
 
 /** A registry listing page as it is. */

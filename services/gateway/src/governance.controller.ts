@@ -1,14 +1,18 @@
 import { Controller, Delete, Get, HttpCode, Param, Post, Put, Res } from '@nestjs/common';
 import type { Response } from 'express';
-import { BLUEPRINT_NAME, BLUEPRINT_VERSION, BlueprintSchema, pb, PolicySchema, ZiggieError } from '@ziggie/contracts';
+import { BLUEPRINT_NAME, BLUEPRINT_VERSION, BlueprintSchema, Cursors, pb, PolicySchema, ZiggieError } from '@ziggie/contracts';
 import { ApiDoc, callUnary, CurrentPrincipal, PeerClients, Principal, RequirePermission, ValidBody, ValidQuery } from '@ziggie/platform';
 import { z } from 'zod';
-import { page, PageQuery } from './pagination';
+import { page, pageQuery } from './pagination';
 
 const PolicyId = z.string().regex(/^pol_[a-f0-9]{16}$/);
-const BlueprintsQuery = PageQuery.extend({ name: z.string().max(63).optional() }).strict();
-const PoliciesQuery = PageQuery.strict();
-const DecisionsQuery = PageQuery.extend({ taskId: z.string().max(64).optional(), effect: z.enum(['allow', 'deny', 'require_approval']).optional() }).strict();
+const BlueprintsQuery = pageQuery(Cursors.blueprints)
+  .extend({ name: z.string().regex(BLUEPRINT_NAME, 'not a blueprint name').optional() })
+  .strict();
+const PoliciesQuery = pageQuery(Cursors.policies).strict();
+const DecisionsQuery = pageQuery(Cursors.decisions)
+  .extend({ taskId: z.string().regex(/^tsk_[a-f0-9]{32}$/, 'not a task id').optional(), effect: z.enum(['allow', 'deny', 'require_approval']).optional() })
+  .strict();
 type Policy = z.infer<typeof PolicySchema>;
 
 function blueprintName(name: string, version?: string): { name: string; version: string } {

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { INestApplication, MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
 import { APP_FILTER, APP_INTERCEPTOR, NestFactory } from '@nestjs/core';
-import { ErrorCode, ErrorCodes, GRPC_ERROR_CODE_KEY, pb } from '@ziggie/contracts';
+import { Cursors, ErrorCode, ErrorCodes, GRPC_ERROR_CODE_KEY, pb } from '@ziggie/contracts';
 import { AuthModule, ConfigModule, correlationIdFrom, loadConfig, PeerClients, ProblemFilter, StrictInputInterceptor, runWithContext, signDevToken } from '@ziggie/platform';
 import type { NextFunction, Request, Response as ExpressResponse } from 'express';
 import { McpController } from './mcp.controller';
@@ -85,7 +85,7 @@ class FakeMcpGateway {
   listTools = this.unary<pb.ListToolsRequest, pb.ListToolsResponse>('listTools', (req) => ({
     items: [{ name: 'demo.sum', server: 'demo', description: 'adds', inputSchema: { type: 'object' }, title: '', outputSchema: undefined, annotations: undefined, hash: HASH }],
     total: 3,
-    nextCursor: req.page?.limit === 1 ? 'c1' : '',
+    nextCursor: req.page?.limit === 1 ? Cursors.mcpCatalog.encode({ name: 'demo.sum' }) : '',
   }));
   listPins = this.unary<pb.ListPinsRequest, pb.ListPinsResponse>('listPins', () => ({ items: [pin] }));
   approvePin = this.unary<pb.ApprovePinRequest, pb.Pin>('approvePin', (req) => ({ ...pin, pinnedHash: req.hash, pendingHash: '', pending: undefined, status: 'active', approvedBy: req.principal?.subject ?? '' }));
@@ -223,16 +223,25 @@ describe('McpController (REST /v1/mcp, against a test double of the mcp-gateway 
     });
 
     it('lists tools in the shared page shape, passing limit, cursor and server', async () => {
-      const res = await request('GET', '/v1/mcp/tools?limit=1&cursor=c0&server=demo', { token: l2l3 });
+      const c0 = Cursors.mcpCatalog.encode({ name: 'demo.a' });
+      const res = await request('GET', `/v1/mcp/tools?limit=1&cursor=${c0}&server=demo`, { token: l2l3 });
       expect(res.status).toBe(200);
       const body = (await res.json()) as { items: Array<{ name: string }>; total: number; nextCursor?: string };
-      expect(body).toMatchObject({ total: 3, nextCursor: 'c1' });
+      expect(body).toMatchObject({ total: 3, nextCursor: Cursors.mcpCatalog.encode({ name: 'demo.sum' }) });
       expect(body.items.map((t) => t.name)).toEqual(['demo.sum']);
-      expect(called('listTools')[0].request).toMatchObject({ page: { limit: 1, cursor: 'c0' }, server: 'demo' });
+      expect(called('listTools')[0].request).toMatchObject({ page: { limit: 1, cursor: c0 }, server: 'demo' });
 
       const last = (await (await request('GET', '/v1/mcp/tools', { token: l2l3 })).json()) as Record<string, unknown>;
       expect(last).not.toHaveProperty('nextCursor');
       await problem(await request('GET', '/v1/mcp/tools?limit=0', { token: l2l3 }), 400, 'VALIDATION_FAILED');
+      // Cursors other than the catalog's, and server names that cannot exist, are refused before any call.
+      const calls = called('listTools').length;
+      for (const cursor of ['c0', '99999999999999999999', '-5', Cursors.tasks.encode({ offset: 1 })]) {
+        await problem(await request('GET', `/v1/mcp/tools?cursor=${cursor}`, { token: l2l3 }), 400, 'VALIDATION_FAILED');
+      }
+      await problem(await request('GET', '/v1/mcp/tools?server=', { token: l2l3 }), 400, 'VALIDATION_FAILED');
+      await problem(await request('GET', '/v1/mcp/tools?server=Not%20A%20Server', { token: l2l3 }), 400, 'VALIDATION_FAILED');
+      expect(called('listTools')).toHaveLength(calls);
     });
 
     it('answers 401 without a token and 404 for an unknown route', async () => {

@@ -1,6 +1,6 @@
 import { Controller, Delete, Get, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { McpServerName, normalizeUpstream, pb, UpstreamSchema, ZiggieError } from '@ziggie/contracts';
+import { Cursors, McpServerName, normalizeUpstream, pb, UpstreamSchema, ZiggieError } from '@ziggie/contracts';
 import {
   ApiDoc,
   assertWorkspace,
@@ -17,11 +17,11 @@ import {
   ValidQuery,
 } from '@ziggie/platform';
 import { z } from 'zod';
-import { page, PageQuery } from './pagination';
+import { page, pageQuery } from './pagination';
 import { openEventStream } from './sse';
 
 const ToolName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}\.[A-Za-z0-9_.-]{1,64}$/, 'not a tool name (server.tool)');
-const ToolsQuery = PageQuery.extend({ server: z.string().max(32).optional() }).strict();
+const ToolsQuery = pageQuery(Cursors.mcpCatalog).extend({ server: McpServerName.optional() }).strict();
 const PinsQuery = z.object({ quarantined: z.enum(['true', 'false']).optional() }).strict();
 const CallBody = z
   .object({

@@ -1,24 +1,34 @@
 import { Controller, Get, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { ApiDoc, assertWorkspace, callUnary, CurrentPrincipal, currentCorrelationId, PeerClients, Principal, RequirePermission, ValidBody, ValidQuery } from '@ziggie/platform';
-import { pb, planStepToPb, SubmitTaskBody, ZiggieError } from '@ziggie/contracts';
+import { BLUEPRINT_NAME, BLUEPRINT_VERSION, Cursors, pb, planStepToPb, SubmitTaskBody, TOKEN_PATTERN, ZiggieError } from '@ziggie/contracts';
 import { z } from 'zod';
-import { page, PageQuery } from './pagination';
+import { page, pageQuery } from './pagination';
 import { TaskEventsService } from './task-events.service';
 import { taskSummary, taskView } from './task-view';
 import { affectedWorkspaces } from './workspaces.controller';
 
 const TaskId = z.string().regex(/^tsk_[a-f0-9]{32}$/, 'not a task id');
-const ListQuery = PageQuery.extend({
-  workspace: z.string().max(63).optional(),
-  status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']).optional(),
-  priority: z.enum(['P0', 'P1', 'P2']).optional(),
-  parentTaskId: z.string().max(64).optional(),
-  blueprint: z.string().max(130).optional(),
-}).strict();
+/** `name` or `name@version`: the orchestrator matches it with LIKE, so no other characters get through. */
+const BlueprintFilter = z
+  .string()
+  .max(130)
+  .refine((s) => {
+    const [name, version, ...rest] = s.split('@');
+    return rest.length === 0 && BLUEPRINT_NAME.test(name ?? '') && (version === undefined || BLUEPRINT_VERSION.test(version));
+  }, 'a blueprint name, or name@version');
+const ListQuery = pageQuery(Cursors.tasks)
+  .extend({
+    workspace: z.string().regex(TOKEN_PATTERN, 'not a workspace id').optional(),
+    status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']).optional(),
+    priority: z.enum(['P0', 'P1', 'P2']).optional(),
+    parentTaskId: TaskId.optional(),
+    blueprint: BlueprintFilter.optional(),
+  })
+  .strict();
 const CancelBody = z.object({ reason: z.string().max(500).optional() }).strict();
 const ApproveBody = z.object({ decision: z.enum(['approve', 'reject']).default('approve'), comment: z.string().max(1000).optional() }).strict();
-const DecisionsQuery = PageQuery.strict();
+const DecisionsQuery = pageQuery(Cursors.decisions).strict();
 const StepId = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/);
 
 function taskIdOf(id: string): string {

@@ -1,10 +1,10 @@
 import { Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Res } from '@nestjs/common';
 import type { Response } from 'express';
-import { canAccessWorkspace, pb, ZiggieError } from '@ziggie/contracts';
+import { canAccessWorkspace, Cursors, pb, ZiggieError } from '@ziggie/contracts';
 import { ApiDoc, callUnary, CurrentPrincipal, PeerClients, Principal, RequirePermission, UnaryMethod, ValidBody, ValidQuery } from '@ziggie/platform';
 import { z } from 'zod';
 import { GpuPoolView, gpuPoolOf, mergePools, optionalGpu, PoolList, PoolView, poolView, ScaleBody } from './gpu-pools';
-import { page, PageQuery } from './pagination';
+import { page, pageQuery } from './pagination';
 
 const WORKSPACE_ID = /^[a-z][a-z0-9-]{1,62}$/;
 const WorkspaceId = z.string().regex(WORKSPACE_ID, 'lowercase letters, digits and -, 2 to 63, starting with a letter');
@@ -16,7 +16,7 @@ const PortRange = z
   .refine((r) => r.end >= r.start, 'end must not be below start')
   .refine((r) => r.end - r.start < 10_000, 'at most 10,000 ports per workspace');
 
-const ListQuery = PageQuery.extend({ health: Health.optional() }).strict();
+const ListQuery = pageQuery(Cursors.workspaces).extend({ health: Health.optional() }).strict();
 const CreateBody = z
   .object({
     id: WorkspaceId,

@@ -1,5 +1,6 @@
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
-import { buildCatalog, decodeCursor, definitionHash, encodeCursor, MAX_TOOL_NAME, namespacedName, pageOf, PinRecord } from './catalog';
+import { Cursors } from '@ziggie/contracts';
+import { buildCatalog, definitionHash, MAX_TOOL_NAME, namespacedName, pageOf, PinRecord } from './catalog';
 import type { ToolProvider } from './providers/provider';
 
 const tool = (name: string, description = 'd'): Tool => ({ name, description, inputSchema: { type: 'object' } });
@@ -86,7 +87,8 @@ describe('catalog pages', () => {
   it('pages by keyset with an opaque cursor', () => {
     const first = pageOf(items, undefined, 2);
     expect(first.items.map((i) => i.name)).toEqual(['a', 'b']);
-    expect(first.nextCursor).not.toContain('b');
+    expect(first.nextCursor).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(Cursors.mcpCatalog.decode(first.nextCursor)).toEqual({ name: 'b' });
     const second = pageOf(items, first.nextCursor, 2);
     expect(second.items.map((i) => i.name)).toEqual(['c', 'd']);
     const last = pageOf(items, second.nextCursor, 2);
@@ -101,7 +103,9 @@ describe('catalog pages', () => {
   });
 
   it('refuses a cursor it did not issue', () => {
-    expect(() => decodeCursor('garbage')).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED' }));
-    expect(decodeCursor(encodeCursor('x'))).toBe('x');
+    for (const bad of ['garbage', '99999999999999999999', '-5', Buffer.from('{"after":"b"}').toString('base64url'), Cursors.tasks.encode({ offset: 2 })]) {
+      expect(() => pageOf(items, bad, 2)).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED', message: expect.stringMatching(/^cursor: /) }));
+    }
+    expect(pageOf(items, Cursors.mcpCatalog.encode({ name: 'c' }), 2).items.map((i) => i.name)).toEqual(['d', 'e']);
   });
 });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Prompt, Resource, Tool } from '@modelcontextprotocol/sdk/types.js';
-import { ZiggieError } from '@ziggie/contracts';
+import { Cursors } from '@ziggie/contracts';
 import { stringify } from 'safe-stable-stringify';
 import type { ToolProvider } from './providers/provider';
 
@@ -88,28 +88,14 @@ function assignNames<T>(providers: ToolProvider[], items: (p: ToolProvider) => r
   return out;
 }
 
-interface CursorState {
-  after: string;
-}
-
-export function encodeCursor(after: string): string {
-  return Buffer.from(JSON.stringify({ after } satisfies CursorState)).toString('base64url');
-}
-
-export function decodeCursor(cursor: string | undefined): string | undefined {
-  if (!cursor) return undefined;
-  try {
-    const state = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Partial<CursorState>;
-    if (typeof state.after === 'string') return state.after;
-  } catch {
-    // fall through
-  }
-  throw new ZiggieError('VALIDATION_FAILED', 'cursor is not one this gateway issued');
-}
-
-/** One page of a name-sorted list after the cursor's name (keyset: stable while the list changes). */
+/**
+ * One page of a name-sorted list after the cursor's name (keyset: stable while the list changes).
+ * The cursor is the shared codec's `mcp.catalog` kind: the catalog lists (tools over REST and
+ * gRPC, tools/prompts/resources over MCP) are all keyed by name; anything else is refused with
+ * VALIDATION_FAILED.
+ */
 export function pageOf<T extends { name: string }>(sorted: readonly T[], cursor: string | undefined, limit: number): { items: T[]; nextCursor?: string } {
-  const after = decodeCursor(cursor);
+  const after = Cursors.mcpCatalog.decode(cursor)?.name;
   let start = 0;
   if (after !== undefined) {
     // Binary search: sorted by name with the same comparison as below.
@@ -123,7 +109,7 @@ export function pageOf<T extends { name: string }>(sorted: readonly T[], cursor:
     start = lo;
   }
   const items = sorted.slice(start, start + limit);
-  return { items, nextCursor: start + items.length < sorted.length ? encodeCursor(items[items.length - 1]!.name) : undefined };
+  return { items, nextCursor: start + items.length < sorted.length ? Cursors.mcpCatalog.encode({ name: items[items.length - 1]!.name }) : undefined };
 }
 
 export const compareNames = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

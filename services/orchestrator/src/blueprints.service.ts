@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
-import { Blueprint, BlueprintSchema, hasPermission, parseBlueprintRef, pb, ZiggieError } from '@ziggie/contracts';
+import { Blueprint, BlueprintSchema, Cursors, hasPermission, parseBlueprintRef, pb, ZiggieError } from '@ziggie/contracts';
 import { DatabaseService, json, Kysely, zodToZiggie } from '@ziggie/platform';
 import { BUILTIN_BLUEPRINTS } from './blueprints/builtin';
 import { validateBlueprint } from './blueprints/expand';
@@ -133,14 +133,14 @@ export class BlueprintsService implements OnApplicationBootstrap {
   }
 
   async list(req: pb.ListBlueprintsRequest): Promise<pb.ListBlueprintsResponse> {
-    const { limit, offset } = pageOf(req.page);
+    const { limit, offset } = pageOf(req.page, Cursors.blueprints);
     let q = this.db.selectFrom('blueprints');
     if (req.name) q = q.where('name', '=', req.name);
     const [rows, count] = await Promise.all([
       q.selectAll().orderBy('name').orderBy('created_at', 'desc').limit(limit).offset(offset).execute(),
       q.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
     ]);
-    return pageResult(rows.map(toPb), Number(count.n), offset);
+    return pageResult(rows.map(toPb), Number(count.n), offset, Cursors.blueprints);
   }
 
   async remove(req: pb.DeleteBlueprintRequest): Promise<pb.DeleteBlueprintResponse> {

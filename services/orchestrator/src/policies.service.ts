@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { hasPermission, pb, PolicySchema, ZiggieError } from '@ziggie/contracts';
+import { Cursors, hasPermission, pb, PolicySchema, ZiggieError } from '@ziggie/contracts';
 import { DatabaseService, json, Kysely, zodToZiggie } from '@ziggie/platform';
 import { randomUUID } from 'node:crypto';
 import { PolicyRule } from './governance';
@@ -84,12 +84,12 @@ export class PoliciesService {
   }
 
   async list(req: pb.ListPoliciesRequest): Promise<pb.ListPoliciesResponse> {
-    const { limit, offset } = pageOf(req.page);
+    const { limit, offset } = pageOf(req.page, Cursors.policies);
     const [rows, count] = await Promise.all([
       this.db.selectFrom('policies').selectAll().orderBy('priority').orderBy('id').limit(limit).offset(offset).execute(),
       this.db.selectFrom('policies').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
     ]);
-    return pageResult(rows.map(toPbPolicy), Number(count.n), offset);
+    return pageResult(rows.map(toPbPolicy), Number(count.n), offset, Cursors.policies);
   }
 
   async update(req: pb.UpdatePolicyRequest): Promise<pb.Policy> {
@@ -117,7 +117,7 @@ export class PoliciesService {
 
   /** Recorded decisions, newest first; a caller sees the decisions of its workspaces only. */
   async decisions(req: pb.ListDecisionsRequest): Promise<pb.ListDecisionsResponse> {
-    const { limit, offset } = pageOf(req.page);
+    const { limit, offset } = pageOf(req.page, Cursors.decisions);
     const workspaces = req.principal?.workspaces ?? [];
     let q = this.db.selectFrom('policy_decisions');
     if (!workspaces.includes('*')) q = q.where('workspace', 'in', workspaces.length ? workspaces : ['']);
@@ -141,6 +141,7 @@ export class PoliciesService {
       })),
       Number(count.n),
       offset,
+      Cursors.decisions,
     );
   }
 }

@@ -1,3 +1,4 @@
+import { CURSOR_MAX_LENGTH } from '@ziggie/contracts';
 import { z } from 'zod';
 import { POOL_KINDS, POOL_NAME_PATTERN } from './config';
 import { HEALTH_STATUSES } from './health-rules';
@@ -66,7 +67,8 @@ export const UpdateWorkspaceInput = z.object({
 
 export const ListWorkspacesInput = z.object({
   limit: z.number().int().min(0).max(10_000),
-  cursor: z.string().max(128),
+  /** Decoded (strictly) by the shared cursor codec. */
+  cursor: z.string().max(CURSOR_MAX_LENGTH),
   ids: z.array(z.string().max(128)).max(10_000),
   health: z.union([z.literal(''), HealthStatusSchema]),
 });

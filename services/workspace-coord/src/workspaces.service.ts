@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
-import { DEFAULT_WORKSPACES, pb, ZiggieError } from '@ziggie/contracts';
+import { Cursors, DEFAULT_WORKSPACES, pb, ZiggieError } from '@ziggie/contracts';
 import { CONFIG, DatabaseService, json, Kysely, parseInput, sql } from '@ziggie/platform';
 import { assertWorkspaceAllowed, requirePermission } from './access';
 import { WorkspaceConfig } from './config';
@@ -122,9 +122,10 @@ export class WorkspacesService implements OnApplicationBootstrap {
     return toPbWorkspace(row);
   }
 
-  /** Keyset pages in id order: the cursor is the last id of the previous page. */
+  /** Keyset pages in id order: the cursor (the shared codec's `workspaces` kind) holds the last id of the previous page. */
   async list(req: pb.ListWorkspacesRequest): Promise<pb.ListWorkspacesResponse> {
     const input = parseInput(ListWorkspacesInput, { limit: req.page?.limit ?? 0, cursor: req.page?.cursor ?? '', ids: req.ids, health: req.health });
+    const after = Cursors.workspaces.decode(input.cursor)?.id;
     const size = Math.min(Math.max(input.limit || 50, 1), 500);
     // "*" is how a token says "every workspace"; the gateway passes the token's list as is.
     const ids = input.ids.includes('*') ? [] : [...new Set(input.ids)];
@@ -132,11 +133,11 @@ export class WorkspacesService implements OnApplicationBootstrap {
     if (ids.length > 0) q = q.where('w.id', 'in', ids);
     if (input.health) q = q.where(sql<string>`coalesce(h.status, 'on-track')`, '=', input.health);
     const [rows, count] = await Promise.all([
-      (input.cursor ? q.where('w.id', '>', input.cursor) : q).orderBy('w.id').limit(size + 1).execute(),
+      (after !== undefined ? q.where('w.id', '>', after) : q).orderBy('w.id').limit(size + 1).execute(),
       q.clearSelect().select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
     ]);
     const page = rows.slice(0, size);
-    return { items: page.map(toPbWorkspace), total: Number(count.n), nextCursor: rows.length > size ? page[page.length - 1]!.id : '' };
+    return { items: page.map(toPbWorkspace), total: Number(count.n), nextCursor: rows.length > size ? Cursors.workspaces.encode({ id: page[page.length - 1]!.id }) : '' };
   }
 
   async create(req: pb.CreateWorkspaceRequest): Promise<pb.Workspace> {

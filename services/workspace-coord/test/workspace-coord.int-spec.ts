@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_WORKSPACES, pb } from '@ziggie/contracts';
+import { Cursors, DEFAULT_WORKSPACES, pb } from '@ziggie/contracts';
 import { sleep, startNats, startPostgres, waitFor, type NatsServerHandle, type PostgresHandle } from '../../../test/support';
 import { ADMIN, CoordApi, freshDatabase, Instance, InstanceOptions, rejection, serveWorkspaceStats, startInstance, StatsOrchestrator, whenDisconnected } from './harness';
 
@@ -168,7 +168,12 @@ describe.each([
       cursor = page.nextCursor;
     } while (cursor);
     expect(paged).toEqual(all);
-    expect((await api.listWorkspaces({ page: { limit: 2, cursor: 'fitflow' } })).items.map((w) => w.id)).toEqual(all.filter((id) => id > 'fitflow').slice(0, 2));
+    const afterFitflow = Cursors.workspaces.encode({ id: 'fitflow' });
+    expect((await api.listWorkspaces({ page: { limit: 2, cursor: afterFitflow } })).items.map((w) => w.id)).toEqual(all.filter((id) => id > 'fitflow').slice(0, 2));
+    // A bare id, another list's cursor or garbage is not a cursor this list issued.
+    for (const cursor of ['fitflow', '99999999999999999999', '-5', Cursors.tasks.encode({ offset: 1 })]) {
+      await expect(api.listWorkspaces({ page: { limit: 2, cursor } })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringMatching(/cursor/) });
+    }
 
     const some = await api.listWorkspaces({ ids: ['ziggie', 'fitflow', 'nope'] });
     expect({ ids: some.items.map((w) => w.id), total: some.total, next: some.nextCursor }).toEqual({ ids: ['fitflow', 'ziggie'], total: 2, next: '' });

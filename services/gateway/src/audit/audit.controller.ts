@@ -1,26 +1,27 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiDoc, CurrentPrincipal, Principal, RequirePermission, ValidQuery } from '@ziggie/platform';
+import { Cursors } from '@ziggie/contracts';
 import { z } from 'zod';
-import { PageQuery } from '../pagination';
+import { pageQuery } from '../pagination';
 import { AuditService } from './audit.service';
 
 const Outcome = z.enum(['pending', 'success', 'failure', 'denied', 'unknown']);
-const Instant = z.iso.datetime({ offset: true });
+// Year 0 parses in JavaScript but is no PostgreSQL timestamp.
+const Instant = z.iso.datetime({ offset: true }).refine((s) => Number(s.slice(0, 4)) >= 1, 'a year from 0001');
 
-export const AuditQuery = PageQuery.extend({
-  actor: z.string().min(1).max(256).optional(),
-  workspace: z.string().min(1).max(128).optional(),
-  /** Method and route template, e.g. `POST /v1/tasks`. */
-  action: z.string().min(1).max(1100).optional(),
-  outcome: Outcome.optional(),
-  /** Inclusive. */
-  from: Instant.optional(),
-  /** Exclusive. */
-  to: Instant.optional(),
-  correlationId: z.string().min(1).max(128).optional(),
-  /** Keyset cursors carry a timestamp and an id, longer than the shared default allows. */
-  cursor: z.string().min(1).max(128).optional(),
-})
+export const AuditQuery = pageQuery(Cursors.audit)
+  .extend({
+    actor: z.string().min(1).max(256).optional(),
+    workspace: z.string().min(1).max(128).optional(),
+    /** Method and route template, e.g. `POST /v1/tasks`. */
+    action: z.string().min(1).max(1100).optional(),
+    outcome: Outcome.optional(),
+    /** Inclusive. */
+    from: Instant.optional(),
+    /** Exclusive. */
+    to: Instant.optional(),
+    correlationId: z.string().min(1).max(128).optional(),
+  })
   .strict()
   .refine((q) => q.from === undefined || q.to === undefined || Date.parse(q.from) < Date.parse(q.to), { message: 'must be before to', path: ['from'] });
 

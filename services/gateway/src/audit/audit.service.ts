@@ -1,6 +1,6 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationShutdown, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { ZiggieError } from '@ziggie/contracts';
+import { Cursors, ZiggieError } from '@ziggie/contracts';
 import { DatabaseService, json, Kysely, MetricsService, Principal, Problem, ProblemEvents } from '@ziggie/platform';
 import { AuditLogRow, AuditOutcome, GatewayDb } from '../migrations';
 import { AuditedRequest, AuditRecord, describeRequest, isDenial, outcomeOf } from './audit-record';
@@ -59,22 +59,6 @@ function entryOf(row: AuditLogRow): AuditEntry {
     errorCode: row.error_code,
     durationMs: row.duration_ms,
   };
-}
-
-const CURSOR_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-/** Keyset position (at, id) of the last row of a page, opaque to callers. */
-export function encodeCursor(at: Date, id: string): string {
-  return Buffer.from(`${at.toISOString()}|${id}`, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): { at: Date; id: string } {
-  const [at, id, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const when = new Date(at ?? '');
-  if (rest.length > 0 || !id || !CURSOR_ID.test(id) || Number.isNaN(when.getTime())) {
-    throw new ZiggieError('VALIDATION_FAILED', 'cursor: not a cursor this endpoint handed out', { errors: [{ path: 'cursor', message: 'invalid cursor' }] });
-  }
-  return { at: when, id };
 }
 
 /**
@@ -172,14 +156,15 @@ export class AuditService implements OnModuleInit, OnModuleDestroy, BeforeApplic
     if (filter.from !== undefined) query = query.where('at', '>=', new Date(filter.from));
     if (filter.to !== undefined) query = query.where('at', '<', new Date(filter.to));
     if (filter.cursor !== undefined) {
-      const after = decodeCursor(filter.cursor);
-      query = query.where((eb) => eb(eb.refTuple('at', 'id'), '<', eb.tuple(after.at, after.id)));
+      // The shared codec's `audit` kind: keyset position (at, id) of the last row of the previous page.
+      const after = Cursors.audit.decode(filter.cursor);
+      if (after) query = query.where((eb) => eb(eb.refTuple('at', 'id'), '<', eb.tuple(new Date(after.at), after.id)));
     }
     const rows = await query.orderBy('at', 'desc').orderBy('id', 'desc').limit(filter.limit + 1).execute();
     const items = rows.slice(0, filter.limit).map(entryOf);
     if (rows.length <= filter.limit) return { items };
     const last = rows[filter.limit - 1];
-    return { items, nextCursor: encodeCursor(new Date(last.at), last.id) };
+    return { items, nextCursor: Cursors.audit.encode({ at: new Date(last.at).toISOString(), id: last.id }) };
   }
 
   /** Resolves when every write queued so far has been committed or has failed. */

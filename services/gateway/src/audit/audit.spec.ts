@@ -4,7 +4,7 @@ import type { Request } from 'express';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ZiggieError } from '@ziggie/contracts';
+import { Cursors, ZiggieError } from '@ziggie/contracts';
 import {
   assertWorkspace,
   AuthModule,
@@ -421,6 +421,12 @@ describe('gateway audit log (real app on loopback, PGlite in a temp dir)', () =>
       ['a date that is not ISO', '?from=yesterday', 'from'],
       ['from after to', '?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z', 'from'],
       ['a cursor it did not hand out', '?cursor=bm90LWEtY3Vyc29y', 'cursor'],
+      ['a huge number as cursor', '?cursor=99999999999999999999', 'cursor'],
+      ['another list\'s cursor', `?cursor=${Cursors.tasks.encode({ offset: 1 })}`, 'cursor'],
+      ['an audit cursor with a bad id', `?cursor=${Buffer.from('{"v":1,"k":"audit","p":{"at":"2025-01-01T00:00:00.000Z","id":"x"}}').toString('base64url')}`, 'cursor'],
+      ['an empty cursor', '?cursor=', 'cursor'],
+      ['a limit in exponent form', '?limit=1e1', 'limit'],
+      ['year 0', '?from=0000-01-01T00:00:00Z', 'from'],
     ])('answers 400 VALIDATION_FAILED for %s', async (_what, query, field) => {
       const res = await call('GET', `/v1/audit${query}`, { token: admin });
       expect(res.status).toBe(400);
