@@ -229,7 +229,10 @@ describe('orchestration through the REST API of the local stack', () => {
     ]);
     expect(stepsOf(done).after!.status).toBe('cancelled');
     const invalid = await post('/v1/tasks', { workspace: 'ziggie', plan: { steps: [echo('x', 'x', { qualityGate: { rejectPatterns: ['('] } })] } });
-    expect(await invalid.json()).toMatchObject({ status: 400, code: 'TASK_INVALID_PLAN' });
+    // Refused at the edge by the shared plan schema, naming the pattern and RE2's reason.
+    const refused = (await invalid.json()) as { status: number; code: string; detail: string };
+    expect(refused).toMatchObject({ status: 400, code: 'VALIDATION_FAILED' });
+    expect(refused.detail).toContain('pattern "(" is not a supported regular expression');
   }, 60_000);
 
   it('starts a task no earlier than notBefore', async () => {
