@@ -240,7 +240,7 @@ describe('mcp-gateway against real MCP servers over stdio, streamable HTTP, SSE 
         body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} }),
       });
       expect(stolen.status).toBe(404);
-      expect(await stolen.json()).toMatchObject({ code: 'MCP_SESSION_NOT_FOUND' });
+      expect(await stolen.json()).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32001, data: { code: 'MCP_SESSION_NOT_FOUND' } } });
     }
   });
 
@@ -250,7 +250,7 @@ describe('mcp-gateway against real MCP servers over stdio, streamable HTTP, SSE 
       fetch(`${base}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers }, body: JSON.stringify(init) });
     const none = await post({});
     expect(none.status).toBe(401);
-    expect(await none.json()).toMatchObject({ code: 'AUTH_MISSING_TOKEN' });
+    expect(await none.json()).toMatchObject({ jsonrpc: '2.0', id: null, error: { data: { code: 'AUTH_MISSING_TOKEN' } } });
     expect((await post({ authorization: 'Bearer not.a.token' })).status).toBe(401);
     const foreign = await post({ authorization: `Bearer ${token('x', ['l1'])}`, origin: 'https://evil.example' });
     expect(foreign.status).toBe(403);
