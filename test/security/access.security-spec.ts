@@ -547,7 +547,9 @@ describe('security: access control and input handling', () => {
     }, 30_000);
 
     it("lets an admin call everything.get-env, which shows a minimal environment without the gateway's secrets", async () => {
-      const reply = await call('everything.get-env', 'admin');
+      // Its own recorder: showing the server's PATH (node_modules directories under npm) is this tool's job, not a leak of the gateway's.
+      const own = new HttpRecorder(() => sec.stack.gatewayUrl);
+      const reply = await own.request('/v1/mcp/tools/everything.get-env/call', { json: { arguments: {} }, token: sec.token(['admin']) });
       expect(describeReply(reply)).toMatch(/^200 /);
       const text = (reply.body?.result?.content ?? []).map((c: { text?: string }) => c.text ?? '').join('');
       const env = JSON.parse(text) as Record<string, string>;
