@@ -1,4 +1,8 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { HOST_REVEALING_TOOLS, hostRevealingPolicies, upgradePolicies } from './mcp-defaults';
+import { defaultMcpServers, ensureMcpServersFile } from './stack';
 
 /** The first rule whose tools and roles match decides; no match allows (services/mcp-gateway/src/policy.ts, for exact names). */
 function decide(policies: ReturnType<typeof hostRevealingPolicies>, tool: string, roles: string[]): string {
@@ -51,5 +55,42 @@ describe('upgradePolicies', () => {
 
   it('leaves a file of another shape to mcp-gateway to report', () => {
     for (const file of [null, [], 'text', { servers: 'x' }, { servers: bundled, policies: {} }]) expect(upgradePolicies(file)).toEqual({ added: [] });
+  });
+});
+
+describe('ensureMcpServersFile', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ziggie-mcp-defaults-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  const read = async (path: string) => JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+
+  it('writes the bundled servers with the default policies on first start, without a notice', async () => {
+    const path = join(dir, 'mcp-servers.json');
+    await expect(ensureMcpServersFile(path, dir)).resolves.toEqual([]);
+    const file = await read(path);
+    expect(file.policies).toEqual(hostRevealingPolicies());
+    expect(file).toEqual(defaultMcpServers(dir));
+  });
+
+  it('adds the policies once to a file an earlier version wrote, and says so', async () => {
+    const path = join(dir, 'mcp-servers.json');
+    const { policies: _policies, ...earlier } = defaultMcpServers(dir);
+    await writeFile(path, JSON.stringify(earlier));
+    const notices = await ensureMcpServersFile(path, dir);
+    expect(notices).toEqual([expect.stringContaining('everything.get-env')]);
+    expect(notices[0]).toContain(path);
+    expect(await read(path)).toEqual({ ...earlier, policies: hostRevealingPolicies() });
+    await expect(ensureMcpServersFile(path, dir)).resolves.toEqual([]);
+  });
+
+  it('leaves a file it cannot parse to mcp-gateway', async () => {
+    const path = join(dir, 'mcp-servers.json');
+    await writeFile(path, '{ not json');
+    await expect(ensureMcpServersFile(path, dir)).resolves.toEqual([]);
+    expect(await readFile(path, 'utf8')).toBe('{ not json');
   });
 });
