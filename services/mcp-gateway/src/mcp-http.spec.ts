@@ -1,0 +1,100 @@
+import type { Request as ExpressRequest } from 'express';
+import { ZiggieError } from '@ziggie/contracts';
+import type { McpExtra } from './config';
+import { bodyParserError, isLoopbackBind, isLoopbackOrigin, OriginPolicy, ResourceMetadata, RpcCode } from './mcp-http';
+import { plainMessage } from './providers/mcp-upstream';
+import { SessionEventStore } from './event-store';
+
+const extra = (over: Partial<McpExtra> = {}): McpExtra =>
+  ({ MCP_ALLOWED_ORIGINS: '', MCP_ALLOW_LOOPBACK_ORIGINS: 'auto', MCP_OAUTH_SCOPES: '', MCP_PUBLIC_URL: undefined, MCP_AUTHORIZATION_SERVERS: undefined, ...over }) as McpExtra;
+const request = (host: string, protocol = 'http'): ExpressRequest => ({ headers: { host }, protocol }) as unknown as ExpressRequest;
+
+describe('/mcp origins', () => {
+  it.each([
+    ['http://localhost:5173', true],
+    ['http://127.0.0.1:8080', true],
+    ['http://[::1]:3000', true],
+    ['https://localhost', true],
+    ['http://localhost.evil.example', false],
+    ['http://127.0.0.2:80', false],
+    ['http://localhost:5173/path', false],
+    ['null', false],
+    ['file://', false],
+  ])('isLoopbackOrigin(%s) → %s', (origin, loopback) => expect(isLoopbackOrigin(origin)).toBe(loopback));
+
+  it('allows loopback origins only when bound to loopback (auto), or when forced', () => {
+    expect(isLoopbackBind('127.0.0.1')).toBe(true);
+    expect(isLoopbackBind('0.0.0.0')).toBe(false);
+    expect(new OriginPolicy(extra(), '127.0.0.1').allows('http://localhost:1')).toBe(true);
+    expect(new OriginPolicy(extra(), '0.0.0.0').allows('http://localhost:1')).toBe(false);
+    expect(new OriginPolicy(extra({ MCP_ALLOW_LOOPBACK_ORIGINS: 'false' }), '127.0.0.1').allows('http://localhost:1')).toBe(false);
+    expect(new OriginPolicy(extra({ MCP_ALLOW_LOOPBACK_ORIGINS: 'true' }), '0.0.0.0').allows('http://localhost:1')).toBe(true);
+    expect(new OriginPolicy(extra({ MCP_ALLOWED_ORIGINS: 'https://console.example, https://b.example' }), '0.0.0.0').allows('https://b.example')).toBe(true);
+    expect(new OriginPolicy(extra(), '127.0.0.1').allows('https://evil.example')).toBe(false);
+  });
+});
+
+describe('/mcp protected resource metadata', () => {
+  it('takes the resource from MCP_PUBLIC_URL, else from the request, and the servers from the setting or an http(s) issuer', () => {
+    const configured = new ResourceMetadata(extra({ MCP_PUBLIC_URL: 'https://mcp.example.com/tools/mcp', MCP_AUTHORIZATION_SERVERS: 'https://a.example, https://b.example', MCP_OAUTH_SCOPES: 'mcp:call tools' }), 'ziggie-local');
+    const req = request('evil.example');
+    expect(configured.document(req, false)).toEqual({
+      resource: 'https://mcp.example.com/tools/mcp',
+      authorization_servers: ['https://a.example', 'https://b.example'],
+      bearer_methods_supported: ['header'],
+      scopes_supported: ['mcp:call', 'tools'],
+      resource_name: expect.any(String),
+    });
+    expect(configured.document(req, true).resource).toBe('https://mcp.example.com');
+    expect(configured.metadataUrl(req)).toBe('https://mcp.example.com/.well-known/oauth-protected-resource/tools/mcp');
+
+    const local = new ResourceMetadata(extra(), 'ziggie-local');
+    expect(local.document(request('127.0.0.1:4100'), false)).toMatchObject({ resource: 'http://127.0.0.1:4100/mcp', authorization_servers: [] });
+    expect(local.document(request('bad host"'), false).resource).toBe('http://localhost/mcp');
+    expect(new ResourceMetadata(extra(), 'https://issuer.example/realms/z').authorizationServers).toEqual(['https://issuer.example/realms/z']);
+  });
+
+  it('challenges 401 (invalid_token only when a token came) and 403 insufficient_scope, and nothing else', () => {
+    const m = new ResourceMetadata(extra({ MCP_OAUTH_SCOPES: 'mcp:call' }), 'ziggie-local');
+    const req = request('127.0.0.1:4100');
+    const meta = 'resource_metadata="http://127.0.0.1:4100/.well-known/oauth-protected-resource/mcp"';
+    expect(m.challenge(req, 401, new ZiggieError('AUTH_MISSING_TOKEN', 'Authorization header is missing'))).toBe(`Bearer ${meta}, scope="mcp:call"`);
+    expect(m.challenge(req, 401, new ZiggieError('AUTH_INVALID_TOKEN', 'bad "sig"'))).toBe(`Bearer error="invalid_token", error_description="bad \\"sig\\"", ${meta}, scope="mcp:call"`);
+    expect(m.challenge(req, 403, new ZiggieError('AUTH_WORKSPACE_FORBIDDEN', 'this token holds no workspace'))).toMatch(/^Bearer error="insufficient_scope", error_description="this token holds no workspace", resource_metadata=/);
+    expect(m.challenge(req, 403, new ZiggieError('POLICY_DENIED', 'no'))).toBeUndefined();
+    expect(m.challenge(req, 404, new ZiggieError('MCP_SESSION_NOT_FOUND', 'gone'))).toBeUndefined();
+  });
+});
+
+describe('/mcp errors', () => {
+  it('maps body-parser refusals to JSON-RPC', () => {
+    expect(bodyParserError({ type: 'entity.parse.failed', status: 400 })).toMatchObject({ status: 400, rpcCode: RpcCode.ParseError });
+    expect(bodyParserError({ type: 'entity.too.large', status: 413 })).toMatchObject({ status: 413 });
+    expect(bodyParserError({ type: 'charset.unsupported', status: 415 })).toMatchObject({ status: 415, rpcCode: RpcCode.Server });
+    expect(bodyParserError(new Error('boom'))).toBeUndefined();
+  });
+
+  it('strips every repetition of the SDK prefix', () => {
+    expect(plainMessage(new Error('MCP error -32602: MCP error -32602: tool x not found'))).toBe('tool x not found');
+    expect(plainMessage('plain')).toBe('plain');
+  });
+});
+
+describe('SessionEventStore', () => {
+  it('replays the events of one stream after an id, skipping priming events, and forgets the oldest beyond capacity', async () => {
+    const store = new SessionEventStore(5);
+    const priming = await store.storeEvent('a', {} as never);
+    const m1 = { jsonrpc: '2.0' as const, method: 'notifications/message', params: { level: 'info', data: 1 } };
+    await store.storeEvent('a', m1);
+    await store.storeEvent('b', { ...m1, params: { level: 'info', data: 'other stream' } });
+    const m2 = { ...m1, params: { level: 'info', data: 2 } };
+    const id2 = await store.storeEvent('a', m2);
+    const sent: unknown[] = [];
+    expect(await store.replayEventsAfter(priming, { send: (_id, m) => Promise.resolve(void sent.push(m)) })).toBe('a');
+    expect(sent).toEqual([m1, m2]);
+    expect(await store.getStreamIdForEventId(id2)).toBe('a');
+    for (let i = 0; i < 5; i++) await store.storeEvent('c', m1);
+    expect(await store.getStreamIdForEventId(priming)).toBeUndefined();
+    expect(await store.replayEventsAfter(priming, { send: () => Promise.resolve() })).toBe('');
+  });
+});
