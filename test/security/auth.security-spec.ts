@@ -219,7 +219,13 @@ describe('security: authentication, CORS and the documented surface', () => {
       'refuses a token with $name ($alg) with 401: $reason',
       async ({ claims, alg, reason }) => {
         const reply = await open(alg === 'HS256' ? hs256Token(sec.stack.jwtSecret, claims()) : rs256Token(sec.rsa.privateKey, claims()));
-        expect([problemMismatch(reply, 401, ['AUTH_INVALID_TOKEN']), reply.body?.detail, headerValue(reply, 'mcp-session-id')]).toEqual([null, reason, undefined]);
+        // /mcp answers refusals as JSON-RPC errors carrying the same stable code REST uses.
+        expect({ status: reply.status, code: reply.body?.error?.data?.code, reason: reply.body?.error?.message, session: headerValue(reply, 'mcp-session-id') }).toEqual({
+          status: 401,
+          code: 'AUTH_INVALID_TOKEN',
+          reason,
+          session: undefined,
+        });
       },
       20_000,
     );
