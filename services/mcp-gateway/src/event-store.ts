@@ -5,18 +5,29 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
  * One MCP session's server-to-client messages, kept so a client that lost an SSE stream can
  * resume it with Last-Event-ID (streamable HTTP resumability). Per session and in this process:
  * event ids are `<stream>.<sequence>` and are only meaningful to the transport that issued them.
- * Bounded: the oldest events go first; a Last-Event-ID older than what is kept replays nothing.
+ * Bounded in count and in bytes of JSON: the oldest events go first; a Last-Event-ID older than
+ * what is kept replays nothing.
  */
 export class SessionEventStore implements EventStore {
   private seq = 0;
-  private readonly events = new Map<EventId, { stream: StreamId; message: JSONRPCMessage | Record<string, never> }>();
+  private bytes = 0;
+  private readonly events = new Map<EventId, { stream: StreamId; message: JSONRPCMessage | Record<string, never>; bytes: number }>();
 
-  constructor(private readonly capacity: number) {}
+  constructor(
+    private readonly capacity: number,
+    private readonly maxBytes = Number.POSITIVE_INFINITY,
+  ) {}
 
   storeEvent(streamId: StreamId, message: JSONRPCMessage): Promise<EventId> {
     const id = `${streamId}.${++this.seq}`;
-    this.events.set(id, { stream: streamId, message });
-    while (this.events.size > this.capacity) this.events.delete(this.events.keys().next().value!);
+    const bytes = Object.keys(message).length === 0 ? 0 : JSON.stringify(message).length;
+    this.events.set(id, { stream: streamId, message, bytes });
+    this.bytes += bytes;
+    while (this.events.size > this.capacity || (this.bytes > this.maxBytes && this.events.size > 1)) {
+      const [oldest, e] = this.events.entries().next().value!;
+      this.events.delete(oldest);
+      this.bytes -= e.bytes;
+    }
     return Promise.resolve(id);
   }
 

@@ -97,4 +97,13 @@ describe('SessionEventStore', () => {
     expect(await store.getStreamIdForEventId(priming)).toBeUndefined();
     expect(await store.replayEventsAfter(priming, { send: () => Promise.resolve() })).toBe('');
   });
+
+  it('drops the oldest events beyond its byte budget, keeping at least the newest', async () => {
+    const store = new SessionEventStore(100, 200);
+    const big = { jsonrpc: '2.0' as const, method: 'notifications/message', params: { level: 'info', data: 'x'.repeat(120) } };
+    const first = await store.storeEvent('a', big);
+    const second = await store.storeEvent('a', big);
+    expect(await store.getStreamIdForEventId(first)).toBeUndefined();
+    expect(await store.getStreamIdForEventId(second)).toBe('a');
+  });
 });

@@ -345,7 +345,7 @@ export class McpSessions implements OnModuleInit, OnApplicationShutdown {
     const session = {} as LiveSession;
     const protocolVersion = negotiated ?? negotiatedVersion((initialize.params as { protocolVersion?: unknown } | undefined)?.protocolVersion);
     const capacity = this.config.extra.MCP_RESUME_EVENTS;
-    const events = capacity > 0 ? new SessionEventStore(capacity) : undefined;
+    const events = capacity > 0 ? new SessionEventStore(capacity, this.config.extra.MCP_RESUME_BYTES) : undefined;
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => id ?? randomUUID(),
       eventStore: events,
@@ -602,6 +602,8 @@ export class McpHttpController {
     // Public metadata: any page may read it (browser-based MCP clients discover from it).
     res.setHeader('Access-Control-Allow-Origin', '*');
     res.setHeader('Cache-Control', 'public, max-age=300');
+    // Without MCP_PUBLIC_URL the document names the Host it was asked at.
+    res.setHeader('Vary', 'Host');
     res.status(200).type('application/json').send(JSON.stringify(this.sessions.metadata.document(req, atRoot)));
   }
 
