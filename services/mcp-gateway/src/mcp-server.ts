@@ -226,9 +226,16 @@ export class McpSessions implements OnModuleInit, OnApplicationShutdown {
     session.lastSeen = Date.now();
     this.touch(session);
     const s = session;
-    const resuming = req.headers['last-event-id'] !== undefined;
+    // Last-Event-ID this session does not hold (evicted, or issued by another replica): a fresh stream instead.
+    const lastEventId = req.headers['last-event-id'];
+    const resuming = req.method === 'GET' && typeof lastEventId === 'string' && s.events !== undefined && (await s.events.getStreamIdForEventId(lastEventId)) !== undefined;
     await getRequestListener(
       async (webRequest) => {
+        if (req.method === 'GET' && lastEventId !== undefined && !resuming) {
+          const headers = new Headers(webRequest.headers);
+          headers.delete('last-event-id');
+          webRequest = new Request(webRequest.url, { method: 'GET', headers, signal: webRequest.signal });
+        }
         const response = await s.transport.handleRequest(webRequest, { parsedBody: body });
         return req.method === 'GET' && !resuming ? this.primed(s, response) : response;
       },

@@ -320,6 +320,14 @@ describe('/mcp conformance: streamable HTTP, JSON-RPC, authorization discovery, 
       expect(replayed).toContainEqual(expect.objectContaining({ method: 'notifications/message', params: expect.objectContaining({ logger: 'everything', data: expect.stringContaining('Subscribe') }) }));
       await post({ jsonrpc: '2.0', id: 22, method: 'resources/unsubscribe', params: { uri: 'demo://resource/dynamic/text/3' } }, headers);
     }, 30_000);
+
+    it('answers a Last-Event-ID the session does not hold with a fresh, primed stream', async () => {
+      const { headers } = await open('2025-11-25');
+      const res = await fetch(`${base}/mcp`, { headers: { authorization: `Bearer ${bearer}`, accept: 'text/event-stream', 'last-event-id': 'some-other-replica.42', ...headers } });
+      expect(res.status).toBe(200);
+      const [priming] = await readSse(res, (e) => e.length > 0);
+      expect(priming).toEqual({ id: expect.any(String), retry: RETRY_MS, data: '' });
+    });
   });
 
   describe('server features relayed from the upstream', () => {
