@@ -69,6 +69,8 @@ describe('/mcp protected resource metadata', () => {
 describe('/mcp errors', () => {
   it('maps body-parser refusals to JSON-RPC', () => {
     expect(bodyParserError({ type: 'entity.parse.failed', status: 400 })).toMatchObject({ status: 400, rpcCode: RpcCode.ParseError });
+    expect(bodyParserError({ type: 'entity.parse.failed', status: 400, body: '42' })).toMatchObject({ status: 400, rpcCode: RpcCode.InvalidRequest });
+    expect(bodyParserError({ type: 'entity.parse.failed', status: 400, body: '{"a":' })).toMatchObject({ status: 400, rpcCode: RpcCode.ParseError });
     expect(bodyParserError({ type: 'entity.too.large', status: 413 })).toMatchObject({ status: 413 });
     expect(bodyParserError({ type: 'charset.unsupported', status: 415 })).toMatchObject({ status: 415, rpcCode: RpcCode.Server });
     expect(bodyParserError(new Error('boom'))).toBeUndefined();

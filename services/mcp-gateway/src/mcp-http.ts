@@ -52,12 +52,25 @@ export function rpcCodeOf(z: ZiggieError): number {
 
 /** Body-parser refusals (they reach Express's error path before any route runs). */
 export function bodyParserError(err: unknown): McpHttpError | undefined {
-  const e = err as { type?: unknown; status?: unknown } | undefined;
+  const e = err as { type?: unknown; status?: unknown; body?: unknown } | undefined;
   if (typeof e?.type !== 'string' || typeof e.status !== 'number') return undefined;
-  if (e.type === 'entity.parse.failed') return new McpHttpError(400, RpcCode.ParseError, 'Parse error: the request body is not valid JSON', { code: 'VALIDATION_FAILED' });
+  if (e.type === 'entity.parse.failed') {
+    // The parser takes only objects and arrays: a bare JSON value is valid JSON, but no JSON-RPC message.
+    if (typeof e.body === 'string' && isJson(e.body)) return new McpHttpError(400, RpcCode.InvalidRequest, 'Invalid Request: the body is not a JSON-RPC 2.0 message', { code: 'VALIDATION_FAILED' });
+    return new McpHttpError(400, RpcCode.ParseError, 'Parse error: the request body is not valid JSON', { code: 'VALIDATION_FAILED' });
+  }
   if (e.type === 'entity.too.large') return new McpHttpError(413, RpcCode.Server, 'Payload too large: the request body exceeds 2 MB', { code: 'PAYLOAD_TOO_LARGE' });
   if (e.status >= 400 && e.status < 500) return new McpHttpError(e.status, RpcCode.Server, `request body refused (${e.type})`, { code: 'VALIDATION_FAILED' });
   return undefined;
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const quoted = (s: string): string => `"${s.replace(/[\\"]/g, '\\$&').replace(/[\r\n]+/g, ' ')}"`;

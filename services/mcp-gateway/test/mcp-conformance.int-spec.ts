@@ -167,6 +167,11 @@ describe('/mcp conformance: streamable HTTP, JSON-RPC, authorization discovery, 
         expect(res.status).toBe(400);
         expect((await rpcError(res)).code).toBe(-32600);
       }
+      for (const raw of ['42', '"ping"', 'null']) {
+        const res = await post(raw, {}, true);
+        expect(res.status).toBe(400);
+        expect((await rpcError(res)).code).toBe(-32600);
+      }
       const { headers } = await open('2025-06-18');
       const res = await post({ jsonrpc: '2.0', id: {}, method: 'ping' }, headers);
       expect(res.status).toBe(400);
