@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import fc from 'fast-check';
 import { describe as describeReply, isProblem, leakedInternals, leaksIn, wildcardWithCredentials, type Reply } from './support/http';
 import { committedDocument, fillPath, operationsOf, randomHex, tinyTask, type Fixtures, type Operation } from './support/operations';
@@ -153,6 +154,23 @@ describe('security: fuzzing every documented request body and query string', () 
     },
     180_000,
   );
+
+  it('answers requests the HTTP parser refuses (over-long query, malformed request line) with problem+json, on every service', async () => {
+    for (const [name, ports] of Object.entries(sec.stack.ports.services)) {
+      const long = await fetch(`http://127.0.0.1:${ports.http}/v1/audit?q=${'x'.repeat(20_000)}`);
+      expect(`${name} ${long.status} ${long.headers.get('content-type')}`).toBe(`${name} 431 application/problem+json`);
+      expect(await long.json()).toMatchObject({ status: 431, code: 'REQUEST_HEADERS_TOO_LARGE' });
+      const raw = await new Promise<string>((resolve, reject) => {
+        const socket = connect(ports.http, '127.0.0.1', () => socket.end('GARBAGE / NOT-HTTP\r\n\r\n'));
+        let answer = '';
+        socket.on('data', (d: Buffer) => (answer += d.toString('utf8')));
+        socket.on('end', () => resolve(answer));
+        socket.on('error', reject);
+      });
+      expect(raw).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+      expect(raw).toContain('"code":"REQUEST_MALFORMED"');
+    }
+  });
 
   it('is still ready afterwards, and a tiny task still succeeds', async () => {
     // Undo what fuzzing configured (a random policy may deny everything) and stop what it started.

@@ -46,6 +46,8 @@ export const ErrorCodes = {
   LEASE_NOT_FOUND: { http: 404, grpc: 5, title: 'Lease not found or expired' },
   AUDIT_UNAVAILABLE: { http: 503, grpc: 14, title: 'Audit log unavailable' },
   PAYLOAD_TOO_LARGE: { http: 413, grpc: 8, title: 'Request body too large' },
+  REQUEST_HEADERS_TOO_LARGE: { http: 431, grpc: 8, title: 'Request line or headers too large' },
+  REQUEST_MALFORMED: { http: 400, grpc: 3, title: 'Malformed HTTP request' },
   LLM_NOT_CONFIGURED: { http: 503, grpc: 9, title: 'No LLM is configured' },
   TASK_NOT_FOUND: { http: 404, grpc: 5, title: 'Task not found' },
   NOT_FOUND: { http: 404, grpc: 5, title: 'Not found' },

@@ -10,6 +10,7 @@ import { ServiceName } from './config/services';
 import { DatabaseService } from './db/database.service';
 import { GrpcBinding, startGrpcServer, stopGrpcServer } from './grpc/grpc';
 import { MetricsService } from './health/metrics';
+import { answerClientErrors } from './http/problem';
 import { createRootLogger } from './logging/logger';
 import { NatsService } from './nats/nats.service';
 import { PlatformModule, PlatformOptions } from './platform.module';
@@ -73,6 +74,7 @@ export async function bootstrapService<E extends z.ZodRawShape>(def: ServiceDefi
     grpcServer = started.server;
     grpcPort = started.port;
   }
+  answerClientErrors(app.getHttpServer());
   await app.listen(config.http.port, config.http.host);
   const httpPort = (app.getHttpServer().address() as { port: number }).port;
   logger.info({ httpPort, grpcPort }, `ziggie-${def.service} ready`);

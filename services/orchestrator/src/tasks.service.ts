@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { canAccessWorkspace, hasPermission, MAX_DELEGATION_DEPTH, pb, Plan, planFromPb, PlanSchema, ZiggieError } from '@ziggie/contracts';
+import { canAccessWorkspace, Cursors, hasPermission, MAX_DELEGATION_DEPTH, pb, Plan, planFromPb, PlanSchema, ZiggieError } from '@ziggie/contracts';
 import { callUnary, CONFIG, DatabaseService, json, Kysely, PeerClients, zodToZiggie } from '@ziggie/platform';
 import { randomUUID } from 'node:crypto';
 import { expandBlueprint } from './blueprints/expand';
@@ -256,12 +256,12 @@ export class TasksService {
     if (req.priority) q = q.where('priority', '=', req.priority);
     if (req.parentTaskId) q = q.where('parent_task_id', '=', req.parentTaskId);
     if (req.blueprint) q = q.where('blueprint', 'like', req.blueprint.includes('@') ? req.blueprint : `${req.blueprint}@%`);
-    const { limit, offset } = pageOf(req.page);
+    const { limit, offset } = pageOf(req.page, Cursors.tasks);
     const [rows, count] = await Promise.all([
       q.selectAll().orderBy('created_at', 'desc').orderBy('id').limit(limit).offset(offset).execute(),
       q.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
     ]);
-    return pageResult(rows.map((t) => toPbTask(t, [], [])), Number(count.n), offset);
+    return pageResult(rows.map((t) => toPbTask(t, [], [])), Number(count.n), offset, Cursors.tasks);
   }
 
   /** Task counts per workspace, for workspace-coord's health (an internal call: no principal). */

@@ -1,4 +1,4 @@
-import { Cursors, type CursorCodec, type OffsetPosition, pb } from '@ziggie/contracts';
+import { type CursorCodec, type OffsetPosition, pb } from '@ziggie/contracts';
 
 export const iso = (d: Date | string | null | undefined): string => (d ? new Date(d).toISOString() : '');
 
@@ -10,7 +10,7 @@ type OffsetCursor = CursorCodec<OffsetPosition>;
  * where it is decoded, so gRPC callers are held to it as well as the REST gateway. Lists pass
  * their own codec; ListTasks uses the default.
  */
-export function pageOf(page: pb.PageRequest | undefined, cursor: OffsetCursor = Cursors.tasks): { limit: number; offset: number } {
+export function pageOf(page: pb.PageRequest | undefined, cursor: OffsetCursor): { limit: number; offset: number } {
   return {
     limit: Math.min(Math.max(page?.limit || 50, 1), 500),
     offset: cursor.decode(page?.cursor)?.offset ?? 0,
@@ -18,6 +18,6 @@ export function pageOf(page: pb.PageRequest | undefined, cursor: OffsetCursor = 
 }
 
 /** `{ items, total, nextCursor }` for an offset page; no cursor after the last page. */
-export function pageResult<T>(items: T[], total: number, offset: number, cursor: OffsetCursor = Cursors.tasks): { items: T[]; total: number; nextCursor: string } {
+export function pageResult<T>(items: T[], total: number, offset: number, cursor: OffsetCursor): { items: T[]; total: number; nextCursor: string } {
   return { items, total, nextCursor: offset + items.length < total ? cursor.encode({ offset: offset + items.length }) : '' };
 }

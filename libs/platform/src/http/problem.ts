@@ -1,4 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Injectable, Logger, Optional } from '@nestjs/common';
+import type { Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Request, Response } from 'express';
 import { ErrorCode, ErrorCodes, ZiggieError } from '@ziggie/contracts';
 import { ZodError } from 'zod';
@@ -127,4 +129,24 @@ export function parseInput<T>(schema: { safeParse(value: unknown): { success: tr
   const r = schema.safeParse(value);
   if (!r.success) throw zodToZiggie(r.error, code);
   return r.data;
+}
+
+/**
+ * Requests Node's HTTP parser refuses before any route runs (a request line or headers over
+ * the 16 KB limit, a malformed request) get problem+json too, instead of Node's bare status line.
+ */
+export function answerClientErrors(server: Server): void {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const error =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? new ZiggieError('REQUEST_HEADERS_TOO_LARGE', 'the request line and headers exceed 16 KB')
+        : new ZiggieError('REQUEST_MALFORMED', 'the request is not valid HTTP/1.1');
+    const body = JSON.stringify(problemOf(error));
+    const status = `${error.httpStatus} ${error.httpStatus === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}`;
+    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
 }
