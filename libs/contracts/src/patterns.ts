@@ -64,6 +64,9 @@ export function linearRegExp(source: string, flags = ''): { test(text: string): 
   return { test: (text: string) => p.test(text) };
 }
 
+/** linearRegExp as Ajv's `code.regExp` engine (Ajv wants a `code` string for standalone output; only its presence matters here). */
+export const AJV_RE2_ENGINE = Object.assign((source: string, flags: string) => linearRegExp(source, flags), { code: 'require("@ziggie/contracts").linearRegExp' });
+
 /**
  * `comfyui.*` style globs: `*` matches any run of characters, everything else literally. Matched
  * with the greedy two-pointer algorithm (O(pattern × value) at worst, no backtracking blow-up);

@@ -1,8 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { UriTemplate } from '@modelcontextprotocol/sdk/shared/uriTemplate.js';
 import type { CallToolResult, CompleteRequest, CompleteResult, GetPromptResult, LoggingLevel, ReadResourceResult, ResourceTemplate, Tool } from '@modelcontextprotocol/sdk/types.js';
 import Ajv, { type ValidateFunction } from 'ajv';
-import { canAccessWorkspace, hasPermission, Permission, ZiggieError } from '@ziggie/contracts';
+import { AJV_RE2_ENGINE, canAccessWorkspace, hasPermission, Permission, ZiggieError } from '@ziggie/contracts';
 import { CONFIG, HealthRegistry, MetricsService, SpanKind, SpanStatusCode, tracer } from '@ziggie/platform';
 import type { Counter, Gauge, Histogram } from 'prom-client';
 import { buildCatalog, CatalogSnapshot, CatalogTool, compareNames, pageOf, PinRecord } from './catalog';
@@ -14,6 +13,7 @@ import { createProvider } from './providers/factory';
 import { assertResultSize } from './providers/http';
 import type { ProgressUpdate, ProviderFeatures, ProviderNotification, ReplicaState, ToolProvider } from './providers/provider';
 import { UrlGuard } from './ssrf';
+import { TemplateMatcher } from './uri-template';
 import { McpStore } from './store';
 
 /** Who calls, and for which workspace (already checked against the token). */
@@ -57,7 +57,7 @@ export interface CatalogTemplate {
   uriTemplate: string;
   provider: ToolProvider;
   definition: ResourceTemplate;
-  matcher: UriTemplate | null;
+  matcher: TemplateMatcher | null;
 }
 
 /** MCP logging levels, least severe first. */
@@ -89,7 +89,8 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly configs = new Map<string, UpstreamConfig>();
   private readonly policies: PolicySet;
   private readonly urlGuard: UrlGuard;
-  private readonly ajv = new Ajv({ strict: false, allErrors: false, validateSchema: false });
+  /** Upstream input schemas are lenient JSON Schema; their `pattern`s run on RE2 (the arguments are the caller's). */
+  private readonly ajv = new Ajv({ strict: false, allErrors: false, validateSchema: false, code: { regExp: AJV_RE2_ENGINE } });
   private readonly validators = new Map<string, ValidateFunction | null>();
   private limiter!: CallLimiter;
   private catalog: CatalogSnapshot = EMPTY;
@@ -296,9 +297,9 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     for (const p of listed) {
       for (const t of p.resourceTemplates ?? []) {
         if (byTemplate.has(t.uriTemplate)) continue;
-        let matcher: UriTemplate | null = null;
+        let matcher: TemplateMatcher | null = null;
         try {
-          matcher = new UriTemplate(t.uriTemplate);
+          matcher = new TemplateMatcher(t.uriTemplate);
         } catch {
           // Listed as the upstream gives it; a URI cannot be resolved through it.
         }
@@ -588,7 +589,7 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     if (!canAccessWorkspace(caller.workspaces, workspace)) throw new ZiggieError('AUTH_WORKSPACE_FORBIDDEN', `workspace ${workspace} is not allowed for this token`);
     const r = this.catalog.resourcesByUri.get(uri);
     if (r && this.visible(r.provider, caller, workspace)) return r.provider;
-    const t = r ? undefined : this.templates.find((t) => this.visible(t.provider, caller, workspace) && t.matcher?.match(uri));
+    const t = r ? undefined : this.templates.find((t) => this.visible(t.provider, caller, workspace) && t.matcher?.matches(uri));
     if (t) return t.provider;
     throw new ZiggieError('NOT_FOUND', `resource ${uri} not found`);
   }

@@ -1,4 +1,4 @@
-import { linearRegExp } from '@ziggie/contracts';
+import { AJV_RE2_ENGINE } from '@ziggie/contracts';
 import Ajv, { type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 
@@ -8,9 +8,6 @@ import addFormats from 'ajv-formats';
  * about type combinations that are legitimate JSON Schema, and with `pattern` and
  * `patternProperties` run by RE2 (linear time) instead of JavaScript's backtracking engine.
  */
-/** `code` is what Ajv's standalone mode would print for the engine; only its presence matters here. */
-const re2Engine = Object.assign((pattern: string, flags: string) => linearRegExp(pattern, flags), { code: 'require("@ziggie/contracts").linearRegExp' });
-
 function newAjv(useDefaults: boolean): Ajv {
   const ajv = new Ajv({
     allErrors: true,
@@ -20,7 +17,7 @@ function newAjv(useDefaults: boolean): Ajv {
     strictTuples: false,
     strictRequired: false,
     allowUnionTypes: true,
-    code: { regExp: re2Engine },
+    code: { regExp: AJV_RE2_ENGINE },
   });
   // ajv-formats is typed against its own copy of ajv 8; the instance is the same class at run time.
   (addFormats as unknown as (a: Ajv) => void)(ajv);
