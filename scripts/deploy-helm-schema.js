@@ -187,7 +187,7 @@ const CHART_ENV = [
   'JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_ALGORITHMS', 'JWT_CLOCK_TOLERANCE_SECONDS', 'JWT_MAX_TOKEN_LIFETIME_SECONDS', 'ZIGGIE_JWT_SECRET', 'JWT_PUBLIC_KEY_FILE',
   'JWT_JWKS_URL', 'JWT_JWKS_CACHE_MAX_AGE_SECONDS', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'DATABASE_URL', 'POSTGRES_PASSWORD',
   'REDIS_URL', 'REDIS_PASSWORD', 'ZIGGIE_SEED', 'CORS_ORIGINS', 'MCP_SERVERS_FILE', 'MCP_SSRF_ALLOW', 'MCP_ALLOWED_ORIGINS',
-  'POD_NAMESPACE', 'GPU_POOLS', 'SHUTDOWN_GRACE_MS', 'ZIGGIE_AUTH',
+  'MCP_PUBLIC_URL', 'MCP_AUTHORIZATION_SERVERS', 'MCP_OAUTH_SCOPES', 'POD_NAMESPACE', 'GPU_POOLS', 'SHUTDOWN_GRACE_MS', 'ZIGGIE_AUTH',
 ];
 
 const service = object({
@@ -286,6 +286,10 @@ const parent = {
     policies: arrayOf({ type: 'object', description: 'A tool policy; checked strictly by mcp-gateway at start-up (PolicyRuleSchema)' }),
     ssrfAllow: str(),
     allowedOrigins: arrayOf(str({ pattern: '^https?://[^/*\\s]+$' })),
+    publicUrl: str({ pattern: '^$|^https?://[^/\\s]+(/[^\\s]*)?$' }),
+    authorizationServers: arrayOf(str({ pattern: '^https?://[^,\\s]+$' })),
+    // RFC 6749 scope-tokens, without the comma mcp-gateway splits MCP_OAUTH_SCOPES on.
+    oauthScopes: arrayOf(str({ pattern: '^[\\x21\\x23-\\x2B\\x2D-\\x5B\\x5D-\\x7E]+$' })),
     credentialsSecret: str(),
   }),
   tracing: object({ otlpEndpoint: str({ pattern: '^$|^https?://' }) }),

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import {
   ciValues,
@@ -17,6 +18,7 @@ import {
   SERVICES,
   validateObjects,
 } from './support/helm';
+import { mcpMetadataPaths } from './support/mcp-metadata';
 
 /**
  * Who may talk to whom: the Istio AuthorizationPolicies and the NetworkPolicies allow exactly the
@@ -29,6 +31,8 @@ const PROMETHEUS = 'cluster.local/ns/monitoring/sa/kube-prometheus-stack-prometh
 const TESTS = principal('tests');
 const callKey = ([caller, callee]: readonly [string, string]) => `${caller} -> ${callee}`;
 const EXPECTED_CALLS = GRPC_CALLS.map(callKey).sort();
+/** mcp-gateway's OAuth protected resource metadata (RFC 9728), public through Kong. */
+const METADATA_PATHS = mcpMetadataPaths();
 
 const renders = new Map(SCENARIOS.map((s) => [s, render(ciValues(s))] as const));
 const meshScenarios = SCENARIOS.filter((s) => ofKind(renders.get(s)!, 'AuthorizationPolicy').length > 0);
@@ -109,7 +113,11 @@ describe.each(meshScenarios)('Istio with ci/%s', (scenario) => {
           other.push(`mcp-gateway -> ${callee}`);
           expect(rule.to).toEqual([{ operation: { ports: [String(pool.spec.ports[0].port)] } }]);
         } else if (principals.join() === KONG) {
-          other.push(`kong -> ${callee}`);
+          // The public routes; on mcp-gateway also its resource metadata, read-only, in a rule of its own.
+          const metadata = { operation: { ports: [String(ports!.http)], methods: ['GET', 'HEAD', 'OPTIONS'], paths: METADATA_PATHS } };
+          const isMetadata = callee === 'mcp-gateway' && isDeepStrictEqual(rule.to, [metadata]);
+          other.push(`kong -> ${callee}${isMetadata ? ' metadata' : ''}`);
+          if (isMetadata) continue;
           const paths = callee === 'mcp-gateway' ? ['/mcp', '/mcp/*'] : ['/v1', '/v1/*', '/openapi.json', '/docs', '/docs/*'];
           expect(rule.to).toEqual([{ operation: { ports: [String(ports!.http)], paths } }]);
         } else if (principals.join() === PROMETHEUS) {
@@ -129,6 +137,7 @@ describe.each(meshScenarios)('Istio with ci/%s', (scenario) => {
     const expectedOther = [
       'kong -> gateway',
       'kong -> mcp-gateway',
+      'kong -> mcp-gateway metadata',
       ...Object.keys(SERVICES).flatMap((s) => [`prometheus -> ${s}`, `helm-test -> ${s}`]),
       ...poolNames.map((n) => `mcp-gateway -> ${n.replace('ziggie-', '')}`),
     ];
@@ -162,6 +171,13 @@ describe.each(meshScenarios)('Istio with ci/%s', (scenario) => {
     for (const route of noRetry) expect({ route: route.name, retries: route.retries }).toEqual({ route: route.name, retries: { attempts: 0 } });
     const retried = [routeFor(vsOf('mcp-gateway'), 50054, '/ziggie.v1.McpGateway/ListTools'), routeFor(vsOf('orchestrator'), 50051, '/ziggie.v1.Orchestrator/SubmitTask')];
     for (const route of retried) expect(route.retries).toMatchObject({ attempts: 2, retryOn: 'connect-failure,refused-stream' });
+    // The resource metadata is an idempotent GET: its own route, the ordinary timeout and retries.
+    for (const path of METADATA_PATHS) {
+      const route = routeFor(vsOf('mcp-gateway'), 4100, path);
+      expect({ path, name: route.name, timeout: route.timeout }).toEqual({ path, name: 'protected-resource-metadata', timeout: routeFor(vsOf('mcp-gateway'), 4100, '/readyz').timeout });
+      expect(route.retries).toMatchObject({ attempts: 2, retryOn: 'connect-failure,refused-stream' });
+      expect(route.route).toEqual([{ destination: { host: 'ziggie-mcp-gateway.ziggie.svc.cluster.local', port: { number: 4100 } } }]);
+    }
     for (const vs of services) for (const route of vs.spec.http) expect(route.retries).toBeDefined();
   });
 });
@@ -224,5 +240,12 @@ describe('deploy/istio (standalone manifests)', () => {
     expect(objects.every((o) => o.metadata.namespace === 'ziggie' && !o.metadata.labels?.['helm.sh/chart'])).toBe(true);
     const gateway = objects.find((o) => o.kind === 'AuthorizationPolicy' && componentOf(o) === 'gateway')!;
     expect(gateway.spec.rules.map((r: any) => r.from[0].source.principals[0])).toEqual([KONG, PROMETHEUS, TESTS]);
+    // Kong reaches /mcp and, read-only, its resource metadata.
+    const mcp = objects.find((o) => o.kind === 'AuthorizationPolicy' && componentOf(o) === 'mcp-gateway')!;
+    const fromKong = mcp.spec.rules.filter((r: any) => r.from[0].source.principals[0] === KONG).map((r: any) => r.to[0].operation);
+    expect(fromKong).toEqual([
+      { ports: ['4100'], paths: ['/mcp', '/mcp/*'] },
+      { ports: ['4100'], methods: ['GET', 'HEAD', 'OPTIONS'], paths: METADATA_PATHS },
+    ]);
   });
 });

@@ -108,6 +108,44 @@ describe('JWT settings', () => {
   });
 });
 
+describe('MCP authorization discovery settings (RFC 9728)', () => {
+  const MCP_VARS = ['MCP_PUBLIC_URL', 'MCP_AUTHORIZATION_SERVERS', 'MCP_OAUTH_SCOPES'];
+  const envOf = (objects: K8sObject[], svc: string): Record<string, unknown> =>
+    Object.fromEntries((named(objects, 'Deployment', fullName(svc))!.spec.template.spec.containers[0].env as any[]).map((e) => [e.name, e.value ?? e.valueFrom]));
+  const mcpVars = (objects: K8sObject[]) => Object.fromEntries(Object.entries(envOf(objects, 'mcp-gateway')).filter(([k]) => MCP_VARS.includes(k)));
+
+  it('passes mcp.publicUrl, mcp.authorizationServers and mcp.oauthScopes to mcp-gateway only', () => {
+    const objects = render([
+      '--set', 'mcp.publicUrl=https://mcp.example.com/mcp',
+      '--set', 'mcp.authorizationServers={https://auth.example.com/realms/ziggie,https://login.example.org}',
+      '--set', 'mcp.oauthScopes={mcp:call,offline_access}',
+    ]);
+    expect(mcpVars(objects)).toEqual({
+      MCP_PUBLIC_URL: 'https://mcp.example.com/mcp',
+      MCP_AUTHORIZATION_SERVERS: 'https://auth.example.com/realms/ziggie,https://login.example.org',
+      MCP_OAUTH_SCOPES: 'mcp:call offline_access',
+    });
+    for (const svc of Object.keys(SERVICES).filter((s) => s !== 'mcp-gateway')) {
+      expect({ svc, vars: Object.keys(envOf(objects, svc)).filter((k) => MCP_VARS.includes(k)) }).toEqual({ svc, vars: [] });
+    }
+  });
+
+  it('leaves them unset by default, so mcp-gateway uses the request Host and the JWT issuer', () => {
+    expect(mcpVars(render([]))).toEqual({});
+    // Kong without a host: no public URL to derive.
+    expect(mcpVars(render(ciValues('kind-values.yaml')))).toEqual({});
+  });
+
+  it('derives the public URL of /mcp from the Kong host, https with Kong TLS; mcp.publicUrl wins', () => {
+    expect(mcpVars(render(ciValues('eks-values.yaml')))).toEqual({ MCP_PUBLIC_URL: 'https://api.ziggie.example.com/mcp' });
+    expect(mcpVars(render([...ciValues('kind-values.yaml'), '--set', 'kong.host=ziggie.local']))).toEqual({ MCP_PUBLIC_URL: 'http://ziggie.local/mcp' });
+    expect(mcpVars(render([...ciValues('kind-values.yaml'), '--set', 'kong.enabled=false,kong.host=ziggie.local']))).toEqual({});
+    expect(mcpVars(render([...ciValues('eks-values.yaml'), '--set', 'mcp.publicUrl=https://tools.example.com/mcp']))).toEqual({
+      MCP_PUBLIC_URL: 'https://tools.example.com/mcp',
+    });
+  });
+});
+
 describe('monitoring files', () => {
   const rulesDir = join(CHART, 'files/rules');
   const dashboardsDir = join(CHART, 'files/dashboards');
@@ -354,6 +392,9 @@ describe('NOTES.txt', () => {
     expect(kind).toContain('helm test ziggie -n ziggie --logs');
     const eks = notes('eks-values.yaml');
     expect(eks).toContain('export ZIGGIE_URL=https://api.ziggie.example.com');
+    expect(eks).toContain('curl "$ZIGGIE_URL/.well-known/oauth-protected-resource/mcp"');
+    expect(eks).not.toContain('Set mcp.publicUrl');
+    expect(kind).toContain('Set mcp.publicUrl (or kong.host)');
     expect(eks).toContain('Tokens come from your identity provider');
     expect(eks).toContain('GPU pools: sdxl, llm.');
   });

@@ -17,12 +17,15 @@ import {
   SERVICES,
   validateObjects,
 } from './support/helm';
+import { mcpMetadataPaths } from './support/mcp-metadata';
 
 /**
  * The Helm chart (deploy/helm/ziggie) in every scenario under ci/: a real helm lints and renders
  * it offline, every object is checked against the Kubernetes and CRD schemas with unknown fields
  * refused, and the security and naming rules hold for whatever the values switch on.
  */
+/** mcp-gateway's OAuth protected resource metadata (RFC 9728), as its code serves it. */
+const METADATA_PATHS = mcpMetadataPaths();
 const texts = new Map<string, string>();
 const rendered = new Map<string, K8sObject[]>();
 const renderOf = (scenario: string): K8sObject[] => {
@@ -146,6 +149,36 @@ describe.each(SCENARIOS)('chart with ci/%s', (scenario) => {
     expect(ofKind(objects, 'Role').length).toBe(scenario === 'eks-values.yaml' ? 1 : 0);
   });
 
+  it('routes mcp-gateway\'s resource metadata through Kong without the jwt plugin, read-only, and /mcp with it', () => {
+    const ingresses = ofKind(objects, 'Ingress');
+    if (ingresses.length === 0) return;
+    const jwt = named(objects, 'KongPlugin', 'ziggie-jwt')!;
+    expect(jwt.plugin).toBe('jwt');
+    /** The Ingresses routing a path to mcp-gateway, with their plugin names. */
+    const byPath = new Map<string, K8sObject>();
+    for (const ing of ingresses) {
+      for (const p of ing.spec.rules.flatMap((r: any) => r.http.paths)) {
+        if (p.backend.service.name === fullName('mcp-gateway')) byPath.set(p.path, ing);
+      }
+    }
+    expect([...byPath.keys()].sort()).toEqual(['/mcp', ...METADATA_PATHS].sort());
+    const metadata = named(objects, 'Ingress', fullName('kong-mcp-metadata'))!;
+    expect(metadata).toBeDefined();
+    for (const path of METADATA_PATHS) expect(byPath.get(path)).toBe(metadata);
+    expect(metadata.spec.rules.flatMap((r: any) => r.http.paths.map((p: any) => [p.path, p.pathType, p.backend.service.port.name]))).toEqual(
+      METADATA_PATHS.map((path) => [path, 'Exact', 'http-api']),
+    );
+    const plugins = metadata.metadata.annotations!['konghq.com/plugins']!.split(',');
+    expect(plugins).not.toContain(jwt.metadata.name);
+    // The same plugins as the public docs routes: correlation id, rate limit, metrics (and CORS when on).
+    expect(plugins).toEqual(named(objects, 'Ingress', fullName('kong-docs'))!.metadata.annotations!['konghq.com/plugins']!.split(','));
+    expect(plugins).toEqual(expect.arrayContaining(['ziggie-correlation-id', 'ziggie-rate-limiting', 'ziggie-prometheus']));
+    expect(metadata.metadata.annotations!['konghq.com/methods']).toBe('GET,HEAD,OPTIONS');
+    expect(metadata.metadata.annotations!['konghq.com/response-buffering']).toBeUndefined();
+    expect(metadata.spec.rules.map((r: any) => r.host)).toEqual(byPath.get('/mcp')!.spec.rules.map((r: any) => r.host));
+    expect(byPath.get('/mcp')!.metadata.annotations!['konghq.com/plugins']!.split(',')).toContain(jwt.metadata.name);
+  });
+
   it('routes Kong Ingresses only to gateway and mcp-gateway, with plugins that exist', () => {
     const plugins = new Set(ofKind(objects, 'KongPlugin').map((p) => p.metadata.name));
     for (const ing of ofKind(objects, 'Ingress')) {
@@ -155,7 +188,7 @@ describe.each(SCENARIOS)('chart with ci/%s', (scenario) => {
         for (const p of rule.http.paths) {
           const backend = p.backend.service.name;
           expect([fullName('gateway'), fullName('mcp-gateway')]).toContain(backend);
-          expect(backend === fullName('mcp-gateway') ? ['/mcp'] : ['/v1', '/openapi.json', '/docs']).toContain(p.path);
+          expect(backend === fullName('mcp-gateway') ? ['/mcp', ...METADATA_PATHS] : ['/v1', '/openapi.json', '/docs']).toContain(p.path);
         }
       }
     }
@@ -183,6 +216,10 @@ describe('values that must be refused', () => {
     ['a key the bundled NATS does not know', 'nats.persistence.sizee=1Gi', "additional properties 'sizee' not allowed"],
     ['an env variable the chart sets itself', 'gateway.env.NATS_URL=nats://elsewhere:4222', "invalid propertyName 'NATS_URL'"],
     ['a wildcard CORS origin', 'cors.origins[0]=*', "at '/cors/origins/0': '*' does not match pattern"],
+    ['MCP_PUBLIC_URL through env (mcp.publicUrl sets it)', 'mcpGateway.env.MCP_PUBLIC_URL=https://x/mcp', "invalid propertyName 'MCP_PUBLIC_URL'"],
+    ['a public URL of /mcp that is not http(s)', 'mcp.publicUrl=api.example.com/mcp', "at '/mcp/publicUrl': 'api.example.com/mcp' does not match pattern"],
+    ['an authorization server that is not a URL', 'mcp.authorizationServers[0]=keycloak', "at '/mcp/authorizationServers/0': 'keycloak' does not match pattern"],
+    ['an OAuth scope with a space', 'mcp.oauthScopes[0]=mcp:call tools', "at '/mcp/oauthScopes/0': 'mcp:call tools' does not match pattern"],
     [
       'a GPU pool scaled by an HPA to zero',
       'gpu.enabled=true,gpu.pools[0].name=x,gpu.pools[0].image=i,gpu.pools[0].autoscaling=hpa,gpu.pools[0].minReplicas=0',

@@ -16,14 +16,17 @@ import Ajv from 'ajv';
 import { parse, stringify } from 'yaml';
 import { JWT_ISSUER } from '../../cli/src/secret';
 import { loadConfig } from '../../libs/platform/src/config/config';
+import { mcpMetadataPaths } from './support/mcp-metadata';
 
 const ROOT = join(__dirname, '..', '..');
 const KONG_FILE = join(ROOT, 'deploy', 'kong', 'kong.yaml');
 const RENDER = join(ROOT, 'deploy', 'kong', 'render.js');
 const RENDER_ENV = { DECK_JWT_SECRET: 'test-secret-0123456789abcdef', DECK_REDIS_HOST: '127.0.0.1' };
 
-/** The public routes: the OpenAPI document and the docs page, read-only. */
-const PUBLIC_PATHS = ['/openapi.json', '/docs'];
+/** mcp-gateway's OAuth protected resource metadata (RFC 9728), as its code serves it. */
+const METADATA_PATHS = mcpMetadataPaths();
+/** The public routes: the OpenAPI document, the docs page and the MCP resource metadata, read-only. */
+const PUBLIC_PATHS = ['/openapi.json', '/docs', ...METADATA_PATHS];
 /**
  * Paths that must never be reachable through Kong: Kong's Admin and Status API endpoints, and the
  * services' own health, readiness and metrics endpoints.
@@ -110,6 +113,21 @@ function effectivePlugins(file: KongFile, service: Service, route: Route): Map<s
     if (p.enabled !== false) byName.set(p.name, p);
   }
   return byName;
+}
+
+/**
+ * The route Kong picks for a request among these prefix routes (no hosts, headers or regexes):
+ * the longest matching path whose methods allow the request's.
+ */
+function routeFor(file: KongFile, method: string, path: string): { service: Service; route: Route } | undefined {
+  let best: { service: Service; route: Route; length: number } | undefined;
+  for (const { service, route } of routesOf(file)) {
+    if (route.methods && !route.methods.includes(method)) continue;
+    for (const p of route.paths ?? []) {
+      if (path.startsWith(p) && (!best || p.length > best.length)) best = { service, route, length: p.length };
+    }
+  }
+  return best && { service: best.service, route: best.route };
 }
 
 function isPublic(route: Route): boolean {
@@ -214,17 +232,19 @@ describe('routes and services', () => {
     // deck 1.4.0 does not check that a top-level route's service exists, so there are none.
     expect(kong.routes).toBeUndefined();
     const routes = routesOf(kong);
-    expect(routes.map(({ route }) => route.name).sort()).toEqual(['ziggie-api', 'ziggie-docs', 'ziggie-mcp']);
+    expect(routes.map(({ route }) => route.name).sort()).toEqual(['ziggie-api', 'ziggie-docs', 'ziggie-mcp', 'ziggie-mcp-metadata']);
     expect(new Set(kong.services?.map((s) => s.name)).size).toBe(kong.services?.length);
     for (const { service } of routes) expect(service.url).toBeDefined();
   });
 
-  it('routes /v1/ and the docs to the gateway and /mcp to mcp-gateway, on their default ports, paths kept', () => {
+  it('routes /v1/ and the docs to the gateway and /mcp and its resource metadata to mcp-gateway, on their default ports, paths kept', () => {
     const target = Object.fromEntries(routesOf(kong).map(({ service, route }) => [route.name, { url: service.url, paths: route.paths }]));
+    expect(METADATA_PATHS).toEqual(['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-protected-resource']);
     expect(target).toEqual({
       'ziggie-api': { url: 'http://127.0.0.1:4000', paths: ['/v1/'] },
       'ziggie-docs': { url: 'http://127.0.0.1:4000', paths: ['/openapi.json', '/docs'] },
       'ziggie-mcp': { url: 'http://127.0.0.1:4100', paths: ['/mcp'] },
+      'ziggie-mcp-metadata': { url: 'http://127.0.0.1:4100', paths: METADATA_PATHS },
     });
     for (const { route } of routesOf(kong)) expect(route.strip_path).toBe(false);
   });
@@ -248,10 +268,34 @@ describe('routes and services', () => {
     }
   });
 
-  it('keeps the public routes read-only', () => {
+  it('keeps the public routes read-only (the metadata also answers CORS preflights)', () => {
     const publicRoutes = routesOf(kong).filter(({ route }) => isPublic(route));
-    expect(publicRoutes.map(({ route }) => route.name)).toEqual(['ziggie-docs']);
-    for (const { route } of publicRoutes) expect(route.methods).toEqual(['GET', 'HEAD']);
+    expect(publicRoutes.map(({ route }) => [route.name, route.methods])).toEqual([
+      ['ziggie-docs', ['GET', 'HEAD']],
+      ['ziggie-mcp-metadata', ['GET', 'HEAD', 'OPTIONS']],
+    ]);
+  });
+
+  it('sends the MCP resource metadata requests to mcp-gateway without the jwt plugin, and /mcp with it', () => {
+    for (const path of METADATA_PATHS) {
+      const get = routeFor(kong, 'GET', path);
+      expect({ path, route: get?.route.name, url: get?.service.url }).toEqual({ path, route: 'ziggie-mcp-metadata', url: 'http://127.0.0.1:4100' });
+      expect(routeFor(kong, 'HEAD', path)?.route.name).toBe('ziggie-mcp-metadata');
+      expect(routeFor(kong, 'OPTIONS', path)?.route.name).toBe('ziggie-mcp-metadata');
+      // Read-only: no other method reaches anything.
+      for (const method of ['POST', 'PUT', 'PATCH', 'DELETE']) expect({ method, path, route: routeFor(kong, method, path) }).toEqual({ method, path, route: undefined });
+      const plugins = effectivePlugins(kong, get!.service, get!.route);
+      expect([...plugins.keys()].sort()).toEqual(['correlation-id', 'cors', 'prometheus', 'rate-limiting']);
+    }
+    // No jwt plugin anywhere that could reach the metadata route: not global, not on its service or route.
+    const metadata = routesOf(kong).find(({ route }) => route.name === 'ziggie-mcp-metadata')!;
+    expect(allPlugins({ ...kong, services: [metadata.service] }).filter((p) => p.name === 'jwt')).toEqual([]);
+    expect(kong.plugins?.some((p) => p.name === 'jwt')).toBe(false);
+    for (const method of ['GET', 'POST', 'DELETE']) {
+      const mcp = routeFor(kong, method, '/mcp');
+      expect(mcp?.route.name).toBe('ziggie-mcp');
+      expect(effectivePlugins(kong, mcp!.service, mcp!.route).has('jwt')).toBe(true);
+    }
   });
 });
 

@@ -119,6 +119,18 @@ and the services' config.ts validate at start-up; a service exits listing every 
   value: {{ $mcp.ssrfAllow | quote }}
 - name: MCP_ALLOWED_ORIGINS
   value: {{ join "," $mcp.allowedOrigins | quote }}
+{{- with include "ziggie.mcp.publicUrl" $root }}
+- name: MCP_PUBLIC_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with $mcp.authorizationServers }}
+- name: MCP_AUTHORIZATION_SERVERS
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- with $mcp.oauthScopes }}
+- name: MCP_OAUTH_SCOPES
+  value: {{ join " " . | quote }}
+{{- end }}
 - name: POD_NAMESPACE
   valueFrom:
     fieldRef:

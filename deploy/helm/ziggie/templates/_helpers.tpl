@@ -306,3 +306,23 @@ and Kong's JWT credential get the same value.
 {{- fail "auth: give auth.publicKey or auth.jwksUrl, not both" }}
 {{- end }}
 {{- end }}
+
+{{/*
+The paths of mcp-gateway's OAuth 2.0 protected resource metadata (RFC 9728): the path-specific
+one of /mcp and the bare one. Public: MCP clients read them before they have a token.
+*/}}
+{{- define "ziggie.mcp.metadataPaths" -}}
+{{- toYaml (list "/.well-known/oauth-protected-resource/mcp" "/.well-known/oauth-protected-resource") }}
+{{- end }}
+
+{{/*
+MCP_PUBLIC_URL of mcp-gateway: mcp.publicUrl, else /mcp on the Kong host (https with kong.tls),
+else empty (mcp-gateway then names the Host of each request).
+*/}}
+{{- define "ziggie.mcp.publicUrl" -}}
+{{- if .Values.mcp.publicUrl }}
+{{- .Values.mcp.publicUrl }}
+{{- else if and .Values.kong.enabled .Values.kong.host }}
+{{- printf "%s://%s/mcp" (ternary "https" "http" .Values.kong.tls.enabled) .Values.kong.host }}
+{{- end }}
+{{- end }}
