@@ -59,7 +59,8 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     this.runner = new StepRunner({
       tool: new ToolAction(gateway, catalog),
       llm: new LlmAction(gateway, catalog, { tool: config.extra.RUNTIME_LLM_TOOL, model: config.extra.RUNTIME_LLM_MODEL }),
-      delegate: new DelegateAction(orchestrator, registry, (id) => this.agents.children(id)),
+      // Agents hosted by this process are alive whatever status the registry last recorded for them.
+      delegate: new DelegateAction(orchestrator, registry, (id) => this.agents.children(id).map((a) => (a.status === 'offline' ? { ...a, status: 'idle' } : a))),
     });
     this.workSlots = new Semaphore(config.extra.RUNTIME_CONCURRENCY);
   }

@@ -173,6 +173,9 @@ export type GrpcClientConstructor<C> = new (address: string, credentials: grpc.C
 export function createGrpcClient<C>(Ctor: GrpcClientConstructor<C>, address: string, tls?: TlsFiles, interceptors: grpc.Interceptor[] = []): C {
   return new Ctor(address, channelCredentials(tls), {
     'grpc.keepalive_time_ms': 30_000,
+    // A peer that starts later or restarts is reached within 2 s; grpc-js would back off up to 120 s.
+    'grpc.initial_reconnect_backoff_ms': 250,
+    'grpc.max_reconnect_backoff_ms': 2_000,
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     interceptors,
   });
