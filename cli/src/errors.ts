@@ -16,3 +16,15 @@ export class UsageError extends CliError {
     this.name = 'UsageError';
   }
 }
+
+/** A failure of the local stack; component names the child (nats-server, postgres, a service) when one is at fault. */
+export class StackError extends CliError {
+  constructor(
+    message: string,
+    readonly component?: string,
+    readonly logTail?: string,
+  ) {
+    super(message, 1);
+    this.name = 'StackError';
+  }
+}

@@ -16,6 +16,7 @@ import {
 } from './progress';
 import { readJwtSecret } from './secret';
 import { describeObservability, startObservability, type ObservabilityHandle } from './observability';
+import { POSTGRES } from './postgres';
 import { artifactsDir, NATS, StartOrder, startStack, type StackHandle, type StackProgressEvent } from './stack';
 import { LiveBlock, detectOutput, terminalWidth } from './terminal';
 import { maxTtlSeconds, parseTokenArgs, type RawTokenArgs } from './token-args';
@@ -50,7 +51,7 @@ async function up(o: UpOptions): Promise<number> {
   const c = pc.createColors(output.color);
   const t0 = Date.now();
   const dataDir = resolve(o.dataDir);
-  let view = stackViewInit([NATS, ...StartOrder], t0);
+  let view = stackViewInit([NATS, ...(process.env.DATABASE_URL?.trim() ? [] : [POSTGRES]), ...StartOrder], t0);
   let block: LiveBlock | undefined;
 
   const onProgress = (ev: StackProgressEvent): void => {

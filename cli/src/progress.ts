@@ -6,7 +6,7 @@
 import { stripVTControlCharacters } from 'node:util';
 import pc from 'picocolors';
 import type { StepStatus, Task, TaskEvent, TaskStatus } from './api';
-import type { StackPorts, StackProgressEvent } from './stack';
+import type { StackDatabase, StackPorts, StackProgressEvent } from './stack';
 
 type Colors = ReturnType<typeof pc.createColors>;
 const createColors = pc.createColors;
@@ -517,6 +517,7 @@ export interface StackSummaryInfo {
   dataDir: string;
   logsDir: string;
   adminToken: string;
+  database?: StackDatabase;
 }
 
 /** What `ziggie up` prints once everything is ready. */
@@ -538,6 +539,12 @@ export function renderStackSummary(info: StackSummaryInfo, opts: { color: boolea
     const url = `http://127.0.0.1:${info.ports.services[name].http}/metrics`;
     lines.push(`  ${label(i === 0 ? 'Metrics' : '')}${name.padEnd(nameWidth)}  ${url}`);
   });
+  const db = info.database;
+  if (db?.kind === 'embedded') {
+    lines.push(`  ${label('PostgreSQL')}${c.cyan(db.displayUrl)}  ${c.dim(`(password in ${db.passwordFile}; one database per service)`)}`);
+  } else if (db) {
+    lines.push(`  ${label('PostgreSQL')}${c.cyan(db.displayUrl)}  ${c.dim('(DATABASE_URL)')}`);
+  }
   lines.push(`  ${label('Data')}${info.dataDir}  ${c.dim(`(logs in ${info.logsDir})`)}`);
   lines.push('', `  export ZIGGIE_TOKEN=${info.adminToken}`, '');
   return lines.join('\n');

