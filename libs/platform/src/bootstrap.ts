@@ -44,7 +44,8 @@ export interface RunningService {
 export async function bootstrapService<E extends z.ZodRawShape>(def: ServiceDefinition<E>, env: NodeJS.ProcessEnv = process.env): Promise<RunningService> {
   let config: PlatformConfig & { extra: z.infer<z.ZodObject<E>> };
   try {
-    config = loadConfig(def.service, def.extraConfig, env);
+    // A service with migrations keeps its state in PostgreSQL: DATABASE_URL is required.
+    config = loadConfig(def.service, def.extraConfig, env, { database: Boolean(def.migrations) });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`ziggie-${def.service}: ${err.message}\n`);

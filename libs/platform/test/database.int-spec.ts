@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createKysely, Kysely, migrate, Migrations, sql } from '../src';
 import { startPostgres, PostgresHandle } from '../../../test/support';
 
@@ -33,40 +30,49 @@ async function exercise(kysely: Kysely<NoteDb>, service: string): Promise<void> 
   expect(tables.rows.map((r) => r.table_name).sort()).toEqual([`${service.replace(/-/g, '_')}_migration`, `${service.replace(/-/g, '_')}_migration_lock`]);
 }
 
-describe('database layer', () => {
-  it('migrates, commits and rolls back on embedded PGlite, and keeps data across a restart', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ziggie-pglite-'));
-    try {
-      const first = createKysely<NoteDb>({ dataDir: dir });
-      expect(first.kind).toBe('pglite');
-      await exercise(first.kysely, 'test-svc');
-      await first.kysely.destroy();
-      const second = createKysely<NoteDb>({ dataDir: dir });
-      expect(await migrate(second.kysely as Kysely<unknown>, 'test-svc', migrations)).toEqual([]);
-      expect(await second.kysely.selectFrom('notes').select('body').execute()).toEqual([{ body: 'kept' }]);
-      await second.kysely.destroy();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+describe('database layer on a Postgres server (DATABASE_URL)', () => {
+  let pg: PostgresHandle;
+  beforeAll(async () => {
+    pg = await startPostgres();
   }, 60_000);
-
-  describe('on a Postgres server (DATABASE_URL)', () => {
-    let pg: PostgresHandle;
-    beforeAll(async () => {
-      pg = await startPostgres();
-    }, 60_000);
-    afterAll(async () => {
-      await pg?.stop();
-    });
-
-    it('migrates, commits and rolls back, with per-service migration tables', async () => {
-      const { kysely, kind } = createKysely<NoteDb>({ url: pg.url, dataDir: '/nonexistent' });
-      expect(kind).toBe('postgres');
-      try {
-        await exercise(kysely, `svc-${Date.now()}`);
-      } finally {
-        await kysely.destroy();
-      }
-    }, 30_000);
+  afterAll(async () => {
+    await pg?.stop();
   });
+
+  it('migrates, commits and rolls back, with per-service migration tables', async () => {
+    const kysely = createKysely<NoteDb>(pg.url);
+    try {
+      await exercise(kysely, 'test-svc');
+    } finally {
+      await kysely.destroy();
+    }
+  }, 30_000);
+
+  it('finds the data and applies nothing after a restart on the same database', async () => {
+    const second = createKysely<NoteDb>(pg.url);
+    try {
+      expect(await migrate(second as Kysely<unknown>, 'test-svc', migrations)).toEqual([]);
+      expect(await second.selectFrom('notes').select('body').execute()).toEqual([{ body: 'kept' }]);
+    } finally {
+      await second.destroy();
+    }
+  }, 30_000);
+
+  it('keeps the migration tables of services sharing a database apart', async () => {
+    const kysely = createKysely<NoteDb>(pg.url);
+    try {
+      const other: Migrations = {
+        '0001_other': {
+          async up(db: Kysely<unknown>) {
+            await db.schema.createTable('other_notes').addColumn('id', 'integer', (c) => c.primaryKey()).execute();
+          },
+        },
+      };
+      expect(await migrate(kysely as Kysely<unknown>, 'other-svc', other)).toEqual(['0001_other']);
+      expect(await migrate(kysely as Kysely<unknown>, 'test-svc', migrations)).toEqual([]);
+      expect(await migrate(kysely as Kysely<unknown>, 'other-svc', other)).toEqual([]);
+    } finally {
+      await kysely.destroy();
+    }
+  }, 30_000);
 });

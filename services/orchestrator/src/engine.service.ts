@@ -557,7 +557,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
 
   /** One scheduling round; returns how many candidate steps it looked at. */
   private async pumpOnce(): Promise<number> {
-    // Read before the transaction: with embedded PGlite a query outside it would wait for it.
+    // Read before the transaction, which (with its advisory lock) stays as short as it can.
     const rules = await this.policies.rules();
     const round: Round = { outgoing: [], granted: new Map(), dispatched: new Set() };
     let looked: number;

@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ZiggieError } from '@ziggie/contracts';
 import { createKysely, json, Kysely, migrate, sql } from '@ziggie/platform';
 import { startPostgres, type PostgresHandle } from '../../../test/support';
@@ -60,16 +57,13 @@ async function step(
     .execute();
 }
 
-/** The same scenario on embedded PGlite and on a Postgres server. */
-describe.each(['pglite', 'postgres'] as const)('GetWorkspaceStats on %s', (backend) => {
+describe('GetWorkspaceStats on a Postgres server', () => {
   let db: Kysely<OrchestratorDb>;
-  let dir: string | undefined;
   let pg: PostgresHandle | undefined;
 
   beforeAll(async () => {
-    if (backend === 'postgres') pg = await startPostgres();
-    else dir = mkdtempSync(join(tmpdir(), 'ziggie-stats-'));
-    db = createKysely<OrchestratorDb>({ url: pg?.url, dataDir: dir ?? '/nonexistent' }).kysely;
+    pg = await startPostgres();
+    db = createKysely<OrchestratorDb>(pg.url);
     await migrate(db as Kysely<unknown>, 'orchestrator', migrations);
 
     await task(db, 'later', 'alpha', 'queued', { notBefore: new Date(Date.now() + 3_600_000) });
@@ -93,7 +87,6 @@ describe.each(['pglite', 'postgres'] as const)('GetWorkspaceStats on %s', (backe
   afterAll(async () => {
     await db?.destroy();
     await pg?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('counts live tasks, tasks finished in the default hour, waiting steps and the latest failure, per workspace', async () => {

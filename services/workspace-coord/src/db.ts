@@ -23,7 +23,7 @@ export async function lockWorkspaceGraph(trx: Trx): Promise<void> {
   await sql`select pg_advisory_xact_lock(${WORKSPACE_GRAPH_LOCK})`.execute(trx);
 }
 
-/** Postgres (pg and PGlite alike) reports unique violations with SQLSTATE 23505. */
+/** Postgres reports unique violations with SQLSTATE 23505. */
 export function isUniqueViolation(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '23505';
 }

@@ -1,5 +1,5 @@
-// Shared by the workspace-coord integration specs: starting the real service (PGlite or a
-// Postgres database), a typed gRPC client, a fresh database per run, and an orchestrator that
+// Shared by the workspace-coord integration specs: starting the real service (on a Postgres
+// database), a typed gRPC client, a fresh database per run, and an orchestrator that
 // serves only GetWorkspaceStats through the real generated service definition.
 import type { Server, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
@@ -16,8 +16,8 @@ export const NO_ORCHESTRATOR = '127.0.0.1:1';
 
 export interface InstanceOptions {
   natsUrl: string;
-  /** A Postgres database; PGlite in `dataDir` when absent. */
-  databaseUrl?: string;
+  /** The service's Postgres database (DATABASE_URL). */
+  databaseUrl: string;
   dataDir: string;
   orchestrator?: string;
   env?: Record<string, string>;
@@ -40,7 +40,7 @@ export async function startInstance(o: InstanceOptions): Promise<Instance> {
     GRPC_PORT: '0',
     DATA_DIR: o.dataDir,
     NATS_URL: o.natsUrl,
-    ...(o.databaseUrl ? { DATABASE_URL: o.databaseUrl } : {}),
+    DATABASE_URL: o.databaseUrl,
     ORCHESTRATOR_GRPC_ADDR: o.orchestrator ?? NO_ORCHESTRATOR,
     ZIGGIE_JWT_SECRET: 'integration-secret-0123456789',
     ZIGGIE_SEED: 'default',

@@ -8,10 +8,7 @@ import { ADMIN, CoordApi, freshDatabase, Instance, InstanceOptions, rejection, s
 const OPS: pb.Principal = { subject: 'ops@test', roles: ['l1'], workspaces: ['*'] };
 const secondsFromNow = (iso: string) => (Date.parse(iso) - Date.now()) / 1000;
 
-describe.each([
-  { backend: 'embedded PGlite', postgres: false },
-  { backend: 'a PostgreSQL server', postgres: true },
-])('workspace-coord on $backend, with an orchestrator serving only GetWorkspaceStats', ({ postgres }) => {
+describe('workspace-coord on a PostgreSQL server, with an orchestrator serving only GetWorkspaceStats', () => {
   let dir: string;
   let nats: NatsServerHandle;
   let pg: PostgresHandle | undefined;
@@ -23,11 +20,11 @@ describe.each([
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ziggie-wc-'));
     nats = await startNats();
-    pg = postgres ? await startPostgres() : undefined;
+    pg = await startPostgres();
     orchestrator = await serveWorkspaceStats();
     options = {
       natsUrl: nats.url,
-      databaseUrl: pg ? await freshDatabase(pg) : undefined,
+      databaseUrl: await freshDatabase(pg),
       dataDir: dir,
       orchestrator: orchestrator.address,
       env: { HEALTH_INTERVAL_SECONDS: '1', LEASE_SWEEP_INTERVAL_SECONDS: '1' },

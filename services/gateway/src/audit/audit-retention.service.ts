@@ -94,13 +94,11 @@ export class AuditRetentionService implements OnApplicationBootstrap, BeforeAppl
   }
 
   /**
-   * With Postgres, runs `work` on one connection holding the advisory lock, or not at all when
-   * another replica holds it. Embedded PGlite belongs to this process alone: no lock, and no
-   * connection held for the whole run, so audit writes interleave with the batches.
+   * Runs `work` on one connection holding the advisory lock, or not at all when another replica
+   * holds it. Audit writes go through the pool's other connections meanwhile.
    */
   private async exclusively(work: (db: Kysely<GatewayDb>) => Promise<RetentionRun>): Promise<RetentionRun> {
     const db = this.database.db<GatewayDb>();
-    if (this.database.kind !== 'postgres') return work(db);
     return db.connection().execute(async (conn) => {
       const locked = await sql<{ locked: boolean }>`select pg_try_advisory_lock(${RETENTION_LOCK_KEY}) as locked`.execute(conn);
       if (!locked.rows[0]?.locked) return { ran: false, deleted: 0, markedUnknown: 0 };

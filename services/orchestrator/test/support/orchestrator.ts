@@ -1,11 +1,11 @@
-// The real orchestrator service (PGlite in a temp dir) against a nats-server and gRPC doubles,
-// with a client for its gRPC API.
+// The real orchestrator service (a fresh database on the run's PostgreSQL) against a nats-server
+// and gRPC doubles, with a client for its gRPC API.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pb } from '@ziggie/contracts';
 import { bootstrapService, callUnary, createGrpcClient, DatabaseService, Kysely, RunningService } from '@ziggie/platform';
-import { waitFor } from '../../../../test/support';
+import { startPostgres, waitFor } from '../../../../test/support';
 import { OrchestratorDb } from '../../src/migrations';
 import { definition } from '../../src/service';
 
@@ -29,6 +29,7 @@ export const isTerminal = (t: pb.Task): boolean => ['succeeded', 'failed', 'canc
 
 export async function startOrchestrator(env: Record<string, string>): Promise<OrchestratorUnderTest> {
   const dataDir = mkdtempSync(join(tmpdir(), 'ziggie-orchestrator-'));
+  const pg = await startPostgres();
   const service = await bootstrapService(definition, {
     ZIGGIE_JWT_SECRET: 'integration-secret-0123456789',
     HTTP_HOST: '127.0.0.1',
@@ -37,6 +38,7 @@ export async function startOrchestrator(env: Record<string, string>): Promise<Or
     GRPC_PORT: '0',
     LOG_LEVEL: 'error',
     DATA_DIR: dataDir,
+    DATABASE_URL: pg.url,
     SHUTDOWN_GRACE_MS: '1000',
     ...env,
   });
@@ -67,6 +69,7 @@ export async function startOrchestrator(env: Record<string, string>): Promise<Or
     async stop() {
       client.close();
       await service.stop();
+      await pg.stop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

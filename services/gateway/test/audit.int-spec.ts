@@ -24,12 +24,13 @@ import {
   signDevToken,
   sql,
 } from '@ziggie/platform';
-import { AuditLogRow, GatewayDb, migrations } from '../migrations';
-import { auditEnv } from './audit.config';
-import { auditId } from './audit-record';
-import { AuditModule } from './audit.module';
-import { AuditRetentionService } from './audit-retention.service';
-import { AuditService } from './audit.service';
+import { startPostgres, type PostgresHandle } from '../../../test/support';
+import { AuditLogRow, GatewayDb, migrations } from '../src/migrations';
+import { auditEnv } from '../src/audit/audit.config';
+import { auditId } from '../src/audit/audit-record';
+import { AuditModule } from '../src/audit/audit.module';
+import { AuditRetentionService } from '../src/audit/audit-retention.service';
+import { AuditService } from '../src/audit/audit.service';
 
 const SECRET = 'audit-spec-secret-0123456789abcdef';
 const signer = { secret: SECRET, issuer: 'ziggie-local', audience: 'ziggie-api' };
@@ -110,13 +111,14 @@ const definition: ServiceDefinition<typeof auditEnv> = {
   module: () => AuditTestModule,
 };
 
-function start(dataDir: string, env: Record<string, string> = {}): Promise<RunningService> {
+function start(dataDir: string, databaseUrl: string, env: Record<string, string> = {}): Promise<RunningService> {
   return bootstrapService(definition, {
     ZIGGIE_JWT_SECRET: SECRET,
     HTTP_HOST: '127.0.0.1',
     HTTP_PORT: '0',
     LOG_LEVEL: 'silent',
     DATA_DIR: dataDir,
+    DATABASE_URL: databaseUrl,
     AUDIT_RETENTION_DAYS: '30',
     ...env,
   });
@@ -144,9 +146,10 @@ function seedRow(fields: Partial<Row> & { at: Date }): Row {
   };
 }
 
-describe('gateway audit log (real app on loopback, PGlite in a temp dir)', () => {
+describe('gateway audit log (real app on loopback, a fresh database on the run\'s PostgreSQL)', () => {
   const root = mkdtempSync(join(tmpdir(), 'ziggie-audit-'));
   const dataDir = join(root, 'main');
+  let pg: PostgresHandle;
   let svc: RunningService;
   let base: string;
   let seq = 0;
@@ -187,7 +190,8 @@ describe('gateway audit log (real app on loopback, PGlite in a temp dir)', () =>
   }
 
   beforeAll(async () => {
-    svc = await start(dataDir);
+    pg = await startPostgres();
+    svc = await start(dataDir, pg.url);
     base = `http://127.0.0.1:${svc.httpPort}`;
     // Let the start-up retention run finish before tests count rows.
     await retention().run();
@@ -195,6 +199,7 @@ describe('gateway audit log (real app on loopback, PGlite in a temp dir)', () =>
 
   afterAll(async () => {
     await svc?.stop();
+    await pg?.stop();
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -492,7 +497,8 @@ describe('gateway audit log (real app on loopback, PGlite in a temp dir)', () =>
       await call('POST', '/v1/tasks', { token: admin, correlationId: spoofed, body: {}, headers: { 'x-forwarded-for': '203.0.113.9' } });
       expect(await recordsOf(spoofed)).toEqual([expect.objectContaining({ ip: '127.0.0.1' })]);
 
-      const proxied = await start(join(root, 'proxied'), { TRUST_PROXY: 'loopback' });
+      const proxiedDb = await startPostgres();
+      const proxied = await start(join(root, 'proxied'), proxiedDb.url, { TRUST_PROXY: 'loopback' });
       try {
         const id = nextCorrelation('xff');
         const res = await fetch(`http://127.0.0.1:${proxied.httpPort}/v1/tasks`, {
@@ -506,6 +512,7 @@ describe('gateway audit log (real app on loopback, PGlite in a temp dir)', () =>
         expect(rows).toEqual([{ ip: '203.0.113.9' }]);
       } finally {
         await proxied.stop();
+        await proxiedDb.stop();
       }
     }, 60_000);
   });
@@ -516,7 +523,7 @@ describe('gateway audit log (real app on loopback, PGlite in a temp dir)', () =>
       const fresh = seedRow({ at: new Date(Date.now() - MINUTE), outcome: 'pending', status: null, actor: 'seed-crash' });
       await seed([lost, fresh]);
       await svc.stop();
-      svc = await start(dataDir);
+      svc = await start(dataDir, pg.url);
       base = `http://127.0.0.1:${svc.httpPort}`;
       const outcomes = async () =>
         Object.fromEntries((await db().selectFrom('audit_log').select(['id', 'outcome']).where('actor', '=', 'seed-crash').execute()).map((r) => [r.id, r.outcome]));
