@@ -90,3 +90,34 @@ describe('a service started with a bad environment (built workspace-coord entry)
     expect(exit.stdout).not.toContain('ready');
   });
 });
+
+describe('a stateful service started without DATABASE_URL (built workspace-coord entry)', () => {
+  it('exits 1 at start-up with one configuration error naming DATABASE_URL as required', async () => {
+    if (BUILT.some((f) => !existsSync(f))) {
+      execFileSync('npx', ['tsc', '-b', 'services/workspace-coord'], { cwd: ROOT, stdio: 'inherit', timeout: 170_000 });
+    }
+    // Everything else valid: the missing database is the only problem.
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', ZIGGIE_JWT_SECRET: 'config-exit-secret-0123456789', HTTP_PORT: '0', GRPC_PORT: '0' };
+    const proc = spawn(process.execPath, [ENTRY], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const result = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit, reject) => {
+      const timer = setTimeout(() => {
+        proc.kill('SIGKILL');
+        reject(new Error(`service did not exit within ${EXIT_WAIT_MS} ms; stderr so far:\n${stderr}`));
+      }, EXIT_WAIT_MS);
+      proc.once('close', (code, signal) => {
+        clearTimeout(timer);
+        resolveExit({ code, signal });
+      });
+    });
+    expect(result).toEqual({ code: 1, signal: null });
+    const message = stderr.slice(stderr.indexOf('ziggie-workspace-coord: invalid configuration:'));
+    expect(message.startsWith('ziggie-workspace-coord: invalid configuration:')).toBe(true);
+    const listed = message.split('\n').filter((line) => line.startsWith('  - '));
+    expect(listed).toEqual([expect.stringMatching(/^ {2}- DATABASE_URL: required: workspace-coord keeps its state in PostgreSQL/)]);
+    expect(stdout).not.toContain('ready');
+  }, 200_000);
+});
