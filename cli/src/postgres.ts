@@ -434,8 +434,17 @@ export function clusterExists(dataDir: string): boolean {
   return existsSync(join(clusterDir(dataDir), 'PG_VERSION'));
 }
 
-export function assertClusterReachable(dataDir: string, runAs: RunAs | undefined): void {
-  if (runAs) assertReachable(dataDir, runAs);
+/**
+ * As root, PostgreSQL runs as the `postgres` user, which must pass through the data directory to
+ * reach its cluster: a data directory closed to others (mkdtemp makes them 0700) gets search
+ * permission for others (o+x: entering, not listing; the secrets in it stay 0600). A directory
+ * above it that is closed is the operator's, and is reported.
+ */
+export async function assertClusterReachable(dataDir: string, runAs: RunAs | undefined): Promise<void> {
+  if (!runAs) return;
+  const mode = statSync(dataDir).mode & 0o777;
+  if ((mode & 0o001) === 0) await chmod(dataDir, mode | 0o001);
+  assertReachable(dataDir, runAs);
 }
 
 /** Lists `<dataDir>` entries left by an interrupted initdb (tests). */

@@ -845,7 +845,7 @@ export async function startStack(opts: StackOptions): Promise<StackHandle> {
       let password: string;
       try {
         runAs = postgresRunAs(notices);
-        assertClusterReachable(dataDir, runAs);
+        await assertClusterReachable(dataDir, runAs);
         await removeInitLeftovers(dataDir);
         const existed = clusterExists(dataDir);
         if (existed) {

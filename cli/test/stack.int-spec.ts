@@ -98,8 +98,9 @@ describeIfNats('startStack (real nats-server, stand-in services)', () => {
 
   beforeEach(async () => {
     root = await mkdtemp(join(tmpdir(), 'ziggie-stack-'));
-    // As root, PostgreSQL runs as the postgres OS user, which must be able to enter the data directory.
-    await chmod(root, 0o755);
+    // As root, PostgreSQL runs as the postgres OS user, which must be able to pass through every
+    // directory above the data directory (the data directory itself startStack opens with o+x).
+    await chmod(root, 0o711);
     repo = join(root, 'repo');
     dataDir = join(root, 'data');
     for (const name of StartOrder) {
