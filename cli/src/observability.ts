@@ -5,11 +5,10 @@
  * `<dataDir>/logs`, SIGTERM then SIGKILL on stop.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ServiceNames, type ServiceName } from '@ziggie/platform';
-import { findExecutable, Managed, portFree, REPO_ROOT, spawnManaged, StackError, type StackPorts } from './stack';
+import { findExecutable, Managed, pickPort, REPO_ROOT, spawnManaged, StackError, type StackPorts } from './stack';
 
 export const PROMETHEUS = 'prometheus';
 /** Debian names the binary prometheus-alertmanager; upstream tarballs name it alertmanager. */
@@ -93,21 +92,6 @@ export interface ObservabilityHandle {
   logsDir: string;
   /** Stops what was started, Alertmanager last so Prometheus's final notifications have somewhere to go. Idempotent. */
   stop(): Promise<void>;
-}
-
-function anyFreePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.once('error', fail);
-    srv.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? ok(addr.port) : fail(new Error('no port'))));
-    });
-  });
-}
-
-async function pickPort(preferred: number): Promise<number> {
-  return (await portFree(preferred)) ? preferred : anyFreePort();
 }
 
 async function waitReady(child: Managed, url: string, timeoutMs: number): Promise<void> {

@@ -11,6 +11,7 @@ const { tmpdir } = require('node:os');
 const { join, dirname } = require('node:path');
 const { performance } = require('node:perf_hooks');
 const { allocateFreePorts, startStack } = require('../../cli/dist/stack.js');
+const { childrenOf, submitAndWait } = require('./stack-support.js');
 
 const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 50;
@@ -41,13 +42,6 @@ const rssMb = (pid) => {
     return NaN;
   }
 };
-const childrenOf = (pid) => {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-};
 
 async function timedStart(dataDir, ports) {
   const t0 = performance.now();
@@ -55,18 +49,6 @@ async function timedStart(dataDir, ports) {
   return { stack, ms: performance.now() - t0 };
 }
 
-async function runTask(stack) {
-  const headers = { 'content-type': 'application/json', authorization: `Bearer ${stack.adminToken}` };
-  const t0 = performance.now();
-  const res = await fetch(`${stack.gatewayUrl}/v1/tasks`, { method: 'POST', headers, body: JSON.stringify(TASK) });
-  if (res.status !== 201) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
-  const { id } = await res.json();
-  // The event stream closes right after the task's terminal event.
-  const events = await (await fetch(`${stack.gatewayUrl}/v1/tasks/${id}/events`, { headers })).text();
-  const ms = performance.now() - t0;
-  if (!events.includes('event: task.succeeded')) throw new Error(`task ${id} did not succeed:\n${events.slice(-500)}`);
-  return ms;
-}
 
 async function directBaseline() {
   const { Client } = require('@modelcontextprotocol/sdk/client/index.js');
@@ -113,9 +95,9 @@ async function main() {
     console.log(`\n2. Idle resident memory (${IDLE_SETTLE_MS / 1000} s after ready)`);
     console.table(memory);
 
-    await runTask(stack); // first run warms caches and connections
+    await submitAndWait(stack, TASK); // first run warms caches and connections
     const platform = [];
-    for (let i = 0; i < RUNS; i++) platform.push(await runTask(stack));
+    for (let i = 0; i < RUNS; i++) platform.push(await submitAndWait(stack, TASK));
     const direct = await directBaseline();
     console.log(`\n3. Submit → completed, 3-step task in 2 waves (${RUNS} runs each)`);
     console.table({

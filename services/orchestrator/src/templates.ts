@@ -30,10 +30,6 @@ export function outputReferences(input: unknown): OutputReference[] {
   return found;
 }
 
-export function referencedSteps(input: unknown): Set<string> {
-  return new Set(outputReferences(input).map((r) => r.step));
-}
-
 /** Why a reference can never resolve to output data, or undefined. */
 export function referenceProblem(ref: OutputReference): string | undefined {
   const key = ref.path.find((k) => PROTOTYPE_KEYS.has(k));

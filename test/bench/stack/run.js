@@ -13,6 +13,7 @@ const { tmpdir, cpus, loadavg } = require('node:os');
 const { join } = require('node:path');
 const { performance } = require('node:perf_hooks');
 const { allocateFreePorts, startStack } = require('../../../cli/dist/stack.js');
+const { childrenOf, submitAndWait } = require('../stack-support.js');
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -70,13 +71,6 @@ function memKb(pid) {
   };
   return { rss: read('status', 'VmRSS'), pss: read('smaps_rollup', 'Pss') };
 }
-const childrenOf = (pid) => {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-};
 const descendants = (pid) => childrenOf(pid).flatMap((c) => [c, ...descendants(c)]);
 const cmdline = (pid) => {
   try {
@@ -120,18 +114,6 @@ async function timedStart(dataDir) {
   return { stack, ms: performance.now() - t0 };
 }
 
-async function submit(stack, body) {
-  const headers = { 'content-type': 'application/json', authorization: `Bearer ${stack.adminToken}` };
-  const t0 = performance.now();
-  const res = await fetch(`${stack.gatewayUrl}/v1/tasks`, { method: 'POST', headers, body: JSON.stringify(body) });
-  if (res.status !== 201) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
-  const { id } = await res.json();
-  // The event stream closes right after the task's terminal event.
-  const events = await (await fetch(`${stack.gatewayUrl}/v1/tasks/${id}/events`, { headers })).text();
-  const ms = performance.now() - t0;
-  if (!events.includes('event: task.succeeded')) throw new Error(`task ${id} did not succeed:\n${events.slice(-500)}`);
-  return ms;
-}
 
 function table(rows, cols) {
   const head = `| ${cols.join(' | ')} |\n|${cols.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`;
@@ -181,9 +163,9 @@ async function main() {
       ['**whole stack**', `**${f0(total(idle, 'rss'))}**`, `**${f0(total(idle, 'pss'))}**`, `**${f0(BEFORE.total)}**`],
     ], ['process', 'RSS MB', 'PSS MB', 'PGlite stack RSS MB']));
 
-    await submit(stack, TASK); // warms caches and connections
+    await submitAndWait(stack, TASK); // warms caches and connections
     const three = [];
-    for (let i = 0; i < RUNS; i++) three.push(await submit(stack, TASK));
+    for (let i = 0; i < RUNS; i++) three.push(await submitAndWait(stack, TASK));
     say();
     say(`### 3. Submit → completed, 3-step task in 2 waves (${RUNS} runs, one at a time)`);
     say();
@@ -194,7 +176,7 @@ async function main() {
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: CLIENTS }, async () => {
-        while (next < NOOP) lat.push(await submit(stack, NOOP_TASK(next++)));
+        while (next < NOOP) lat.push(await submitAndWait(stack, NOOP_TASK(next++)));
       }),
     );
     const secs = (performance.now() - t0) / 1000;
