@@ -32,7 +32,12 @@ const sharedPostgres = {
 const common = {
   transform: { '^.+\\.ts$': swc, [`^${rootModules}/(?:${esmPackages})/.+\\.js$`]: swcEsm },
   transformIgnorePatterns: [`/node_modules/(?!(?:${esmPackages})/)`],
-  moduleNameMapper: { '^@ziggie/platform/telemetry$': '<rootDir>/libs/platform/src/telemetry', '^@ziggie/(contracts|platform)$': '<rootDir>/libs/$1/src' },
+  moduleNameMapper: {
+    '^@ziggie/platform/telemetry$': '<rootDir>/libs/platform/src/telemetry',
+    '^@ziggie/platform/services$': '<rootDir>/libs/platform/src/config/services',
+    '^@ziggie/platform/dev-token$': '<rootDir>/libs/platform/src/auth/dev-token',
+    '^@ziggie/(contracts|platform)$': '<rootDir>/libs/$1/src',
+  },
   testEnvironment: 'node',
   rootDir: __dirname,
   modulePathIgnorePatterns: ['<rootDir>/.*/dist/'],

@@ -1,4 +1,4 @@
-import { signDevToken } from '@ziggie/platform';
+import { signDevToken } from '@ziggie/platform/dev-token';
 import { JWT_AUDIENCE, JWT_ISSUER } from './secret';
 import type { DevTokenRequest } from './token-args';
 

@@ -7,7 +7,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ServiceNames, type ServiceName } from '@ziggie/platform';
+import { ServiceNames, type ServiceName } from '@ziggie/platform/services';
 import { findExecutable, Managed, pickPort, REPO_ROOT, spawnManaged, StackError, type StackPorts } from './stack';
 
 export const PROMETHEUS = 'prometheus';

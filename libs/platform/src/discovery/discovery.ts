@@ -2,7 +2,7 @@ import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { Logger } from '@nestjs/common';
-import Consul from 'consul';
+import type Consul from 'consul';
 import { ZiggieError } from '@ziggie/contracts';
 import { PlatformConfig } from '../config/config';
 import { GrpcPeer } from '../config/services';
@@ -104,7 +104,10 @@ export class ConsulDiscovery implements Discovery {
       timeout: CONSUL_TIMEOUT_MS,
       defaults: config.discovery.consulToken ? { token: config.discovery.consulToken } : undefined,
     };
-    this.consul = new Consul(options);
+    // Loaded only when Consul is configured: the static discovery of the local stack never needs it.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const ConsulClient = require('consul') as typeof Consul;
+    this.consul = new ConsulClient(options);
   }
 
   async register(): Promise<void> {

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 
 export interface FailFastRedisOptions {
   connectTimeoutMs: number;
@@ -13,7 +13,10 @@ export interface FailFastRedisOptions {
  * errors as 'error' events.
  */
 export function createFailFastRedis(url: string, opts: FailFastRedisOptions): Redis {
-  return new Redis(url, {
+  // Loaded on first use: without REDIS_URL no service needs ioredis.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Redis: RedisClient } = require('ioredis') as typeof import('ioredis');
+  return new RedisClient(url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: opts.connectTimeoutMs,

@@ -1,36 +1,35 @@
-import { NodeSDK } from '@opentelemetry/sdk-node';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { BatchSpanProcessor, NoopSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BatchSpanProcessor, NoopSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 
-let sdk: NodeSDK | undefined;
+let provider: NodeTracerProvider | undefined;
+let unregister: (() => void) | undefined;
 
 /**
- * Starts OpenTelemetry. Call it from a service's tracing.ts, imported first in main.ts, so
+ * Starts OpenTelemetry tracing. Call it from a service's tracing.ts, imported first in main.ts, so
  * http and grpc are patched before anything loads them. It runs before configuration is
- * validated, so it reads only the standard OTEL_* variables (the SDK reads them too).
- * Without an OTLP endpoint spans are still created, so trace ids reach logs and propagate.
- * The batch processor takes OTEL_BSP_* (e.g. OTEL_BSP_SCHEDULE_DELAY); stopTelemetry flushes it.
- * Only traces are exported: metrics are Prometheus' (/metrics), logs are JSON lines. The SDK would
- * otherwise push OTLP metrics and logs by default; OTEL_METRICS_EXPORTER / OTEL_LOGS_EXPORTER
- * still turn them on explicitly.
+ * validated, so it reads only the standard OTEL_* variables.
+ * Without an OTLP endpoint spans are still created, so trace ids reach logs and propagate
+ * (W3C trace context and baggage). The batch processor takes OTEL_BSP_* (e.g.
+ * OTEL_BSP_SCHEDULE_DELAY); stopTelemetry flushes it.
+ * Only traces are exported: metrics are Prometheus' (/metrics), logs are JSON lines. This is the
+ * tracer provider and the two instrumentations rather than @opentelemetry/sdk-node, which also
+ * loads the metrics and logs SDKs, every exporter and a YAML configuration reader (a fifth of a
+ * service's start-up), and the OTLP exporter is loaded only when there is an endpoint.
  */
 export function startTelemetry(serviceName: string): void {
-  if (sdk) return;
-  const endpoint = process.env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
-  sdk = new NodeSDK({
+  if (provider || process.env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return;
+  provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ 'service.name': `ziggie-${serviceName}`, 'service.namespace': 'ziggie' }),
-    // The SDK registers no tracer provider for an empty list, and then no span gets an id of its
-    // own: a processor that drops everything keeps spans real without an endpoint.
-    spanProcessors: [
-      endpoint
-        ? new BatchSpanProcessor(new OTLPTraceExporter({ url: `${endpoint.replace(/\/$/, '')}/v1/traces` }))
-        : new NoopSpanProcessor(),
-    ],
-    ...(process.env.OTEL_METRICS_EXPORTER?.trim() ? {} : { metricReaders: [] }),
-    ...(process.env.OTEL_LOGS_EXPORTER?.trim() ? {} : { logRecordProcessors: [] }),
+    // A processor that drops everything keeps spans real (with ids of their own) without an endpoint.
+    spanProcessors: [otlpProcessor() ?? new NoopSpanProcessor()],
+  });
+  provider.register();
+  unregister = registerInstrumentations({
+    tracerProvider: provider,
     instrumentations: [
       new HttpInstrumentation({
         ignoreIncomingRequestHook: (req) => ['/healthz', '/readyz', '/metrics'].includes(req.url ?? ''),
@@ -38,11 +37,21 @@ export function startTelemetry(serviceName: string): void {
       new GrpcInstrumentation(),
     ],
   });
-  sdk.start();
+}
+
+function otlpProcessor(): SpanProcessor | undefined {
+  const endpoint = process.env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+  if (!endpoint) return undefined;
+  // Loaded here: without an endpoint nothing of the exporter is needed.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
+  return new BatchSpanProcessor(new OTLPTraceExporter({ url: `${endpoint.replace(/\/$/, '')}/v1/traces` }));
 }
 
 export async function stopTelemetry(): Promise<void> {
-  const s = sdk;
-  sdk = undefined;
-  await s?.shutdown();
+  const p = provider;
+  provider = undefined;
+  unregister?.();
+  unregister = undefined;
+  await p?.shutdown();
 }
