@@ -87,6 +87,17 @@ export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ErrorCodes, value);
 }
 
+/**
+ * Refusals for capacity: the work was not done because something was full, not because it
+ * failed. A step refused with one of these waits (no earlier than the refusal's
+ * `retryAfterSeconds`) and is dispatched again without using one of its retries.
+ */
+export const CAPACITY_ERROR_CODES: readonly ErrorCode[] = ['TOOL_RATE_LIMITED', 'TOOL_CONCURRENCY_LIMITED', 'RATE_LIMITED'];
+
+export function isCapacityRefusal(code: string): boolean {
+  return (CAPACITY_ERROR_CODES as readonly string[]).includes(code);
+}
+
 /** The one error type services throw on purpose; anything else is reported as INTERNAL. */
 export class ZiggieError extends Error {
   constructor(

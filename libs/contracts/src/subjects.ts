@@ -47,7 +47,8 @@ export const StepResultPayload = z.object({
   /** `running` is a progress notice; `succeeded` and `failed` end the attempt. */
   status: z.enum(['running', 'succeeded', 'failed']),
   output: z.record(z.string(), z.unknown()).optional(),
-  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  /** retryAfterSeconds: for a capacity refusal, when the refused call may be tried again. */
+  error: z.object({ code: z.string(), message: z.string(), retryAfterSeconds: z.number().nonnegative().optional() }).optional(),
   startedAt: z.string(),
   finishedAt: z.string().optional(),
 });

@@ -24,7 +24,13 @@ export function outcomeOf(err: unknown, dispatch: Dispatch): StepOutcome {
     return failed(err.code, err.message);
   }
   if (err instanceof StepFailure) return failed(err.code, err.message, err.output);
-  if (err instanceof ZiggieError) return failed(err.code, err.message);
+  if (err instanceof ZiggieError) {
+    const outcome = failed(err.code, err.message);
+    // A capacity refusal says when to come back; the orchestrator waits that long before the next attempt.
+    const retryAfter = err.extras.retryAfterSeconds;
+    if (outcome.status === 'failed' && typeof retryAfter === 'number' && Number.isFinite(retryAfter) && retryAfter >= 0) outcome.error.retryAfterSeconds = retryAfter;
+    return outcome;
+  }
   const message = err instanceof Error ? err.message : String(err);
   return failed(dispatch.action === 'delegate' ? 'INTERNAL' : 'TOOL_CALL_FAILED', message);
 }

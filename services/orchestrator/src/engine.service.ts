@@ -12,6 +12,7 @@ import { PoliciesService } from './policies.service';
 import { HeldLease, LeaseDecision, MAX_LEASES_PER_CALL, PoolLeases, PoolSkips } from './pool-leases';
 import { checkSchema } from './json-schema';
 import { checkQualityGate } from './quality';
+import { nextMove } from './retry-policy';
 import { hasReferences, resolveInput } from './templates';
 
 type Trx = Transaction<OrchestratorDb>;
@@ -996,20 +997,24 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
             message = `QUALITY_GATE_FAILED: ${gate}`;
           }
         }
-        const cancelled = r.error?.code === 'TASK_CANCELLED';
-        const retry = status === 'failed' && !cancelled && step.attempt <= step.retries;
-        const nextAttemptAt = retry && step.retry_backoff_ms > 0 ? new Date(now.getTime() + step.retry_backoff_ms * 2 ** (step.attempt - 1)) : null;
+        const move = nextMove(
+          { attempt: step.attempt, retries: step.retries, capacityWaits: step.capacity_waits, retryBackoffMs: step.retry_backoff_ms },
+          { status, code: r.error?.code, message: r.error?.message, retryAfterSeconds: r.error?.retryAfterSeconds },
+          now,
+        );
+        const again = move.kind !== 'done';
         const childTaskId = typeof r.output?.childTaskId === 'string' ? r.output.childTaskId : step.child_task_id;
         await trx
           .updateTable('steps')
           .set({
-            status: retry ? 'pending' : status,
+            status: again ? 'pending' : status,
             output: r.output ? json(r.output) : null,
             error: message,
             started_at: step.started_at ?? new Date(r.startedAt),
-            finished_at: retry ? null : new Date(r.finishedAt ?? now),
-            next_attempt_at: nextAttemptAt,
-            waiting_reason: nextAttemptAt ? `retry ${step.attempt + 1} of ${step.retries + 1} after ${nextAttemptAt.toISOString()}` : null,
+            finished_at: again ? null : new Date(r.finishedAt ?? now),
+            next_attempt_at: again ? move.at : null,
+            waiting_reason: again ? move.reason : null,
+            capacity_waits: move.kind === 'wait' ? step.capacity_waits + 1 : step.capacity_waits,
             child_task_id: childTaskId,
           })
           .where('task_id', '=', step.task_id)
@@ -1017,14 +1022,17 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
           .execute();
         const ended = await trx
           .updateTable('step_attempts')
-          .set({ status, error: message, started_at: step.started_at ?? new Date(r.startedAt), finished_at: new Date(r.finishedAt ?? now) })
+          // A refused attempt did no work: it shows as refused, not failed.
+          .set({ status: move.kind === 'wait' ? 'refused' : status, error: message, started_at: step.started_at ?? new Date(r.startedAt), finished_at: new Date(r.finishedAt ?? now) })
           .where('task_id', '=', step.task_id)
           .where('step_id', '=', step.id)
           .where('attempt', '=', attempt)
           .returning('lease_id')
           .executeTakeFirst();
         if (ended?.lease_id) fx.releases.push({ holder: r.attemptId, pool: step.pool ?? '' });
-        if (retry) {
+        if (move.kind === 'wait') {
+          fx.events.add(step.task_id, 'step.waiting', { wave: step.wave, stepId: step.id, agentId: r.agentId, status: 'pending', message: move.reason });
+        } else if (move.kind === 'retry') {
           fx.events.add(step.task_id, 'step.retrying', { wave: step.wave, stepId: step.id, agentId: r.agentId, status: 'pending', message: message ?? undefined });
         } else {
           fx.events.add(step.task_id, `step.${status}`, { wave: step.wave, stepId: step.id, agentId: r.agentId, status, message: message ?? undefined });

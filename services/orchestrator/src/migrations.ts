@@ -176,6 +176,12 @@ export const migrations: Migrations = {
         .execute();
     },
   },
+  '0004_capacity_waits': {
+    async up(db: Kysely<unknown>) {
+      // Attempts refused for capacity (TOOL_RATE_LIMITED, ...): they do not count against retries.
+      await db.schema.alterTable('steps').addColumn('capacity_waits', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    },
+  },
 };
 
 export interface TaskTable {
@@ -230,6 +236,7 @@ export interface StepTable {
   pool: string | null;
   gpu: Generated<boolean>;
   retry_backoff_ms: Generated<number>;
+  capacity_waits: Generated<number>;
   next_attempt_at: Date | null;
   published_at: Date | null;
   waiting_reason: string | null;
