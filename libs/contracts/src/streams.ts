@@ -61,7 +61,9 @@ export const Consumers = {
     stream: Streams.results.name,
     durable: 'orchestrator-results',
     filterSubject: Subject.StepResult,
-    ackWaitSeconds: 30,
+    // Short: results a killed orchestrator had taken come back to the others (or to its
+    // restart) within 2 s. A busy handler keeps its messages with progress acks.
+    ackWaitSeconds: 2,
     maxDeliver: 10,
     backoffSeconds: [1, 2, 5, 10, 30],
     maxAckPending: 1000,

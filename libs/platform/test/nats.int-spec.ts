@@ -117,6 +117,36 @@ describe('NatsService against a real nats-server with JetStream', () => {
     expect(open).toBe(0);
   }, 30_000);
 
+  it('keeps a message that takes longer than the ack wait to handle: progress acks, no redelivery', async () => {
+    const slowStream: StreamSpec = { ...stream, name: 'TEST_SLOW', subjects: ['test.slow.result'] };
+    const slowConsumer: ConsumerSpec = { ...consumer, stream: 'TEST_SLOW', durable: 'test-slow', filterSubject: 'test.slow.result', ackWaitSeconds: 1 };
+    const slow = new NatsService(nats['config'], { streams: [slowStream], consumers: [slowConsumer] }, new HealthRegistry());
+    await slow.start();
+    try {
+      await slow.jetstream.publish('test.slow.result', new TextEncoder().encode(JSON.stringify(result('tsk_1.a.9'))));
+      const deliveries: number[] = [];
+      let done = false;
+      const handle = await slow.consume({
+        spec: slowConsumer,
+        subject: Subject.StepResult,
+        handler: async (_payload, msg) => {
+          deliveries.push(msg.info.deliveryCount);
+          // Three ack waits: without progress acks JetStream would have redelivered it twice meanwhile.
+          await new Promise((r) => setTimeout(r, 3_000));
+          done = true;
+        },
+      });
+      await waitFor(() => done, { timeoutMs: 10_000, what: 'the slow handling' });
+      await new Promise((r) => setTimeout(r, 1_500));
+      await handle.stop();
+      expect(deliveries).toEqual([1]);
+      const info = await slow.manager.consumers.info(slowConsumer.stream, slowConsumer.durable);
+      expect(info.num_redelivered).toBe(0);
+    } finally {
+      await slow.onApplicationShutdown();
+    }
+  }, 30_000);
+
   it('validates core-NATS messages and drops the ones that do not parse', async () => {
     const beats: string[] = [];
     const sub = nats.subscribeCore(Subject.AgentHeartbeat, (beat) => beats.push(beat.agentId));

@@ -295,6 +295,9 @@ export class NatsService implements OnApplicationShutdown {
         // The consumer span: a child of the producer's span when the message carried its context.
         tracer().startActiveSpan(`process ${opts.subject}`, { kind: SpanKind.CONSUMER, attributes }, (span) =>
           runWithContext({ correlationId }, async () => {
+            // A handling that takes a while tells JetStream it is still at work, so a short ack
+            // wait redelivers only what a crashed process held, not what a busy one is doing.
+            const keepAlive = setInterval(() => msg.working(), Math.max(500, (opts.spec.ackWaitSeconds * 1000) / 3));
             try {
               await opts.handler(payload, msg);
               msg.ack();
@@ -316,6 +319,7 @@ export class NatsService implements OnApplicationShutdown {
               this.logger.warn(`${msg.subject} delivery ${delivery} failed, retrying in ${delaySeconds}s: ${String(err)}`);
               msg.nak(delaySeconds * 1000);
             } finally {
+              clearInterval(keepAlive);
               span.end();
             }
           }),
