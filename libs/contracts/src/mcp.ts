@@ -34,8 +34,16 @@ const common = {
     })
     .strict()
     .optional(),
-  /** Per-tool limits for this server's tools, overriding the gateway defaults. */
+  /** Per-caller limits of each of this server's tools, overriding the gateway defaults. */
   limits: z
+    .object({
+      concurrency: z.number().int().min(1).optional(),
+      perMinute: z.number().int().min(1).optional(),
+    })
+    .strict()
+    .optional(),
+  /** What the upstream itself can take: calls in flight and per minute, all callers and tools together. */
+  capacity: z
     .object({
       concurrency: z.number().int().min(1).optional(),
       perMinute: z.number().int().min(1).optional(),

@@ -12,7 +12,7 @@ export const mcpEnv = {
   MCP_CALL_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
   /** Largest upstream response accepted, in bytes. */
   MCP_MAX_RESPONSE_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
-  /** Per-tool limits unless a server sets its own. */
+  /** Each caller's calls of a tool (in flight, per minute) unless the tool's server sets its own `limits`. */
   MCP_TOOL_CONCURRENCY: z.coerce.number().int().min(1).default(10),
   MCP_TOOL_PER_MINUTE: z.coerce.number().int().min(1).default(100),
   /** Per-user and per-workspace call rates across all tools (0: no limit). */

@@ -1,7 +1,7 @@
 import { ZiggieError } from '@ziggie/contracts';
 import { CallKey, CallLimiter, ReleaseCall } from './limits';
 
-const key = (over: Partial<CallKey> = {}): CallKey => ({ tool: 'srv.echo', user: 'alice', workspace: 'ziggie', ...over });
+const key = (over: Partial<CallKey> = {}): CallKey => ({ tool: 'srv.echo', server: 'srv', user: 'alice', workspace: 'ziggie', ...over });
 
 async function refusal(p: Promise<unknown>): Promise<ZiggieError> {
   try {
@@ -27,20 +27,20 @@ describe('CallLimiter (in process)', () => {
     await limiter.close();
   });
 
-  it('refuses the 11th concurrent call of a tool and lets the next in after a release', async () => {
+  it('refuses a caller\'s 11th concurrent call of a tool and lets the next in after a release', async () => {
     make();
     const held: ReleaseCall[] = [];
     for (let i = 0; i < 10; i++) held.push(await limiter.acquire(key()));
 
     const err = await refusal(limiter.acquire(key()));
     expect(err.code).toBe('TOOL_CONCURRENCY_LIMITED');
-    expect(err.message).toContain('srv.echo');
-    expect(err.message).toContain('10');
+    expect(err.message).toBe('tool srv.echo for caller alice already has 10 calls in flight (its concurrency limit); retry when one finishes');
     expect(err.extras).toEqual({ retryAfterSeconds: expect.any(Number), limit: 10, scope: 'tool' });
     expect(err.extras.retryAfterSeconds as number).toBeGreaterThanOrEqual(1);
 
-    // Other tools are not affected.
+    // Other tools, and other callers of this one, are not affected: the limit protects against one caller.
     await (await limiter.acquire(key({ tool: 'srv.other' })))();
+    await (await limiter.acquire(key({ user: 'bob' })))();
 
     await held.pop()!();
     held.push(await limiter.acquire(key()));
@@ -62,18 +62,53 @@ describe('CallLimiter (in process)', () => {
     await d();
   });
 
-  it('refuses the 101st call of a tool in a minute', async () => {
+  it('refuses a caller\'s 101st call of a tool in a minute', async () => {
     make();
     await calls(limiter, 100);
     const err = await refusal(limiter.acquire(key()));
     expect(err.code).toBe('TOOL_RATE_LIMITED');
-    expect(err.message).toContain('srv.echo');
+    expect(err.message).toContain('tool srv.echo for caller alice');
     expect(err.message).toContain('100 calls per minute');
     expect(err.extras).toEqual({ retryAfterSeconds: expect.any(Number), limit: 100, scope: 'tool' });
     expect(err.extras.retryAfterSeconds as number).toBeGreaterThanOrEqual(1);
     expect(err.extras.retryAfterSeconds as number).toBeLessThanOrEqual(60);
-    // Per tool: another tool still has its own budget.
+    // Per tool and caller: another tool, and another caller, still have their own budget.
     await calls(limiter, 1, key({ tool: 'srv.other' }));
+    await calls(limiter, 1, key({ user: 'bob' }));
+  });
+
+  it('holds a server to its capacity, whoever calls and whichever of its tools', async () => {
+    make();
+    const capacity = { concurrency: 3 };
+    const held = [
+      await limiter.acquire(key({ user: 'u1', capacity })),
+      await limiter.acquire(key({ user: 'u2', capacity })),
+      await limiter.acquire(key({ user: 'u3', tool: 'srv.other', capacity })),
+    ];
+    const err = await refusal(limiter.acquire(key({ user: 'u4', capacity })));
+    expect(err.code).toBe('TOOL_CONCURRENCY_LIMITED');
+    expect(err.message).toBe('server srv already has 3 calls in flight (its concurrency limit); retry when one finishes');
+    expect(err.extras).toEqual({ retryAfterSeconds: 1, limit: 3, scope: 'server' });
+    // The refusal by the server gave back the caller's slot it had taken: u4 still has all 10.
+    const u4 = [];
+    await held.pop()!();
+    u4.push(await limiter.acquire(key({ user: 'u4', capacity })));
+    // Another server is not affected.
+    await (await limiter.acquire(key({ server: 'other', tool: 'other.x', user: 'u5', capacity })))();
+    await Promise.all([...held, ...u4].map((r) => r()));
+    // Every slot was given back: three calls fit again.
+    const again = [await limiter.acquire(key({ capacity })), await limiter.acquire(key({ capacity })), await limiter.acquire(key({ capacity }))];
+    await Promise.all(again.map((r) => r()));
+  });
+
+  it('holds a server to its calls per minute across callers', async () => {
+    make();
+    const capacity = { perMinute: 4 };
+    for (const user of ['a', 'b', 'c', 'd']) await calls(limiter, 1, key({ user, capacity }));
+    const err = await refusal(limiter.acquire(key({ user: 'e', capacity })));
+    expect(err.code).toBe('TOOL_RATE_LIMITED');
+    expect(err.message).toContain('server srv exceeded its limit of 4 calls per minute');
+    expect(err.extras).toEqual({ retryAfterSeconds: expect.any(Number), limit: 4, scope: 'server' });
   });
 
   it('limits calls per user across tools', async () => {
@@ -101,12 +136,15 @@ describe('CallLimiter (in process)', () => {
 
   it('a call refused by one per-minute limit does not use up the others', async () => {
     make({ defaults: { concurrency: 10, perMinute: 5 }, userPerMinute: 2 });
-    await calls(limiter, 2, key({ user: 'alice' }));
-    for (let i = 0; i < 10; i++) expect((await refusal(limiter.acquire(key({ user: 'alice' })))).code).toBe('RATE_LIMITED');
-    // The tool's 5 per minute: 2 used by alice, the 10 refusals took none.
-    await calls(limiter, 2, key({ user: 'bob' }));
-    await calls(limiter, 1, key({ user: 'carol' }));
-    expect((await refusal(limiter.acquire(key({ user: 'dave' })))).code).toBe('TOOL_RATE_LIMITED');
+    const capacity = { perMinute: 5 };
+    await calls(limiter, 2, key({ user: 'alice', capacity }));
+    for (let i = 0; i < 10; i++) expect((await refusal(limiter.acquire(key({ user: 'alice', capacity })))).code).toBe('RATE_LIMITED');
+    // The server's 5 per minute: 2 used by alice, the 10 refusals took none.
+    await calls(limiter, 2, key({ user: 'bob', capacity }));
+    await calls(limiter, 1, key({ user: 'carol', capacity }));
+    const err = await refusal(limiter.acquire(key({ user: 'dave', capacity })));
+    expect(err.code).toBe('TOOL_RATE_LIMITED');
+    expect(err.extras.scope).toBe('server');
   });
 
   it('applies a server override of the tool limits', async () => {

@@ -1,6 +1,11 @@
-// Call limits of the MCP gateway: per tool (calls in flight and calls per minute) and per user and
-// per workspace across all tools (calls per minute). In process without REDIS_URL; shared by every
-// gateway replica through Redis with it. Fails closed when the store cannot be reached.
+// Call limits of the MCP gateway. Two kinds, because they protect different things:
+// - per caller: each caller's calls of a tool (in flight and per minute), and each user's and each
+//   workspace's calls across all tools (per minute). One caller's burst cannot use up a tool for
+//   everybody else;
+// - per upstream: the capacity of a server (its calls in flight and per minute, whoever calls),
+//   when its configuration gives one.
+// In process without REDIS_URL; shared by every gateway replica through Redis with it. Fails
+// closed when the store cannot be reached.
 import { ZiggieError } from '@ziggie/contracts';
 import type { Redis } from 'ioredis';
 import { createFailFastRedis } from '@ziggie/platform';
@@ -9,7 +14,7 @@ import { RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRe
 export interface CallLimiterOptions {
   /** Shared store; in process when absent. */
   redisUrl?: string;
-  /** Per-tool limits unless the tool's server sets its own (MCP_TOOL_CONCURRENCY, MCP_TOOL_PER_MINUTE). */
+  /** Per-caller limits of each tool unless the tool's server sets its own (MCP_TOOL_CONCURRENCY, MCP_TOOL_PER_MINUTE). */
   defaults: { concurrency: number; perMinute: number };
   /** Calls per minute per user / per workspace across all tools; 0: no limit. */
   userPerMinute: number;
@@ -22,16 +27,20 @@ export interface CallLimiterOptions {
 
 export interface CallKey {
   tool: string;
+  /** The upstream server the tool belongs to. */
+  server: string;
   user: string;
   workspace: string;
-  /** The tool's server's own limits, overriding the defaults. */
+  /** The tool's server's own per-caller limits, overriding the defaults. */
   limits?: { concurrency?: number; perMinute?: number };
+  /** The server's capacity, shared by every caller (none when absent). */
+  capacity?: { concurrency?: number; perMinute?: number };
 }
 
 /** Gives the concurrency slot back. Idempotent; never rejects (a failed release is reported to onError). */
 export type ReleaseCall = () => Promise<void>;
 
-export type LimitScope = 'tool' | 'user' | 'workspace';
+export type LimitScope = 'tool' | 'server' | 'user' | 'workspace';
 
 const RATE_WINDOW_SECONDS = 60;
 /** How long a concurrency slot outlives a replica that died without releasing it (Redis only). */
@@ -40,7 +49,18 @@ const REDIS_TIMEOUT_MS = 2_000;
 
 interface RateCheck {
   scope: LimitScope;
+  /** The store key. */
   name: string;
+  /** What the refusal names. */
+  label: string;
+  limit: number;
+  limiter: RateLimiterAbstract;
+}
+
+interface Slot {
+  scope: 'tool' | 'server';
+  name: string;
+  label: string;
   limit: number;
   limiter: RateLimiterAbstract;
 }
@@ -97,33 +117,43 @@ export class CallLimiter {
   }
 
   /**
-   * Admits one call or throws: ZiggieError TOOL_RATE_LIMITED / RATE_LIMITED (per-minute limits of
-   * the tool / of the user or workspace), TOOL_CONCURRENCY_LIMITED, or SERVICE_UNAVAILABLE when
+   * Admits one call or throws: ZiggieError TOOL_RATE_LIMITED (per-minute limit of the tool for this
+   * caller, or of its server), RATE_LIMITED (of the user or workspace), TOOL_CONCURRENCY_LIMITED
+   * (calls in flight of the tool for this caller, or of its server), or SERVICE_UNAVAILABLE when
    * the store is unreachable. Refusals carry extras { retryAfterSeconds, limit, scope }.
    *
    * The per-minute limits are checked first, together; if one refuses, the points the others
-   * took for this call are given back. Then the concurrency slot: if that is refused the
-   * per-minute points stay consumed (a refused attempt counts, which also damps retry storms),
-   * but the refused slot point is always given back.
+   * took for this call are given back. Then the concurrency slots (the caller's, then the
+   * server's): if one is refused the per-minute points stay consumed (a refused attempt counts,
+   * which also damps retry storms), but every slot point taken for the call is given back.
    */
   async acquire(key: CallKey): Promise<ReleaseCall> {
     if (this.closed) throw new ZiggieError('SERVICE_UNAVAILABLE', 'limits store closed');
     const concurrency = positiveInt(key.limits?.concurrency, this.opts.defaults.concurrency);
     const perMinute = positiveInt(key.limits?.perMinute, this.opts.defaults.perMinute);
+    // The caller's share of a tool: one store key per (tool, user).
+    const callerTool = `${key.tool}\u0000${key.user}`;
+    const toolLabel = `tool ${key.tool} for caller ${key.user}`;
+    const serverLabel = `server ${key.server}`;
 
     const checks: RateCheck[] = [];
     if (this.opts.userPerMinute > 0) {
-      checks.push({ scope: 'user', name: key.user, limit: this.opts.userPerMinute, limiter: this.rateLimiter('user', this.opts.userPerMinute) });
+      checks.push({ scope: 'user', name: key.user, label: `user ${key.user}`, limit: this.opts.userPerMinute, limiter: this.rateLimiter('user', this.opts.userPerMinute) });
     }
     if (this.opts.workspacePerMinute > 0) {
       checks.push({
         scope: 'workspace',
         name: key.workspace,
+        label: `workspace ${key.workspace}`,
         limit: this.opts.workspacePerMinute,
         limiter: this.rateLimiter('workspace', this.opts.workspacePerMinute),
       });
     }
-    checks.push({ scope: 'tool', name: key.tool, limit: perMinute, limiter: this.rateLimiter('tool', perMinute) });
+    checks.push({ scope: 'tool', name: callerTool, label: toolLabel, limit: perMinute, limiter: this.rateLimiter('tool', perMinute) });
+    const serverPerMinute = key.capacity?.perMinute;
+    if (serverPerMinute !== undefined && Number.isInteger(serverPerMinute) && serverPerMinute >= 1) {
+      checks.push({ scope: 'server', name: key.server, label: serverLabel, limit: serverPerMinute, limiter: this.rateLimiter('server', serverPerMinute) });
+    }
 
     const results = await Promise.allSettled(checks.map((c) => c.limiter.consume(c.name, 1)));
     if (results.some((r) => r.status === 'rejected')) {
@@ -134,24 +164,37 @@ export class CallLimiter {
       throw this.rateRefusal(checks[i]!, (results[i] as PromiseRejectedResult).reason as RateLimiterRes);
     }
 
-    const slots = this.slotLimiter(concurrency);
-    try {
-      await slots.consume(key.tool, 1);
-    } catch (err) {
-      // A store error leaves it unknown whether the point was taken; the slot expiry covers that.
-      if (!(err instanceof RateLimiterRes)) throw this.unavailable(err);
-      // The refused attempt incremented the counter too: take that back, or the slot leaks.
-      await this.freeSlot(slots, key.tool).catch((e: unknown) => this.report(e));
-      throw new ZiggieError(
-        'TOOL_CONCURRENCY_LIMITED',
-        `tool ${key.tool} already has ${concurrency} calls in flight (its concurrency limit); retry when one finishes`,
-        // A slot frees when any call ends, not when the slot counter expires: retry soon.
-        { retryAfterSeconds: 1, limit: concurrency, scope: 'tool' },
-      );
+    const slots: Slot[] = [{ scope: 'tool', name: callerTool, label: toolLabel, limit: concurrency, limiter: this.slotLimiter('tool', concurrency) }];
+    const serverConcurrency = key.capacity?.concurrency;
+    if (serverConcurrency !== undefined && Number.isInteger(serverConcurrency) && serverConcurrency >= 1) {
+      slots.push({ scope: 'server', name: key.server, label: serverLabel, limit: serverConcurrency, limiter: this.slotLimiter('server', serverConcurrency) });
+    }
+    const held: Slot[] = [];
+    const freeAll = () => Promise.all(held.map((s) => this.freeSlot(s.limiter, s.name).catch((e: unknown) => this.report(e)))).then(() => undefined);
+    for (const slot of slots) {
+      try {
+        await slot.limiter.consume(slot.name, 1);
+        held.push(slot);
+      } catch (err) {
+        // A store error leaves it unknown whether the point was taken; the slot expiry covers that.
+        if (!(err instanceof RateLimiterRes)) {
+          await freeAll();
+          throw this.unavailable(err);
+        }
+        // The refused attempt incremented the counter too: take that back, or the slot leaks.
+        await this.freeSlot(slot.limiter, slot.name).catch((e: unknown) => this.report(e));
+        await freeAll();
+        throw new ZiggieError(
+          'TOOL_CONCURRENCY_LIMITED',
+          `${slot.label} already has ${slot.limit} calls in flight (its concurrency limit); retry when one finishes`,
+          // A slot frees when any call ends, not when the slot counter expires: retry soon.
+          { retryAfterSeconds: 1, limit: slot.limit, scope: slot.scope },
+        );
+      }
     }
 
     let released: Promise<void> | undefined;
-    return () => (released ??= this.freeSlot(slots, key.tool).catch((e: unknown) => this.report(e)));
+    return () => (released ??= freeAll());
   }
 
   /** Whether the store answers (always ok in process). */
@@ -196,10 +239,9 @@ export class CallLimiter {
   private rateRefusal(check: RateCheck, res: RateLimiterRes): ZiggieError {
     const retryAfterSeconds = retryAfter(res);
     const extras = { retryAfterSeconds, limit: check.limit, scope: check.scope };
-    const what = check.scope === 'tool' ? `tool ${check.name}` : `${check.scope} ${check.name}`;
     return new ZiggieError(
-      check.scope === 'tool' ? 'TOOL_RATE_LIMITED' : 'RATE_LIMITED',
-      `${what} exceeded its limit of ${check.limit} calls per minute; retry in ${retryAfterSeconds} s`,
+      check.scope === 'tool' || check.scope === 'server' ? 'TOOL_RATE_LIMITED' : 'RATE_LIMITED',
+      `${check.label} exceeded its limit of ${check.limit} calls per minute; retry in ${retryAfterSeconds} s`,
       extras,
     );
   }
@@ -217,14 +259,14 @@ export class CallLimiter {
    * freeSlot) instead of driving the counter negative. In process there is no expiry: the counter
    * dies with the process and is exact.
    */
-  private slotLimiter(points: number): RateLimiterAbstract {
-    return this.limiter(`slots:${points}`, `${this.prefix}:slots`, points, this.redis ? SLOT_EXPIRY_SECONDS : 0);
+  private slotLimiter(scope: 'tool' | 'server', points: number): RateLimiterAbstract {
+    return this.limiter(`slots:${scope}:${points}`, `${this.prefix}:slots:${scope}`, points, this.redis ? SLOT_EXPIRY_SECONDS : 0);
   }
 
-  private async freeSlot(slots: RateLimiterAbstract, tool: string): Promise<void> {
-    const res = await slots.reward(tool, 1);
+  private async freeSlot(slots: RateLimiterAbstract, name: string): Promise<void> {
+    const res = await slots.reward(name, 1);
     // Below zero: the slot had already been forgotten by the expiry; undo the decrement.
-    if (res.consumedPoints < 0) await slots.penalty(tool, 1);
+    if (res.consumedPoints < 0) await slots.penalty(name, 1);
   }
 
   private limiter(cacheKey: string, keyPrefix: string, points: number, duration: number): RateLimiterAbstract {

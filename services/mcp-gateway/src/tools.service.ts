@@ -536,7 +536,7 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     const cfg = this.configs.get(t.provider.name);
     let release: () => Promise<void>;
     try {
-      release = await this.limiter.acquire({ tool: t.name, user: caller.subject, workspace: req.workspace, limits: cfg?.limits });
+      release = await this.limiter.acquire({ tool: t.name, server: t.provider.name, user: caller.subject, workspace: req.workspace, limits: cfg?.limits, capacity: cfg?.capacity });
     } catch (err) {
       this.calls.inc({ server: t.provider.name, tool: t.name, outcome: 'limited' });
       throw err;

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { CallKey, CallLimiter, ReleaseCall, SLOT_EXPIRY_SECONDS } from '../src/limits';
 import { startRedis, waitFor, type RedisServerHandle } from '../../../test/support';
 
-const key = (over: Partial<CallKey> = {}): CallKey => ({ tool: 'srv.echo', user: 'alice', workspace: 'ziggie', ...over });
+const key = (over: Partial<CallKey> = {}): CallKey => ({ tool: 'srv.echo', server: 'srv', user: 'alice', workspace: 'ziggie', ...over });
 
 async function refusal(p: Promise<unknown>): Promise<ZiggieError> {
   try {
@@ -20,6 +20,7 @@ async function refusal(p: Promise<unknown>): Promise<ZiggieError> {
 describe('CallLimiter shared through Redis', () => {
   let redis: RedisServerHandle;
   let admin: Redis;
+  let slotKey: string;
   let prefix: string;
   let a: CallLimiter;
   let b: CallLimiter;
@@ -48,6 +49,8 @@ describe('CallLimiter shared through Redis', () => {
 
   beforeEach(async () => {
     prefix = `test:${randomUUID()}`;
+    // The slot counter of alice's calls of srv.echo (per tool and caller).
+    slotKey = `${prefix}:slots:tool:srv.echo\u0000alice`;
     a = replica();
     b = replica();
     await waitFor(async () => (await a.health()).ok && (await b.health()).ok, { timeoutMs: 10_000, what: 'both limiters connected' });
@@ -89,12 +92,12 @@ describe('CallLimiter shared through Redis', () => {
     expect((await refusal(b.acquire(key()))).code).toBe('TOOL_CONCURRENCY_LIMITED');
 
     // The slot counter has the safety expiry, so a crashed replica's slots come back.
-    const ttl = await admin.ttl(`${prefix}:slots:srv.echo`);
+    const ttl = await admin.ttl(slotKey);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(SLOT_EXPIRY_SECONDS);
 
     await Promise.all(held.map((r) => r()));
-    expect(await admin.get(`${prefix}:slots:srv.echo`)).toBe('0');
+    expect(await admin.get(slotKey)).toBe('0');
   });
 
   it('shares the per-minute limits between replicas', async () => {
@@ -129,9 +132,9 @@ describe('CallLimiter shared through Redis', () => {
   it('does not let a release drive the slot counter below zero after the expiry forgot the slot', async () => {
     const limits = { concurrency: 1 };
     const release = await a.acquire(key({ limits }));
-    await admin.del(`${prefix}:slots:srv.echo`); // as if the safety expiry had passed
+    await admin.del(slotKey); // as if the safety expiry had passed
     await release();
-    expect(Number(await admin.get(`${prefix}:slots:srv.echo`))).toBe(0);
+    expect(Number(await admin.get(slotKey))).toBe(0);
     const next = await b.acquire(key({ limits }));
     expect((await refusal(a.acquire(key({ limits })))).code).toBe('TOOL_CONCURRENCY_LIMITED');
     await next();
