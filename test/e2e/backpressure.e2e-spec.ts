@@ -92,15 +92,15 @@ describe('backpressure: steps refused for capacity wait and succeed', () => {
       }
     }
     const refused = steps.flatMap((s) => s.attempts.map((a, i) => ({ a, next: s.attempts[i + 1] })).filter(({ a }) => a.status === 'refused'));
-    // Ten slow calls at once against two slots: most of them were refused at least once.
-    expect(refused.length).toBeGreaterThanOrEqual(TASKS - CONCURRENCY);
+    // Ten slow calls at once against two slots: some were refused (the first round knows no limit yet).
+    expect(refused.length).toBeGreaterThan(0);
     for (const { a, next } of refused) {
       // The gateway said "retry in 1 s": the next attempt was not dispatched before that.
       expect(Date.parse(next!.dispatchedAt!) - Date.parse(a.finishedAt!)).toBeGreaterThanOrEqual(1000);
     }
   }, 150_000);
 
-  it('shows a step waiting for capacity with its reason while it waits', async () => {
+  it('holds steps back once it learned the limit, and shows why they wait', async () => {
     const submit = () =>
       api('/v1/tasks', {
         method: 'POST',
@@ -112,16 +112,23 @@ describe('backpressure: steps refused for capacity wait and succeed', () => {
       }).then(async (r) => ((await r.json()) as { id: string }).id);
     const ids = await Promise.all(Array.from({ length: CONCURRENCY + 1 }, submit));
     const deadline = Date.now() + 30_000;
-    let reason: string | null = null;
-    while (!reason && Date.now() < deadline) {
+    let held: { status: string; attempt: number; attempts: unknown[]; waitingReason: string | null } | undefined;
+    while (!held && Date.now() < deadline) {
       for (const id of ids) {
-        const t = (await (await api(`/v1/tasks/${id}`)).json()) as { waves: Array<{ steps: Array<{ status: string; waitingReason: string | null }> }> };
+        const t = (await (await api(`/v1/tasks/${id}`)).json()) as { waves: Array<{ steps: Array<{ status: string; attempt: number; attempts: unknown[]; waitingReason: string | null }> }> };
         const s = t.waves[0]!.steps[0]!;
-        if (s.status === 'pending' && s.waitingReason) reason = s.waitingReason;
+        if (s.status === 'pending' && s.waitingReason) held = s;
       }
-      if (!reason) await new Promise((r) => setTimeout(r, 100));
+      if (!held) await new Promise((r) => setTimeout(r, 100));
     }
-    expect(reason).toMatch(/^waiting for capacity \(TOOL_CONCURRENCY_LIMITED: .+\); next attempt after \d{4}-\d\d-\d\dT/);
+    // The first test's refusals taught the scheduler the gateway's limit for this caller and tool:
+    // the third step is not dispatched to be refused, it waits for one of the two to finish.
+    expect(held).toMatchObject({
+      status: 'pending',
+      attempts: [],
+      attempt: 0,
+      waitingReason: `waiting for capacity: tool everything.trigger-long-running-operation for caller admin@local admits ${CONCURRENCY} calls at once`,
+    });
     for (const id of ids) await api(`/v1/tasks/${id}/cancel`, { method: 'POST', body: '{}' });
   }, 60_000);
 });

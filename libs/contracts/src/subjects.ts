@@ -47,8 +47,20 @@ export const StepResultPayload = z.object({
   /** `running` is a progress notice; `succeeded` and `failed` end the attempt. */
   status: z.enum(['running', 'succeeded', 'failed']),
   output: z.record(z.string(), z.unknown()).optional(),
-  /** retryAfterSeconds: for a capacity refusal, when the refused call may be tried again. */
-  error: z.object({ code: z.string(), message: z.string(), retryAfterSeconds: z.number().nonnegative().optional() }).optional(),
+  /**
+   * For a capacity refusal: when the refused call may be tried again (retryAfterSeconds), and the
+   * limit that refused it with its scope (`tool`: one caller's calls of the tool; `server`: the
+   * upstream's capacity; `user`, `workspace`).
+   */
+  error: z
+    .object({
+      code: z.string(),
+      message: z.string(),
+      retryAfterSeconds: z.number().nonnegative().optional(),
+      limit: z.number().int().positive().optional(),
+      scope: z.string().optional(),
+    })
+    .optional(),
   startedAt: z.string(),
   finishedAt: z.string().optional(),
 });

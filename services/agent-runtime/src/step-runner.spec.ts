@@ -63,15 +63,18 @@ describe('StepRunner', () => {
     await expect(run(new Error('socket hang up'))).resolves.toEqual({ status: 'failed', error: { code: 'TOOL_CALL_FAILED', message: 'socket hang up' } });
   });
 
-  it('passes on when a refused call may be tried again (the gateway\'s retryAfterSeconds), and nothing else of the extras', async () => {
+  it('passes on when a refused call may be tried again and the limit that refused it, and nothing else of the extras', async () => {
     const dispatch = dispatchOf();
     const run = (err: unknown) => runnerWith({ run: () => Promise.reject(err) }).run(dispatch, new Attempts().begin(dispatch), () => undefined);
     await expect(run(new ZiggieError('TOOL_CONCURRENCY_LIMITED', 'full', { retryAfterSeconds: 1, limit: 10, scope: 'tool' }))).resolves.toEqual({
       status: 'failed',
-      error: { code: 'TOOL_CONCURRENCY_LIMITED', message: 'full', retryAfterSeconds: 1 },
+      error: { code: 'TOOL_CONCURRENCY_LIMITED', message: 'full', retryAfterSeconds: 1, limit: 10, scope: 'tool' },
     });
     for (const bad of [-1, Number.NaN, '3', Number.POSITIVE_INFINITY]) {
-      await expect(run(new ZiggieError('TOOL_RATE_LIMITED', 'slow down', { retryAfterSeconds: bad }))).resolves.toEqual({ status: 'failed', error: { code: 'TOOL_RATE_LIMITED', message: 'slow down' } });
+      await expect(run(new ZiggieError('TOOL_RATE_LIMITED', 'slow down', { retryAfterSeconds: bad, limit: bad, scope: 'tool', token: 'x' }))).resolves.toEqual({
+        status: 'failed',
+        error: { code: 'TOOL_RATE_LIMITED', message: 'slow down' },
+      });
     }
   });
 });

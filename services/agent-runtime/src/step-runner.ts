@@ -26,9 +26,13 @@ export function outcomeOf(err: unknown, dispatch: Dispatch): StepOutcome {
   if (err instanceof StepFailure) return failed(err.code, err.message, err.output);
   if (err instanceof ZiggieError) {
     const outcome = failed(err.code, err.message);
-    // A capacity refusal says when to come back; the orchestrator waits that long before the next attempt.
-    const retryAfter = err.extras.retryAfterSeconds;
-    if (outcome.status === 'failed' && typeof retryAfter === 'number' && Number.isFinite(retryAfter) && retryAfter >= 0) outcome.error.retryAfterSeconds = retryAfter;
+    // A capacity refusal says when to come back (the orchestrator waits that long before the next
+    // attempt) and which limit refused (its scheduler learns it, to stop asking in vain).
+    const { retryAfterSeconds, limit, scope } = err.extras;
+    if (outcome.status === 'failed') {
+      if (typeof retryAfterSeconds === 'number' && Number.isFinite(retryAfterSeconds) && retryAfterSeconds >= 0) outcome.error.retryAfterSeconds = retryAfterSeconds;
+      if (typeof limit === 'number' && Number.isInteger(limit) && limit > 0 && typeof scope === 'string') Object.assign(outcome.error, { limit, scope });
+    }
     return outcome;
   }
   const message = err instanceof Error ? err.message : String(err);

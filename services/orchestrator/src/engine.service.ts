@@ -13,6 +13,7 @@ import { HeldLease, LeaseDecision, MAX_LEASES_PER_CALL, PoolLeases, PoolSkips } 
 import { checkSchema } from './json-schema';
 import { checkQualityGate } from './quality';
 import { nextMove } from './retry-policy';
+import { FullLimit, ToolCapacity } from './tool-capacity';
 import { hasReferences, resolveInput } from './templates';
 
 type Trx = Transaction<OrchestratorDb>;
@@ -43,6 +44,17 @@ class Effects {
 }
 
 type Candidate = StepRow & { task_priority: string; principal: TaskRow['principal']; correlation_id: string; task_depth: number };
+
+/** Leaves out of a round the tool steps whose caller's tool or server is at the gateway's limit. */
+function fullToolFilter(full: FullLimit[]) {
+  if (full.length === 0) return sql``;
+  const held = full.map((f) =>
+    f.scope === 'tool'
+      ? sql`(t.principal->>'subject' = ${f.subject} and s.input->>'tool' = ${f.tool})`
+      : sql`split_part(s.input->>'tool', '.', 1) = ${f.server}`,
+  );
+  return sql`and not (s.action = 'tool' and jsonb_typeof(s.input->'tool') = 'string' and (${sql.join(held, sql` or `)}))`;
+}
 
 /** Leave out the pool steps a round would only be refused leases for. */
 function poolSkipFilter(skips: PoolSkips) {
@@ -107,6 +119,8 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
   private readonly transitions: Counter<'kind' | 'status'>;
   private readonly taskDuration: Histogram<'status'>;
   private readonly decisions: Counter<'effect'>;
+  /** Concurrency limits of the MCP gateway, learned from its refusals. */
+  private readonly toolCapacity = new ToolCapacity();
 
   constructor(
     private readonly database: DatabaseService,
@@ -586,6 +600,11 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     }
     const inFlight = await this.inFlightCounts(trx);
     const fullWorkspaces = [...inFlight].filter(([ws, n]) => n >= this.workspaceLimit(ws)).map(([ws]) => ws);
+    // Steps of a tool at the gateway's limit stay out of the round (they would fill it and hold back
+    // every step behind them); they show why they wait.
+    const toolCalls = await this.toolCallsInFlight(trx);
+    const fullTools = toolCalls ? this.toolCapacity.full(toolCalls) : [];
+    for (const full of fullTools) await this.holdForTool(trx, fx, full);
     const aging = this.extra.PRIORITY_AGING_SECONDS;
     const candidates = (
       await sql<Candidate>`
@@ -595,6 +614,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
           and (s.next_attempt_at is null or s.next_attempt_at <= now())
           ${fullWorkspaces.length ? sql`and s.workspace not in (${sql.join(fullWorkspaces)})` : sql``}
           ${poolSkipFilter(this.leases.skips())}
+          ${fullToolFilter(fullTools)}
         order by (case t.priority when 'P0' then 0 when 'P1' then 1 else 2 end)
                    - floor(extract(epoch from (now() - t.created_at)) / ${aging}),
                  t.created_at, t.id, s.ordinal
@@ -603,6 +623,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     if (candidates.length === 0) return 0;
     const tasks = await this.lockTasks(trx, candidates.map((c) => c.task_id));
     const budgets = await this.dispatchedCounts(trx, [...tasks.keys()]);
+    const capacityWaits = new Map<string, Candidate[]>();
     const chosen: Candidate[] = [];
     for (const step of candidates) {
       const task = tasks.get(step.task_id);
@@ -657,10 +678,19 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
         await this.hold(trx, fx, step, `waiting for approval: ${decision.reason}`);
         continue;
       }
+      const tool = step.action === 'tool' && typeof step.input.tool === 'string' ? step.input.tool : undefined;
+      if (toolCalls && tool) {
+        const admitted = this.toolCapacity.admit(step.principal.subject, tool, toolCalls);
+        if (!admitted.ok) {
+          if (step.waiting_reason !== admitted.reason) capacityWaits.set(admitted.reason, [...(capacityWaits.get(admitted.reason) ?? []), step]);
+          continue;
+        }
+      }
       inFlight.set(step.workspace, wsCount + 1);
       budgets.set(step.task_id, { steps: used.steps + 1, gpu: used.gpu + (step.gpu ? 1 : 0) });
       chosen.push(step);
     }
+    for (const [reason, steps] of capacityWaits) await this.markWaiting(trx, fx, steps, reason);
     if (chosen.length === 0) return candidates.length;
     try {
       await this.dispatchChosen(trx, fx, chosen, round);
@@ -753,12 +783,47 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
         waiting.set(decision.waitingReason, same);
       }
     }
-    for (const [reason, steps] of waiting) await this.waitForPool(trx, fx, steps, reason);
+    for (const [reason, steps] of waiting) await this.markWaiting(trx, fx, steps, reason);
     return leased;
   }
 
-  /** Pool steps refused a lease stay pending with the reason, and without a retry time (workspace stats count them by that). */
-  private async waitForPool(trx: Trx, fx: Effects, steps: Candidate[], reason: string): Promise<void> {
+  /**
+   * Tool calls in flight per caller and tool, when the gateway's limits are known (undefined
+   * otherwise: nothing to hold steps to).
+   */
+  private async toolCallsInFlight(trx: Trx): Promise<Map<string, number> | undefined> {
+    if (!this.toolCapacity.active) return undefined;
+    const rows = await sql<{ subject: string; tool: string; n: number }>`
+      select t.principal->>'subject' as subject, s.input->>'tool' as tool, count(*)::int as n
+      from steps s join tasks t on t.id = s.task_id
+      where s.status in ('dispatched', 'running') and s.action = 'tool' and jsonb_typeof(s.input->'tool') = 'string'
+      group by 1, 2`.execute(trx);
+    return this.toolCapacity.inFlight(rows.rows);
+  }
+
+  /** The ready steps a reached tool or server limit holds back get its reason (once) and a step.waiting event. */
+  private async holdForTool(trx: Trx, fx: Effects, full: FullLimit): Promise<void> {
+    const holds =
+      full.scope === 'tool'
+        ? sql`t.principal->>'subject' = ${full.subject} and s.input->>'tool' = ${full.tool}`
+        : sql`split_part(s.input->>'tool', '.', 1) = ${full.server}`;
+    const held = await sql<{ task_id: string; id: string; wave: number }>`
+      update steps s set waiting_reason = ${full.reason}, next_attempt_at = null
+      from tasks t
+      where t.id = s.task_id and t.status = 'running' and s.wave = t.current_wave and s.status = 'pending'
+        and (s.next_attempt_at is null or s.next_attempt_at <= now())
+        and s.action = 'tool' and jsonb_typeof(s.input->'tool') = 'string' and ${holds}
+        and s.waiting_reason is distinct from ${full.reason}
+      returning s.task_id, s.id, s.wave`.execute(trx);
+    for (const h of held.rows) fx.events.add(h.task_id, 'step.waiting', { wave: h.wave, stepId: h.id, status: 'pending', message: full.reason });
+  }
+
+  /**
+   * Steps that must wait for capacity (a pool lease refused, a tool at the gateway's limit) stay
+   * pending with the reason and without a retry time: a release or a finished call lets them
+   * through (workspace stats count pool steps waiting this way as blocked).
+   */
+  private async markWaiting(trx: Trx, fx: Effects, steps: Candidate[], reason: string): Promise<void> {
     for (let i = 0; i < steps.length; i += 1000) {
       const chunk = steps.slice(i, i + 1000);
       await trx
@@ -1031,6 +1096,12 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
           .executeTakeFirst();
         if (ended?.lease_id) fx.releases.push({ holder: r.attemptId, pool: step.pool ?? '' });
         if (move.kind === 'wait') {
+          const scope = r.error?.scope;
+          if (r.error?.limit !== undefined && (scope === 'tool' || scope === 'server') && r.error.code === 'TOOL_CONCURRENCY_LIMITED') {
+            const subject = tasks.get(step.task_id)?.principal.subject;
+            const tool = typeof step.input.tool === 'string' ? step.input.tool : undefined;
+            if (subject && tool) this.toolCapacity.learn({ subject, tool, scope, limit: r.error.limit });
+          }
           fx.events.add(step.task_id, 'step.waiting', { wave: step.wave, stepId: step.id, agentId: r.agentId, status: 'pending', message: move.reason });
         } else if (move.kind === 'retry') {
           fx.events.add(step.task_id, 'step.retrying', { wave: step.wave, stepId: step.id, agentId: r.agentId, status: 'pending', message: message ?? undefined });

@@ -8,15 +8,19 @@
 //      calls made straight to the MCP server (the floor)
 //   4. one-step ziggie.noop tasks submitted by C clients: tasks/s, p50/p95 submit → finished
 //   5. memory again after 3 and 4
+//   6. backpressure: B one-step tasks without retries calling one slow tool (everything's
+//      trigger-long-running-operation, 0.1 s) that the MCP gateway admits 10 at a time per caller,
+//      from C clients: how many succeed, refused attempts, the most calls that ran at once, tasks/s,
+//      beside the same calls made straight to the MCP server 10 at a time
 // Usage: npm run bench (build, then the defaults below, writing test/bench/stack/last-run.md), or
-//   npm run build && node test/bench/stack/run.js [--runs 50] [--warm 3] [--noop 200] [--clients 16] [--out <file>]
+//   npm run build && node test/bench/stack/run.js [--runs 50] [--warm 3] [--noop 200] [--clients 16] [--backpressure 200] [--out <file>]
 'use strict';
 const { mkdtempSync, rmSync, readFileSync, writeFileSync, readdirSync } = require('node:fs');
 const { tmpdir, cpus, loadavg } = require('node:os');
 const { dirname, join } = require('node:path');
 const { performance } = require('node:perf_hooks');
 const { allocateFreePorts, startStack } = require('../../../cli/dist/stack.js');
-const { childrenOf, submitAndWait } = require('../stack-support.js');
+const { childrenOf, submitAndFinish, submitAndWait } = require('../stack-support.js');
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -26,6 +30,10 @@ const RUNS = Number(arg('runs', 50));
 const WARM = Number(arg('warm', 3));
 const NOOP = Number(arg('noop', 200));
 const CLIENTS = Number(arg('clients', 16));
+const BACKPRESSURE = Number(arg('backpressure', 200));
+/** The gateway's per-caller concurrency of a tool (MCP_TOOL_CONCURRENCY), left at its default. */
+const TOOL_CONCURRENCY = 10;
+const SLOW_CALL = { tool: 'everything.trigger-long-running-operation', arguments: { duration: 0.1, steps: 1 } };
 const OUT = arg('out', undefined);
 const IDLE_SETTLE_MS = 10_000;
 
@@ -142,6 +150,37 @@ async function directFloor(runs) {
   return samples;
 }
 
+/** `total` calls of one tool straight to server-everything over stdio, `concurrency` at a time: calls/s. */
+async function directCalls(total, concurrency, call) {
+  const { Client } = require('@modelcontextprotocol/sdk/client/index.js');
+  const { StdioClientTransport } = require('@modelcontextprotocol/sdk/client/stdio.js');
+  const entry = join(dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')), 'dist/index.js');
+  const client = new Client({ name: 'bench', version: '0' }, { capabilities: {} });
+  await client.connect(new StdioClientTransport({ command: process.execPath, args: [entry, 'stdio'], stderr: 'ignore' }));
+  const name = call.tool.slice(call.tool.indexOf('.') + 1);
+  try {
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next++ < total) await client.callTool({ name, arguments: call.arguments });
+      }),
+    );
+    return total / ((performance.now() - t0) / 1000);
+  } finally {
+    await client.close();
+  }
+}
+
+/** The most intervals [start, end) open at one instant. */
+function peakOverlap(intervals) {
+  const edges = intervals.flatMap(([a, b]) => [[a, 1], [b, -1]]).sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  let open = 0;
+  let peak = 0;
+  for (const [, d] of edges) peak = Math.max(peak, (open += d));
+  return peak;
+}
+
 function table(rows, cols) {
   const head = `| ${cols.join(' | ')} |\n|${cols.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`;
   return [head, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
@@ -236,6 +275,47 @@ async function main() {
       ...after.map((r) => [r.process, f0(r.rss), f0(r.pss)]),
       ['**whole stack**', `**${f0(total(after, 'rss'))}**`, `**${f0(total(after, 'pss'))}**`],
     ], ['process', 'RSS MB', 'PSS MB']));
+
+    // 6. Backpressure.
+    const finished = [];
+    let nextTask = 0;
+    const tb = performance.now();
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async () => {
+        while (nextTask < BACKPRESSURE) {
+          const i = nextTask++;
+          finished.push(
+            await submitAndFinish(stack, {
+              title: `bench: backpressure ${i}`,
+              workspace: 'ziggie',
+              plan: { steps: [{ id: 's', capability: 'art', retries: 0, input: SLOW_CALL }] },
+            }),
+          );
+        }
+      }),
+    );
+    const bpSecs = (performance.now() - tb) / 1000;
+    const headers = { authorization: `Bearer ${stack.adminToken}` };
+    const attempts = (
+      await Promise.all(finished.map(async (f) => (await (await fetch(`${stack.gatewayUrl}/v1/tasks/${f.id}`, { headers })).json()).waves[0].steps[0].attempts))
+    ).flat();
+    const ran = attempts.filter((a) => a.status === 'succeeded' && a.startedAt && a.finishedAt).map((a) => [Date.parse(a.startedAt), Date.parse(a.finishedAt)]);
+    const direct = await directCalls(BACKPRESSURE, TOOL_CONCURRENCY, SLOW_CALL);
+    say();
+    say(`### 6. Backpressure: ${BACKPRESSURE} one-step tasks without retries, one 0.1 s tool admitted ${TOOL_CONCURRENCY} at a time per caller, ${CLIENTS} clients`);
+    say();
+    say(table([
+      [
+        'through the command center',
+        `${finished.filter((f) => f.succeeded).length} / ${BACKPRESSURE}`,
+        String(attempts.filter((a) => a.status === 'refused').length),
+        String(peakOverlap(ran)),
+        f1(BACKPRESSURE / bpSecs),
+        f0(pct(finished.map((f) => f.ms), 50)),
+        f0(pct(finished.map((f) => f.ms), 95)),
+      ],
+      [`the same calls straight to the MCP server, ${TOOL_CONCURRENCY} at a time`, '–', '–', String(TOOL_CONCURRENCY), f1(direct), '–', '–'],
+    ], ['', 'succeeded', 'refused attempts', 'most calls at once (steps running)', 'tasks/s (calls/s)', 'p50 ms', 'p95 ms']));
     say();
     say(`load average at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}; postgres data ${readdirSync(join(dataDir, 'postgres')).length} entries`);
   } finally {

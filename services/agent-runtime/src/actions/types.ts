@@ -4,7 +4,7 @@ export type Dispatch = PayloadOf<Subject.StepDispatch>;
 
 export type StepOutcome =
   | { status: 'succeeded'; output: Record<string, unknown> }
-  | { status: 'failed'; output?: Record<string, unknown>; error: { code: string; message: string; retryAfterSeconds?: number } };
+  | { status: 'failed'; output?: Record<string, unknown>; error: { code: string; message: string; retryAfterSeconds?: number; limit?: number; scope?: string } };
 
 /** What an action gets besides its dispatch. */
 export interface ActionContext {
