@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { PayloadOf, Subject } from '@ziggie/contracts';
-import { json, Kysely, NatsService, TraceContexts, Transaction } from '@ziggie/platform';
+import { json, Kysely, NatsService, sql, TraceContexts, Transaction } from '@ziggie/platform';
 import { OrchestratorDb } from './migrations';
 
 export type TaskEvent = PayloadOf<Subject.TaskEvent>;
@@ -30,14 +30,18 @@ export class EventBatch {
     const byTask = new Map<string, number>();
     for (const e of this.items) byTask.set(e.taskId, (byTask.get(e.taskId) ?? 0) + 1);
     const nextSeq = new Map<string, number>();
-    for (const [taskId, n] of [...byTask.entries()].sort(([a], [b]) => a.localeCompare(b))) {
-      const row = await trx
-        .updateTable('tasks')
-        .set((eb) => ({ event_seq: eb('event_seq', '+', n) }))
-        .where('id', '=', taskId)
-        .returning('event_seq')
-        .executeTakeFirst();
-      if (row) nextSeq.set(taskId, row.event_seq - n + 1);
+    const ids = [...byTask.keys()].sort();
+    for (let i = 0; i < ids.length; i += 5000) {
+      const chunk = ids.slice(i, i + 5000);
+      // Locked in id order first (a no-op where the transaction holds them already), so the
+      // multi-row update below, whose row order the planner picks, can never deadlock.
+      await sql`select id from tasks where id in (${sql.join(chunk)}) order by id for update`.execute(trx);
+      const rows = await sql<{ id: string; event_seq: number }>`
+        update tasks t set event_seq = t.event_seq + v.n
+        from (values ${sql.join(chunk.map((id) => sql`(${id}, ${byTask.get(id)!}::int)`))}) as v(id, n)
+        where t.id = v.id
+        returning t.id, t.event_seq`.execute(trx);
+      for (const r of rows.rows) nextSeq.set(r.id, r.event_seq - byTask.get(r.id)! + 1);
     }
     const at = new Date().toISOString();
     const events: TaskEvent[] = [];

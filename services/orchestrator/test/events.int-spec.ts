@@ -1,0 +1,82 @@
+import { createKysely, json, Kysely, migrate } from '@ziggie/platform';
+import { startPostgres, type PostgresHandle } from '../../../test/support';
+import { EventBatch } from '../src/events';
+import { migrations, OrchestratorDb } from '../src/migrations';
+
+const principal = { subject: 'ops@test', roles: ['admin'], workspaces: ['*'] };
+
+describe('EventBatch on a Postgres server', () => {
+  let db: Kysely<OrchestratorDb>;
+  let pg: PostgresHandle | undefined;
+
+  beforeAll(async () => {
+    pg = await startPostgres();
+    db = createKysely<OrchestratorDb>(pg.url);
+    await migrate(db as Kysely<unknown>, 'orchestrator', migrations);
+    for (const id of ['t-b', 't-a', 't-c']) {
+      await db
+        .insertInto('tasks')
+        .values({ id, title: id, workspace: 'alpha', priority: 'P1', status: 'running', wave_count: 1, principal: json(principal), correlation_id: id })
+        .execute();
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await db?.destroy();
+    await pg?.stop();
+  });
+
+  const outbox = async () => (await db.selectFrom('event_outbox').select(['task_id', 'seq']).orderBy('task_id').orderBy('seq').execute()).map((r) => `${r.task_id}:${r.seq}`);
+
+  it('numbers each task\'s events on from its last number, in the order they were added, and writes them to the outbox', async () => {
+    const first = new EventBatch();
+    first.add('t-b', 'task.started', { status: 'running' });
+    first.add('t-a', 'task.started', { status: 'running' });
+    first.add('t-b', 'step.dispatched', { status: 'dispatched', stepId: 's1' });
+    first.add('t-b', 'step.dispatched', { status: 'dispatched', stepId: 's2' });
+    const written = await db.transaction().execute((trx) => first.write(trx));
+    expect(written.map((e) => `${e.taskId}:${e.seq}:${e.type}${e.stepId ? `:${e.stepId}` : ''}`)).toEqual([
+      't-b:1:task.started',
+      't-a:1:task.started',
+      't-b:2:step.dispatched:s1',
+      't-b:3:step.dispatched:s2',
+    ]);
+    expect(first.size).toBe(0);
+
+    const second = new EventBatch();
+    second.add('t-c', 'task.started', { status: 'running' });
+    second.add('t-b', 'step.succeeded', { status: 'succeeded', stepId: 's1' });
+    second.add('t-a', 'task.succeeded', { status: 'succeeded' });
+    const more = await db.transaction().execute((trx) => second.write(trx));
+    expect(more.map((e) => `${e.taskId}:${e.seq}`)).toEqual(['t-c:1', 't-b:4', 't-a:2']);
+
+    const seqs = await db.selectFrom('tasks').select(['id', 'event_seq']).orderBy('id').execute();
+    expect(seqs).toEqual([
+      { id: 't-a', event_seq: 2 },
+      { id: 't-b', event_seq: 4 },
+      { id: 't-c', event_seq: 1 },
+    ]);
+    expect(await outbox()).toEqual(['t-a:1', 't-a:2', 't-b:1', 't-b:2', 't-b:3', 't-b:4', 't-c:1']);
+  });
+
+  it('numbers nothing when the transaction rolls back', async () => {
+    const batch = new EventBatch();
+    batch.add('t-a', 'step.failed', { status: 'failed' });
+    await expect(
+      db.transaction().execute(async (trx) => {
+        await batch.write(trx);
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    expect((await db.selectFrom('tasks').select('event_seq').where('id', '=', 't-a').executeTakeFirstOrThrow()).event_seq).toBe(2);
+    expect(await outbox()).not.toContain('t-a:3');
+  });
+
+  it('skips events of a task that does not exist instead of failing the transaction', async () => {
+    const batch = new EventBatch();
+    batch.add('t-missing', 'task.started', { status: 'running' });
+    batch.add('t-c', 'step.running', { status: 'running' });
+    const written = await db.transaction().execute((trx) => batch.write(trx));
+    expect(written.map((e) => `${e.taskId}:${e.seq}`)).toEqual(['t-c:2']);
+  });
+});
