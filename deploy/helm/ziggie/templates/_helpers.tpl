@@ -227,7 +227,8 @@ endpoint.
 
 {{/*
 Postgres: bundled (postgresql.enabled), an existing Secret with DATABASE_URL, or a URL the
-chart puts into a Secret. Exactly one is needed: embedded PGlite is for the local stack only.
+chart puts into a Secret. Exactly one is needed: every stateful service requires DATABASE_URL
+(ADR 0007), in a cluster as in the local stack.
 */}}
 {{- define "ziggie.database.mode" -}}
 {{- $pg := .Values.postgresql }}
