@@ -43,6 +43,9 @@ class Effects {
   written: TaskEvent[] = [];
 }
 
+/** What deciding a task's next move needs of each of its steps. */
+type TaskStep = Pick<StepRow, 'task_id' | 'id' | 'wave' | 'status' | 'error' | 'output' | 'finished_at'>;
+
 type Candidate = StepRow & { task_priority: string; principal: TaskRow['principal']; correlation_id: string; task_depth: number };
 
 /** Leaves out of a round the tool steps whose caller's tool or server is at the gateway's limit. */
@@ -325,57 +328,64 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
 
   /** The body of advance() for a task row this transaction has locked. */
   private async advanceLocked(trx: Trx, fx: Effects, task: TaskRow | undefined): Promise<void> {
-    if (!task || TERMINAL.has(task.status)) return;
-    const taskId = task.id;
-    if (task.status === 'queued') {
-      if (task.not_before && new Date(task.not_before).getTime() > Date.now()) return;
-      await trx.updateTable('tasks').set({ status: 'running', current_wave: 1, updated_at: new Date() }).where('id', '=', taskId).execute();
-      fx.events.add(taskId, 'task.running', { status: 'running' });
-      fx.events.add(taskId, 'wave.started', { wave: 1, status: 'running' });
+    if (task) await this.advanceMany(trx, fx, [task]);
+  }
+
+  /**
+   * Moves locked tasks on: starts a queued one that may start, fails one with a failed step, or,
+   * once its current wave has no open step, starts the next wave or ends it. The running tasks'
+   * steps are read in one query for all of them (a result batch advances many tasks at once).
+   */
+  private async advanceMany(trx: Trx, fx: Effects, tasks: TaskRow[]): Promise<void> {
+    const running: TaskRow[] = [];
+    for (const task of tasks) {
+      if (TERMINAL.has(task.status)) continue;
+      if (task.status !== 'queued') {
+        running.push(task);
+        continue;
+      }
+      if (task.not_before && new Date(task.not_before).getTime() > Date.now()) continue;
+      await trx.updateTable('tasks').set({ status: 'running', current_wave: 1, updated_at: new Date() }).where('id', '=', task.id).execute();
+      fx.events.add(task.id, 'task.running', { status: 'running' });
+      fx.events.add(task.id, 'wave.started', { wave: 1, status: 'running' });
       fx.pump = true;
-      return;
     }
-    const failed = await trx
+    if (running.length === 0) return;
+    const stepsOf = new Map<string, TaskStep[]>();
+    const rows = await trx
       .selectFrom('steps')
-      .select(['id', 'error', 'wave'])
-      .where('task_id', '=', taskId)
-      .where('status', '=', 'failed')
-      .orderBy('finished_at')
-      .limit(1)
-      .executeTakeFirst();
-    if (failed) {
-      const reason = failed.error ?? 'unknown error';
-      const code = reason.startsWith('STEP_REJECTED') ? 'STEP_REJECTED' : 'TASK_STEP_FAILED';
-      await this.finish(trx, fx, task, 'failed', code, `step ${failed.id} failed: ${reason}`, failed.wave, failed.id);
-      return;
+      .select(['task_id', 'id', 'wave', 'status', 'error', 'output', 'finished_at'])
+      .where('task_id', 'in', running.map((t) => t.id))
+      .execute();
+    for (const r of rows) stepsOf.set(r.task_id, [...(stepsOf.get(r.task_id) ?? []), r]);
+    for (const task of running) {
+      const steps = stepsOf.get(task.id) ?? [];
+      // The first step to have failed (by when it finished) names the task's failure.
+      const failed = steps
+        .filter((s) => s.status === 'failed')
+        .sort((a, b) => (a.finished_at?.getTime() ?? Number.POSITIVE_INFINITY) - (b.finished_at?.getTime() ?? Number.POSITIVE_INFINITY))[0];
+      if (failed) {
+        const reason = failed.error ?? 'unknown error';
+        const code = reason.startsWith('STEP_REJECTED') ? 'STEP_REJECTED' : 'TASK_STEP_FAILED';
+        await this.finish(trx, fx, task, 'failed', code, `step ${failed.id} failed: ${reason}`, failed.wave, failed.id);
+        continue;
+      }
+      if (steps.some((s) => s.wave === task.current_wave && (OPEN_STEP as readonly string[]).includes(s.status))) continue;
+      const unfinished = steps.filter((s) => s.status !== 'succeeded').map((s) => s.wave);
+      if (unfinished.length === 0) {
+        await this.succeed(trx, fx, task, steps);
+        continue;
+      }
+      const next = Math.min(...unfinished);
+      fx.events.add(task.id, 'wave.succeeded', { wave: task.current_wave, status: 'succeeded' });
+      await trx.updateTable('tasks').set({ current_wave: next, updated_at: new Date() }).where('id', '=', task.id).execute();
+      fx.events.add(task.id, 'wave.started', { wave: next, status: 'running' });
+      fx.pump = true;
     }
-    const open = await trx
-      .selectFrom('steps')
-      .select((eb) => eb.fn.countAll<string>().as('n'))
-      .where('task_id', '=', taskId)
-      .where('wave', '=', task.current_wave)
-      .where('status', 'in', [...OPEN_STEP])
-      .executeTakeFirstOrThrow();
-    if (Number(open.n) > 0) return;
-    const next = await trx
-      .selectFrom('steps')
-      .select((eb) => eb.fn.min<number>('wave').as('wave'))
-      .where('task_id', '=', taskId)
-      .where('status', '<>', 'succeeded')
-      .executeTakeFirst();
-    if (next?.wave === null || next?.wave === undefined) {
-      await this.succeed(trx, fx, task);
-      return;
-    }
-    fx.events.add(taskId, 'wave.succeeded', { wave: task.current_wave, status: 'succeeded' });
-    await trx.updateTable('tasks').set({ current_wave: next.wave, updated_at: new Date() }).where('id', '=', taskId).execute();
-    fx.events.add(taskId, 'wave.started', { wave: next.wave, status: 'running' });
-    fx.pump = true;
   }
 
   /** The task output: the blueprint's output mapping (checked against its schema), else the last wave's outputs. */
-  private async succeed(trx: Trx, fx: Effects, task: TaskRow): Promise<void> {
-    const rows = await trx.selectFrom('steps').select(['id', 'output', 'wave']).where('task_id', '=', task.id).execute();
+  private async succeed(trx: Trx, fx: Effects, task: TaskRow, rows: Array<Pick<TaskStep, 'id' | 'output' | 'wave'>>): Promise<void> {
     let output: Record<string, unknown>;
     if (task.output_template) {
       try {
@@ -393,7 +403,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
       const last = Math.max(...rows.map((r) => r.wave));
       output = { steps: Object.fromEntries(rows.filter((r) => r.wave === last).map((r) => [r.id, r.output])) };
     }
-    await this.finish(trx, fx, task, 'succeeded', null, null, task.wave_count, null, output);
+    await this.finish(trx, fx, task, 'succeeded', null, null, task.wave_count, null, output, true);
   }
 
   private async finish(
@@ -406,21 +416,22 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     wave: number,
     failedStepId: string | null,
     output?: Record<string, unknown>,
+    /** Every step of the task has succeeded (the caller just read them): nothing to stop. */
+    allSucceeded = false,
   ): Promise<void> {
     const now = new Date();
-    const inFlight = await trx
-      .selectFrom('steps')
-      .select(['id', 'attempt', 'pool'])
-      .where('task_id', '=', task.id)
-      .where('status', 'in', [...IN_FLIGHT])
-      .execute();
-    const stopped = await trx
-      .updateTable('steps')
-      .set({ status: 'cancelled', finished_at: now, waiting_reason: null })
-      .where('task_id', '=', task.id)
-      .where('status', 'in', [...OPEN_STEP])
-      .returning(['id', 'wave'])
-      .execute();
+    const inFlight = allSucceeded
+      ? []
+      : await trx.selectFrom('steps').select(['id', 'attempt', 'pool']).where('task_id', '=', task.id).where('status', 'in', [...IN_FLIGHT]).execute();
+    const stopped = allSucceeded
+      ? []
+      : await trx
+          .updateTable('steps')
+          .set({ status: 'cancelled', finished_at: now, waiting_reason: null })
+          .where('task_id', '=', task.id)
+          .where('status', 'in', [...OPEN_STEP])
+          .returning(['id', 'wave'])
+          .execute();
     if (inFlight.length > 0) {
       const ended = await trx
         .updateTable('step_attempts')
@@ -1111,7 +1122,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
         }
       }
       // The tasks are locked already: moving them on here saves a transaction per result.
-      for (const taskId of [...fx.advance]) await this.advanceLocked(trx, fx, tasks.get(taskId));
+      await this.advanceMany(trx, fx, [...fx.advance].flatMap((id) => tasks.get(id) ?? []));
       fx.advance.clear();
       fx.pump = true;
     });
