@@ -43,6 +43,25 @@ class Effects {
   written: TaskEvent[] = [];
 }
 
+/** What a result changes: its step's row and its attempt's row, written for a whole batch at once. */
+interface AttemptEnding {
+  step: {
+    task_id: string;
+    id: string;
+    status: string;
+    /** JSON text, or null. */
+    output: string | null;
+    error: string | null;
+    started_at: Date;
+    finished_at: Date | null;
+    next_attempt_at: Date | null;
+    waiting_reason: string | null;
+    capacity_waits: number;
+    child_task_id: string | null;
+  };
+  attempt: { attempt: number; status: string; finished_at: Date; holder: string; pool: string };
+}
+
 /** What deciding a task's next move needs of each of its steps. */
 type TaskStep = Pick<StepRow, 'task_id' | 'id' | 'wave' | 'status' | 'error' | 'output' | 'finished_at'>;
 
@@ -1023,22 +1042,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     await this.commit(async (trx, fx) => {
       const tasks = await this.lockTasks(trx, results.map((r) => r.taskId));
       const now = new Date();
-      for (const r of results.filter((x) => x.status === 'running')) {
-        const attempt = attemptNumber(r.attemptId);
-        const started = new Date(r.startedAt);
-        const row = await trx
-          .updateTable('steps')
-          .set({ status: 'running', started_at: started })
-          .where('task_id', '=', r.taskId)
-          .where('id', '=', r.stepId)
-          .where('status', '=', 'dispatched')
-          .where('attempt', '=', attempt)
-          .returning('wave')
-          .executeTakeFirst();
-        if (!row) continue;
-        await trx.updateTable('step_attempts').set({ status: 'running', started_at: started }).where('task_id', '=', r.taskId).where('step_id', '=', r.stepId).where('attempt', '=', attempt).execute();
-        fx.events.add(r.taskId, 'step.running', { wave: row.wave, stepId: r.stepId, agentId: r.agentId, status: 'running' });
-      }
+      await this.recordRunning(trx, fx, results.filter((x) => x.status === 'running'));
       const terminal = results.filter((x) => x.status !== 'running');
       if (terminal.length === 0) return;
       const fresh = new Set(
@@ -1058,6 +1062,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
         .where(({ eb, refTuple, tuple }) => eb(refTuple('task_id', 'id'), 'in', terminal.map((r) => tuple(r.taskId, r.stepId))))
         .execute();
       const byKey = new Map(steps.map((s) => [`${s.task_id}/${s.id}`, s]));
+      const ends: AttemptEnding[] = [];
       for (const r of terminal) {
         if (!fresh.has(r.attemptId)) continue;
         fresh.delete(r.attemptId);
@@ -1080,32 +1085,30 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
         );
         const again = move.kind !== 'done';
         const childTaskId = typeof r.output?.childTaskId === 'string' ? r.output.childTaskId : step.child_task_id;
-        await trx
-          .updateTable('steps')
-          .set({
+        const startedAt = step.started_at ?? new Date(r.startedAt);
+        ends.push({
+          step: {
+            task_id: step.task_id,
+            id: step.id,
             status: again ? 'pending' : status,
-            output: r.output ? json(r.output) : null,
+            output: r.output ? JSON.stringify(r.output) : null,
             error: message,
-            started_at: step.started_at ?? new Date(r.startedAt),
+            started_at: startedAt,
             finished_at: again ? null : new Date(r.finishedAt ?? now),
             next_attempt_at: again ? move.at : null,
             waiting_reason: again ? move.reason : null,
             capacity_waits: move.kind === 'wait' ? step.capacity_waits + 1 : step.capacity_waits,
             child_task_id: childTaskId,
-          })
-          .where('task_id', '=', step.task_id)
-          .where('id', '=', step.id)
-          .execute();
-        const ended = await trx
-          .updateTable('step_attempts')
-          // A refused attempt did no work: it shows as refused, not failed.
-          .set({ status: move.kind === 'wait' ? 'refused' : status, error: message, started_at: step.started_at ?? new Date(r.startedAt), finished_at: new Date(r.finishedAt ?? now) })
-          .where('task_id', '=', step.task_id)
-          .where('step_id', '=', step.id)
-          .where('attempt', '=', attempt)
-          .returning('lease_id')
-          .executeTakeFirst();
-        if (ended?.lease_id) fx.releases.push({ holder: r.attemptId, pool: step.pool ?? '' });
+          },
+          attempt: {
+            attempt,
+            // A refused attempt did no work: it shows as refused, not failed.
+            status: move.kind === 'wait' ? 'refused' : status,
+            finished_at: new Date(r.finishedAt ?? now),
+            holder: r.attemptId,
+            pool: step.pool ?? '',
+          },
+        });
         if (move.kind === 'wait') {
           const scope = r.error?.scope;
           if (r.error?.limit !== undefined && (scope === 'tool' || scope === 'server') && r.error.code === 'TOOL_CONCURRENCY_LIMITED') {
@@ -1121,11 +1124,69 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
           fx.advance.add(step.task_id);
         }
       }
+      await this.writeEndings(trx, fx, ends);
       // The tasks are locked already: moving them on here saves a transaction per result.
       await this.advanceMany(trx, fx, [...fx.advance].flatMap((id) => tasks.get(id) ?? []));
       fx.advance.clear();
       fx.pump = true;
     });
+  }
+
+  /** `running` notices: dispatched → running for many steps in two statements, and their events. */
+  private async recordRunning(trx: Trx, fx: Effects, notices: StepResult[]): Promise<void> {
+    for (let i = 0; i < notices.length; i += 1000) {
+      const chunk = notices.slice(i, i + 1000);
+      const agentOf = new Map(chunk.map((r) => [`${r.taskId}/${r.stepId}/${attemptNumber(r.attemptId)}`, r.agentId]));
+      const values = sql.join(chunk.map((r) => sql`(${r.taskId}, ${r.stepId}, ${attemptNumber(r.attemptId)}::int, ${new Date(r.startedAt)}::timestamptz)`));
+      const started = await sql<{ task_id: string; id: string; wave: number; attempt: number; started_at: Date }>`
+        update steps s set status = 'running', started_at = v.started_at
+        from (values ${values}) as v(task_id, id, attempt, started_at)
+        where s.task_id = v.task_id and s.id = v.id and s.status = 'dispatched' and s.attempt = v.attempt
+        returning s.task_id, s.id, s.wave, s.attempt, s.started_at`.execute(trx);
+      if (started.rows.length === 0) continue;
+      await sql`
+        update step_attempts a set status = 'running', started_at = v.started_at
+        from (values ${sql.join(started.rows.map((r) => sql`(${r.task_id}, ${r.id}, ${r.attempt}::int, ${r.started_at}::timestamptz)`))}) as v(task_id, step_id, attempt, started_at)
+        where a.task_id = v.task_id and a.step_id = v.step_id and a.attempt = v.attempt`.execute(trx);
+      for (const r of started.rows) {
+        fx.events.add(r.task_id, 'step.running', { wave: r.wave, stepId: r.id, agentId: agentOf.get(`${r.task_id}/${r.id}/${r.attempt}`), status: 'running' });
+      }
+    }
+  }
+
+  /** The steps and attempts that results ended, each in one multi-row statement; leases of ended attempts go back. */
+  private async writeEndings(trx: Trx, fx: Effects, ends: AttemptEnding[]): Promise<void> {
+    for (let i = 0; i < ends.length; i += 500) {
+      const chunk = ends.slice(i, i + 500);
+      const steps = sql.join(
+        chunk.map(
+          ({ step: s }) =>
+            sql`(${s.task_id}, ${s.id}, ${s.status}, ${s.output}::jsonb, ${s.error}::text, ${s.started_at}::timestamptz, ${s.finished_at}::timestamptz,
+                 ${s.next_attempt_at}::timestamptz, ${s.waiting_reason}::text, ${s.capacity_waits}::int, ${s.child_task_id}::text)`,
+        ),
+      );
+      await sql`
+        update steps s set status = v.status, output = v.output, error = v.error, started_at = v.started_at, finished_at = v.finished_at,
+                           next_attempt_at = v.next_attempt_at, waiting_reason = v.waiting_reason, capacity_waits = v.capacity_waits, child_task_id = v.child_task_id
+        from (values ${steps}) as v(task_id, id, status, output, error, started_at, finished_at, next_attempt_at, waiting_reason, capacity_waits, child_task_id)
+        where s.task_id = v.task_id and s.id = v.id`.execute(trx);
+      const attempts = sql.join(
+        chunk.map(
+          ({ step: s, attempt: a }) =>
+            sql`(${s.task_id}, ${s.id}, ${a.attempt}::int, ${a.status}, ${s.error}::text, ${s.started_at}::timestamptz, ${a.finished_at}::timestamptz)`,
+        ),
+      );
+      const ended = await sql<{ task_id: string; step_id: string; lease_id: string | null }>`
+        update step_attempts a set status = v.status, error = v.error, started_at = v.started_at, finished_at = v.finished_at
+        from (values ${attempts}) as v(task_id, step_id, attempt, status, error, started_at, finished_at)
+        where a.task_id = v.task_id and a.step_id = v.step_id and a.attempt = v.attempt
+        returning a.task_id, a.step_id, a.lease_id`.execute(trx);
+      const byStep = new Map(chunk.map((e) => [`${e.step.task_id}/${e.step.id}`, e.attempt]));
+      for (const row of ended.rows) {
+        const a = byStep.get(`${row.task_id}/${row.step_id}`);
+        if (row.lease_id && a) fx.releases.push({ holder: a.holder, pool: a.pool });
+      }
+    }
   }
 
   private async onMaxDeliveries(data: Uint8Array): Promise<void> {
