@@ -4,7 +4,7 @@ import { callUnary, CONFIG, ConsumeHandle, DatabaseService, json, Kysely, Metric
 import type { Subscription } from 'nats';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { OrchestratorConfig } from './config';
-import { EventBatch, EventPublisher, TaskEvent } from './events';
+import { clearOutbox, EventBatch, EventPublisher, TaskEvent } from './events';
 import { evaluatePolicies, PolicyRule, toolsOf } from './governance';
 import { KeyedLock } from './keyed-lock';
 import { OrchestratorDb, StepRow, TaskRow } from './migrations';
@@ -41,6 +41,12 @@ class Effects {
   readonly releases: HeldLease[] = [];
   pump = false;
   written: TaskEvent[] = [];
+}
+
+/** Housekeeping the next transaction writes (see EngineService.carried). */
+interface Carried {
+  outbox: Array<{ taskId: string; seq: number }>;
+  published: Array<{ taskId: string; stepId: string }>;
 }
 
 /** What a result changes: its step's row and its attempt's row, written for a whole batch at once. */
@@ -141,6 +147,12 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
   private readonly transitions: Counter<'kind' | 'status'>;
   private readonly taskDuration: Histogram<'status'>;
   private readonly decisions: Counter<'effect'>;
+  /**
+   * Housekeeping after a publish, written by the next transaction instead of one of its own (a
+   * commit each): events to clear from the outbox, dispatches JetStream confirmed. A crash loses
+   * only this, and the loss means publishing again under the same message id.
+   */
+  private carried: Carried = { outbox: [], published: [] };
   /** Concurrency limits of the MCP gateway, learned from its refusals. */
   private readonly toolCapacity = new ToolCapacity();
 
@@ -251,6 +263,8 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     this.timers.push(
       setInterval(() => void this.reconcile(), this.extra.RECONCILE_INTERVAL_MS),
       setInterval(() => this.schedulePump(), PUMP_TICK_MS),
+      // When no transaction comes by to carry the housekeeping, a small one does.
+      setInterval(() => void this.flushCarried(), PUMP_TICK_MS),
     );
     for (const t of this.timers) t.unref();
   }
@@ -262,6 +276,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     this.advisories?.unsubscribe();
     await Promise.allSettled(this.consumers.map((c) => c.stop()));
     await this.pumping?.catch(() => undefined);
+    await this.flushCarried();
   }
 
   // ---------------------------------------------------------------------------------------
@@ -269,18 +284,69 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
 
   private async commit<T>(work: (trx: Trx, fx: Effects) => Promise<T>): Promise<T> {
     const fx = new Effects();
-    const result = await this.db.transaction().execute(async (trx) => {
-      const r = await work(trx, fx);
-      fx.written = await fx.events.write(trx);
-      return r;
-    });
+    const carried = this.takeCarried();
+    let result: T;
+    try {
+      result = await this.db.transaction().execute(async (trx) => {
+        const r = await work(trx, fx);
+        fx.written = await fx.events.write(trx);
+        await this.writeCarried(trx, carried);
+        return r;
+      });
+    } catch (err) {
+      this.putBack(carried);
+      throw err;
+    }
     await this.afterCommit(fx);
     return result;
   }
 
+  private takeCarried(): Carried {
+    const taken = this.carried;
+    this.carried = { outbox: [], published: [] };
+    return taken;
+  }
+
+  private putBack(c: Carried): void {
+    this.carried.outbox.push(...c.outbox);
+    this.carried.published.push(...c.published);
+  }
+
+  /** Last in a transaction, after its own locks: the marks skip rows others hold, so they never wait. */
+  private async writeCarried(trx: Trx, c: Carried): Promise<void> {
+    await clearOutbox(trx, c.outbox);
+    for (let i = 0; i < c.published.length; i += 1000) {
+      const chunk = c.published.slice(i, i + 1000);
+      // Rows a result transaction holds are skipped: a result means the dispatch arrived, and the
+      // step has left `dispatched` or is about to.
+      await sql`
+        update steps set published_at = now()
+        where (task_id, id) in (
+          select task_id, id from steps
+          where (task_id, id) in (${sql.join(chunk.map((d) => sql`(${d.taskId}, ${d.stepId})`))})
+            and status in ('dispatched', 'running') and published_at is null
+          for update skip locked)`.execute(trx);
+    }
+  }
+
+  private async flushCarried(): Promise<void> {
+    if (this.carried.outbox.length === 0 && this.carried.published.length === 0) return;
+    const carried = this.takeCarried();
+    try {
+      await this.db.transaction().execute((trx) => this.writeCarried(trx, carried));
+    } catch (err) {
+      this.putBack(carried);
+      this.logger.warn(`outbox cleanup and dispatch confirmations: ${String(err)}`);
+    }
+  }
+
   private async afterCommit(fx: Effects): Promise<void> {
     for (const e of fx.written) this.transitions.inc({ kind: e.type.split('.')[0]!, status: e.status });
-    await this.publisher.publish(fx.written).catch((err: unknown) => this.logger.warn(`events: ${String(err)}`));
+    const sent = await this.publisher.publish(fx.written).catch((err: unknown) => {
+      this.logger.warn(`events: ${String(err)}`);
+      return [];
+    });
+    for (const e of sent) this.carried.outbox.push({ taskId: e.taskId, seq: e.seq });
     for (const c of fx.cancels) {
       try {
         this.nats.publishCore(Subject.StepCancel, c.taskId, c);
@@ -992,20 +1058,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
       // The steps stay dispatched in Postgres; reconcile publishes them again under the same id.
       this.logger.warn(`${list.length - confirmed.length} dispatches not confirmed by JetStream yet`);
     }
-    for (let i = 0; i < confirmed.length; i += 1000) {
-      const chunk = confirmed.slice(i, i + 1000);
-      // Rows a result transaction holds are skipped (never waited for, so never a deadlock): a
-      // result means the dispatch arrived, and the step has left `dispatched` or is about to.
-      await sql`
-        update steps set published_at = now()
-        where (task_id, id) in (
-          select task_id, id from steps
-          where (task_id, id) in (${sql.join(chunk.map((d) => sql`(${d.taskId}, ${d.stepId})`))})
-            and status in ('dispatched', 'running')
-          for update skip locked)`
-        .execute(this.db)
-        .catch((err: unknown) => this.logger.warn(`marking dispatches published: ${String(err)}`));
-    }
+    for (const d of confirmed) this.carried.published.push({ taskId: d.taskId, stepId: d.stepId });
   }
 
   // ---------------------------------------------------------------------------------------

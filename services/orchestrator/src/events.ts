@@ -62,7 +62,26 @@ export class EventBatch {
   }
 }
 
-/** Publishes committed events in order and clears them from the outbox. */
+/**
+ * Removes published events from the outbox, in statements of up to 1,000. Rows another
+ * transaction is removing are skipped, never waited for: this runs inside the engine's
+ * transactions, which must not wait (or deadlock) on housekeeping.
+ */
+export async function clearOutbox(db: Kysely<OrchestratorDb> | Transaction<OrchestratorDb>, sent: ReadonlyArray<{ taskId: string; seq: number }>): Promise<void> {
+  for (let i = 0; i < sent.length; i += 1000) {
+    const chunk = sent.slice(i, i + 1000);
+    await sql`
+      delete from event_outbox where (task_id, seq) in (
+        select task_id, seq from event_outbox
+        where (task_id, seq) in (${sql.join(chunk.map((e) => sql`(${e.taskId}, ${e.seq}::int)`))})
+        for update skip locked)`.execute(db);
+  }
+}
+
+/**
+ * Publishes committed events in order. What was published leaves the outbox with the engine's
+ * next transaction (publish returns it); reconcile's leftovers leave it at once.
+ */
 export class EventPublisher {
   private readonly logger = new Logger('events');
 
@@ -73,21 +92,15 @@ export class EventPublisher {
     private readonly traces?: TraceContexts,
   ) {}
 
-  async publish(events: readonly TaskEvent[]): Promise<void> {
-    if (events.length === 0) return;
+  /** Publishes in order; the events JetStream confirmed. */
+  async publish(events: readonly TaskEvent[]): Promise<TaskEvent[]> {
+    if (events.length === 0) return [];
     // Issued in sequence order on one connection, so JetStream stores them in that order.
     const send = (e: TaskEvent) => this.nats.publish(Subject.TaskEvent, e.taskId, e, { msgId: `${e.taskId}:${e.seq}` });
     const results = await Promise.allSettled(events.map((e) => (this.traces ? this.traces.run(e.taskId, () => send(e)) : send(e))));
     const sent = events.filter((_, i) => results[i]!.status === 'fulfilled');
     if (sent.length < events.length) this.logger.warn(`${events.length - sent.length} task events not published yet; reconcile retries them`);
-    for (let i = 0; i < sent.length; i += 1000) {
-      const chunk = sent.slice(i, i + 1000);
-      await this.db()
-        .deleteFrom('event_outbox')
-        .where(({ eb, refTuple, tuple }) => eb(refTuple('task_id', 'seq'), 'in', chunk.map((e) => tuple(e.taskId, e.seq))))
-        .execute()
-        .catch((err: unknown) => this.logger.warn(`outbox cleanup: ${String(err)}`));
-    }
+    return sent;
   }
 
   /** Publishes what earlier runs left in the outbox (a crash between commit and publish). */
@@ -100,7 +113,8 @@ export class EventPublisher {
       .orderBy('seq')
       .limit(5000)
       .execute();
-    await this.publish(rows.map((r) => r.payload as unknown as TaskEvent));
+    const sent = await this.publish(rows.map((r) => r.payload as unknown as TaskEvent));
+    await clearOutbox(this.db(), sent).catch((err: unknown) => this.logger.warn(`outbox cleanup: ${String(err)}`));
     return rows.length;
   }
 }

@@ -1,6 +1,6 @@
 import { createKysely, json, Kysely, migrate } from '@ziggie/platform';
 import { startPostgres, type PostgresHandle } from '../../../test/support';
-import { EventBatch } from '../src/events';
+import { clearOutbox, EventBatch } from '../src/events';
 import { migrations, OrchestratorDb } from '../src/migrations';
 
 const principal = { subject: 'ops@test', roles: ['admin'], workspaces: ['*'] };
@@ -70,6 +70,20 @@ describe('EventBatch on a Postgres server', () => {
     ).rejects.toThrow('rolled back');
     expect((await db.selectFrom('tasks').select('event_seq').where('id', '=', 't-a').executeTakeFirstOrThrow()).event_seq).toBe(2);
     expect(await outbox()).not.toContain('t-a:3');
+  });
+
+  it('clears published events from the outbox, skipping rows another transaction is removing', async () => {
+    const before = await outbox();
+    // Another transaction holds t-b:1 (as a concurrent cleanup would): it is skipped, not waited for.
+    await db.transaction().execute(async (other) => {
+      await other.selectFrom('event_outbox').select('seq').where('task_id', '=', 't-b').where('seq', '=', 1).forUpdate().execute();
+      await clearOutbox(db, [
+        { taskId: 't-a', seq: 1 },
+        { taskId: 't-b', seq: 1 },
+        { taskId: 't-b', seq: 2 },
+      ]);
+    });
+    expect(await outbox()).toEqual(before.filter((k) => !['t-a:1', 't-b:2'].includes(k)));
   });
 
   it('skips events of a task that does not exist instead of failing the transaction', async () => {
