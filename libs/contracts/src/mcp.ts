@@ -17,6 +17,14 @@ export type SecretValue = z.infer<typeof SecretValue>;
 /** A GPU inference pool of mcp-gateway (GPU_POOLS); the same name as the workspace-coord pool it serves. */
 export const GpuPoolName = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'lowercase letters, digits, _ and -, at most 63, starting with a letter');
 
+/** Calls in flight and calls per minute (each optional). */
+const CallLimits = z
+  .object({
+    concurrency: z.number().int().min(1).optional(),
+    perMinute: z.number().int().min(1).optional(),
+  })
+  .strict();
+
 const common = {
   name: McpServerName,
   /**
@@ -35,21 +43,9 @@ const common = {
     .strict()
     .optional(),
   /** Per-caller limits of each of this server's tools, overriding the gateway defaults. */
-  limits: z
-    .object({
-      concurrency: z.number().int().min(1).optional(),
-      perMinute: z.number().int().min(1).optional(),
-    })
-    .strict()
-    .optional(),
+  limits: CallLimits.optional(),
   /** What the upstream itself can take: calls in flight and per minute, all callers and tools together. */
-  capacity: z
-    .object({
-      concurrency: z.number().int().min(1).optional(),
-      perMinute: z.number().int().min(1).optional(),
-    })
-    .strict()
-    .optional(),
+  capacity: CallLimits.optional(),
   timeoutMs: z.number().int().min(100).optional(),
   maxResponseBytes: z.number().int().min(1024).optional(),
 };

@@ -150,8 +150,10 @@ export class CallLimiter {
       });
     }
     checks.push({ scope: 'tool', name: callerTool, label: toolLabel, limit: perMinute, limiter: this.rateLimiter('tool', perMinute) });
-    const serverPerMinute = key.capacity?.perMinute;
-    if (serverPerMinute !== undefined && Number.isInteger(serverPerMinute) && serverPerMinute >= 1) {
+    // A server's capacity limits only what it sets (0: no limit).
+    const serverPerMinute = positiveInt(key.capacity?.perMinute, 0);
+    const serverConcurrency = positiveInt(key.capacity?.concurrency, 0);
+    if (serverPerMinute > 0) {
       checks.push({ scope: 'server', name: key.server, label: serverLabel, limit: serverPerMinute, limiter: this.rateLimiter('server', serverPerMinute) });
     }
 
@@ -165,8 +167,7 @@ export class CallLimiter {
     }
 
     const slots: Slot[] = [{ scope: 'tool', name: callerTool, label: toolLabel, limit: concurrency, limiter: this.slotLimiter('tool', concurrency) }];
-    const serverConcurrency = key.capacity?.concurrency;
-    if (serverConcurrency !== undefined && Number.isInteger(serverConcurrency) && serverConcurrency >= 1) {
+    if (serverConcurrency > 0) {
       slots.push({ scope: 'server', name: key.server, label: serverLabel, limit: serverConcurrency, limiter: this.slotLimiter('server', serverConcurrency) });
     }
     const held: Slot[] = [];

@@ -73,15 +73,19 @@ type TaskStep = Pick<StepRow, 'task_id' | 'id' | 'wave' | 'status' | 'error' | '
 
 type Candidate = StepRow & { task_priority: string; principal: TaskRow['principal']; correlation_id: string; task_depth: number };
 
+/** The tool steps (`s`, of task `t`) a reached limit holds back: one caller's calls of a tool, or a server's. */
+function heldBy(full: FullLimit) {
+  const which =
+    full.scope === 'tool'
+      ? sql`t.principal->>'subject' = ${full.subject} and s.input->>'tool' = ${full.tool}`
+      : sql`split_part(s.input->>'tool', '.', 1) = ${full.server}`;
+  return sql`(s.action = 'tool' and jsonb_typeof(s.input->'tool') = 'string' and ${which})`;
+}
+
 /** Leaves out of a round the tool steps whose caller's tool or server is at the gateway's limit. */
 function fullToolFilter(full: FullLimit[]) {
   if (full.length === 0) return sql``;
-  const held = full.map((f) =>
-    f.scope === 'tool'
-      ? sql`(t.principal->>'subject' = ${f.subject} and s.input->>'tool' = ${f.tool})`
-      : sql`split_part(s.input->>'tool', '.', 1) = ${f.server}`,
-  );
-  return sql`and not (s.action = 'tool' and jsonb_typeof(s.input->'tool') = 'string' and (${sql.join(held, sql` or `)}))`;
+  return sql`and not (${sql.join(full.map(heldBy), sql` or `)})`;
 }
 
 /** Leave out the pool steps a round would only be refused leases for. */
@@ -899,16 +903,12 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
 
   /** The ready steps a reached tool or server limit holds back get its reason (once) and a step.waiting event. */
   private async holdForTool(trx: Trx, fx: Effects, full: FullLimit): Promise<void> {
-    const holds =
-      full.scope === 'tool'
-        ? sql`t.principal->>'subject' = ${full.subject} and s.input->>'tool' = ${full.tool}`
-        : sql`split_part(s.input->>'tool', '.', 1) = ${full.server}`;
     const held = await sql<{ task_id: string; id: string; wave: number }>`
       update steps s set waiting_reason = ${full.reason}, next_attempt_at = null
       from tasks t
       where t.id = s.task_id and t.status = 'running' and s.wave = t.current_wave and s.status = 'pending'
         and (s.next_attempt_at is null or s.next_attempt_at <= now())
-        and s.action = 'tool' and jsonb_typeof(s.input->'tool') = 'string' and ${holds}
+        and ${heldBy(full)}
         and s.waiting_reason is distinct from ${full.reason}
       returning s.task_id, s.id, s.wave`.execute(trx);
     for (const h of held.rows) fx.events.add(h.task_id, 'step.waiting', { wave: h.wave, stepId: h.id, status: 'pending', message: full.reason });

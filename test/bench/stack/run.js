@@ -126,15 +126,24 @@ async function timedStart(dataDir, entry = 'bundle') {
 }
 
 
-/** The 3-step task's tool calls (two at once, then one) made straight to server-everything over stdio. */
-async function directFloor(runs) {
+/** Runs `work` with an MCP client connected to a server-everything of its own over stdio, then closes it. */
+async function withEverything(work) {
   const { Client } = require('@modelcontextprotocol/sdk/client/index.js');
   const { StdioClientTransport } = require('@modelcontextprotocol/sdk/client/stdio.js');
   const entry = join(dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')), 'dist/index.js');
   const client = new Client({ name: 'bench', version: '0' }, { capabilities: {} });
   await client.connect(new StdioClientTransport({ command: process.execPath, args: [entry, 'stdio'], stderr: 'ignore' }));
-  const samples = [];
   try {
+    return await work(client);
+  } finally {
+    await client.close();
+  }
+}
+
+/** The 3-step task's tool calls (two at once, then one) made straight to server-everything over stdio. */
+function directFloor(runs) {
+  return withEverything(async (client) => {
+    const samples = [];
     for (let i = 0; i <= runs; i++) {
       const t0 = performance.now();
       const [a, b] = await Promise.all([
@@ -144,21 +153,14 @@ async function directFloor(runs) {
       await client.callTool({ name: 'echo', arguments: { message: `${a.content[0].text} ${b.content[0].text}` } });
       if (i > 0) samples.push(performance.now() - t0); // the first run warms the server
     }
-  } finally {
-    await client.close();
-  }
-  return samples;
+    return samples;
+  });
 }
 
 /** `total` calls of one tool straight to server-everything over stdio, `concurrency` at a time: calls/s. */
-async function directCalls(total, concurrency, call) {
-  const { Client } = require('@modelcontextprotocol/sdk/client/index.js');
-  const { StdioClientTransport } = require('@modelcontextprotocol/sdk/client/stdio.js');
-  const entry = join(dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')), 'dist/index.js');
-  const client = new Client({ name: 'bench', version: '0' }, { capabilities: {} });
-  await client.connect(new StdioClientTransport({ command: process.execPath, args: [entry, 'stdio'], stderr: 'ignore' }));
+function directCalls(total, concurrency, call) {
   const name = call.tool.slice(call.tool.indexOf('.') + 1);
-  try {
+  return withEverything(async (client) => {
     let next = 0;
     const t0 = performance.now();
     await Promise.all(
@@ -167,9 +169,7 @@ async function directCalls(total, concurrency, call) {
       }),
     );
     return total / ((performance.now() - t0) / 1000);
-  } finally {
-    await client.close();
-  }
+  });
 }
 
 /** The most intervals [start, end) open at one instant. */
