@@ -69,7 +69,7 @@ interface AttemptEnding {
 }
 
 /** What deciding a task's next move needs of each of its steps. */
-type TaskStep = Pick<StepRow, 'task_id' | 'id' | 'wave' | 'status' | 'error' | 'output' | 'finished_at'>;
+type TaskStep = Pick<StepRow, 'task_id' | 'id' | 'wave' | 'status' | 'error' | 'finished_at'>;
 
 type Candidate = StepRow & { task_priority: string; principal: TaskRow['principal']; correlation_id: string; task_depth: number };
 
@@ -443,7 +443,8 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     const stepsOf = new Map<string, TaskStep[]>();
     const rows = await trx
       .selectFrom('steps')
-      .select(['task_id', 'id', 'wave', 'status', 'error', 'output', 'finished_at'])
+      // Not their outputs: a wide wave is advanced after every result batch, and outputs can be large.
+      .select(['task_id', 'id', 'wave', 'status', 'error', 'finished_at'])
       .where('task_id', 'in', running.map((t) => t.id))
       .execute();
     for (const r of rows) stepsOf.set(r.task_id, [...(stepsOf.get(r.task_id) ?? []), r]);
@@ -462,7 +463,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
       if (steps.some((s) => s.wave === task.current_wave && (OPEN_STEP as readonly string[]).includes(s.status))) continue;
       const unfinished = steps.filter((s) => s.status !== 'succeeded').map((s) => s.wave);
       if (unfinished.length === 0) {
-        await this.succeed(trx, fx, task, steps);
+        await this.succeed(trx, fx, task);
         continue;
       }
       const next = Math.min(...unfinished);
@@ -474,7 +475,8 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /** The task output: the blueprint's output mapping (checked against its schema), else the last wave's outputs. */
-  private async succeed(trx: Trx, fx: Effects, task: TaskRow, rows: Array<Pick<TaskStep, 'id' | 'output' | 'wave'>>): Promise<void> {
+  private async succeed(trx: Trx, fx: Effects, task: TaskRow): Promise<void> {
+    const rows = await trx.selectFrom('steps').select(['id', 'output', 'wave']).where('task_id', '=', task.id).execute();
     let output: Record<string, unknown>;
     if (task.output_template) {
       try {
