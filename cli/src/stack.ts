@@ -668,15 +668,20 @@ export async function ensureMcpServersFile(path: string, dataDir: string, repoRo
 /**
  * What a service runs: its bundle (`npm run build` writes dist/main.bundle.js after tsc, ADR 0008),
  * which starts in about half the CPU time of tsc's ~2,000 files; tsc's main.js when the bundle is
- * missing or older, so a `tsc -b --watch` rebuild is never shadowed by a stale bundle.
+ * missing or older than the last tsc build of the service or of the libraries it bundles, so a
+ * `tsc -b --watch` rebuild is never shadowed by a stale bundle. tsc rewrites only the outputs
+ * that changed (main.js rarely does), but its build-info file on every rebuild of a project.
  */
 export function serviceEntry(name: ServiceName, repoRoot = REPO_ROOT, prefer: 'bundle' | 'main' = 'bundle'): string {
   const dist = join(repoRoot, 'services', name, 'dist');
   const main = join(dist, 'main.js');
   const bundle = join(dist, 'main.bundle.js');
   if (prefer === 'main') return main;
+  const builds = [join(repoRoot, 'services', name), join(repoRoot, 'libs', 'contracts'), join(repoRoot, 'libs', 'platform')].map((dir) => join(dir, 'tsconfig.tsbuildinfo'));
   try {
-    if (statSync(bundle).mtimeMs >= statSync(main).mtimeMs) return bundle;
+    const bundled = statSync(bundle).mtimeMs;
+    const built = Math.max(statSync(main).mtimeMs, ...builds.map((f) => (existsSync(f) ? statSync(f).mtimeMs : 0)));
+    if (bundled >= built) return bundle;
   } catch {
     // No bundle (or no main.js, which checkBuilt reports).
   }

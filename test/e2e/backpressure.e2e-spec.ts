@@ -6,7 +6,7 @@ import { allocateFreePorts, startStack, StackHandle } from '../../cli/src/stack'
 interface AttemptView {
   number: number;
   status: string;
-  error: string | null;
+  error: { code: string; message: string } | null;
   dispatchedAt: string | null;
   finishedAt: string | null;
 }
@@ -88,7 +88,7 @@ describe('backpressure: steps refused for capacity wait and succeed', () => {
       expect(s.attempts.at(-1)?.status).toBe('succeeded');
       for (const a of s.attempts.slice(0, -1)) {
         expect(a.status).toBe('refused');
-        expect(a.error).toMatch(/^TOOL_CONCURRENCY_LIMITED: /);
+        expect(a.error?.code).toBe('TOOL_CONCURRENCY_LIMITED');
       }
     }
     const refused = steps.flatMap((s) => s.attempts.map((a, i) => ({ a, next: s.attempts[i + 1] })).filter(({ a }) => a.status === 'refused'));

@@ -10,14 +10,14 @@ interface StepView {
   agentId: string | null;
   attempt: number;
   output: Record<string, unknown> | null;
-  error: string | null;
+  error: { code: string; message: string } | null;
   dispatchedAt: string | null;
   startedAt: string | null;
   finishedAt: string | null;
   waitingReason: string | null;
   approvedBy: string | null;
   childTaskId: string | null;
-  attempts: Array<{ number: number; status: string; error: string | null }>;
+  attempts: Array<{ number: number; status: string; error: { code: string; message: string } | null }>;
 }
 interface TaskView {
   id: string;

@@ -23,7 +23,7 @@ export function taskView(t: pb.Task): Record<string, unknown> {
         dependsOn: s.dependsOn,
         input: s.input ?? {},
         output: s.output ?? null,
-        error: s.error || null,
+        error: stepError(s.error),
         dispatchedAt: s.dispatchedAt || null,
         startedAt: s.startedAt || null,
         finishedAt: s.finishedAt || null,
@@ -38,7 +38,7 @@ export function taskView(t: pb.Task): Record<string, unknown> {
           number: a.number,
           agentId: a.agentId || null,
           status: a.status,
-          error: a.error || null,
+          error: stepError(a.error),
           dispatchedAt: a.dispatchedAt || null,
           startedAt: a.startedAt || null,
           finishedAt: a.finishedAt || null,
@@ -62,6 +62,11 @@ export function taskView(t: pb.Task): Record<string, unknown> {
     waveCount: t.waveCount,
     failedStepId: t.failedStepId || null,
   };
+}
+
+/** A step's or an attempt's error as `{ code, message }`, or null while it has none. */
+function stepError(e: pb.StepError | undefined): { code: string; message: string } | null {
+  return e?.code ? { code: e.code, message: e.message } : null;
 }
 
 /** A task without its waves, for lists. */

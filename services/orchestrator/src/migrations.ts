@@ -182,6 +182,21 @@ export const migrations: Migrations = {
       await db.schema.alterTable('steps').addColumn('capacity_waits', 'integer', (c) => c.notNull().defaultTo(0)).execute();
     },
   },
+  '0005-step-error-codes': {
+    // A step's and an attempt's error as a code and a message, instead of "CODE: message" text
+    // parsed back. Rows written before keep their text: the code is its leading upper-case word.
+    async up(db: Kysely<unknown>) {
+      for (const table of ['steps', 'step_attempts']) {
+        await db.schema.alterTable(table).addColumn('error_code', 'text').addColumn('error_message', 'text').execute();
+        await sql`
+          update ${sql.table(table)}
+          set error_code = coalesce(substring(error from '^([A-Z][A-Z0-9_]*): '), 'STEP_FAILED'),
+              error_message = coalesce(substring(error from '^[A-Z][A-Z0-9_]*: (.*)$'), error)
+          where error is not null`.execute(db);
+        await db.schema.alterTable(table).dropColumn('error').execute();
+      }
+    },
+  },
 };
 
 export interface TaskTable {
@@ -228,7 +243,8 @@ export interface StepTable {
   agent_id: string | null;
   attempt: Generated<number>;
   output: Record<string, unknown> | null;
-  error: string | null;
+  error_code: string | null;
+  error_message: string | null;
   dispatched_at: Date | null;
   started_at: Date | null;
   finished_at: Date | null;
@@ -250,7 +266,8 @@ export interface AttemptTable {
   attempt: number;
   agent_id: string | null;
   status: string;
-  error: string | null;
+  error_code: string | null;
+  error_message: string | null;
   dispatched_at: Date;
   started_at: Date | null;
   finished_at: Date | null;

@@ -6,6 +6,7 @@ import { expandBlueprint } from './blueprints/expand';
 import { BlueprintsService } from './blueprints.service';
 import { OrchestratorConfig } from './config';
 import { EngineService } from './engine.service';
+import { errorOf } from './engine/steps';
 import { planBudgetViolation, toolsOf } from './governance';
 import { AttemptTable, OrchestratorDb, StepRow, TaskRow } from './migrations';
 import { computeWaves } from './plan';
@@ -166,32 +167,26 @@ export class TasksService {
     const id = `tsk_${randomUUID().replace(/-/g, '')}`;
     const defaultTimeout = this.config.extra.STEP_DEFAULT_TIMEOUT_MS;
     const startNow = !notBefore || notBefore.getTime() <= Date.now();
-    const created = await this.engine.run(async (trx, events) => {
-      const inserted = await trx
-        .insertInto('tasks')
-        .values({
-          id,
-          title: req.title || `Task ${id.slice(4, 12)}`,
-          workspace: req.workspace,
-          priority: req.priority || 'P1',
-          status: startNow ? 'running' : 'queued',
-          current_wave: startNow ? 1 : 0,
-          wave_count: Math.max(...waves.values()),
-          principal: json({ subject: principal.subject, roles: principal.roles, workspaces: principal.workspaces }),
-          correlation_id: req.correlationId || id,
-          not_before: notBefore ?? null,
-          parent_task_id: req.parentTaskId || null,
-          parent_step_id: req.parentTaskId ? req.parentStepId : null,
-          depth: req.depth,
-          blueprint: blueprint?.ref ?? null,
-          output_template: blueprint ? json(blueprint.outputs) : null,
-          output_schema: blueprint?.outputSchema ? json(blueprint.outputSchema) : null,
-        })
-        .onConflict((oc) => oc.columns(['parent_task_id', 'parent_step_id']).where('parent_task_id', 'is not', null).doNothing())
-        .returning('id')
-        .executeTakeFirst();
-      if (!inserted) return false;
-      const rows = plan.steps.map((s, ordinal) => ({
+    const created = await this.engine.create({
+      task: {
+        id,
+        title: req.title || `Task ${id.slice(4, 12)}`,
+        workspace: req.workspace,
+        priority: req.priority || 'P1',
+        status: startNow ? 'running' : 'queued',
+        current_wave: startNow ? 1 : 0,
+        wave_count: Math.max(...waves.values()),
+        principal: json({ subject: principal.subject, roles: principal.roles, workspaces: principal.workspaces }),
+        correlation_id: req.correlationId || id,
+        not_before: notBefore ?? null,
+        parent_task_id: req.parentTaskId || null,
+        parent_step_id: req.parentTaskId ? req.parentStepId : null,
+        depth: req.depth,
+        blueprint: blueprint?.ref ?? null,
+        output_template: blueprint ? json(blueprint.outputs) : null,
+        output_schema: blueprint?.outputSchema ? json(blueprint.outputSchema) : null,
+      },
+      steps: plan.steps.map((s, ordinal) => ({
         task_id: id,
         id: s.id,
         ordinal,
@@ -209,19 +204,13 @@ export class TasksService {
         pool: s.pool ?? null,
         gpu: s.gpu,
         retry_backoff_ms: s.retryBackoff ?? 0,
-      }));
-      for (let i = 0; i < rows.length; i += 500) await trx.insertInto('steps').values(rows.slice(i, i + 500)).execute();
-      this.engine.taskCreated(events, id, startNow);
-      if (req.parentTaskId) {
-        await trx.updateTable('steps').set({ child_task_id: id }).where('task_id', '=', req.parentTaskId).where('id', '=', req.parentStepId).execute();
-      }
-      return true;
+      })),
+      parent: req.parentTaskId ? { taskId: req.parentTaskId, stepId: req.parentStepId } : undefined,
     });
     if (!created) {
       // Two deliveries of the same delegate step raced; the other one created the child.
       return this.get((await this.childOf(req.parentTaskId, req.parentStepId))!, principal);
     }
-    if (!startNow) this.engine.scheduleStart(id, notBefore);
     return this.get(id, principal);
   }
 
@@ -297,7 +286,7 @@ export function toPbTask(task: TaskRow, steps: StepRow[], attempts: AttemptRow[]
       number: a.attempt,
       agentId: a.agent_id ?? '',
       status: a.status,
-      error: a.error ?? '',
+      error: stepErrorOf(a),
       dispatchedAt: iso(a.dispatched_at),
       startedAt: iso(a.started_at),
       finishedAt: iso(a.finished_at),
@@ -319,7 +308,7 @@ export function toPbTask(task: TaskRow, steps: StepRow[], attempts: AttemptRow[]
       dependsOn: s.depends_on,
       input: s.input,
       output: s.output ?? undefined,
-      error: s.error ?? '',
+      error: stepErrorOf(s),
       startedAt: iso(s.started_at),
       finishedAt: iso(s.finished_at),
       attempts: attemptsOf.get(s.id) ?? [],
@@ -358,6 +347,11 @@ export function toPbTask(task: TaskRow, steps: StepRow[], attempts: AttemptRow[]
     waveCount: task.wave_count,
     failedStepId: task.failed_step_id ?? '',
   };
+}
+
+function stepErrorOf(row: { error_code: string | null; error_message: string | null }): pb.StepError | undefined {
+  const e = errorOf(row);
+  return e ? { code: e.code, message: e.message } : undefined;
 }
 
 function waveStatus(steps: pb.Step[]): string {

@@ -103,7 +103,7 @@ describe('orchestrator pool capacity through workspace-coord leases (workspace-c
       const timedOut = await orchestrator.submit({ steps: [{ ...gpuStep('slow-render'), timeoutMs: 1_000 }] });
       const failed = await orchestrator.waitTask(timedOut.id, isTerminal, 'the slow GPU step to time out');
       expect(failed).toMatchObject({ status: 'failed', failedStepId: 'slow-render' });
-      expect(stepOf(failed, 'slow-render')!.error).toMatch(/^STEP_TIMEOUT/);
+      expect(stepOf(failed, 'slow-render')!.error?.code).toBe('STEP_TIMEOUT');
       await waitFor(() => coord.inUse('gpu') === 0, { timeoutMs: 3_000, what: 'the timed-out attempt lease to be released' });
       expect(runtime.inFlight('gpu')).toBeGreaterThan(0);
     } finally {

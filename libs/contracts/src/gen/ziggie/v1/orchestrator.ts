@@ -106,15 +106,22 @@ export interface ApproveStepRequest {
   comment: string;
 }
 
+/** Why a step or an attempt failed (or was refused): a stable code and a message for people. */
+export interface StepError {
+  code: string;
+  message: string;
+}
+
 export interface Attempt {
   number: number;
   agentId: string;
-  /** dispatched | running | succeeded | failed | cancelled | timed_out */
+  /** dispatched | running | succeeded | failed | refused | cancelled */
   status: string;
-  error: string;
   dispatchedAt: string;
   startedAt: string;
   finishedAt: string;
+  /** Unset while the attempt has not failed. */
+  error: StepError | undefined;
 }
 
 export interface Step {
@@ -130,7 +137,6 @@ export interface Step {
   dependsOn: string[];
   input: { [key: string]: any } | undefined;
   output: { [key: string]: any } | undefined;
-  error: string;
   startedAt: string;
   finishedAt: string;
   attempts: Attempt[];
@@ -144,6 +150,8 @@ export interface Step {
   gpu: boolean;
   /** Child task of a delegate step. */
   childTaskId: string;
+  /** The last error, unset while the step has not failed. */
+  error: StepError | undefined;
 }
 
 export interface Wave {
@@ -1610,8 +1618,93 @@ export const ApproveStepRequest: MessageFns<ApproveStepRequest> = {
   },
 };
 
+function createBaseStepError(): StepError {
+  return { code: "", message: "" };
+}
+
+export const StepError: MessageFns<StepError> = {
+  encode(message: StepError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== "") {
+      writer.uint32(10).string(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StepError {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStepError();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StepError {
+    return {
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: StepError): unknown {
+    const obj: any = {};
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StepError>, I>>(base?: I): StepError {
+    return StepError.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StepError>, I>>(object: I): StepError {
+    const message = createBaseStepError();
+    message.code = object.code ?? "";
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
 function createBaseAttempt(): Attempt {
-  return { number: 0, agentId: "", status: "", error: "", dispatchedAt: "", startedAt: "", finishedAt: "" };
+  return { number: 0, agentId: "", status: "", dispatchedAt: "", startedAt: "", finishedAt: "", error: undefined };
 }
 
 export const Attempt: MessageFns<Attempt> = {
@@ -1625,9 +1718,6 @@ export const Attempt: MessageFns<Attempt> = {
     if (message.status !== "") {
       writer.uint32(26).string(message.status);
     }
-    if (message.error !== "") {
-      writer.uint32(34).string(message.error);
-    }
     if (message.dispatchedAt !== "") {
       writer.uint32(42).string(message.dispatchedAt);
     }
@@ -1636,6 +1726,9 @@ export const Attempt: MessageFns<Attempt> = {
     }
     if (message.finishedAt !== "") {
       writer.uint32(58).string(message.finishedAt);
+    }
+    if (message.error !== undefined) {
+      StepError.encode(message.error, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -1677,14 +1770,6 @@ export const Attempt: MessageFns<Attempt> = {
             message.status = reader.string();
             continue;
           }
-          case 4: {
-            if (tag !== 34) {
-              break;
-            }
-
-            message.error = reader.string();
-            continue;
-          }
           case 5: {
             if (tag !== 42) {
               break;
@@ -1709,6 +1794,14 @@ export const Attempt: MessageFns<Attempt> = {
             message.finishedAt = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.error = StepError.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1730,7 +1823,6 @@ export const Attempt: MessageFns<Attempt> = {
         ? globalThis.String(object.agent_id)
         : "",
       status: isSet(object.status) ? globalThis.String(object.status) : "",
-      error: isSet(object.error) ? globalThis.String(object.error) : "",
       dispatchedAt: isSet(object.dispatchedAt)
         ? globalThis.String(object.dispatchedAt)
         : isSet(object.dispatched_at)
@@ -1746,6 +1838,7 @@ export const Attempt: MessageFns<Attempt> = {
         : isSet(object.finished_at)
         ? globalThis.String(object.finished_at)
         : "",
+      error: isSet(object.error) ? StepError.fromJSON(object.error) : undefined,
     };
   },
 
@@ -1760,9 +1853,6 @@ export const Attempt: MessageFns<Attempt> = {
     if (message.status !== "") {
       obj.status = message.status;
     }
-    if (message.error !== "") {
-      obj.error = message.error;
-    }
     if (message.dispatchedAt !== "") {
       obj.dispatchedAt = message.dispatchedAt;
     }
@@ -1771,6 +1861,9 @@ export const Attempt: MessageFns<Attempt> = {
     }
     if (message.finishedAt !== "") {
       obj.finishedAt = message.finishedAt;
+    }
+    if (message.error !== undefined) {
+      obj.error = StepError.toJSON(message.error);
     }
     return obj;
   },
@@ -1783,10 +1876,12 @@ export const Attempt: MessageFns<Attempt> = {
     message.number = object.number ?? 0;
     message.agentId = object.agentId ?? "";
     message.status = object.status ?? "";
-    message.error = object.error ?? "";
     message.dispatchedAt = object.dispatchedAt ?? "";
     message.startedAt = object.startedAt ?? "";
     message.finishedAt = object.finishedAt ?? "";
+    message.error = (object.error !== undefined && object.error !== null)
+      ? StepError.fromPartial(object.error)
+      : undefined;
     return message;
   },
 };
@@ -1804,7 +1899,6 @@ function createBaseStep(): Step {
     dependsOn: [],
     input: undefined,
     output: undefined,
-    error: "",
     startedAt: "",
     finishedAt: "",
     attempts: [],
@@ -1816,6 +1910,7 @@ function createBaseStep(): Step {
     approvedBy: "",
     gpu: false,
     childTaskId: "",
+    error: undefined,
   };
 }
 
@@ -1854,9 +1949,6 @@ export const Step: MessageFns<Step> = {
     if (message.output !== undefined) {
       Struct.encode(Struct.wrap(message.output), writer.uint32(90).fork()).join();
     }
-    if (message.error !== "") {
-      writer.uint32(98).string(message.error);
-    }
     if (message.startedAt !== "") {
       writer.uint32(106).string(message.startedAt);
     }
@@ -1889,6 +1981,9 @@ export const Step: MessageFns<Step> = {
     }
     if (message.childTaskId !== "") {
       writer.uint32(186).string(message.childTaskId);
+    }
+    if (message.error !== undefined) {
+      StepError.encode(message.error, writer.uint32(194).fork()).join();
     }
     return writer;
   },
@@ -1994,14 +2089,6 @@ export const Step: MessageFns<Step> = {
             message.output = Struct.unwrap(Struct.decode(reader, reader.uint32()));
             continue;
           }
-          case 12: {
-            if (tag !== 98) {
-              break;
-            }
-
-            message.error = reader.string();
-            continue;
-          }
           case 13: {
             if (tag !== 106) {
               break;
@@ -2090,6 +2177,14 @@ export const Step: MessageFns<Step> = {
             message.childTaskId = reader.string();
             continue;
           }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.error = StepError.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2123,7 +2218,6 @@ export const Step: MessageFns<Step> = {
         : [],
       input: isObject(object.input) ? object.input : undefined,
       output: isObject(object.output) ? object.output : undefined,
-      error: isSet(object.error) ? globalThis.String(object.error) : "",
       startedAt: isSet(object.startedAt)
         ? globalThis.String(object.startedAt)
         : isSet(object.started_at)
@@ -2165,6 +2259,7 @@ export const Step: MessageFns<Step> = {
         : isSet(object.child_task_id)
         ? globalThis.String(object.child_task_id)
         : "",
+      error: isSet(object.error) ? StepError.fromJSON(object.error) : undefined,
     };
   },
 
@@ -2203,9 +2298,6 @@ export const Step: MessageFns<Step> = {
     if (message.output !== undefined) {
       obj.output = message.output;
     }
-    if (message.error !== "") {
-      obj.error = message.error;
-    }
     if (message.startedAt !== "") {
       obj.startedAt = message.startedAt;
     }
@@ -2239,6 +2331,9 @@ export const Step: MessageFns<Step> = {
     if (message.childTaskId !== "") {
       obj.childTaskId = message.childTaskId;
     }
+    if (message.error !== undefined) {
+      obj.error = StepError.toJSON(message.error);
+    }
     return obj;
   },
 
@@ -2258,7 +2353,6 @@ export const Step: MessageFns<Step> = {
     message.dependsOn = object.dependsOn?.map((e) => e) || [];
     message.input = object.input ?? undefined;
     message.output = object.output ?? undefined;
-    message.error = object.error ?? "";
     message.startedAt = object.startedAt ?? "";
     message.finishedAt = object.finishedAt ?? "";
     message.attempts = object.attempts?.map((e) => Attempt.fromPartial(e)) || [];
@@ -2270,6 +2364,9 @@ export const Step: MessageFns<Step> = {
     message.approvedBy = object.approvedBy ?? "";
     message.gpu = object.gpu ?? false;
     message.childTaskId = object.childTaskId ?? "";
+    message.error = (object.error !== undefined && object.error !== null)
+      ? StepError.fromPartial(object.error)
+      : undefined;
     return message;
   },
 };

@@ -1,0 +1,321 @@
+import { Logger } from '@nestjs/common';
+import { ZiggieError } from '@ziggie/contracts';
+import { Insertable, json, Kysely } from '@ziggie/platform';
+import { Histogram } from 'prom-client';
+import { checkSchema } from '../json-schema';
+import { KeyedLock } from '../keyed-lock';
+import { OrchestratorDb, StepRow, StepTable, TaskRow, TaskTable } from '../migrations';
+import { resolveInput } from '../templates';
+import { attemptIdOf, formatStepError, IN_FLIGHT, lockTasks, OPEN_STEP, StepError, TERMINAL_TASK, Trx } from './steps';
+import { Effects, UnitOfWork } from './unit-of-work';
+
+/** What deciding a task's next move needs of each of its steps. */
+type TaskStep = Pick<StepRow, 'task_id' | 'id' | 'wave' | 'status' | 'error_code' | 'error_message' | 'finished_at'>;
+
+/** A task as submitted: its row, its steps, and the delegate step that created it, if any. */
+export interface NewTask {
+  task: Insertable<TaskTable> & { id: string; status: 'queued' | 'running' };
+  steps: Array<Insertable<StepTable>>;
+  parent?: { taskId: string; stepId: string };
+}
+
+/** How a task ends: its status, and for a failure the code, the message and where. */
+interface Ending {
+  status: 'succeeded' | 'failed' | 'cancelled';
+  code?: string;
+  message?: string;
+  wave: number;
+  failedStepId?: string;
+  output?: Record<string, unknown>;
+  /** Every step of the task has succeeded (the caller just read them): nothing to stop. */
+  allSucceeded?: boolean;
+}
+
+/**
+ * A task's life: created, started (now or at its `notBefore`), its waves opened and closed as
+ * their steps end, then succeeded, failed or cancelled; approval gates decided. Owns the writes
+ * to `tasks`, and to `steps` when a task is created or ends.
+ */
+export class TaskLifecycle {
+  private readonly logger = new Logger('engine');
+  /** One transition of a task at a time in this process; the row lock covers other replicas. */
+  private readonly lock = new KeyedLock();
+  private readonly delayedStarts = new Map<string, NodeJS.Timeout>();
+
+  constructor(
+    private readonly uow: UnitOfWork,
+    private readonly db: () => Kysely<OrchestratorDb>,
+    private readonly remember: (taskId: string) => void,
+    private readonly taskDuration?: Histogram<'status'>,
+  ) {}
+
+  /**
+   * Inserts a task and its steps with their first events; false when a delegate step's child
+   * already exists (two deliveries of the step raced).
+   */
+  create(t: NewTask): Promise<boolean> {
+    this.remember(t.task.id);
+    return this.uow.commit(async (trx, fx) => {
+      const inserted = await trx
+        .insertInto('tasks')
+        .values(t.task)
+        .onConflict((oc) => oc.columns(['parent_task_id', 'parent_step_id']).where('parent_task_id', 'is not', null).doNothing())
+        .returning('id')
+        .executeTakeFirst();
+      if (!inserted) return false;
+      for (let i = 0; i < t.steps.length; i += 500) await trx.insertInto('steps').values(t.steps.slice(i, i + 500)).execute();
+      if (t.parent) {
+        await trx.updateTable('steps').set({ child_task_id: t.task.id }).where('task_id', '=', t.parent.taskId).where('id', '=', t.parent.stepId).execute();
+      }
+      fx.events.add(t.task.id, 'task.queued', { status: 'queued' });
+      if (t.task.status === 'running') {
+        fx.events.add(t.task.id, 'task.running', { status: 'running' });
+        fx.events.add(t.task.id, 'wave.started', { wave: 1, status: 'running' });
+        fx.pump = true;
+      }
+      return true;
+    });
+  }
+
+  /** A task that must not start yet is started by a timer (and by reconcile, after a restart). */
+  scheduleStart(taskId: string, notBefore: Date): void {
+    const delay = notBefore.getTime() - Date.now();
+    if (delay > 2 ** 31 - 1) return;
+    clearTimeout(this.delayedStarts.get(taskId));
+    const timer = setTimeout(() => {
+      this.delayedStarts.delete(taskId);
+      void this.advance(taskId).catch((err: unknown) => this.logger.error(`start ${taskId}: ${String(err)}`));
+    }, Math.max(0, delay));
+    timer.unref();
+    this.delayedStarts.set(taskId, timer);
+  }
+
+  hasDelayedStart(taskId: string): boolean {
+    return this.delayedStarts.has(taskId);
+  }
+
+  stop(): void {
+    for (const t of this.delayedStarts.values()) clearTimeout(t);
+    this.delayedStarts.clear();
+  }
+
+  /** Moves a task forward: starts it, fails it, closes its wave and opens the next, or ends it. */
+  advance(taskId: string): Promise<void> {
+    return this.lock.run(taskId, () =>
+      this.uow.commit(async (trx, fx) => {
+        const task = (await lockTasks(trx, [taskId])).get(taskId);
+        if (task) await this.advanceLocked(trx, fx, [task]);
+      }),
+    );
+  }
+
+  /**
+   * Moves tasks this transaction has locked on: starts a queued one that may start, fails one
+   * with a failed step, or, once its current wave has no open step, starts the next wave or ends
+   * it. The running tasks' steps are read in one query for all of them (a result batch advances
+   * many tasks at once).
+   */
+  async advanceLocked(trx: Trx, fx: Effects, tasks: TaskRow[]): Promise<void> {
+    const running: TaskRow[] = [];
+    for (const task of tasks) {
+      if (TERMINAL_TASK.has(task.status)) continue;
+      if (task.status !== 'queued') {
+        running.push(task);
+        continue;
+      }
+      if (task.not_before && new Date(task.not_before).getTime() > Date.now()) continue;
+      await trx.updateTable('tasks').set({ status: 'running', current_wave: 1, updated_at: new Date() }).where('id', '=', task.id).execute();
+      fx.events.add(task.id, 'task.running', { status: 'running' });
+      fx.events.add(task.id, 'wave.started', { wave: 1, status: 'running' });
+      fx.pump = true;
+    }
+    if (running.length === 0) return;
+    const stepsOf = new Map<string, TaskStep[]>();
+    const rows = await trx
+      .selectFrom('steps')
+      // Not their outputs: a wide wave is advanced after every result batch, and outputs can be large.
+      .select(['task_id', 'id', 'wave', 'status', 'error_code', 'error_message', 'finished_at'])
+      .where('task_id', 'in', running.map((t) => t.id))
+      .execute();
+    for (const r of rows) stepsOf.set(r.task_id, [...(stepsOf.get(r.task_id) ?? []), r]);
+    for (const task of running) {
+      const steps = stepsOf.get(task.id) ?? [];
+      // The first step to have failed (by when it finished) names the task's failure.
+      const failed = steps
+        .filter((s) => s.status === 'failed')
+        .sort((a, b) => (a.finished_at?.getTime() ?? Number.POSITIVE_INFINITY) - (b.finished_at?.getTime() ?? Number.POSITIVE_INFINITY))[0];
+      if (failed) {
+        const error: StepError = { code: failed.error_code ?? 'STEP_FAILED', message: failed.error_message ?? 'unknown error' };
+        await this.finish(trx, fx, task, {
+          status: 'failed',
+          code: error.code === 'STEP_REJECTED' ? 'STEP_REJECTED' : 'TASK_STEP_FAILED',
+          message: `step ${failed.id} failed: ${formatStepError(error)}`,
+          wave: failed.wave,
+          failedStepId: failed.id,
+        });
+        continue;
+      }
+      if (steps.some((s) => s.wave === task.current_wave && (OPEN_STEP as readonly string[]).includes(s.status))) continue;
+      const unfinished = steps.filter((s) => s.status !== 'succeeded').map((s) => s.wave);
+      if (unfinished.length === 0) {
+        await this.succeed(trx, fx, task);
+        continue;
+      }
+      const next = Math.min(...unfinished);
+      fx.events.add(task.id, 'wave.succeeded', { wave: task.current_wave, status: 'succeeded' });
+      await trx.updateTable('tasks').set({ current_wave: next, updated_at: new Date() }).where('id', '=', task.id).execute();
+      fx.events.add(task.id, 'wave.started', { wave: next, status: 'running' });
+      fx.pump = true;
+    }
+  }
+
+  /** The task output: the blueprint's output mapping (checked against its schema), else the last wave's outputs. */
+  private async succeed(trx: Trx, fx: Effects, task: TaskRow): Promise<void> {
+    const rows = await trx.selectFrom('steps').select(['id', 'output', 'wave']).where('task_id', '=', task.id).execute();
+    let output: Record<string, unknown>;
+    const invalid = (message: string, output?: Record<string, unknown>) =>
+      this.finish(trx, fx, task, { status: 'failed', code: 'TASK_OUTPUT_INVALID', message, wave: task.wave_count, output });
+    if (task.output_template) {
+      try {
+        output = resolveInput(task.output_template, new Map(rows.map((r) => [r.id, r.output])), { taskId: task.id });
+      } catch (err) {
+        await invalid(`task output cannot be assembled: ${(err as Error).message}`);
+        return;
+      }
+      const wrong = task.output_schema ? checkSchema(task.output_schema, output) : undefined;
+      if (wrong) {
+        await invalid(`task output does not match the blueprint's output schema: ${wrong}`, output);
+        return;
+      }
+    } else {
+      const last = Math.max(...rows.map((r) => r.wave));
+      output = { steps: Object.fromEntries(rows.filter((r) => r.wave === last).map((r) => [r.id, r.output])) };
+    }
+    await this.finish(trx, fx, task, { status: 'succeeded', wave: task.wave_count, output, allSucceeded: true });
+  }
+
+  /** Ends a task: its open steps are cancelled (runtimes told, leases given back), then the task row and its events. */
+  private async finish(trx: Trx, fx: Effects, task: TaskRow, end: Ending): Promise<void> {
+    const now = new Date();
+    const { status } = end;
+    const message = end.message ?? null;
+    if (!end.allSucceeded) await this.stopOpenSteps(trx, fx, task.id, message ?? status, now);
+    await trx
+      .updateTable('tasks')
+      .set({
+        status,
+        error_code: end.code ?? null,
+        error_message: message,
+        finished_at: now,
+        updated_at: now,
+        failed_step_id: end.failedStepId ?? null,
+        output: end.output ? json(end.output) : null,
+      })
+      .where('id', '=', task.id)
+      .execute();
+    if (status !== 'cancelled') fx.events.add(task.id, status === 'succeeded' ? 'wave.succeeded' : 'wave.failed', { wave: end.wave, status });
+    fx.events.add(task.id, `task.${status}`, { status, message: message ?? undefined });
+    fx.cancelChildrenOf.push(task.id);
+    fx.pump = true;
+    this.taskDuration?.observe({ status }, (now.getTime() - new Date(task.created_at).getTime()) / 1000);
+  }
+
+  private async stopOpenSteps(trx: Trx, fx: Effects, taskId: string, reason: string, now: Date): Promise<void> {
+    const inFlight = await trx.selectFrom('steps').select(['id', 'attempt', 'pool']).where('task_id', '=', taskId).where('status', 'in', [...IN_FLIGHT]).execute();
+    const stopped = await trx
+      .updateTable('steps')
+      .set({ status: 'cancelled', finished_at: now, waiting_reason: null })
+      .where('task_id', '=', taskId)
+      .where('status', 'in', [...OPEN_STEP])
+      .returning(['id', 'wave'])
+      .execute();
+    if (inFlight.length > 0) {
+      const ended = await trx
+        .updateTable('step_attempts')
+        .set({ status: 'cancelled', finished_at: now })
+        .where('task_id', '=', taskId)
+        .where('status', 'in', [...IN_FLIGHT])
+        .returning(['step_id', 'attempt', 'lease_id'])
+        .execute();
+      const poolOf = new Map(inFlight.map((s) => [s.id, s.pool]));
+      for (const a of ended) if (a.lease_id) fx.releases.push({ holder: attemptIdOf(taskId, a.step_id, a.attempt), pool: poolOf.get(a.step_id) ?? '' });
+      fx.cancels.push({ taskId, attemptIds: inFlight.map((s) => attemptIdOf(taskId, s.id, s.attempt)), reason });
+    }
+    for (const s of stopped) fx.events.add(taskId, 'step.cancelled', { wave: s.wave, stepId: s.id, status: 'cancelled', message: reason });
+  }
+
+  /** Cancels a task: pending and in-flight steps are cancelled and runtimes told; late results are ignored. */
+  cancel(taskId: string, reason: string): Promise<void> {
+    this.remember(taskId);
+    return this.lock.run(taskId, () =>
+      this.uow.commit(async (trx, fx) => {
+        const task = (await lockTasks(trx, [taskId])).get(taskId);
+        if (!task || TERMINAL_TASK.has(task.status)) return;
+        await this.finish(trx, fx, task, { status: 'cancelled', code: 'TASK_CANCELLED', message: reason, wave: task.current_wave });
+      }),
+    );
+  }
+
+  async cancelChildren(parentId: string): Promise<void> {
+    const children = await this.db().selectFrom('tasks').select('id').where('parent_task_id', '=', parentId).where('status', 'in', ['queued', 'running']).execute();
+    for (const c of children) await this.cancel(c.id, `parent task ${parentId} ended`).catch((err: unknown) => this.logger.warn(`cancel child ${c.id}: ${String(err)}`));
+  }
+
+  /** Approves or rejects a step waiting at its gate (an approval step, or a policy asking for approval). */
+  async decide(taskId: string, stepId: string, subject: string, approve: boolean, comment: string): Promise<void> {
+    this.remember(taskId);
+    await this.lock.run(taskId, () =>
+      this.uow.commit(async (trx, fx) => {
+        const task = (await lockTasks(trx, [taskId])).get(taskId);
+        if (!task) throw new ZiggieError('TASK_NOT_FOUND', `task ${taskId} not found`);
+        const step = await trx.selectFrom('steps').selectAll().where('task_id', '=', taskId).where('id', '=', stepId).forUpdate().executeTakeFirst();
+        if (!step) throw new ZiggieError('STEP_NOT_FOUND', `task ${taskId} has no step ${stepId}`);
+        if (step.status !== 'waiting_approval') {
+          throw new ZiggieError('STEP_NOT_WAITING_APPROVAL', `step ${stepId} is ${step.status}, not waiting for approval`, { status: step.status });
+        }
+        const now = new Date();
+        const note = comment ? `: ${comment}` : '';
+        await trx
+          .insertInto('policy_decisions')
+          .values({
+            id: `${taskId}.${stepId}.gate.${step.attempt}`,
+            task_id: taskId,
+            step_id: stepId,
+            policy_id: 'approval-gate',
+            policy_name: 'approval gate',
+            effect: approve ? 'allow' : 'deny',
+            reason: `${approve ? 'approved' : 'rejected'} by ${subject}${note}`,
+            workspace: step.workspace,
+            subject,
+          })
+          .onConflict((oc) => oc.column('id').doNothing())
+          .execute();
+        if (!approve) {
+          await trx
+            .updateTable('steps')
+            .where('task_id', '=', taskId)
+            .where('id', '=', stepId)
+            .set({ status: 'failed', error_code: 'STEP_REJECTED', error_message: `rejected by ${subject}${note}`, finished_at: now, waiting_reason: null })
+            .execute();
+          fx.events.add(taskId, 'step.rejected', { wave: step.wave, stepId, status: 'failed', message: `rejected by ${subject}${note}` });
+          fx.advance.add(taskId);
+          return;
+        }
+        fx.events.add(taskId, 'step.approved', { wave: step.wave, stepId, status: 'approved', message: `approved by ${subject}${note}` });
+        if (step.action === 'approval') {
+          await trx
+            .updateTable('steps')
+            .where('task_id', '=', taskId)
+            .where('id', '=', stepId)
+            .set({ status: 'succeeded', approved_by: subject, output: json({ approved: true, approvedBy: subject, comment, at: now.toISOString() }), started_at: step.started_at ?? now, finished_at: now, waiting_reason: null })
+            .execute();
+          fx.events.add(taskId, 'step.succeeded', { wave: step.wave, stepId, status: 'succeeded' });
+          fx.advance.add(taskId);
+        } else {
+          await trx.updateTable('steps').set({ status: 'pending', approved_by: subject, waiting_reason: null }).where('task_id', '=', taskId).where('id', '=', stepId).execute();
+          fx.pump = true;
+        }
+      }),
+    );
+  }
+}
