@@ -57,6 +57,11 @@ export interface ClusterOptions {
   logLevel?: string;
   /** Bound of each service's wait for /readyz (default 60 s). */
   readyTimeoutMs?: number;
+  /**
+   * A PostgreSQL server of the cluster's own instead of the run's shared one, so a test can kill
+   * it (killPostgres / restartPostgres) without touching other suites.
+   */
+  privatePostgres?: boolean;
 }
 
 export interface InstanceInfo {
@@ -193,7 +198,8 @@ export class Cluster {
     let postgres: PostgresHandle | undefined;
     let cluster: Cluster | undefined;
     try {
-      postgres = await startPostgres();
+      // Settings given means a private server (see startPostgres); these are its defaults.
+      postgres = await startPostgres(opts.privatePostgres ? { settings: { max_connections: '300' } } : {});
       cluster = new Cluster(dir, postgres, opts);
       await cluster.setUp();
       return cluster;
@@ -332,6 +338,25 @@ export class Cluster {
     if (this.natsPid !== undefined) await this.killNats(opts.signal ?? 'SIGTERM');
     if (opts.downMs) await sleep(opts.downMs);
     await this.startNats();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // PostgreSQL (a cluster started with privatePostgres)
+
+  private get privateServer() {
+    const server = this.postgres.server;
+    if (!server) throw new Error('the cluster shares the run\'s PostgreSQL: start it with privatePostgres to kill it');
+    return server;
+  }
+
+  /** Signals the postmaster (SIGKILL: a crash of the database server) and waits until it is gone. */
+  async killPostgres(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    await this.privateServer.kill(signal);
+  }
+
+  /** Starts PostgreSQL again on the same data directory and port. */
+  async restartPostgres(): Promise<void> {
+    await this.privateServer.restart();
   }
 
   /** The test's own NATS connection (reconnects across nats-server restarts). */
@@ -688,7 +713,7 @@ export class Cluster {
       const found = new Set(rows.map((r) => r.id));
       const open = rows.filter((r) => !(TERMINAL_TASK_STATUSES as readonly string[]).includes(r.status)).map((r) => r.id);
       const steps = open.length
-        ? await this.sql<StepRowSummary>('select task_id, id, status, attempt, wave, error from steps where task_id = any($1) and status not in ($2, $3) order by task_id, wave, id', [open.slice(0, 10), 'succeeded', 'cancelled']).catch(() => [])
+        ? await this.sql<StepRowSummary>(`select task_id, id, status, attempt, wave, error_code || ': ' || error_message as error from steps where task_id = any($1) and status not in ($2, $3) order by task_id, wave, id`, [open.slice(0, 10), 'succeeded', 'cancelled']).catch(() => [])
         : [];
       const detail = [
         `missing: ${ids.filter((id) => !found.has(id)).join(', ') || 'none'}`,

@@ -39,6 +39,8 @@ export interface PostgresHandle {
   readonly dir: string | undefined;
   /** Drops the database (and stops a private server, removing its dir). Idempotent. */
   stop(): Promise<void>;
+  /** The private server itself, for fault tests (undefined on a shared or external one). */
+  readonly server?: PostgresServer;
 }
 
 export interface PostgresServer {
@@ -50,6 +52,10 @@ export interface PostgresServer {
   readonly version: string;
   /** Fast shutdown (SIGINT), wait, remove the temp dir. Idempotent. */
   stop(): Promise<void>;
+  /** Sends `signal` to the postmaster (SIGKILL: a crash) and waits until it has exited. */
+  kill(signal: NodeJS.Signals): Promise<void>;
+  /** Starts the server again on the same data directory and port (crash recovery runs first). */
+  restart(): Promise<void>;
 }
 
 const SUPERUSER = 'postgres';
@@ -182,12 +188,14 @@ export async function startPostgresServer(opts: StartPostgresOptions = {}): Prom
     const adminUrl = `postgres://${SUPERUSER}@127.0.0.1:${port}/postgres`;
     const version = await withClient(adminUrl, async (c) => (await c.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]!.v);
 
-    const postmaster: TrackedProcess = proc;
+    let postmaster: TrackedProcess = proc;
     let stopping: Promise<void> | undefined;
     return {
       adminUrl,
       port,
-      pid: postmaster.pid,
+      get pid() {
+        return postmaster.pid;
+      },
       dir,
       version,
       stop: () =>
@@ -195,6 +203,23 @@ export async function startPostgresServer(opts: StartPostgresOptions = {}): Prom
           await stopProcess(postmaster, 'SIGINT', 15_000);
           await rm(dir, { recursive: true, force: true });
         })()),
+      async kill(signal) {
+        await stopProcess(postmaster, signal, 15_000);
+      },
+      async restart() {
+        if (!postmaster.exited) throw new Error(`postgres (pid ${postmaster.pid}) is still running`);
+        // After a SIGKILL of the postmaster its backends notice and exit on their own; until the
+        // last one has, the new postmaster refuses the data directory's shared memory.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            postmaster = await launch(bin, dataDir, socketDir, port, opts.settings ?? {}, spawnOpts, timeoutMs);
+            return;
+          } catch (err) {
+            if (attempt >= 20 || !/shared memory block is still in use|lock file .* already exists/i.test(String(err))) throw err;
+            await new Promise((r) => setTimeout(r, 500));
+          }
+        }
+      },
     };
   } catch (err) {
     if (proc) await stopProcess(proc, 'SIGINT', 5_000);
@@ -214,8 +239,11 @@ async function freshDatabaseOn(serverUrl: string, server?: PostgresServer): Prom
     url: url.toString(),
     port: url.port ? Number(url.port) : 5432,
     database,
-    pid: server?.pid,
+    get pid() {
+      return server?.pid;
+    },
     dir: server?.dir,
+    server,
     stop: () =>
       (stopping ??= (async () => {
         if (server) {

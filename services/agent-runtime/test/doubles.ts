@@ -152,7 +152,7 @@ export function stepOf(id: string, output?: Record<string, unknown>): pb.Step {
     dependsOn: [],
     input: undefined,
     output,
-    error: '',
+    error: undefined,
     startedAt: '',
     finishedAt: '',
     attempts: [],

@@ -30,21 +30,21 @@ describe('EventBatch on a Postgres server', () => {
 
   it('numbers each task\'s events on from its last number, in the order they were added, and writes them to the outbox', async () => {
     const first = new EventBatch();
-    first.add('t-b', 'task.started', { status: 'running' });
-    first.add('t-a', 'task.started', { status: 'running' });
+    first.add('t-b', 'task.running', { status: 'running' });
+    first.add('t-a', 'task.running', { status: 'running' });
     first.add('t-b', 'step.dispatched', { status: 'dispatched', stepId: 's1' });
     first.add('t-b', 'step.dispatched', { status: 'dispatched', stepId: 's2' });
     const written = await db.transaction().execute((trx) => first.write(trx));
     expect(written.map((e) => `${e.taskId}:${e.seq}:${e.type}${e.stepId ? `:${e.stepId}` : ''}`)).toEqual([
-      't-b:1:task.started',
-      't-a:1:task.started',
+      't-b:1:task.running',
+      't-a:1:task.running',
       't-b:2:step.dispatched:s1',
       't-b:3:step.dispatched:s2',
     ]);
     expect(first.size).toBe(0);
 
     const second = new EventBatch();
-    second.add('t-c', 'task.started', { status: 'running' });
+    second.add('t-c', 'task.running', { status: 'running' });
     second.add('t-b', 'step.succeeded', { status: 'succeeded', stepId: 's1' });
     second.add('t-a', 'task.succeeded', { status: 'succeeded' });
     const more = await db.transaction().execute((trx) => second.write(trx));
@@ -88,7 +88,7 @@ describe('EventBatch on a Postgres server', () => {
 
   it('skips events of a task that does not exist instead of failing the transaction', async () => {
     const batch = new EventBatch();
-    batch.add('t-missing', 'task.started', { status: 'running' });
+    batch.add('t-missing', 'task.running', { status: 'running' });
     batch.add('t-c', 'step.running', { status: 'running' });
     const written = await db.transaction().execute((trx) => batch.write(trx));
     expect(written.map((e) => `${e.taskId}:${e.seq}`)).toEqual(['t-c:2']);

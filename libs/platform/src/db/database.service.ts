@@ -11,9 +11,17 @@ const dbLogger = new Logger('db');
 
 export type Migrations = Record<string, Migration>;
 
+/**
+ * A transaction left open this long without a statement is ended by PostgreSQL. No service waits
+ * that long inside one (the longest wait, a peer's gRPC deadline inside a scheduling round, is
+ * 10 s); a process that does (frozen by SIGSTOP, a debugger, a stalled VM) would otherwise hold
+ * its row and advisory locks, and every replica behind them, until it wakes.
+ */
+export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 20_000;
+
 /** Builds the Kysely instance on a PostgreSQL server (DATABASE_URL): a pool of 10 connections. */
 export function createKysely<DB>(url: string): Kysely<DB> {
-  const pool = new Pool({ connectionString: url, max: 10, idleTimeoutMillis: 30_000 });
+  const pool = new Pool({ connectionString: url, max: 10, idleTimeoutMillis: 30_000, idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS });
   // An idle connection dropped by a Postgres restart or failover is reported here; unhandled it
   // would crash the process, while the pool simply opens a new connection for the next query.
   pool.on('error', (err) => dbLogger.warn(`idle database connection lost: ${err.message}`));

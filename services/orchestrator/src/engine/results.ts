@@ -15,7 +15,9 @@ interface AttemptEnding {
     /** JSON text, or null. */
     output: string | null;
     error: StepError | null;
-    started_at: Date;
+    started_at: Date | null;
+    /** When this attempt started, by its result: kept only when no running notice recorded it. */
+    attempt_started_at: Date;
     finished_at: Date | null;
     next_attempt_at: Date | null;
     waiting_reason: string | null;
@@ -124,7 +126,9 @@ export class ResultRecorder {
             status: again ? 'pending' : status,
             output: r.output ? JSON.stringify(r.output) : null,
             error,
-            started_at: step.started_at ?? new Date(r.startedAt),
+            // Its running notice set it, else this result does; a refused attempt started nothing.
+            started_at: move.kind === 'wait' ? step.started_at : (step.started_at ?? new Date(r.startedAt)),
+            attempt_started_at: new Date(r.startedAt),
             finished_at: again ? null : new Date(r.finishedAt ?? now),
             next_attempt_at: again ? move.at : null,
             waiting_reason: again ? move.reason : null,
@@ -209,12 +213,12 @@ async function writeEndings(trx: Trx, fx: Effects, ends: AttemptEnding[]): Promi
       chunk.map(
         ({ step: s, attempt: a }) =>
           sql`(${s.task_id}, ${s.id}, ${a.attempt}::int, ${a.status}, ${s.error?.code ?? null}::text, ${s.error?.message ?? null}::text,
-               ${s.started_at}::timestamptz, ${a.finished_at}::timestamptz)`,
+               ${s.attempt_started_at}::timestamptz, ${a.finished_at}::timestamptz)`,
       ),
     );
     const ended = await sql<{ task_id: string; step_id: string; lease_id: string | null }>`
       update step_attempts a set status = v.status, error_code = v.error_code, error_message = v.error_message,
-                                 started_at = v.started_at, finished_at = v.finished_at
+                                 started_at = coalesce(a.started_at, v.started_at), finished_at = v.finished_at
       from (values ${attempts}) as v(task_id, step_id, attempt, status, error_code, error_message, started_at, finished_at)
       where a.task_id = v.task_id and a.step_id = v.step_id and a.attempt = v.attempt
       returning a.task_id, a.step_id, a.lease_id`.execute(trx);

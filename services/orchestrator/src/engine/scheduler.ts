@@ -142,6 +142,7 @@ export class Scheduler {
       return 0;
     }
     const inFlight = await inFlightPerWorkspace(trx);
+    // Approval steps take no capacity: a full workspace does not keep its gates from being held for a decision.
     const fullWorkspaces = [...inFlight].filter(([ws, n]) => n >= this.workspaceLimit(ws)).map(([ws]) => ws);
     // Steps of a tool at the gateway's limit stay out of the round (they would fill it and hold back
     // every step behind them); they show why they wait.
@@ -154,7 +155,7 @@ export class Scheduler {
         from steps s join tasks t on t.id = s.task_id
         where s.status = 'pending' and t.status = 'running' and s.wave = t.current_wave
           and (s.next_attempt_at is null or s.next_attempt_at <= now())
-          ${fullWorkspaces.length ? sql`and s.workspace not in (${sql.join(fullWorkspaces)})` : sql``}
+          ${fullWorkspaces.length ? sql`and (s.action = 'approval' or s.workspace not in (${sql.join(fullWorkspaces)}))` : sql``}
           ${poolSkipFilter(this.leases.skips())}
           ${fullToolFilter(fullTools)}
         order by (case t.priority when 'P0' then 0 when 'P1' then 1 else 2 end)

@@ -151,7 +151,7 @@ export class UnitOfWork {
     this.leases.release(fx.releases);
     const then = this.then;
     if (!then) return;
-    for (const parent of fx.cancelChildrenOf) void then.cancelChildren(parent);
+    for (const parent of fx.cancelChildrenOf) void then.cancelChildren(parent).catch((err: unknown) => this.logger.warn(`cancel children of ${parent}: ${String(err)}`));
     for (const taskId of fx.advance) void then.advance(taskId).catch((err: unknown) => this.logger.error(`advance ${taskId}: ${String(err)}`));
     if (fx.pump) then.pump();
   }
