@@ -58,6 +58,28 @@ describe('database layer on a Postgres server (DATABASE_URL)', () => {
     }
   }, 30_000);
 
+  it('a connection the server ends between two statements of a transaction fails that transaction, not the process; the pool carries on', async () => {
+    const kysely = createKysely<NoteDb>(pg.url);
+    const admin = createKysely<NoteDb>(pg.url);
+    try {
+      // What a frozen process's transactions get: PostgreSQL ends them after 20 s idle.
+      expect((await sql<{ t: string }>`select current_setting('idle_in_transaction_session_timeout') as t`.execute(kysely)).rows[0]?.t).toBe('20s');
+      const ended = kysely.transaction().execute(async (trx) => {
+        const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx);
+        // As a crash, a restart or the idle timeout would: the server ends the session while the
+        // transaction waits for something else (a peer's answer), with no statement under way.
+        await sql`select pg_terminate_backend(${rows[0]!.pid})`.execute(admin);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await trx.selectFrom('notes').selectAll().execute();
+      });
+      await expect(ended).rejects.toThrow();
+      expect(await kysely.selectFrom('notes').select('body').execute()).toEqual([{ body: 'kept' }]);
+    } finally {
+      await admin.destroy();
+      await kysely.destroy();
+    }
+  }, 30_000);
+
   it('keeps the migration tables of services sharing a database apart', async () => {
     const kysely = createKysely<NoteDb>(pg.url);
     try {

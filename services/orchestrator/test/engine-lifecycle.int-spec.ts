@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { PayloadOf, Streams, Subject, subjectFor, ZiggieError } from '@ziggie/contracts';
 import { createKysely, HealthRegistry, Insertable, json, Kysely, loadConfig, migrate, NatsService } from '@ziggie/platform';
 import type { Subscription } from 'nats';
@@ -604,6 +605,33 @@ describe('TaskLifecycle and UnitOfWork on PostgreSQL and a nats-server', () => {
       expect(await published(id)).toEqual(['1 task.running running']);
       await waitForCancel(id);
       expect(cancels.slice(cancelsBefore).filter((c) => c.taskId === id)).toEqual([{ taskId: id, attemptIds: [`${id}.a.1`], reason: 'stop' }]);
+    });
+
+    it('logs a cancelChildren hook that rejects instead of leaving an unhandled rejection behind', async () => {
+      const id = newId('childrenfail');
+      const u = new UnitOfWork(() => db, nats, new EventPublisher(nats, () => db), new RecordingLeases(), undefined);
+      let hookCalls = 0;
+      u.wire({
+        advance: () => Promise.resolve(),
+        pump: () => undefined,
+        cancelChildren: () => {
+          hookCalls++;
+          return Promise.reject(new Error('db down'));
+        },
+      });
+      // Jest fails a test that leaves an unhandled rejection behind; the warning shows it was caught.
+      const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      try {
+        await u.commit(async (_trx, fx) => {
+          fx.cancelChildrenOf.push(id);
+        });
+        for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+
+        expect(hookCalls).toBe(1);
+        expect(warn).toHaveBeenCalledWith(`cancel children of ${id}: Error: db down`);
+      } finally {
+        warn.mockRestore();
+      }
     });
   });
 });

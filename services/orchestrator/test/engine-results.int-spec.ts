@@ -469,6 +469,35 @@ describe('ResultRecorder on a Postgres server and a nats-server', () => {
     await recorder.enqueue(result('tsk_q_late', 'a', 1));
     expect(await stepRow('tsk_q_late', 'a')).toMatchObject({ status: 'succeeded' });
   });
+
+  it('gives an attempt its own start time, not the step\'s from an earlier attempt, and leaves a refused step\'s started_at as it was', async () => {
+    const OLD = '2029-12-31T09:00:00.000Z';
+    await seedTasks([
+      { id: 'tsk_start2', steps: [{ id: 'a', attempt: 2, retries: 1 }] },
+      { id: 'tsk_start_ref', steps: [{ id: 'echo', action: 'tool', input: { tool: 'everything.echo', arguments: {} } }] },
+    ]);
+    // The step's started_at is attempt 1's; attempt 2 sent no running notice, so its row has none.
+    await db.updateTable('steps').set({ started_at: new Date(OLD) }).where('task_id', '=', 'tsk_start2').where('id', '=', 'a').execute();
+    expect(await attemptRow('tsk_start2', 'a', 2)).toMatchObject({ started_at: null });
+
+    await recorder.record([result('tsk_start2', 'a', 2)]);
+
+    expect(await attemptRow('tsk_start2', 'a', 2)).toMatchObject({ status: 'succeeded', started_at: new Date(STARTED), finished_at: new Date(FINISHED) });
+    expect(await attemptRow('tsk_start2', 'a', 1)).toMatchObject({ status: 'failed', started_at: null });
+
+    // A capacity refusal started nothing: the step keeps no start time; the refused attempt has the result's.
+    expect(await stepRow('tsk_start_ref', 'echo')).toMatchObject({ started_at: null });
+    await recorder.record([
+      result('tsk_start_ref', 'echo', 1, {
+        status: 'failed',
+        output: undefined,
+        error: { code: 'TOOL_CONCURRENCY_LIMITED', message: 'everything.echo is busy', retryAfterSeconds: 2 },
+      }),
+    ]);
+
+    expect(await stepRow('tsk_start_ref', 'echo')).toMatchObject({ status: 'pending', capacity_waits: 1, started_at: null });
+    expect(await attemptRow('tsk_start_ref', 'echo', 1)).toMatchObject({ status: 'refused', started_at: new Date(STARTED), finished_at: new Date(FINISHED) });
+  });
 });
 
 describe("migration '0005-step-error-codes' on a Postgres server", () => {

@@ -402,6 +402,25 @@ describe('engine Scheduler and Reconciler on PostgreSQL and JetStream (agent-reg
       expect((await stepRow('wide', 's2')).status).toBe('pending');
     });
 
+    it('holds an approval step for a decision even while its workspace is full (approval steps take no capacity)', async () => {
+      const { scheduler } = engine({ WORKSPACE_LIMITS: { w: 1 } });
+      await seedTask({ id: 'busy', workspace: 'w' });
+      await seedSteps('busy', [{ id: 'running', workspace: 'w', status: 'running', attempt: 1, agentId: 'agent-qa' }]);
+      await seedTask({ id: 'gated', workspace: 'w' });
+      await seedSteps('gated', [
+        { id: 'gate', action: 'approval', capability: null, input: {}, workspace: 'w' },
+        { id: 'work', workspace: 'w' },
+      ]);
+
+      expect(await scheduler.pumpOnce()).toBe(1);
+
+      expect(await stepRow('gated', 'gate')).toMatchObject({ status: 'waiting_approval', waiting_reason: 'waiting for approval', attempt: 0 });
+      // The workspace is still full for the step that takes capacity.
+      expect(await stepRow('gated', 'work')).toMatchObject({ status: 'pending', attempt: 0 });
+      expect(await eventsOf('gated')).toEqual(['step.waiting gate waiting_approval']);
+      expect(await dispatchIds()).toEqual([]);
+    });
+
     it('holds approval steps and steps a policy asks approval for in waiting_approval, and fails a step a deny policy matches with POLICY_DENIED', async () => {
       const match = { capabilities: [], tools: [], workspaces: [], roles: [], actions: [], pools: [] };
       rules = [

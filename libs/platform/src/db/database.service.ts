@@ -25,6 +25,13 @@ export function createKysely<DB>(url: string): Kysely<DB> {
   // An idle connection dropped by a Postgres restart or failover is reported here; unhandled it
   // would crash the process, while the pool simply opens a new connection for the next query.
   pool.on('error', (err) => dbLogger.warn(`idle database connection lost: ${err.message}`));
+  // A connection checked out between two statements of a transaction (a scheduling round waiting
+  // for a peer) has no query to fail when the server ends it (a crash, a restart, the idle-in-
+  // transaction timeout): the error would reach no listener and end the process. The transaction's
+  // next statement fails instead, and the pool drops the connection when it is given back.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => dbLogger.warn(`database connection in use lost: ${err.message}`));
+  });
   return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
 }
 
