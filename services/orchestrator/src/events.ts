@@ -12,6 +12,13 @@ export type EventFields = Partial<Pick<TaskEvent, 'wave' | 'stepId' | 'agentId' 
  * the outbox inside the transaction, then published after it commits and removed from the
  * outbox; whatever a crash leaves in the outbox is published by reconcile. Subscribers never
  * see a transition that was rolled back, and none is lost.
+ *
+ * A task's events are published in their order: a transaction that adds events to a task also
+ * takes the task's earlier events still in the outbox, published before its own. Those are
+ * events whose publish did not happen or was not confirmed (a commit whose outcome the process
+ * never learnt when PostgreSQL went down, a process frozen or killed between its commit and its
+ * publish, nats-server down), or events another replica published and has not yet cleared, which
+ * JetStream drops as duplicates (same message id within its 2-minute window).
  */
 export class EventBatch {
   private readonly items: Array<{ taskId: string; type: TaskEventType; fields: EventFields }> = [];
@@ -24,18 +31,26 @@ export class EventBatch {
     return this.items.length;
   }
 
-  /** Numbers the events and writes them to the outbox; call inside the transaction, once. */
-  async write(trx: Transaction<OrchestratorDb>): Promise<TaskEvent[]> {
-    if (this.items.length === 0) return [];
+  /**
+   * Numbers the events and writes them to the outbox; call inside the transaction, once. Returns
+   * them, and in `earlier` the tasks' events still in the outbox, to publish first.
+   */
+  async write(trx: Transaction<OrchestratorDb>): Promise<WrittenEvents> {
+    if (this.items.length === 0) return { events: [], earlier: [] };
     const byTask = new Map<string, number>();
     for (const e of this.items) byTask.set(e.taskId, (byTask.get(e.taskId) ?? 0) + 1);
     const nextSeq = new Map<string, number>();
+    const earlier: TaskEvent[] = [];
     const ids = [...byTask.keys()].sort();
     for (let i = 0; i < ids.length; i += 5000) {
       const chunk = ids.slice(i, i + 5000);
       // Locked in id order first (a no-op where the transaction holds them already), so the
-      // multi-row update below, whose row order the planner picks, can never deadlock.
-      await sql`select id from tasks where id in (${sql.join(chunk)}) order by id for update`.execute(trx);
+      // multi-row update below, whose row order the planner picks, can never deadlock. The same
+      // statement brings the tasks' events still in the outbox.
+      const left = await sql<{ id: string; payload: TaskEvent | null }>`
+        select t.id, o.payload from tasks t left join event_outbox o on o.task_id = t.id
+        where t.id in (${sql.join(chunk)}) order by t.id, o.seq for update of t`.execute(trx);
+      for (const r of left.rows) if (r.payload) earlier.push(r.payload);
       const rows = await sql<{ id: string; event_seq: number }>`
         update tasks t set event_seq = t.event_seq + v.n
         from (values ${sql.join(chunk.map((id) => sql`(${id}, ${byTask.get(id)!}::int)`))}) as v(id, n)
@@ -58,8 +73,15 @@ export class EventBatch {
         .execute();
     }
     this.items.length = 0;
-    return events;
+    return { events, earlier };
   }
+}
+
+export interface WrittenEvents {
+  /** The batch's events, numbered. */
+  events: TaskEvent[];
+  /** Earlier events of the same tasks still in the outbox, in order: published before `events`. */
+  earlier: TaskEvent[];
 }
 
 /**

@@ -197,6 +197,13 @@ export const migrations: Migrations = {
       }
     },
   },
+  '0006-dispatch-seq': {
+    // Where JetStream stored a step's dispatch: reconcile checks a long-dispatched step's message is
+    // still there (a nats-server killed with SIGKILL can lose messages it had acknowledged).
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('steps').addColumn('dispatch_seq', 'bigint').execute();
+    },
+  },
 };
 
 export interface TaskTable {
@@ -255,6 +262,8 @@ export interface StepTable {
   capacity_waits: Generated<number>;
   next_attempt_at: Date | null;
   published_at: Date | null;
+  /** Stream sequence of the dispatch JetStream confirmed (bigint: text from the driver). */
+  dispatch_seq: string | null;
   waiting_reason: string | null;
   approved_by: string | null;
   child_task_id: string | null;

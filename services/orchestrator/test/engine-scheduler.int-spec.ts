@@ -1,6 +1,6 @@
 // The engine's Scheduler and Reconciler on a real PostgreSQL (a fresh database) and a real
 // nats-server with JetStream, choosing agents through the agent-registry double over gRPC.
-import { Streams, Subject, subjectFor } from '@ziggie/contracts';
+import { Consumers, Streams, Subject, subjectFor } from '@ziggie/contracts';
 import {
   createDiscovery,
   createKysely,
@@ -124,7 +124,8 @@ describe('engine Scheduler and Reconciler on PostgreSQL and JetStream (agent-reg
       AGENT_REGISTRY_GRPC_ADDR: registry.address,
       LOG_LEVEL: 'error',
     });
-    const streams = { streams: [Streams.steps, Streams.results, Streams.events], consumers: [] };
+    // The result recorder's durable consumer (never consumed here): the Reconciler asks it whether results wait to be recorded.
+    const streams = { streams: [Streams.steps, Streams.results, Streams.events], consumers: [Consumers.resultRecorder] };
     nats = new NatsService(config, streams, new HealthRegistry());
     await nats.start();
     replicaNats = new NatsService(config, streams, new HealthRegistry());
@@ -148,6 +149,7 @@ describe('engine Scheduler and Reconciler on PostgreSQL and JetStream (agent-reg
     await sql`truncate tasks, steps, step_attempts, step_ledger, event_outbox, policy_decisions`.execute(db);
     await nats.manager.streams.purge(Streams.steps.name);
     await nats.manager.streams.purge(Streams.events.name);
+    await nats.manager.streams.purge(Streams.results.name);
   });
 
   afterEach(() => {
@@ -712,6 +714,135 @@ describe('engine Scheduler and Reconciler on PostgreSQL and JetStream (agent-reg
       // Each advance asks for a round, and so does the reconcile at its end.
       expect(after.pumps).toBe(2);
       expect(pumpsAsked.n).toBe(1);
+    });
+
+    describe('dispatches JetStream confirmed and then lost', () => {
+      /**
+       * Steps dispatched by a scheduler round as attempt 1 (with their attempt rows), their publish
+       * confirmed and written (published_at, dispatch_seq); back-dated past 10 s unless `recent`.
+       * Returns each step's dispatch_seq.
+       */
+      async function confirmedDispatches(e: ReturnType<typeof engine>, taskId: string, stepIds: string[], recent: string[] = []): Promise<Record<string, string>> {
+        await seedTask({ id: taskId });
+        await seedSteps(taskId, stepIds.map((id) => ({ id })));
+        expect(await e.scheduler.pumpOnce()).toBe(stepIds.length);
+        await e.uow.flushCarried();
+        const seqs: Record<string, string> = {};
+        for (const id of stepIds) {
+          const row = await stepRow(taskId, id);
+          expect(row).toMatchObject({ status: 'dispatched', attempt: 1 });
+          expect(row.published_at).toBeInstanceOf(Date);
+          expect(row.dispatch_seq).not.toBeNull();
+          seqs[id] = String(row.dispatch_seq);
+          if (recent.includes(id)) continue;
+          await db.updateTable('steps').set({ dispatched_at: secondsAgo(30), published_at: secondsAgo(20) }).where('task_id', '=', taskId).where('id', '=', id).execute();
+        }
+        const byId = Object.fromEntries((await stored(Streams.steps.name)).map((m) => [m.msgId, m]));
+        for (const id of stepIds) expect(byId[`${taskId}.${id}.1`]).toBeDefined();
+        return seqs;
+      }
+
+      /**
+       * A message JetStream confirmed and then lost, as a nats-server killed with SIGKILL loses it:
+       * removed from the stream, and the server restarted. Deleting alone is not enough: the server
+       * would still know the message id for its duplicate window (2 minutes) and drop the publish
+       * again as a duplicate; a restart rebuilds that memory from the messages it holds.
+       */
+      async function loseMessage(seq: string): Promise<void> {
+        await nats.manager.streams.deleteMessage(Streams.steps.name, Number(seq));
+        await server!.restart();
+        // Asked with a short timeout: a request the server gets before JetStream is back goes unanswered.
+        for (const n of [nats, replicaNats]) {
+          const jsm = await n.connection.jetstreamManager({ timeout: 500, checkAPI: false });
+          await waitFor(() => jsm.streams.info(Streams.steps.name).then(() => true), { timeoutMs: 15_000, what: 'JetStream back after the restart' });
+        }
+      }
+
+      const resultsWaiting = async () => {
+        const c = await nats.manager.consumers.info(Streams.results.name, Consumers.resultRecorder.durable);
+        return c.num_pending + c.num_ack_pending;
+      };
+
+      it('publishes again, under the same message id, a dispatch JetStream confirmed and then lost; the next transaction writes its new sequence', async () => {
+        const e = engine();
+        const { a: seq } = await confirmedDispatches(e, 'gone', ['a']);
+        const sent = (await stored(Streams.steps.name))[0]!;
+        await loseMessage(seq!);
+        expect(await dispatchIds()).toEqual([]);
+        expect(await resultsWaiting()).toBe(0);
+        const before = await stepRow('gone', 'a');
+
+        await e.reconciler.run();
+
+        const messages = await stored(Streams.steps.name);
+        expect(messages.map((m) => [m.subject, m.msgId])).toEqual([[subjectFor(Subject.StepDispatch, 'qa'), 'gone.a.1']]);
+        expect(messages[0]!.body).toEqual(sent.body);
+        const newSeq = (await nats.manager.streams.info(Streams.steps.name)).state.last_seq;
+        expect(newSeq).toBeGreaterThan(Number(seq));
+        // Same attempt, still dispatched; unconfirmed until the next transaction writes the confirmation.
+        expect(await stepRow('gone', 'a')).toMatchObject({ status: 'dispatched', attempt: 1, agent_id: 'agent-qa', published_at: null, dispatch_seq: null });
+        expect(await db.selectFrom('step_attempts').select(['step_id', 'attempt', 'status']).where('task_id', '=', 'gone').execute()).toEqual([
+          { step_id: 'a', attempt: 1, status: 'dispatched' },
+        ]);
+
+        await e.uow.flushCarried();
+        const after = await stepRow('gone', 'a');
+        expect(after.published_at).toBeInstanceOf(Date);
+        expect(after.published_at!.getTime()).toBeGreaterThan(before.published_at!.getTime());
+        expect(String(after.dispatch_seq)).toBe(String(newSeq));
+      });
+
+      it('leaves alone a dispatch still in the stream (looked up: another step\'s message is gone, but confirmed less than 10 s ago)', async () => {
+        const e = engine();
+        const seqs = await confirmedDispatches(e, 'kept', ['a', 'b'], ['b']);
+        // Two dispatched steps with a sequence and one message: the lookup runs.
+        await nats.manager.streams.deleteMessage(Streams.steps.name, Number(seqs.b));
+        const before = await db.selectFrom('steps').select(['id', 'published_at', 'dispatch_seq']).where('task_id', '=', 'kept').orderBy('id').execute();
+
+        await e.reconciler.run();
+        await e.uow.flushCarried();
+
+        expect(await dispatchIds()).toEqual(['kept.a.1']);
+        expect((await nats.manager.streams.info(Streams.steps.name)).state.last_seq).toBe(Number(seqs.b));
+        expect(await db.selectFrom('steps').select(['id', 'published_at', 'dispatch_seq']).where('task_id', '=', 'kept').orderBy('id').execute()).toEqual(before);
+        expect(await statuses('kept')).toEqual({ 'kept/a': 'dispatched', 'kept/b': 'dispatched' });
+      });
+
+      it('leaves a lost dispatch alone while results wait to be recorded (one may be its own), and publishes it again once they are', async () => {
+        const e = engine();
+        const { a: seq } = await confirmedDispatches(e, 'wait', ['a']);
+        await loseMessage(seq!);
+        await nats.publish(Subject.StepResult, undefined, {
+          taskId: 'wait',
+          stepId: 'a',
+          attemptId: 'wait.a.1',
+          agentId: 'agent-qa',
+          status: 'succeeded',
+          output: { message: 'a' },
+          startedAt: secondsAgo(5).toISOString(),
+          finishedAt: new Date().toISOString(),
+        });
+        expect(await resultsWaiting()).toBe(1);
+        const before = await stepRow('wait', 'a');
+
+        await e.reconciler.run();
+        await e.uow.flushCarried();
+
+        expect(await dispatchIds()).toEqual([]);
+        expect(await stepRow('wait', 'a')).toMatchObject({ status: 'dispatched', attempt: 1, published_at: before.published_at, dispatch_seq: before.dispatch_seq });
+        expect(await resultsWaiting()).toBe(1);
+
+        // The result taken and acknowledged (as if recorded; here the step stays dispatched): nothing waits any more.
+        const consumer = await nats.jetstream.consumers.get(Streams.results.name, Consumers.resultRecorder.durable);
+        const taken = await consumer.next({ expires: 5_000 });
+        expect(taken?.json<{ attemptId: string }>().attemptId).toBe('wait.a.1');
+        await taken!.ackAck();
+        expect(await resultsWaiting()).toBe(0);
+
+        await e.reconciler.run();
+        expect(await dispatchIds()).toEqual(['wait.a.1']);
+        expect(await stepRow('wait', 'a')).toMatchObject({ status: 'dispatched', attempt: 1, published_at: null, dispatch_seq: null });
+      });
     });
   });
 });

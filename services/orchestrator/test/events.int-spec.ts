@@ -34,7 +34,7 @@ describe('EventBatch on a Postgres server', () => {
     first.add('t-a', 'task.running', { status: 'running' });
     first.add('t-b', 'step.dispatched', { status: 'dispatched', stepId: 's1' });
     first.add('t-b', 'step.dispatched', { status: 'dispatched', stepId: 's2' });
-    const written = await db.transaction().execute((trx) => first.write(trx));
+    const { events: written } = await db.transaction().execute((trx) => first.write(trx));
     expect(written.map((e) => `${e.taskId}:${e.seq}:${e.type}${e.stepId ? `:${e.stepId}` : ''}`)).toEqual([
       't-b:1:task.running',
       't-a:1:task.running',
@@ -47,8 +47,11 @@ describe('EventBatch on a Postgres server', () => {
     second.add('t-c', 'task.running', { status: 'running' });
     second.add('t-b', 'step.succeeded', { status: 'succeeded', stepId: 's1' });
     second.add('t-a', 'task.succeeded', { status: 'succeeded' });
-    const more = await db.transaction().execute((trx) => second.write(trx));
+    const { events: more, earlier } = await db.transaction().execute((trx) => second.write(trx));
     expect(more.map((e) => `${e.taskId}:${e.seq}`)).toEqual(['t-c:1', 't-b:4', 't-a:2']);
+    // The first batch's events are still in the outbox (nothing confirmed them): they come back, in
+    // order, to be published before the new ones of the same tasks.
+    expect(earlier.map((e) => `${e.taskId}:${e.seq}:${e.type}`)).toEqual(['t-a:1:task.running', 't-b:1:task.running', 't-b:2:step.dispatched', 't-b:3:step.dispatched']);
 
     const seqs = await db.selectFrom('tasks').select(['id', 'event_seq']).orderBy('id').execute();
     expect(seqs).toEqual([
@@ -90,7 +93,7 @@ describe('EventBatch on a Postgres server', () => {
     const batch = new EventBatch();
     batch.add('t-missing', 'task.running', { status: 'running' });
     batch.add('t-c', 'step.running', { status: 'running' });
-    const written = await db.transaction().execute((trx) => batch.write(trx));
+    const { events: written } = await db.transaction().execute((trx) => batch.write(trx));
     expect(written.map((e) => `${e.taskId}:${e.seq}`)).toEqual(['t-c:2']);
   });
 });

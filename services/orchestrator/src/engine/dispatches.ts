@@ -63,7 +63,10 @@ export class DispatchPublisher {
   async publish(list: Dispatch[]): Promise<void> {
     if (list.length === 0) return;
     const results = await Promise.allSettled(list.map((d) => this.traces.run(d.taskId, () => this.nats.publish(Subject.StepDispatch, d.capability, d, { msgId: d.attemptId }))));
-    const confirmed = list.filter((_, i) => results[i]!.status === 'fulfilled');
+    const confirmed = list.flatMap((d, i) => {
+      const r = results[i]!;
+      return r.status === 'fulfilled' ? [{ taskId: d.taskId, stepId: d.stepId, seq: r.value.seq }] : [];
+    });
     if (confirmed.length < list.length) {
       // The steps stay dispatched in Postgres; reconcile publishes them again under the same id.
       this.logger.warn(`${list.length - confirmed.length} dispatches not confirmed by JetStream yet`);

@@ -13,6 +13,12 @@ import { attemptIdOf, Candidate, Dispatch, StepResult } from './steps';
 
 /** Dispatches not confirmed by JetStream this long after they committed are published again (same message id). */
 const REPUBLISH_AFTER_MS = 2_000;
+/** A dispatched step whose message is looked up, this long after JetStream confirmed it. */
+const LOST_CHECK_AFTER_MS = 10_000;
+/** Dispatched steps looked up per reconcile pass, oldest first. */
+const LOST_CHECK_MAX = 200;
+/** Messages of the steps stream one reconcile pass looks at when some are stranded. */
+const SCAN_MAX = 2_000;
 
 /** A result for a dispatch no runtime could finish (every delivery crashed or stalled). */
 export function exhausted(dispatch: Dispatch, reason: string): StepResult {
@@ -54,6 +60,8 @@ export class Reconciler {
     this.leases.forgetRefusals();
     try {
       await this.events.flushLeftovers(outboxAgeMs);
+      await this.dropStaleDispatches();
+      await this.recoverLostDispatches();
       await this.republishUnconfirmed();
       await this.failTimedOut();
       const stalled = await sql<{ id: string }>`
@@ -74,6 +82,87 @@ export class Reconciler {
     } catch (err) {
       this.logger.warn(`reconcile failed: ${String(err)}`);
     }
+  }
+
+  /**
+   * Dispatches the work-queue stream still holds for attempts that are over. Normally each message
+   * of the stream waits for its delivery or for its acknowledgement; a nats-server killed with
+   * SIGKILL can come back with some messages its consumer had delivered and had acknowledged (or
+   * then redelivered) still in the stream, never delivered again and never removed. Those whose
+   * attempt PostgreSQL no longer has in flight are deleted (at most SCAN_MAX looked at per pass);
+   * the scan runs only when the stream holds more messages than its consumer accounts for.
+   */
+  private async dropStaleDispatches(): Promise<void> {
+    const jsm = this.nats.manager;
+    const consumer = await jsm.consumers.info(Streams.steps.name, Consumers.stepWorkers.durable).catch(() => undefined);
+    if (!consumer) return;
+    const info = await jsm.streams.info(Streams.steps.name, { deleted_details: true });
+    if (info.state.messages <= consumer.num_pending + consumer.num_ack_pending) return;
+    const deleted = new Set(info.state.deleted ?? []);
+    const last = Math.min(consumer.delivered.stream_seq, info.state.first_seq + SCAN_MAX - 1);
+    const held: Array<{ seq: number; dispatch: Dispatch }> = [];
+    for (let seq = info.state.first_seq; seq <= last; seq++) {
+      if (deleted.has(seq)) continue;
+      const stored = await jsm.streams.getMessage(Streams.steps.name, { seq }).catch(() => undefined);
+      const parsed = stored ? StepDispatchPayload.safeParse(JSON.parse(Buffer.from(stored.data).toString('utf8'))) : undefined;
+      if (parsed?.success) held.push({ seq, dispatch: parsed.data });
+    }
+    if (held.length === 0) return;
+    const live = await this.db()
+      .selectFrom('steps')
+      .select(['task_id', 'id', 'attempt'])
+      .where(({ eb, refTuple, tuple }) => eb(refTuple('task_id', 'id'), 'in', held.map((h) => tuple(h.dispatch.taskId, h.dispatch.stepId))))
+      .where('status', 'in', ['dispatched', 'running'])
+      .execute();
+    const inFlight = new Set(live.map((s) => attemptIdOf(s.task_id, s.id, s.attempt)));
+    const stale = held.filter((h) => !inFlight.has(h.dispatch.attemptId));
+    for (const h of stale) await jsm.streams.deleteMessage(Streams.steps.name, h.seq, false).catch(() => undefined);
+    if (stale.length > 0) this.logger.warn(`removed ${stale.length} dispatch(es) of attempts already over that ${Streams.steps.name} still held`);
+  }
+
+  /**
+   * Dispatches JetStream confirmed and then lost: a nats-server killed with SIGKILL can come back
+   * without messages it had acknowledged. A step still `dispatched` a while after its publish was
+   * confirmed has its message looked up (by the stream sequence the confirmation gave); when the
+   * message is gone, every result JetStream holds has been recorded, and the step is still
+   * `dispatched` on the same attempt, nothing will ever deliver it: it is marked unconfirmed and
+   * republished under the same message id (next step of reconcile). A message gone because a
+   * runtime finished it means its result is in the results stream, which the consumer check covers.
+   */
+  private async recoverLostDispatches(): Promise<void> {
+    const jsm = this.nats.manager;
+    // Every dispatched step's message is in the stream (with those being run, and stale ones until
+    // dropped): fewer messages than dispatched steps means some are gone. Otherwise nothing to look up.
+    const { n } = await this.db().selectFrom('steps').select((eb) => eb.fn.countAll<string>().as('n')).where('status', '=', 'dispatched').where('dispatch_seq', 'is not', null).executeTakeFirstOrThrow();
+    if (Number(n) <= (await jsm.streams.info(Streams.steps.name)).state.messages) return;
+    const quiet = new Date(Date.now() - LOST_CHECK_AFTER_MS);
+    const rows = await this.db()
+      .selectFrom('steps')
+      .select(['task_id', 'id', 'attempt', 'dispatch_seq'])
+      .where('status', '=', 'dispatched')
+      .where('dispatch_seq', 'is not', null)
+      .where('published_at', '<', quiet)
+      .orderBy('published_at')
+      .limit(LOST_CHECK_MAX)
+      .execute();
+    if (rows.length === 0) return;
+    const missing: typeof rows = [];
+    for (const r of rows) {
+      const stored = await jsm.streams.getMessage(Streams.steps.name, { seq: Number(r.dispatch_seq) }).catch(() => undefined);
+      if (stored?.header.get('Nats-Msg-Id') !== attemptIdOf(r.task_id, r.id, r.attempt)) missing.push(r);
+    }
+    if (missing.length === 0) return;
+    const results = await jsm.consumers.info(Streams.results.name, Consumers.resultRecorder.durable).catch(() => undefined);
+    if (!results || results.num_pending > 0 || results.num_ack_pending > 0) return;
+    const lost = await this.db()
+      .updateTable('steps')
+      .set({ published_at: null, dispatch_seq: null })
+      .where(({ eb, refTuple, tuple }) => eb(refTuple('task_id', 'id'), 'in', missing.map((m) => tuple(m.task_id, m.id))))
+      .where('status', '=', 'dispatched')
+      .where(({ eb, or, and }) => or(missing.map((m) => and([eb('task_id', '=', m.task_id), eb('id', '=', m.id), eb('attempt', '=', m.attempt), eb('dispatch_seq', '=', m.dispatch_seq)]))))
+      .returning(['task_id', 'id'])
+      .execute();
+    if (lost.length > 0) this.logger.warn(`${lost.length} dispatch(es) JetStream had confirmed are no longer in ${Streams.steps.name}: published again`);
   }
 
   /** Dispatches committed but never confirmed by JetStream (a crash or an outage in between). */

@@ -449,7 +449,7 @@ export async function markDispatched(trx: Trx, rows: Array<{ taskId: string; ste
     const updated = await sql<{ task_id: string; id: string; attempt: number; agent_id: string; dispatched_at: Date }>`
       update steps as s
       set status = 'dispatched', attempt = s.attempt + 1, agent_id = v.agent_id, dispatched_at = now(),
-          published_at = null, waiting_reason = null, error_code = null, error_message = null, next_attempt_at = null
+          published_at = null, dispatch_seq = null, waiting_reason = null, error_code = null, error_message = null, next_attempt_at = null
       from (values ${values}) as v(task_id, id, agent_id)
       where s.task_id = v.task_id and s.id = v.id and s.status = 'pending'
       returning s.task_id, s.id, s.attempt, s.agent_id, s.dispatched_at`.execute(trx);

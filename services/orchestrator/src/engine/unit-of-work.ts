@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { PayloadOf, Subject } from '@ziggie/contracts';
 import { Kysely, NatsService, sql } from '@ziggie/platform';
 import { Counter } from 'prom-client';
-import { clearOutbox, EventBatch, EventPublisher, TaskEvent } from '../events';
+import { clearOutbox, EventBatch, EventPublisher, WrittenEvents } from '../events';
 import { OrchestratorDb } from '../migrations';
 import { HeldLease, PoolLeases } from '../pool-leases';
 import { Trx } from './steps';
@@ -29,7 +29,8 @@ export interface AfterCommit {
 /** Housekeeping the next transaction writes (see UnitOfWork.carried). */
 interface Carried {
   outbox: Array<{ taskId: string; seq: number }>;
-  published: Array<{ taskId: string; stepId: string }>;
+  /** Dispatches JetStream confirmed, with the stream sequence it stored each at. */
+  published: Array<{ taskId: string; stepId: string; seq: number }>;
 }
 
 /**
@@ -64,14 +65,16 @@ export class UnitOfWork {
     const fx = new Effects();
     const carried = this.takeCarried();
     let result: T;
-    let written: TaskEvent[] = [];
+    let written: WrittenEvents = { events: [], earlier: [] };
     try {
       result = await this.db()
         .transaction()
         .execute(async (trx) => {
           const r = await work(trx, fx);
-          written = await fx.events.write(trx);
+          // Housekeeping first: events this process saw confirmed leave the outbox before the
+          // batch looks there for a task's earlier events still unpublished.
           await this.writeCarried(trx, carried);
+          written = await fx.events.write(trx);
           return r;
         });
     } catch (err) {
@@ -82,9 +85,9 @@ export class UnitOfWork {
     return result;
   }
 
-  /** Dispatches JetStream confirmed: their `published_at` is set by the next transaction. */
-  confirmPublished(list: ReadonlyArray<{ taskId: string; stepId: string }>): void {
-    for (const d of list) this.carried.published.push({ taskId: d.taskId, stepId: d.stepId });
+  /** Dispatches JetStream confirmed: their `published_at` and `dispatch_seq` are set by the next transaction. */
+  confirmPublished(list: ReadonlyArray<{ taskId: string; stepId: string; seq: number }>): void {
+    for (const d of list) this.carried.published.push({ taskId: d.taskId, stepId: d.stepId, seq: d.seq });
   }
 
   /** When no transaction comes by to carry the housekeeping, a small one does. */
@@ -117,7 +120,7 @@ export class UnitOfWork {
     this.carried.published.push(...c.published);
   }
 
-  /** Last in a transaction, after its own locks: the marks skip rows others hold, so they never wait. */
+  /** After the transaction's own work and locks: the marks skip rows others hold, so they never wait. */
   private async writeCarried(trx: Trx, c: Carried): Promise<void> {
     await clearOutbox(trx, c.outbox);
     for (let i = 0; i < c.published.length; i += 1000) {
@@ -125,8 +128,9 @@ export class UnitOfWork {
       // Rows a result transaction holds are skipped: a result means the dispatch arrived, and the
       // step has left `dispatched` or is about to.
       await sql`
-        update steps set published_at = now()
-        where (task_id, id) in (
+        update steps s set published_at = now(), dispatch_seq = v.seq
+        from (values ${sql.join(chunk.map((d) => sql`(${d.taskId}, ${d.stepId}, ${d.seq}::bigint)`))}) as v(task_id, id, seq)
+        where s.task_id = v.task_id and s.id = v.id and (s.task_id, s.id) in (
           select task_id, id from steps
           where (task_id, id) in (${sql.join(chunk.map((d) => sql`(${d.taskId}, ${d.stepId})`))})
             and status in ('dispatched', 'running') and published_at is null
@@ -134,9 +138,9 @@ export class UnitOfWork {
     }
   }
 
-  private async afterCommit(fx: Effects, written: TaskEvent[]): Promise<void> {
-    for (const e of written) this.transitions?.inc({ kind: e.type.split('.')[0]!, status: e.status });
-    const sent = await this.publisher.publish(written).catch((err: unknown) => {
+  private async afterCommit(fx: Effects, written: WrittenEvents): Promise<void> {
+    for (const e of written.events) this.transitions?.inc({ kind: e.type.split('.')[0]!, status: e.status });
+    const sent = await this.publisher.publish([...written.earlier, ...written.events]).catch((err: unknown) => {
       this.logger.warn(`events: ${String(err)}`);
       return [];
     });
