@@ -125,7 +125,7 @@ describe('engine Scheduler and Reconciler on PostgreSQL and JetStream (agent-reg
       LOG_LEVEL: 'error',
     });
     // The result recorder's durable consumer (never consumed here): the Reconciler asks it whether results wait to be recorded.
-    const streams = { streams: [Streams.steps, Streams.results, Streams.events], consumers: [Consumers.resultRecorder] };
+    const streams = { streams: [Streams.steps, Streams.results, Streams.events], consumers: [Consumers.resultRecorder, Consumers.deadLetters] };
     nats = new NatsService(config, streams, new HealthRegistry());
     await nats.start();
     replicaNats = new NatsService(config, streams, new HealthRegistry());

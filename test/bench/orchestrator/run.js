@@ -566,7 +566,7 @@ async function startPostgres(databases) {
   );
   for (const db of databases) await pgQuery(admin, `create database ${db}`);
   // The services connect over loopback TCP (as to a server elsewhere), or over the Unix socket.
-  const urlFor = (db) => (opts.pgVia === 'socket' ? `postgres://postgres@/${db}?host=${encodeURIComponent(sockDir)}&port=${port}` : `postgres://postgres@127.0.0.1:${port}/${db}`);
+  const urlFor = (db) => (opts.pgVia === 'socket' ? `postgres://postgres@localhost:${port}/${db}?host=${encodeURIComponent(sockDir)}` : `postgres://postgres@127.0.0.1:${port}/${db}`);
   return { p, port, urlFor, settings };
 }
 

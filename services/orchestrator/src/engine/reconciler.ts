@@ -124,16 +124,22 @@ export class Reconciler {
    * Dispatches JetStream confirmed and then lost: a nats-server killed with SIGKILL can come back
    * without messages it had acknowledged. A step still `dispatched` a while after its publish was
    * confirmed has its message looked up (by the stream sequence the confirmation gave); when the
-   * message is gone, every result JetStream holds has been recorded, and the step is still
+   * message is gone, every result and dead letter JetStream holds has been recorded, and the step is still
    * `dispatched` on the same attempt, nothing will ever deliver it: it is marked unconfirmed and
    * republished under the same message id (next step of reconcile). A message gone because a
    * runtime finished it means its result is in the results stream, which the consumer check covers.
    */
   private async recoverLostDispatches(): Promise<void> {
     const jsm = this.nats.manager;
-    // Every dispatched step's message is in the stream (with those being run, and stale ones until
-    // dropped): fewer messages than dispatched steps means some are gone. Otherwise nothing to look up.
-    const { n } = await this.db().selectFrom('steps').select((eb) => eb.fn.countAll<string>().as('n')).where('status', '=', 'dispatched').where('dispatch_seq', 'is not', null).executeTakeFirstOrThrow();
+    // A dispatched step's message stays in the stream until its runtime is done with it (running
+    // steps' too, until their results are in): fewer messages than such steps means some may be
+    // gone, or results wait to be recorded. Otherwise there is nothing to look up.
+    const { n } = await this.db()
+      .selectFrom('steps')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('status', 'in', ['dispatched', 'running'])
+      .where('dispatch_seq', 'is not', null)
+      .executeTakeFirstOrThrow();
     if (Number(n) <= (await jsm.streams.info(Streams.steps.name)).state.messages) return;
     const quiet = new Date(Date.now() - LOST_CHECK_AFTER_MS);
     const rows = await this.db()
@@ -152,8 +158,11 @@ export class Reconciler {
       if (stored?.header.get('Nats-Msg-Id') !== attemptIdOf(r.task_id, r.id, r.attempt)) missing.push(r);
     }
     if (missing.length === 0) return;
-    const results = await jsm.consumers.info(Streams.results.name, Consumers.resultRecorder.durable).catch(() => undefined);
-    if (!results || results.num_pending > 0 || results.num_ack_pending > 0) return;
+    // Results and dead letters JetStream still holds may be those of these very steps.
+    for (const consumer of [Consumers.resultRecorder, Consumers.deadLetters]) {
+      const info = await jsm.consumers.info(consumer.stream, consumer.durable).catch(() => undefined);
+      if (!info || info.num_pending > 0 || info.num_ack_pending > 0) return;
+    }
     const lost = await this.db()
       .updateTable('steps')
       .set({ published_at: null, dispatch_seq: null })
