@@ -535,7 +535,8 @@ describe("migration '0005-step-error-codes' on a Postgres server", () => {
               ('tsk_old', 'plain', 1, 'failed', 'plain text', now()),
               ('tsk_old', 'fine', 1, 'succeeded', null, now())`.execute(db);
 
-    expect(await migrate(db as Kysely<unknown>, 'orchestrator', migrations)).toEqual(['0005-step-error-codes']);
+    // 0005 and whatever came after it.
+    expect(await migrate(db as Kysely<unknown>, 'orchestrator', migrations)).toEqual(Object.keys(migrations).filter((name) => name >= '0005'));
 
     const expected = [
       { id: 'fine', error_code: null, error_message: null },
