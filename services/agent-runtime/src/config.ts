@@ -14,6 +14,13 @@ export const runtimeEnv = {
    * child tasks: they do not take work slots, so the children's steps can run here too.
    */
   RUNTIME_DELEGATE_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(64),
+  /**
+   * A step still at work this long after it started tells the orchestrator it is running (its
+   * step.running event, and the step's timeout counted from then). A step done sooner sends only
+   * its result, which carries when it started: one message, one event and one database write less
+   * per quick step. 0 sends the notice as every step starts.
+   */
+  RUNTIME_RUNNING_NOTICE_MS: z.coerce.number().int().min(0).max(60_000).default(200),
   /** Heartbeat period of every hosted agent. */
   HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(500).default(5_000),
   /** How often the hosted agents are fetched again from agent-registry. */

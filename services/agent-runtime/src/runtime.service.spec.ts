@@ -59,7 +59,8 @@ describe('RuntimeService', () => {
   let runtime: RuntimeService;
 
   const start = async (env: Record<string, string> = {}) => {
-    const config = loadConfig('agent-runtime', runtimeEnv, { ZIGGIE_JWT_SECRET: 'unit-secret-0123456789', SHUTDOWN_GRACE_MS: '0', ...env }) as RuntimeConfig;
+    // The running notice as each step starts, unless a test says otherwise (see the notice's own tests).
+    const config = loadConfig('agent-runtime', runtimeEnv, { ZIGGIE_JWT_SECRET: 'unit-secret-0123456789', SHUTDOWN_GRACE_MS: '0', RUNTIME_RUNNING_NOTICE_MS: '0', ...env }) as RuntimeConfig;
     runtime = new RuntimeService(nats as unknown as NatsService, gateway, registry, new OrchestratorDouble(), config, metrics);
     await runtime.onApplicationBootstrap();
   };
@@ -90,6 +91,28 @@ describe('RuntimeService', () => {
     expect(beats[0]).toMatchObject({ status: 'busy', load: 1, runtimeId: runtime.runtimeId });
     expect(nats.beats.filter((b) => b.agentId === 'l3-a').at(-1)).toMatchObject({ status: 'idle', load: 0 });
     expect(await gauge('ziggie_runtime_steps_in_flight')).toBe(0);
+  });
+
+  it('sends no running notice for a step done within RUNTIME_RUNNING_NOTICE_MS: its result says when it started', async () => {
+    await start({ RUNTIME_RUNNING_NOTICE_MS: '5000' });
+    const before = Date.now();
+    await run(dispatchOf({ attemptId: 'tsk_1.q.1', agentId: 'l3-a', input: { tool: 'ziggie.noop', arguments: {} } }));
+    const results = nats.results('tsk_1.q.1');
+    expect(results.map((r) => [r.msgId, r.payload.status])).toEqual([['tsk_1.q.1:succeeded', 'succeeded']]);
+    expect(Date.parse(results[0]!.payload.startedAt)).toBeGreaterThanOrEqual(before - 1);
+  });
+
+  it('sends the running notice of a step still at work after RUNTIME_RUNNING_NOTICE_MS, with the time it started', async () => {
+    let finish!: () => void;
+    gateway.on('fs.slow', () => new Promise((resolve) => (finish = () => resolve(textResult('done')))));
+    await start({ RUNTIME_RUNNING_NOTICE_MS: '30' });
+    const first = run(dispatchOf({ attemptId: 'tsk_1.w.1', input: { tool: 'fs.slow' } }));
+    await until(() => nats.results('tsk_1.w.1').length === 1);
+    finish();
+    await first;
+    const [running, done] = nats.results('tsk_1.w.1');
+    expect([running!.payload.status, done!.payload.status]).toEqual(['running', 'succeeded']);
+    expect(running!.payload.startedAt).toBe(done!.payload.startedAt);
   });
 
   it('republishes the stored result of a redelivered finished attempt without running it again', async () => {

@@ -154,17 +154,33 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
         return { outcome: outcomeOf(err, dispatch), startedAt: new Date().toISOString() };
       }
     }
+    const startedAt = new Date().toISOString();
+    const notice = this.runningNotice(dispatch, startedAt);
     try {
-      const startedAt = new Date().toISOString();
-      await this.publishResult(dispatch, { status: 'running', startedAt });
       const end = this.stepDuration.startTimer({ action: dispatch.action });
       const outcome = await this.runner.run(dispatch, attempt, onProgress);
       end({ status: outcome.status });
       if (outcome.status === 'failed') this.logger.debug(`step ${dispatch.taskId}/${dispatch.stepId} failed: ${outcome.error.code} ${outcome.error.message}`);
       return { outcome, startedAt };
     } finally {
+      clearTimeout(notice);
       release();
     }
+  }
+
+  /** The `running` notice of a step still at work after RUNTIME_RUNNING_NOTICE_MS; cleared when it ends sooner. */
+  private runningNotice(dispatch: Dispatch, startedAt: string): NodeJS.Timeout {
+    const send = () =>
+      void this.publishResult(dispatch, { status: 'running', startedAt }).catch((err: unknown) => {
+        // Only the notice is lost: the result still says when the step started.
+        this.logger.warn(`running notice of ${dispatch.attemptId} not sent: ${String(err)}`);
+      });
+    const delay = this.config.extra.RUNTIME_RUNNING_NOTICE_MS;
+    if (delay === 0) {
+      send();
+      return setTimeout(() => undefined, 0);
+    }
+    return setTimeout(send, delay);
   }
 
   /** Keeps a duplicate delivery alive while the first one finishes. */
