@@ -99,7 +99,7 @@ describe('RuntimeService', () => {
     await run(dispatchOf({ attemptId: 'tsk_1.q.1', agentId: 'l3-a', input: { tool: 'ziggie.noop', arguments: {} } }));
     const results = nats.results('tsk_1.q.1');
     expect(results.map((r) => [r.msgId, r.payload.status])).toEqual([['tsk_1.q.1:succeeded', 'succeeded']]);
-    expect(Date.parse(results[0]!.payload.startedAt)).toBeGreaterThanOrEqual(before - 1);
+    expect(Date.parse(String(results[0]!.payload.startedAt))).toBeGreaterThanOrEqual(before - 1);
   });
 
   it('sends the running notice of a step still at work after RUNTIME_RUNNING_NOTICE_MS, with the time it started', async () => {
