@@ -37,8 +37,9 @@ export function exhausted(dispatch: Dispatch, reason: string): StepResult {
 
 /**
  * Continues what a crash or an outage left unfinished, and catches what timers missed: events
- * left in the outbox, dispatches JetStream never confirmed, running steps past their timeout,
- * tasks due to start, and tasks with nothing open in their current wave.
+ * left in the outbox, dispatches of ended attempts a nats-server crash left in the work queue,
+ * dispatches JetStream never confirmed or confirmed and then lost, running steps past their
+ * timeout, tasks due to start, and tasks with nothing open in their current wave.
  */
 export class Reconciler {
   private readonly logger = new Logger('engine');
@@ -96,8 +97,9 @@ export class Reconciler {
     const jsm = this.nats.manager;
     const consumer = await jsm.consumers.info(Streams.steps.name, Consumers.stepWorkers.durable).catch(() => undefined);
     if (!consumer) return;
+    if ((await jsm.streams.info(Streams.steps.name)).state.messages <= consumer.num_pending + consumer.num_ack_pending) return;
+    // Only now the list of deleted sequences, which a busy work queue makes long.
     const info = await jsm.streams.info(Streams.steps.name, { deleted_details: true });
-    if (info.state.messages <= consumer.num_pending + consumer.num_ack_pending) return;
     const deleted = new Set(info.state.deleted ?? []);
     const last = Math.min(consumer.delivered.stream_seq, info.state.first_seq + SCAN_MAX - 1);
     const held: Array<{ seq: number; dispatch: Dispatch }> = [];
