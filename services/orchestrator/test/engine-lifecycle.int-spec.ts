@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { PayloadOf, Streams, Subject, subjectFor, ZiggieError } from '@ziggie/contracts';
+import { PayloadOf, Streams, Subject, ZiggieError } from '@ziggie/contracts';
 import { createKysely, HealthRegistry, Insertable, json, Kysely, loadConfig, migrate, NatsService } from '@ziggie/platform';
 import type { Subscription } from 'nats';
 // The modules it uses, not the support index: that also loads the multi-service cluster harness.
@@ -10,6 +10,7 @@ import { NewTask, TaskLifecycle } from '../src/engine/lifecycle';
 import { lockTasks } from '../src/engine/steps';
 import { AfterCommit, UnitOfWork } from '../src/engine/unit-of-work';
 import { EventPublisher, TaskEvent } from '../src/events';
+import { storedTaskEvents } from './support/events';
 import { migrations, OrchestratorDb, StepTable } from '../src/migrations';
 import { HeldLease, PoolLeases } from '../src/pool-leases';
 
@@ -155,19 +156,7 @@ describe('TaskLifecycle and UnitOfWork on PostgreSQL and a nats-server', () => {
     while (pending.length > 0) await Promise.all(pending.splice(0));
   }
 
-  /** Every event of a task on the events stream, in stream order. */
-  async function eventsOf(taskId: string): Promise<TaskEvent[]> {
-    const subject = subjectFor(Subject.TaskEvent, taskId);
-    const info = await nats.manager.streams.info(Streams.events.name, { subjects_filter: subject });
-    const count = info.state.subjects?.[subject] ?? 0;
-    if (count === 0) return [];
-    const consumer = await nats.jetstream.consumers.get(Streams.events.name, { filterSubjects: subject });
-    const events: TaskEvent[] = [];
-    const messages = await consumer.fetch({ max_messages: count, expires: 5_000 });
-    for await (const m of messages) events.push(m.json<TaskEvent>());
-    await consumer.delete().catch(() => false);
-    return events;
-  }
+  const eventsOf = (taskId: string) => storedTaskEvents(nats, taskId);
 
   const published = async (taskId: string) => (await eventsOf(taskId)).map(describeEvent);
   const outboxOf = async (taskId: string) => (await db.selectFrom('event_outbox').select('seq').where('task_id', '=', taskId).orderBy('seq').execute()).map((r) => r.seq);

@@ -1,4 +1,4 @@
-import { QualityGate, Streams, Subject, subjectFor, TaskEventPayload } from '@ziggie/contracts';
+import { QualityGate, Streams, Subject } from '@ziggie/contracts';
 import { createKysely, HealthRegistry, json, Kysely, loadConfig, migrate, NatsService, sql } from '@ziggie/platform';
 import { Migrator } from 'kysely';
 // The modules, not the index: this suite needs no cluster.
@@ -9,7 +9,8 @@ import { TaskLifecycle } from '../src/engine/lifecycle';
 import { ResultRecorder } from '../src/engine/results';
 import { StepResult } from '../src/engine/steps';
 import { UnitOfWork } from '../src/engine/unit-of-work';
-import { EventPublisher, TaskEvent } from '../src/events';
+import { EventPublisher } from '../src/events';
+import { storedTaskEvents } from './support/events';
 import { migrations, OrchestratorDb } from '../src/migrations';
 import { HeldLease } from '../src/pool-leases';
 import { ToolCapacity } from '../src/tool-capacity';
@@ -162,20 +163,7 @@ describe('ResultRecorder on a Postgres server and a nats-server', () => {
   const xmin = async (table: 'tasks' | 'steps' | 'step_attempts' | 'step_ledger', where: string) =>
     (await sql<{ x: string }>`select xmin::text as x from ${sql.table(table)} where ${sql.raw(where)}`.execute(db)).rows.map((r) => r.x);
 
-  /**
-   * A task's events as JetStream stored them. commit() resolves after the publish was acknowledged,
-   * so what a record() published is in the stream when it returns.
-   */
-  async function eventsOf(taskId: string): Promise<TaskEvent[]> {
-    const subject = subjectFor(Subject.TaskEvent, taskId);
-    const info = await nats.manager.streams.info(Streams.events.name, { subjects_filter: subject });
-    const count = info.state.subjects?.[subject] ?? 0;
-    if (count === 0) return [];
-    const consumer = await nats.jetstream.consumers.get(Streams.events.name, { filterSubjects: subject });
-    const events: TaskEvent[] = [];
-    for await (const m of await consumer.fetch({ max_messages: count, expires: 5_000 })) events.push(TaskEventPayload.parse(m.json()));
-    return events;
-  }
+  const eventsOf = (taskId: string) => storedTaskEvents(nats, taskId);
   const typesOf = async (taskId: string) => (await eventsOf(taskId)).map((e) => `${e.type}${e.stepId ? `:${e.stepId}` : ''}`);
 
   it('records a succeeded result: the step with its output, the attempt, step.succeeded, and the single-step task succeeded in the same transaction', async () => {
