@@ -4,7 +4,7 @@ import { CONFIG, ConsumeHandle, DatabaseService, Kysely, MetricsService, NatsSer
 import type { Subscription } from 'nats';
 import { OrchestratorConfig } from './config';
 import { DispatchPublisher } from './engine/dispatches';
-import { NewTask, TaskLifecycle } from './engine/lifecycle';
+import { Created, NewTask, TaskLifecycle } from './engine/lifecycle';
 import { registerProgressGauges } from './engine/progress-gauges';
 import { exhausted, Reconciler } from './engine/reconciler';
 import { ResultRecorder } from './engine/results';
@@ -81,7 +81,7 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     this.uow.wire({
       advance: (taskId) => this.lifecycle.advance(taskId),
       pump: () => this.scheduler.schedulePump(),
-      cancelChildren: (parentId) => this.lifecycle.cancelChildren(parentId),
+      cancelChildren: (parentIds) => this.lifecycle.cancelChildren(parentIds),
     });
     // A released lease may let a waiting pool step through.
     leases.onReleased(() => this.scheduler.schedulePump());
@@ -127,8 +127,8 @@ export class EngineService implements OnApplicationBootstrap, OnApplicationShutd
     await this.uow.flushCarried();
   }
 
-  /** Inserts a submitted task (false: a delegate step's child exists already); a delayed one gets its start timer. */
-  async create(task: NewTask): Promise<boolean> {
+  /** Inserts a submitted task (undefined: a delegate step's child exists already); a delayed one gets its start timer. */
+  async create(task: NewTask): Promise<Created | undefined> {
     const created = await this.lifecycle.create(task);
     if (created && task.task.status === 'queued' && task.task.not_before) this.lifecycle.scheduleStart(task.task.id, new Date(task.task.not_before));
     return created;

@@ -211,7 +211,8 @@ export class TasksService {
       // Two deliveries of the same delegate step raced; the other one created the child.
       return this.get((await this.childOf(req.parentTaskId, req.parentStepId))!, principal);
     }
-    return this.get(id, principal);
+    // The task as inserted (no step has an attempt yet): no need to read it back.
+    return toPbTask(created.task, created.steps, []);
   }
 
   /** The child task a delegate step created, if any. */

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { PayloadOf, Streams, Subject, ZiggieError } from '@ziggie/contracts';
-import { createKysely, HealthRegistry, Insertable, json, Kysely, loadConfig, migrate, NatsService } from '@ziggie/platform';
+import { createKysely, HealthRegistry, Insertable, json, Kysely, loadConfig, migrate, NatsService, sql } from '@ziggie/platform';
 import type { Subscription } from 'nats';
 // The modules it uses, not the support index: that also loads the multi-service cluster harness.
 import { startNats, type NatsServerHandle } from '../../../test/support/nats';
@@ -128,9 +128,9 @@ describe('TaskLifecycle and UnitOfWork on PostgreSQL and a nats-server', () => {
         return p;
       },
       pump: () => calls.push('pump'),
-      cancelChildren: (parentId) => {
-        calls.push(`cancelChildren:${parentId}`);
-        const p = lifecycle.cancelChildren(parentId);
+      cancelChildren: (parentIds) => {
+        for (const id of parentIds) calls.push(`cancelChildren:${id}`);
+        const p = lifecycle.cancelChildren(parentIds);
         pending.push(p);
         return p;
       },
@@ -217,7 +217,7 @@ describe('TaskLifecycle and UnitOfWork on PostgreSQL and a nats-server', () => {
     it('inserts a running task with its steps, publishes task.queued, task.running and wave.started as 1, 2, 3, and the next transaction clears them from the outbox', async () => {
       const id = newId('create');
       const before = calls.length;
-      expect(await lifecycle.create(newTask(id, [['a', 'b'], ['c']]))).toBe(true);
+      expect(await lifecycle.create(newTask(id, [['a', 'b'], ['c']]))).toBeDefined();
 
       const task = await taskRow(id);
       expect(task).toMatchObject({ status: 'running', current_wave: 1, wave_count: 2, event_seq: 3, finished_at: null });
@@ -229,7 +229,7 @@ describe('TaskLifecycle and UnitOfWork on PostgreSQL and a nats-server', () => {
       expect(await outboxOf(id)).toEqual([1, 2, 3]);
       expect(uow.pendingHousekeeping).toEqual({ outbox: 3, published: 0 });
       const queued = newId('create');
-      expect(await lifecycle.create(newTask(queued, [['a']], { status: 'queued', notBefore: new Date(Date.now() + 3_600_000) }))).toBe(true);
+      expect(await lifecycle.create(newTask(queued, [['a']], { status: 'queued', notBefore: new Date(Date.now() + 3_600_000) }))).toBeDefined();
       expect(await outboxOf(id)).toEqual([]);
       expect(await outboxOf(queued)).toEqual([1]);
       expect(uow.pendingHousekeeping).toEqual({ outbox: 1, published: 0 });
@@ -241,24 +241,24 @@ describe('TaskLifecycle and UnitOfWork on PostgreSQL and a nats-server', () => {
     it('gives a queued task only task.queued and no scheduling round', async () => {
       const id = newId('queued');
       const before = calls.length;
-      expect(await lifecycle.create(newTask(id, [['a']], { status: 'queued', notBefore: new Date(Date.now() + 3_600_000) }))).toBe(true);
+      expect(await lifecycle.create(newTask(id, [['a']], { status: 'queued', notBefore: new Date(Date.now() + 3_600_000) }))).toBeDefined();
       expect(await taskRow(id)).toMatchObject({ status: 'queued', current_wave: 0, event_seq: 1 });
       expect(await statuses(id)).toEqual({ a: 'pending' });
       expect(await published(id)).toEqual(['1 task.queued queued']);
       expect(calls.slice(before)).toEqual([]);
     });
 
-    it('links a delegate step to its child once: a second child for the same parent step returns false and writes nothing', async () => {
+    it('links a delegate step to its child once: a second child for the same parent step returns nothing and writes nothing', async () => {
       const parent = newId('parent');
       await lifecycle.create(newTask(parent, [[{ id: 'delegate', action: 'delegate' }]]));
       const child = newId('child');
-      expect(await lifecycle.create(newTask(child, [['x']], { parent: { taskId: parent, stepId: 'delegate' } }))).toBe(true);
+      expect(await lifecycle.create(newTask(child, [['x']], { parent: { taskId: parent, stepId: 'delegate' } }))).toBeDefined();
       expect((await stepRows(parent))[0]!.child_task_id).toBe(child);
       await uow.flushCarried();
 
       const before = calls.length;
       const twin = newId('child');
-      expect(await lifecycle.create(newTask(twin, [['x']], { parent: { taskId: parent, stepId: 'delegate' } }))).toBe(false);
+      expect(await lifecycle.create(newTask(twin, [['x']], { parent: { taskId: parent, stepId: 'delegate' } }))).toBeUndefined();
       expect(await taskRow(twin)).toBeUndefined();
       expect(await stepRows(twin)).toEqual([]);
       expect(await outboxOf(twin)).toEqual([]);
@@ -267,9 +267,65 @@ describe('TaskLifecycle and UnitOfWork on PostgreSQL and a nats-server', () => {
       expect(uow.pendingHousekeeping).toEqual({ outbox: 0, published: 0 });
       expect(calls.slice(before)).toEqual([]);
     });
+    it('writes submissions that arrive together in one transaction and answers each with its rows as inserted', async () => {
+      const ids = [newId('together'), newId('together'), newId('together')];
+      const created = await Promise.all(ids.map((id, i) => lifecycle.create(newTask(id, i === 2 ? [['b', 'a'], ['c']] : [['a']]))));
+
+      expect(created.map((c) => c?.task.id)).toEqual(ids);
+      expect(created[2]!.steps.map((s) => `${s.id} w${s.wave} ${s.status}`)).toEqual(['b w1 pending', 'a w1 pending', 'c w2 pending']);
+      for (const [i, id] of ids.entries()) {
+        // As inserted: its first events are numbered afterwards, in the same transaction.
+        expect({ ...created[i]!.task, event_seq: 3 }).toEqual(await taskRow(id));
+        expect(created[i]!.steps).toEqual(await stepRows(id));
+        expect(await published(id)).toEqual(['1 task.queued queued', '2 task.running running', '3 wave.started w1 running']);
+      }
+      // Rows written by one transaction carry its id.
+      const writers = await sql<{ xmin: string }>`select distinct xmin::text from tasks where id in (${sql.join(ids)})`.execute(db);
+      expect(writers.rows).toHaveLength(1);
+    });
+
+    it('fails a bad submission alone: the tasks submitted with it are created', async () => {
+      const [good1, bad, good2] = [newId('good'), newId('bad'), newId('good')];
+      // Two steps with one id: the steps' primary key refuses the second.
+      const outcomes = await Promise.allSettled([lifecycle.create(newTask(good1, [['a']])), lifecycle.create(newTask(bad, [['a', 'a']])), lifecycle.create(newTask(good2, [['a']]))]);
+
+      expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect(String((outcomes[1] as PromiseRejectedResult).reason)).toMatch(/duplicate key/);
+      expect(await taskRow(bad)).toBeUndefined();
+      expect(await stepRows(bad)).toEqual([]);
+      expect(await published(bad)).toEqual([]);
+      for (const id of [good1, good2]) {
+        expect(await taskRow(id)).toMatchObject({ status: 'running', event_seq: 3 });
+        expect(await published(id)).toEqual(['1 task.queued queued', '2 task.running running', '3 wave.started w1 running']);
+      }
+    });
   });
 
   describe('advance', () => {
+    it('moves many tasks in one transaction: one ends, one fails, one opens its next wave, each task row written once by that transaction', async () => {
+      const [ends, fails, moves] = [newId('batch-end'), newId('batch-fail'), newId('batch-move')];
+      await Promise.all([lifecycle.create(newTask(ends, [['a']])), lifecycle.create(newTask(fails, [['a']])), lifecycle.create(newTask(moves, [['a'], ['b']]))]);
+      await succeeded(ends, 'a', { text: 'A' });
+      await setStep(fails, 'a', { status: 'failed', error_code: 'TOOL_ERROR', error_message: 'boom', finished_at: new Date() });
+      await succeeded(moves, 'a', { text: 'A' });
+
+      await uow.commit(async (trx, fx) => {
+        const locked = await lockTasks(trx, [ends, fails, moves]);
+        await lifecycle.advanceLocked(trx, fx, [...locked.values()]);
+      });
+
+      expect(await taskRow(ends)).toMatchObject({ status: 'succeeded', output: { steps: { a: { text: 'A' } } }, error_code: null });
+      expect(await taskRow(fails)).toMatchObject({ status: 'failed', error_code: 'TASK_STEP_FAILED', error_message: 'step a failed: TOOL_ERROR: boom', failed_step_id: 'a', output: null });
+      expect(await taskRow(moves)).toMatchObject({ status: 'running', current_wave: 2 });
+      expect((await published(ends)).slice(3)).toEqual(['4 wave.succeeded w1 succeeded', '5 task.succeeded succeeded']);
+      expect((await published(fails)).slice(3)).toEqual(['4 wave.failed w1 failed', '5 task.failed failed']);
+      expect((await published(moves)).slice(3)).toEqual(['4 wave.succeeded w1 succeeded', '5 wave.started w2 running']);
+      const writers = await sql<{ xmin: string }>`select distinct xmin::text from tasks where id in (${ends}, ${fails}, ${moves})`.execute(db);
+      expect(writers.rows).toHaveLength(1);
+      // One query for the children of both ended tasks.
+      expect(calls).toEqual(expect.arrayContaining([`cancelChildren:${ends}`, `cancelChildren:${fails}`]));
+    });
+
     it('leaves a wave with an open step alone, opens the next wave once it has none, and ends the task with the last wave\'s outputs', async () => {
       const id = newId('waves');
       await lifecycle.create(newTask(id, [['a', 'b'], ['c', 'd']]));

@@ -57,8 +57,8 @@ class RecordedAfterCommit implements AfterCommit {
     this.pumps++;
   }
 
-  cancelChildren(parentId: string): Promise<void> {
-    this.childrenCancelledOf.push(parentId);
+  cancelChildren(parentIds: string[]): Promise<void> {
+    this.childrenCancelledOf.push(...parentIds);
     return Promise.resolve();
   }
 }

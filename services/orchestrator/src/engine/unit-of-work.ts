@@ -23,7 +23,7 @@ export class Effects {
 export interface AfterCommit {
   advance(taskId: string): Promise<void>;
   pump(): void;
-  cancelChildren(parentId: string): Promise<void>;
+  cancelChildren(parentIds: string[]): Promise<void>;
 }
 
 /** Housekeeping the next transaction writes (see UnitOfWork.carried). */
@@ -155,7 +155,9 @@ export class UnitOfWork {
     this.leases.release(fx.releases);
     const then = this.then;
     if (!then) return;
-    for (const parent of fx.cancelChildrenOf) void then.cancelChildren(parent).catch((err: unknown) => this.logger.warn(`cancel children of ${parent}: ${String(err)}`));
+    if (fx.cancelChildrenOf.length > 0) {
+      void then.cancelChildren(fx.cancelChildrenOf).catch((err: unknown) => this.logger.warn(`cancel children of ${fx.cancelChildrenOf.join(', ')}: ${String(err)}`));
+    }
     for (const taskId of fx.advance) void then.advance(taskId).catch((err: unknown) => this.logger.error(`advance ${taskId}: ${String(err)}`));
     if (fx.pump) then.pump();
   }
