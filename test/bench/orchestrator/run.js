@@ -585,16 +585,17 @@ async function pgStatsReset(pg) {
 /** --pg-stats: the statements that took the most server time since the reset, per step of the workload. */
 async function pgStatsReport(pg, label, steps) {
   if (!opts.pgStats) return;
-  const res = await pgQuery(
-    pg.admin,
-    `select d.datname, s.calls, s.rows, s.total_exec_time, s.mean_exec_time, s.query
-     from pg_stat_statements s join pg_database d on d.oid = s.dbid
-     order by s.total_exec_time desc limit 25`,
-  );
+  const top = (order) =>
+    pgQuery(
+      pg.admin,
+      `select d.datname, s.calls, s.rows, s.total_exec_time, s.mean_exec_time, s.query
+       from pg_stat_statements s join pg_database d on d.oid = s.dbid
+       order by ${order} desc limit 15`,
+    );
   const total = await pgQuery(pg.admin, 'select sum(total_exec_time) as ms, sum(calls) as calls from pg_stat_statements');
   const t = total.rows[0];
-  log(`  ${label}: pg_stat_statements, ${fmt(Number(t.ms), 0)} ms of statement time, ${fmt(Number(t.calls) / steps, 1)} statements per step`);
-  for (const r of res.rows) {
+  log(`  ${label}: pg_stat_statements, ${fmt(Number(t.ms), 0)} ms of statement time, ${fmt(Number(t.calls) / steps, 1)} statements per step; by time, then by calls:`);
+  for (const r of [...(await top('s.total_exec_time')).rows, ...(await top('s.calls')).rows]) {
     const q = r.query.replace(/\s+/g, ' ').slice(0, 160);
     log(`    ${fmt(Number(r.total_exec_time), 0).padStart(7)} ms ${String(r.calls).padStart(7)} calls ${fmt(Number(r.calls) / steps, 2).padStart(6)}/step ${fmt(Number(r.mean_exec_time), 3).padStart(8)} ms/call ${String(r.rows).padStart(8)} rows  ${r.datname}: ${q}`);
   }
