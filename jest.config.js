@@ -14,6 +14,9 @@ const swc = [
   },
 ];
 
+// The console's components (TSX, React's automatic runtime).
+const swcTsx = ['@swc/jest', { jsc: { parser: { syntax: 'typescript', tsx: true }, transform: { react: { runtime: 'automatic' } }, target: 'es2022' }, module: { type: 'commonjs' } }];
+
 // @kubernetes/client-node (mcp-gateway's GPU pools) and the ESM-only packages it imports are ES
 // modules; jest's module system cannot require() ES modules, so these few (the copies at the root,
 // where they are ES modules) are compiled to CommonJS like our own code. Everything else in
@@ -30,12 +33,13 @@ const sharedPostgres = {
 };
 
 const common = {
-  transform: { '^.+\\.ts$': swc, [`^${rootModules}/(?:${esmPackages})/.+\\.js$`]: swcEsm },
+  transform: { '^.+\\.ts$': swc, '^.+\\.tsx$': swcTsx, [`^${rootModules}/(?:${esmPackages})/.+\\.js$`]: swcEsm },
   transformIgnorePatterns: [`/node_modules/(?!(?:${esmPackages})/)`],
   moduleNameMapper: {
     '^@ziggie/platform/telemetry$': '<rootDir>/libs/platform/src/telemetry',
     '^@ziggie/platform/services$': '<rootDir>/libs/platform/src/config/services',
     '^@ziggie/platform/dev-token$': '<rootDir>/libs/platform/src/auth/dev-token',
+    '^@ziggie/contracts/rbac$': '<rootDir>/libs/contracts/src/rbac',
     '^@ziggie/(contracts|platform)$': '<rootDir>/libs/$1/src',
   },
   testEnvironment: 'node',
@@ -45,7 +49,7 @@ const common = {
 
 module.exports = {
   projects: [
-    { ...common, displayName: 'unit', testMatch: ['<rootDir>/{libs,services,cli}/**/src/**/*.spec.ts'] },
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/{libs,services,cli}/**/src/**/*.spec.ts', '<rootDir>/console/src/**/*.spec.{ts,tsx}'] },
     {
       ...common,
       ...sharedPostgres,

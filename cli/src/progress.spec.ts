@@ -278,7 +278,8 @@ describe('stack progress', () => {
       { color: false, elapsedMs: 4321 },
     );
     expect(text).toContain('Ziggie Command Center is up in 4.3 s');
-    expect(text).toContain('Gateway (REST)  http://127.0.0.1:4000');
+    expect(text).toContain('Console         http://127.0.0.1:4000/console/#token=tok');
+    expect(text).toContain('Gateway (REST)  http://127.0.0.1:4000  (API docs http://127.0.0.1:4000/docs)');
     expect(text).toContain('MCP tools       http://127.0.0.1:4000/v1/mcp/tools');
     expect(text).toContain('MCP endpoint    http://127.0.0.1:4100/mcp');
     expect(text).toContain('NATS            nats://127.0.0.1:4222  monitor http://127.0.0.1:8222');

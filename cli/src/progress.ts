@@ -520,6 +520,14 @@ export interface StackSummaryInfo {
   database?: StackDatabase;
 }
 
+/**
+ * The web console's sign-in URL: the token rides in the fragment, which the browser never sends
+ * (so it stays out of server and proxy logs); the page moves it to the tab's session storage.
+ */
+export function consoleUrl(gatewayUrl: string, token: string): string {
+  return `${gatewayUrl.replace(/\/+$/, '')}/console/#token=${encodeURIComponent(token)}`;
+}
+
 /** What `ziggie up` prints once everything is ready. */
 export function renderStackSummary(info: StackSummaryInfo, opts: { color: boolean; elapsedMs?: number }): string {
   const c = pc.createColors(opts.color);
@@ -530,7 +538,8 @@ export function renderStackSummary(info: StackSummaryInfo, opts: { color: boolea
     '',
     c.bold(c.green(`Ziggie Command Center is up${opts.elapsedMs === undefined ? '' : ` in ${formatDuration(opts.elapsedMs)}`}`)),
     '',
-    `  ${label('Gateway (REST)')}${c.cyan(info.gatewayUrl)}`,
+    `  ${label('Console')}${c.cyan(consoleUrl(info.gatewayUrl, info.adminToken))}`,
+    `  ${label('Gateway (REST)')}${c.cyan(info.gatewayUrl)}  ${c.dim(`(API docs ${info.gatewayUrl}/docs)`)}`,
     `  ${label('MCP endpoint')}${c.cyan(info.mcpUrl)}  ${c.dim('(streamable HTTP, Bearer token)')}`,
     `  ${label('MCP tools')}${c.cyan(`${info.gatewayUrl}/v1/mcp/tools`)}`,
     `  ${label('NATS')}${c.cyan(`nats://127.0.0.1:${info.ports.nats}`)}  ${c.dim(`monitor http://127.0.0.1:${info.ports.natsMonitor}`)}`,

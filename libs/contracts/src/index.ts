@@ -6,6 +6,7 @@ export * from './mcp';
 export * from './patterns';
 export * from './plan';
 export * from './plan-pb';
+export * from './rest';
 export * from './rbac';
 export * from './step-inputs';
 export * from './streams';

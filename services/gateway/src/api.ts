@@ -4,17 +4,20 @@ import { join } from 'node:path';
 import { buildOpenApi, HealthController, MetricsController } from '@ziggie/platform';
 import { AgentsController } from './agents.controller';
 import { AuditController } from './audit/audit.controller';
+import { ConsoleController } from './console.controller';
+import { EventsController } from './events.controller';
 import { GovernanceController } from './governance.controller';
 import { McpController } from './mcp.controller';
 import { OpenApiController } from './openapi.controller';
+import { OverviewController } from './overview.controller';
 import { TasksController } from './tasks.controller';
 import { WorkspacesController } from './workspaces.controller';
 
 /** The controllers of the public REST API under /v1. */
-export const API_CONTROLLERS: Type[] = [TasksController, AgentsController, WorkspacesController, McpController, GovernanceController];
+export const API_CONTROLLERS: Type[] = [TasksController, AgentsController, WorkspacesController, McpController, GovernanceController, EventsController, OverviewController];
 
-/** Every route the gateway serves: the API (the audit log comes with its module), the docs, health and metrics. */
-export const SERVED_CONTROLLERS: Type[] = [HealthController, MetricsController, OpenApiController, ...API_CONTROLLERS, AuditController];
+/** Every route the gateway serves: the API (the audit log comes with its module), the docs, the console, health and metrics. */
+export const SERVED_CONTROLLERS: Type[] = [HealthController, MetricsController, OpenApiController, ConsoleController, ...API_CONTROLLERS, AuditController];
 
 // dist/api.js and src/api.ts both sit one level below the package.
 const VERSION = (JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;

@@ -9,14 +9,17 @@ import { migrations } from './migrations';
 import { OPENAPI_DOCUMENT, OpenApiController } from './openapi.controller';
 import { corsEnv, corsOptions } from './cors';
 import { rateLimitEnv, RateLimitModule } from './rate-limit';
+import { ConsoleController } from './console.controller';
+import { LiveEventsService } from './live-events.service';
 import { TaskEventsService } from './task-events.service';
 
 @Module({
   // RateLimitModule after AuthModule: its guard needs the principal the AuthGuard sets.
   imports: [AuthModule, AuditModule, RateLimitModule.forRoot()],
-  controllers: [OpenApiController, ...API_CONTROLLERS],
+  controllers: [OpenApiController, ConsoleController, ...API_CONTROLLERS],
   providers: [
     TaskEventsService,
+    LiveEventsService,
     { provide: OPENAPI_DOCUMENT, useFactory: gatewayOpenApi },
     { provide: APP_INTERCEPTOR, useClass: StrictInputInterceptor },
   ],

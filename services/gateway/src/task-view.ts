@@ -1,7 +1,7 @@
-import { pb } from '@ziggie/contracts';
+import { pb, type StepErrorView, type TaskSummaryView, type TaskView } from '@ziggie/contracts';
 
 /** The REST shape of a task: gRPC's empty strings become null, so clients can tell "unset". */
-export function taskView(t: pb.Task): Record<string, unknown> {
+export function taskView(t: pb.Task): TaskView {
   return {
     id: t.id,
     title: t.title,
@@ -65,12 +65,12 @@ export function taskView(t: pb.Task): Record<string, unknown> {
 }
 
 /** A step's or an attempt's error as `{ code, message }`, or null while it has none. */
-function stepError(e: pb.StepError | undefined): { code: string; message: string } | null {
+function stepError(e: pb.StepError | undefined): StepErrorView | null {
   return e?.code ? { code: e.code, message: e.message } : null;
 }
 
 /** A task without its waves, for lists. */
-export function taskSummary(t: pb.Task): Record<string, unknown> {
+export function taskSummary(t: pb.Task): TaskSummaryView {
   const { waves: _waves, ...rest } = taskView(t);
   return rest;
 }

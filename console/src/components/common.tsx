@@ -1,0 +1,55 @@
+import type { ReactNode } from 'react';
+import { ApiError } from '../api';
+
+/** Every failure the same way: the problem's stable code, its message, and the request id to quote. */
+export function ErrorBox({ error }: { error: unknown }) {
+  if (!error) return null;
+  const p = error instanceof ApiError ? error.problem : { code: 'CONSOLE_ERROR', title: 'Unexpected error', detail: String(error), status: 0 };
+  return (
+    <div className="error" role="alert" data-code={p.code}>
+      <strong className="error-code">{p.code}</strong> <span className="error-message">{p.detail ?? p.title}</span>
+      {p.status ? <span className="muted"> · HTTP {p.status}</span> : null}
+      {'correlationId' in p && p.correlationId ? <span className="muted"> · request {String(p.correlationId)}</span> : null}
+      {'errors' in p && Array.isArray(p.errors) && p.errors.length > 0 ? (
+        <ul>
+          {p.errors.map((e, i) => (
+            <li key={i}>
+              <code>{e.path || '(body)'}</code>: {e.message}
+            </li>
+          ))}
+        </ul>
+      ) : null}
+    </div>
+  );
+}
+
+export function Status({ value }: { value: string }) {
+  return <span className={`status status-${value.replace(/[^a-z-_]/gi, '')}`}>{value.replace(/_/g, ' ')}</span>;
+}
+
+export function Card({ title, children, testId }: { title: string; children: ReactNode; testId?: string }) {
+  return (
+    <section className="card" data-testid={testId}>
+      <h2>{title}</h2>
+      {children}
+    </section>
+  );
+}
+
+export function Loading({ what }: { what: string }) {
+  return <p className="muted">Loading {what}…</p>;
+}
+
+export function ago(iso: string | null | undefined, now: number = Date.now()): string {
+  if (!iso) return '—';
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86_400) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86_400)} d ago`;
+}
+
+/** Why a control is disabled, shown beside it and as its tooltip. */
+export function Denied({ reason }: { reason: string | null }) {
+  return reason ? <span className="muted denied" title={reason}>({reason})</span> : null;
+}

@@ -1,0 +1,155 @@
+import { useMemo, useState } from 'react';
+import { useQuery } from '@tanstack/react-query';
+import type { PageView, pb } from '@ziggie/contracts';
+import { api, ApiError } from '../api';
+import { deniedReason } from '../auth';
+import { Card, ErrorBox, Loading, Status } from '../components/common';
+import { Output } from '../components/Output';
+import { SchemaForm } from '../components/SchemaForm';
+import { readEventStream } from '../live';
+import { useSession } from '../session';
+
+interface Progress {
+  progress: number;
+  total?: number;
+  message?: string;
+}
+
+export function Mcp() {
+  const session = useSession();
+  const denied = deniedReason(session, 'mcp:call');
+  const servers = useQuery({
+    queryKey: ['mcp', 'servers'],
+    queryFn: ({ signal }) => api<PageView<pb.Server>>('/v1/mcp/servers', { signal }),
+    enabled: !denied,
+  });
+  const tools = useQuery({
+    queryKey: ['mcp', 'tools'],
+    queryFn: ({ signal }) => api<PageView<pb.Tool>>('/v1/mcp/tools?limit=500', { signal }),
+    enabled: !denied,
+  });
+  const [search, setSearch] = useState('');
+  const [selected, setSelected] = useState<string | null>(null);
+  const shown = useMemo(() => {
+    const s = search.trim().toLowerCase();
+    return (tools.data?.items ?? []).filter((t) => !s || t.name.toLowerCase().includes(s) || t.description.toLowerCase().includes(s));
+  }, [tools.data, search]);
+  if (denied) return <p className="muted">The MCP console {denied}.</p>;
+  const tool = tools.data?.items.find((t) => t.name === selected) ?? null;
+  return (
+    <div className="mcp">
+      <h1>MCP console</h1>
+      <Card title="Upstream servers" testId="mcp-servers">
+        {servers.isError ? <ErrorBox error={servers.error} /> : null}
+        {servers.isPending ? (
+          <Loading what="servers" />
+        ) : (
+          <table className="list">
+            <thead>
+              <tr>
+                <th>Server</th>
+                <th>Transport</th>
+                <th>Status</th>
+                <th className="num">Tools</th>
+                <th>Replicas (breaker)</th>
+                <th className="num">Quarantined</th>
+              </tr>
+            </thead>
+            <tbody>
+              {(servers.data?.items ?? []).map((s) => (
+                <tr key={s.name}>
+                  <td>{s.name}</td>
+                  <td>{s.transport}</td>
+                  <td>
+                    <Status value={s.status} /> {s.error ? <span className="muted">{s.error}</span> : null}
+                  </td>
+                  <td className="num">{s.tools}</td>
+                  <td>
+                    {s.replicas.map((r) => (
+                      <span key={r.id} className={`replica ${r.up ? '' : 'down'}`} title={`${r.outstanding} outstanding`}>
+                        {r.id}: {r.breaker}
+                      </span>
+                    ))}
+                  </td>
+                  <td className="num">{s.quarantined}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Card>
+      <div className="columns">
+        <Card title="Tool catalog" testId="mcp-tools">
+          <input className="search" placeholder="Search tools" value={search} onChange={(e) => setSearch(e.target.value)} name="tool-search" />
+          {tools.isError ? <ErrorBox error={tools.error} /> : null}
+          {tools.isPending ? <Loading what="tools" /> : null}
+          <ul className="tool-list">
+            {shown.map((t) => (
+              <li key={t.name} className={t.name === selected ? 'selected' : ''}>
+                <button className="link" onClick={() => setSelected(t.name)} data-tool={t.name}>
+                  {t.name}
+                </button>
+                <small className="muted">{t.title || t.description}</small>
+              </li>
+            ))}
+          </ul>
+          <p className="muted">
+            {shown.length} of {tools.data?.total ?? 0} tools
+          </p>
+        </Card>
+        {tool ? <CallTool key={tool.name} tool={tool} /> : <Card title="Call a tool"><p className="muted">Choose a tool from the catalog.</p></Card>}
+      </div>
+    </div>
+  );
+}
+
+function CallTool({ tool }: { tool: pb.Tool }) {
+  const [busy, setBusy] = useState(false);
+  const [progress, setProgress] = useState<Progress[]>([]);
+  const [result, setResult] = useState<Record<string, unknown> | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const call = async (args: Record<string, unknown>) => {
+    setBusy(true);
+    setProgress([]);
+    setResult(null);
+    setError(null);
+    try {
+      await readEventStream(
+        `/v1/mcp/tools/${encodeURIComponent(tool.name)}/call`,
+        (e) => {
+          const data = JSON.parse(e.data) as Record<string, unknown>;
+          if (e.event === 'progress') setProgress((p) => [...p, data as unknown as Progress]);
+          else if (e.event === 'result') setResult(data);
+          else if (e.event === 'error') setError(new ApiError(data as never));
+        },
+        new AbortController().signal,
+        { arguments: args },
+      );
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const last = progress[progress.length - 1];
+  return (
+    <Card title={`Call ${tool.name}`} testId="call-tool">
+      <p className="muted">{tool.description}</p>
+      <SchemaForm idPrefix="tool" schema={tool.inputSchema} submitLabel="Call tool" busy={busy} onSubmit={(args) => void call(args)} />
+      {last ? (
+        <p data-testid="tool-progress">
+          Progress {last.progress}
+          {last.total ? ` / ${last.total}` : ''} {last.message ?? ''}
+          {last.total ? <progress value={last.progress} max={last.total} /> : null}
+        </p>
+      ) : null}
+      <ErrorBox error={error} />
+      {result ? (
+        <div data-testid="tool-result" data-error={String(result.isError === true)}>
+          <h3>{result.isError === true ? 'Tool reported an error' : 'Result'}</h3>
+          <Output value={result} />
+        </div>
+      ) : null}
+    </Card>
+  );
+}

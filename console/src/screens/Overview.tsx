@@ -1,0 +1,114 @@
+import { useQuery } from '@tanstack/react-query';
+import { Link } from 'wouter';
+import type { OverviewView } from '@ziggie/contracts';
+import { api } from '../api';
+import { Card, ErrorBox, Loading, Status } from '../components/common';
+
+/** Agents' live status comes from heartbeats, which are not events: the overview rereads it now and then. */
+const AGENT_REFRESH_MS = 30_000;
+
+export function Overview() {
+  // ['tasks', ...]: a task starting or ending refreshes it (LiveProvider); so does the agent refresh.
+  const q = useQuery({ queryKey: ['tasks', 'overview'], queryFn: ({ signal }) => api<OverviewView>('/v1/overview', { signal }), refetchInterval: AGENT_REFRESH_MS });
+  if (q.isPending) return <Loading what="the overview" />;
+  if (q.isError) return <ErrorBox error={q.error} />;
+  const o = q.data;
+  const busy = o.agents.byLevel.reduce((s, l) => s + l.busy, 0);
+  const idle = o.agents.byLevel.reduce((s, l) => s + l.idle, 0);
+  const health = (h: string) => o.workspaces.filter((w) => w.health === h).length;
+  return (
+    <div className="overview" data-testid="overview" data-at={o.at}>
+      <h1>Overview</h1>
+      <div className="tiles">
+        <Tile label="Agents" value={o.agents.total} sub={`${busy} busy · ${idle} idle`} testId="tile-agents" />
+        <Tile label="Tasks running" value={o.tasks.running} sub={`${o.tasks.queued} queued`} testId="tile-running" href="/tasks?status=running" />
+        <Tile label="Tasks completed" value={o.tasks.succeeded} sub={`${o.tasks.failed} failed · ${o.tasks.cancelled} cancelled`} testId="tile-succeeded" href="/tasks?status=succeeded" />
+        <Tile label="Workspaces" value={o.workspaces.length} sub={`${health('on-track')} on track · ${health('at-risk')} at risk · ${health('blocked')} blocked`} testId="tile-workspaces" />
+      </div>
+      <div className="columns">
+        <Card title="Agents by level" testId="agents-by-level">
+          <table>
+            <thead>
+              <tr>
+                <th>Level</th>
+                <th className="num">Busy</th>
+                <th className="num">Idle</th>
+                <th className="num">Offline</th>
+                <th>Load</th>
+              </tr>
+            </thead>
+            <tbody>
+              {o.agents.byLevel.map((l) => {
+                const total = l.busy + l.idle + l.offline;
+                return (
+                  <tr key={l.level}>
+                    <td>
+                      <Link href={`/agents?level=${l.level}`}>L{l.level}</Link>
+                    </td>
+                    <td className="num">{l.busy}</td>
+                    <td className="num">{l.idle}</td>
+                    <td className="num">{l.offline}</td>
+                    <td>
+                      <Meter fraction={total ? l.busy / total : 0} />
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </Card>
+        <Card title="Workspace health" testId="workspace-health">
+          <table>
+            <thead>
+              <tr>
+                <th>Workspace</th>
+                <th>Priority</th>
+                <th>Health</th>
+                <th>Reasons</th>
+              </tr>
+            </thead>
+            <tbody>
+              {o.workspaces.map((w) => (
+                <tr key={w.id}>
+                  <td>
+                    <Link href={`/tasks?workspace=${encodeURIComponent(w.id)}`}>{w.name || w.id}</Link>
+                  </td>
+                  <td>{w.priority}</td>
+                  <td>
+                    <Status value={w.health || 'unknown'} />
+                  </td>
+                  <td className="muted">{w.healthReasons.join('; ') || '—'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </Card>
+      </div>
+    </div>
+  );
+}
+
+function Tile({ label, value, sub, testId, href }: { label: string; value: number; sub: string; testId: string; href?: string }) {
+  const body = (
+    <>
+      <span className="tile-label">{label}</span>
+      <span className="tile-value" data-testid={`${testId}-value`}>
+        {value.toLocaleString('en')}
+      </span>
+      <span className="tile-sub muted">{sub}</span>
+    </>
+  );
+  return (
+    <div className="tile" data-testid={testId}>
+      {href ? <Link href={href}>{body}</Link> : body}
+    </div>
+  );
+}
+
+export function Meter({ fraction }: { fraction: number }) {
+  return (
+    <span className="meter" role="meter" aria-valuenow={Math.round(fraction * 100)} aria-valuemin={0} aria-valuemax={100}>
+      <span className="meter-fill" style={{ width: `${Math.round(fraction * 100)}%` }} />
+    </span>
+  );
+}

@@ -1,0 +1,205 @@
+import { useState } from 'react';
+import { useMutation, useQuery } from '@tanstack/react-query';
+import { Link, useLocation, useSearchParams } from 'wouter';
+import type { OverviewView, PageView, pb, TaskSummaryView, TaskView } from '@ziggie/contracts';
+import { api, query } from '../api';
+import { deniedReason } from '../auth';
+import { ago, Card, Denied, ErrorBox, Loading, Status } from '../components/common';
+import { SchemaForm } from '../components/SchemaForm';
+import { useSession } from '../session';
+
+const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+const PRIORITIES = ['P0', 'P1', 'P2'];
+const PAGE_SIZE = 25;
+/** The list's filters, all kept in the address so a filtered page can be shared. */
+const FILTERS = ['status', 'workspace', 'priority', 'blueprint'] as const;
+
+export function Tasks() {
+  const [params, setParams] = useSearchParams();
+  const filters = Object.fromEntries(FILTERS.map((f) => [f, params.get(f) ?? ''])) as Record<(typeof FILTERS)[number], string>;
+  const cursor = params.get('cursor') ?? '';
+  const set = (changes: Record<string, string>) =>
+    setParams((prev) => {
+      const next = new URLSearchParams(prev);
+      for (const [k, v] of Object.entries(changes)) {
+        if (v) next.set(k, v);
+        else next.delete(k);
+      }
+      // Another filter is another list: its pages start over.
+      if (!('cursor' in changes)) next.delete('cursor');
+      return next;
+    });
+  const q = useQuery({
+    queryKey: ['tasks', 'list', filters, cursor],
+    queryFn: ({ signal }) => api<PageView<TaskSummaryView>>(`/v1/tasks${query({ ...filters, cursor, limit: PAGE_SIZE })}`, { signal }),
+    placeholderData: (prev) => prev,
+  });
+  return (
+    <div className="tasks">
+      <h1>Tasks</h1>
+      <SubmitTask />
+      <Card title="All tasks" testId="task-list">
+        <div className="filters">
+          <Select label="Status" value={filters.status} options={STATUSES} onChange={(v) => set({ status: v })} />
+          <Select label="Priority" value={filters.priority} options={PRIORITIES} onChange={(v) => set({ priority: v })} />
+          <TextFilter label="Workspace" value={filters.workspace} onChange={(v) => set({ workspace: v })} />
+          <TextFilter label="Blueprint" value={filters.blueprint} onChange={(v) => set({ blueprint: v })} />
+        </div>
+        {q.isError ? <ErrorBox error={q.error} /> : null}
+        {q.isPending ? (
+          <Loading what="tasks" />
+        ) : q.data ? (
+          <>
+            <table className="list">
+              <thead>
+                <tr>
+                  <th>Task</th>
+                  <th>Status</th>
+                  <th>Workspace</th>
+                  <th>Priority</th>
+                  <th>Blueprint</th>
+                  <th>Waves</th>
+                  <th>Age</th>
+                </tr>
+              </thead>
+              <tbody>
+                {q.data.items.map((t) => (
+                  <tr key={t.id} data-task={t.id}>
+                    <td>
+                      <Link href={`/tasks/${t.id}`}>{t.title || t.id}</Link>
+                    </td>
+                    <td>
+                      <Status value={t.status} />
+                    </td>
+                    <td>{t.workspace}</td>
+                    <td>{t.priority}</td>
+                    <td>{t.blueprint ?? '—'}</td>
+                    <td className="num">
+                      {t.currentWave}/{t.waveCount}
+                    </td>
+                    <td className="muted">{ago(t.createdAt)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            {q.data.items.length === 0 ? <p className="muted">No tasks match.</p> : null}
+            <div className="pager">
+              <span className="muted" data-testid="task-total">
+                {q.data.total.toLocaleString('en')} tasks
+              </span>
+              <button disabled={!cursor} onClick={() => set({ cursor: '' })}>
+                First page
+              </button>
+              <button disabled={!q.data.nextCursor} onClick={() => set({ cursor: q.data.nextCursor ?? '' })}>
+                Next page
+              </button>
+            </div>
+          </>
+        ) : null}
+      </Card>
+    </div>
+  );
+}
+
+function Select({ label, value, options, onChange }: { label: string; value: string; options: string[]; onChange(v: string): void }) {
+  return (
+    <label>
+      {label}{' '}
+      <select value={value} onChange={(e) => onChange(e.target.value)} name={label.toLowerCase()}>
+        <option value="">any</option>
+        {options.map((o) => (
+          <option key={o}>{o}</option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+function TextFilter({ label, value, onChange }: { label: string; value: string; onChange(v: string): void }) {
+  const [draft, setDraft] = useState(value);
+  return (
+    <form
+      onSubmit={(e) => {
+        e.preventDefault();
+        onChange(draft.trim());
+      }}
+    >
+      <label>
+        {label} <input name={label.toLowerCase()} value={draft} onChange={(e) => setDraft(e.target.value)} onBlur={() => draft.trim() !== value && onChange(draft.trim())} />
+      </label>
+    </form>
+  );
+}
+
+function SubmitTask() {
+  const session = useSession();
+  const [, navigate] = useLocation();
+  const denied = deniedReason(session, 'agent:dispatch');
+  const blueprints = useQuery({ queryKey: ['blueprints'], queryFn: ({ signal }) => api<PageView<pb.Blueprint>>('/v1/blueprints?limit=100', { signal }), staleTime: 300_000 });
+  const workspaces = useQuery({ queryKey: ['tasks', 'overview'], queryFn: ({ signal }) => api<OverviewView>('/v1/overview', { signal }) });
+  const [name, setName] = useState('');
+  const [workspace, setWorkspace] = useState('');
+  const [priority, setPriority] = useState('P1');
+  const chosen = blueprints.data?.items.find((b) => b.name === name) ?? blueprints.data?.items[0];
+  const ws = workspace || workspaces.data?.workspaces[0]?.id || '';
+  const submit = useMutation({
+    mutationFn: (inputs: Record<string, unknown>) =>
+      api<TaskView>('/v1/tasks', { method: 'POST', body: { workspace: ws, priority, blueprint: `${chosen!.name}@${chosen!.version}`, inputs } }),
+    onSuccess: (task) => navigate(`/tasks/${task.id}`),
+  });
+  return (
+    <Card title="Submit a task from a blueprint" testId="submit-task">
+      {blueprints.isError ? <ErrorBox error={blueprints.error} /> : null}
+      {!chosen ? (
+        blueprints.isPending ? <Loading what="blueprints" /> : <p className="muted">No blueprints.</p>
+      ) : (
+        <>
+          <p className="muted">{chosen.description}</p>
+          <SchemaForm
+            key={`${chosen.name}@${chosen.version}`}
+            idPrefix="bp"
+            schema={chosen.inputSchema}
+            submitLabel="Submit task"
+            disabled={denied}
+            busy={submit.isPending}
+            onSubmit={(inputs) => submit.mutate(inputs)}
+            extra={
+              <div className="row">
+                <label>
+                  Blueprint{' '}
+                  <select name="blueprint" value={chosen.name} onChange={(e) => setName(e.target.value)}>
+                    {blueprints.data!.items.map((b) => (
+                      <option key={b.name} value={b.name}>
+                        {b.name}@{b.version}
+                      </option>
+                    ))}
+                  </select>
+                </label>
+                <label>
+                  Workspace{' '}
+                  <select name="workspace" value={ws} onChange={(e) => setWorkspace(e.target.value)}>
+                    {(workspaces.data?.workspaces ?? []).map((w) => (
+                      <option key={w.id} value={w.id}>
+                        {w.id}
+                      </option>
+                    ))}
+                  </select>
+                </label>
+                <label>
+                  Priority{' '}
+                  <select name="priority" value={priority} onChange={(e) => setPriority(e.target.value)}>
+                    {PRIORITIES.map((p) => (
+                      <option key={p}>{p}</option>
+                    ))}
+                  </select>
+                </label>
+              </div>
+            }
+          />
+          <Denied reason={denied} />
+          <ErrorBox error={submit.error} />
+        </>
+      )}
+    </Card>
+  );
+}

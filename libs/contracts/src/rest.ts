@@ -1,0 +1,140 @@
+import { z } from 'zod';
+import type { PayloadOf, Subject } from './subjects';
+
+/**
+ * Response shapes of the public REST API that the gateway builds itself (the others are the gRPC
+ * messages of `pb` as JSON). The gateway returns them, the CLI and the console read them.
+ */
+
+/** A step's or an attempt's error. */
+export interface StepErrorView {
+  code: string;
+  message: string;
+}
+
+export interface AttemptView {
+  number: number;
+  agentId: string | null;
+  status: string;
+  error: StepErrorView | null;
+  dispatchedAt: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface StepView {
+  id: string;
+  capability: string | null;
+  action: string;
+  workspace: string;
+  status: string;
+  agentId: string | null;
+  attempt: number;
+  wave: number;
+  dependsOn: string[];
+  input: Record<string, unknown>;
+  output: Record<string, unknown> | null;
+  error: StepErrorView | null;
+  dispatchedAt: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  retries: number;
+  timeoutMs: number;
+  pool: string | null;
+  gpu: boolean;
+  waitingReason: string | null;
+  approvedBy: string | null;
+  childTaskId: string | null;
+  attempts: AttemptView[];
+}
+
+export interface WaveView {
+  index: number;
+  status: string;
+  steps: StepView[];
+}
+
+/** A task as listed: everything but its waves. */
+export interface TaskSummaryView {
+  id: string;
+  title: string;
+  workspace: string;
+  priority: string;
+  status: string;
+  createdBy: string;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  correlationId: string;
+  output: Record<string, unknown> | null;
+  notBefore: string | null;
+  blueprint: string | null;
+  parentTaskId: string | null;
+  parentStepId: string | null;
+  depth: number;
+  currentWave: number;
+  waveCount: number;
+  failedStepId: string | null;
+}
+
+/** A task with its waves, steps and attempts. */
+export interface TaskView extends TaskSummaryView {
+  waves: WaveView[];
+}
+
+/** Every list: one page, the total, and the cursor of the next page when there is one. */
+export interface PageView<T> {
+  items: T[];
+  total: number;
+  nextCursor?: string;
+}
+
+/** RFC 9457 problem details as the API answers them, with the stable `code`. */
+export interface ProblemView {
+  type?: string;
+  title: string;
+  status: number;
+  detail?: string;
+  code: string;
+  correlationId?: string;
+  errors?: Array<{ path: string; message: string }>;
+  [extra: string]: unknown;
+}
+
+/** The events of GET /v1/events, by SSE event name. */
+export interface LiveEventMap {
+  ready: { at: string };
+  task: PayloadOf<Subject.TaskEvent>;
+  workspace: PayloadOf<Subject.WorkspaceHealth>;
+}
+
+const AgentStatusCounts = z.object({ idle: z.number().int(), busy: z.number().int(), offline: z.number().int() });
+
+/** GET /v1/overview: the command center at a glance, for the token's workspaces. */
+export const OverviewResponse = z.object({
+  agents: z.object({
+    total: z.number().int(),
+    byLevel: z.array(AgentStatusCounts.extend({ level: z.number().int() })).describe('Agents per level (0 to 3) by live status'),
+  }),
+  tasks: z.object({
+    queued: z.number().int(),
+    running: z.number().int(),
+    succeeded: z.number().int(),
+    failed: z.number().int(),
+    cancelled: z.number().int(),
+  }),
+  workspaces: z.array(
+    z.object({
+      id: z.string(),
+      name: z.string(),
+      priority: z.string(),
+      health: z.string().describe('on-track | at-risk | blocked'),
+      healthReasons: z.array(z.string()),
+      dependsOn: z.array(z.string()),
+    }),
+  ),
+  at: z.string().describe('When these figures were read'),
+});
+export type OverviewView = z.infer<typeof OverviewResponse>;

@@ -1,0 +1,278 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
+import { signDevToken } from '@ziggie/platform';
+import { allocateFreePorts, startStack, StackHandle } from '../../cli/src/stack';
+import { consoleUrl } from '../../cli/src/progress';
+
+const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+/** The README shows these: every screen the run visits, as it looked. */
+const SCREENSHOTS = resolve(__dirname, '..', '..', 'docs', 'console', 'screenshots');
+const TASK_ID = /\/console\/tasks\/(tsk_[a-f0-9]{32})$/;
+
+/**
+ * The web console in Debian's headless Chromium against the real local stack: sign in through the
+ * URL `ziggie up` prints, watch the overview go live, submit a blueprint from its generated form and
+ * follow its waves to the end on the timeline, approve a waiting step, browse the agent tree from
+ * L0 to an L3 agent, call a tool from the MCP console. Any script error, console error or CSP
+ * violation on any page fails the test.
+ */
+describe('the web console in headless Chromium', () => {
+  let dataDir: string;
+  let stack: StackHandle;
+  let browser: Browser;
+  const problems: string[] = [];
+  const foreign: string[] = [];
+  /** API answers of 400 and up the pages received; a test that provokes one says which. */
+  const apiErrors: string[] = [];
+  let expectedApiErrors: string[] = [];
+  const figures: string[] = [];
+
+  const token = (roles: string[], workspaces: string[] = ['*']) =>
+    signDevToken({ subject: `${roles.join('+')}@console`, roles, workspaces, ttlSeconds: 600 }, { secret: stack.jwtSecret, issuer: 'ziggie-local', audience: 'ziggie-api' });
+  const api = (path: string, init: RequestInit = {}) =>
+    fetch(`${stack.gatewayUrl}${path}`, { ...init, headers: { 'content-type': 'application/json', authorization: `Bearer ${stack.adminToken}`, ...(init.headers ?? {}) } });
+
+  /** A fresh browser context whose pages report every error, CSP violation and foreign request. */
+  async function newContext(): Promise<BrowserContext> {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    // Playwright injects this over the DevTools protocol, not as an inline script, so the CSP allows it.
+    await context.addInitScript({
+      content: "document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));",
+    });
+    context.on('page', (page) => watch(page));
+    return context;
+  }
+
+  function watch(page: Page): void {
+    page.on('pageerror', (e) => problems.push(`pageerror on ${page.url()}: ${e.message}`));
+    page.on('console', (m) => {
+      // Chromium logs every HTTP error as a console error; those are checked as apiErrors instead.
+      if (m.type() === 'error' && !(m.text().startsWith('Failed to load resource') && m.location().url.startsWith(`${stack.gatewayUrl}/v1/`))) {
+        problems.push(`console error on ${page.url()}: ${m.text()} (${m.location().url})`);
+      }
+    });
+    page.on('response', (r) => {
+      if (r.status() >= 400) apiErrors.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
+    });
+    page.on('request', (r) => {
+      if (!r.url().startsWith(stack.gatewayUrl) && !r.url().startsWith('data:')) foreign.push(r.url());
+    });
+  }
+
+  const shot = (page: Page, name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: run scripts/install-deps.sh chromium`);
+    if (!existsSync(resolve(__dirname, '..', '..', 'console', 'dist', 'index.html'))) throw new Error('the console is not built: run `npm run build`');
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    dataDir = mkdtempSync(join(tmpdir(), 'ziggie-console-e2e-'));
+    // The operator's default rate limits: the console must live within them.
+    stack = await startStack({ dataDir, ports: await allocateFreePorts(), logLevel: 'warn' });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  }, 180_000);
+
+  afterAll(async () => {
+    if (figures.length > 0) console.log(figures.join('\n'));
+    await browser?.close();
+    await stack?.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  }, 60_000);
+
+  afterEach(() => {
+    const seen = { problems: [...problems], foreign: [...foreign], apiErrors: [...apiErrors].sort() };
+    problems.length = 0;
+    foreign.length = 0;
+    apiErrors.length = 0;
+    const expected = [...expectedApiErrors].sort();
+    expectedApiErrors = [];
+    expect(seen).toEqual({ problems: [], foreign: [], apiErrors: expected });
+  });
+
+  it('serves the console under a strict CSP, from the API\'s origin only', async () => {
+    const page = await fetch(`${stack.gatewayUrl}/console/`);
+    expect(page.status).toBe(200);
+    const csp = page.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(csp).not.toMatch(/https?:/);
+    const html = await page.text();
+    // No inline script: every <script> loads a file.
+    expect([...html.matchAll(/<script\b[^>]*>([\s\S]*?)<\/script>/g)].every((m) => m[0].includes(' src=') && m[1]!.trim() === '')).toBe(true);
+    const bare = await fetch(`${stack.gatewayUrl}/console`, { redirect: 'manual' });
+    expect([bare.status, bare.headers.get('location')]).toEqual([301, '/console/']);
+    expect((await fetch(`${stack.gatewayUrl}/console/tasks/tsk_0123`)).status).toBe(200);
+    const unknown = await fetch(`${stack.gatewayUrl}/console/nowhere`);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ code: 'NOT_FOUND' });
+    const escape = await fetch(`${stack.gatewayUrl}/console/assets/..%2F..%2Fpackage.json`);
+    expect(escape.status).toBe(404);
+  });
+
+  it('signs in from the fragment URL, forgets it in the address bar, and shows the overview live', async () => {
+    const context = await newContext();
+    const page = await context.newPage();
+    const url = consoleUrl(stack.gatewayUrl, stack.adminToken);
+    expect(url).toContain('/console/#token=');
+    const started = Date.now();
+    await page.goto(url);
+    await page.waitForSelector('[data-testid="overview"]');
+    await page.waitForSelector('[data-testid="live"][data-state="live"]');
+    figures.push(`overview with live figures: ${Date.now() - started} ms after navigation`);
+    expect(page.url()).toBe(`${stack.gatewayUrl}/console/`);
+    expect(await page.evaluate('Object.values(sessionStorage)')).toEqual([stack.adminToken]);
+    // The default seed: 1,625 agents; per level, as many as the API lists at that level.
+    expect(await page.textContent('[data-testid="tile-agents-value"]')).toBe('1,625');
+    const listed = await Promise.all([0, 1, 2, 3].map(async (level) => ((await (await api(`/v1/agents?level=${level}&limit=1`)).json()) as { total: number }).total));
+    const levels = await page.$$eval('[data-testid="agents-by-level"] tbody tr', (rows) => rows.map((r) => [...r.querySelectorAll('td')].slice(0, 4).map((td) => td.textContent ?? '')));
+    expect(levels.map(([level]) => level)).toEqual(['L0', 'L1', 'L2', 'L3']);
+    expect(levels.map(([, ...counts]) => counts.map(Number).reduce((a, b) => a + b, 0))).toEqual(listed);
+    expect(await page.$$eval('[data-testid="workspace-health"] tbody tr', (rows) => rows.length)).toBeGreaterThan(0);
+    await shot(page, 'overview');
+
+    // Signed in for the rest of the tab's life: a reload keeps the session without the fragment.
+    await page.reload();
+    await page.waitForSelector('[data-testid="overview"]');
+    await context.close();
+  }, 60_000);
+
+  it('submits character-variations with 10 variations from the generated form and shows its three waves complete on the timeline', async () => {
+    const context = await newContext();
+    const page = await context.newPage();
+    await page.goto(consoleUrl(stack.gatewayUrl, stack.adminToken));
+    await page.waitForSelector('[data-testid="live"][data-state="live"]');
+    await page.click('nav >> text=Tasks');
+    await page.waitForSelector('[data-testid="submit-task"] form');
+    await page.selectOption('select[name="blueprint"]', 'character-variations');
+    await page.fill('#bp-character', 'a cat warrior in copper armour');
+    // Out of the schema's range: the form says so next to the field and sends nothing.
+    await page.fill('#bp-variations', '17');
+    await page.click('text=Submit task');
+    expect(await page.textContent('[data-field="variations"]')).toBe('at most 16');
+    await page.fill('#bp-variations', '10');
+    await shot(page, 'tasks-submit');
+    await page.click('text=Submit task');
+    await page.waitForURL(TASK_ID);
+    const taskId = TASK_ID.exec(page.url())![1]!;
+
+    await page.waitForSelector('[data-testid="timeline"] [data-wave="3"]');
+    await page.waitForSelector('[data-testid="task-detail"][data-status="succeeded"]', { timeout: 120_000 });
+    // The timeline follows the events: every wave and bar ends up succeeded without a reload.
+    await page.waitForFunction(`[...document.querySelectorAll('[data-testid="timeline"] .bar')].every((b) => b.getAttribute('data-status') === 'succeeded')`);
+    const waves = await page.$$eval('[data-testid="timeline"] [data-wave]', (nodes) =>
+      nodes.map((n) => ({ wave: n.getAttribute('data-wave'), status: n.getAttribute('data-status'), bars: n.querySelectorAll('.bar').length })),
+    );
+    expect(waves).toEqual([
+      { wave: '1', status: 'succeeded', bars: 1 },
+      { wave: '2', status: 'succeeded', bars: 10 },
+      { wave: '3', status: 'succeeded', bars: 1 },
+    ]);
+    // Bars of a later wave start no earlier than the previous wave's bars (waves run in order).
+    const lefts = await page.$$eval('[data-testid="timeline"] [data-wave]', (nodes) => nodes.map((n) => Math.min(...[...n.querySelectorAll('.bar')].map((b) => b.getBoundingClientRect().left))));
+    expect(lefts[1]).toBeGreaterThanOrEqual(lefts[0]!);
+    expect(lefts[2]).toBeGreaterThanOrEqual(lefts[1]!);
+    expect(await page.textContent('[data-testid="wave-progress"]')).toBe('3/3');
+    const events = await page.$$eval('[data-testid="events"] li code', (nodes) => nodes.map((n) => n.textContent));
+    expect(events[0]).toBe('task.queued');
+    expect(events).toContain('task.succeeded');
+    expect(events.filter((e) => e === 'step.succeeded')).toHaveLength(12);
+
+    // A step's card: its agent, attempts and output, rendered as text.
+    await page.click('[data-testid="timeline"] [data-wave="3"] .bar');
+    await page.waitForSelector('[data-testid="step-card"]');
+    expect(await page.textContent('[data-testid="step-card"] pre.output')).toContain('Review of 10 variations of a cat warrior in copper armour');
+    await shot(page, 'task-detail');
+
+    // The list, filtered by its URL: a deep link shows the finished task.
+    await page.goto(`${stack.gatewayUrl}/console/tasks?status=succeeded&blueprint=character-variations`);
+    await page.waitForSelector(`[data-task="${taskId}"]`);
+    expect(await page.inputValue('select[name="status"]')).toBe('succeeded');
+    await shot(page, 'tasks');
+    await page.goto(`${stack.gatewayUrl}/console/tasks?status=failed&blueprint=character-variations`);
+    await page.waitForSelector('text=No tasks match.');
+    await context.close();
+  }, 180_000);
+
+  it('approves a step waiting at its approval gate, and shows the API\'s problem code on errors', async () => {
+    const echo = (id: string, message: string, extra: object = {}) => ({ id, capability: 'qa', input: { tool: 'everything.echo', arguments: { message } }, ...extra });
+    const res = await api('/v1/tasks', {
+      method: 'POST',
+      body: JSON.stringify({ workspace: 'ziggie', title: 'needs a sign-off', plan: { steps: [echo('draft', 'draft'), { id: 'sign-off', capability: 'qa', action: 'approval', dependsOn: ['draft'] }, echo('publish', 'published', { dependsOn: ['sign-off'] })] } }),
+    });
+    expect(res.status).toBe(201);
+    const { id } = (await res.json()) as { id: string };
+    const context = await newContext();
+    const page = await context.newPage();
+    await page.goto(consoleUrl(stack.gatewayUrl, stack.adminToken).replace('/console/#', `/console/tasks/${id}#`));
+    await page.waitForSelector('[data-approve="sign-off"]');
+    await shot(page, 'task-approval');
+    await page.click('[data-approve="sign-off"]');
+    await page.waitForSelector('[data-testid="task-detail"][data-status="succeeded"]');
+    const task = (await (await api(`/v1/tasks/${id}`)).json()) as { waves: Array<{ steps: Array<{ id: string; approvedBy: string | null }> }> };
+    expect(task.waves.flatMap((w) => w.steps).find((s) => s.id === 'sign-off')?.approvedBy).toBe('admin@local');
+
+    // The page asks for the task and its event stream: both are refused, once each.
+    expectedApiErrors = ['404 GET /v1/tasks/tsk_00000000000000000000000000000000', '404 GET /v1/tasks/tsk_00000000000000000000000000000000/events'];
+    await page.goto(`${stack.gatewayUrl}/console/tasks/tsk_00000000000000000000000000000000`);
+    await page.waitForSelector('[role="alert"][data-code="TASK_NOT_FOUND"]');
+    expect(await page.textContent('[role="alert"]')).toContain('not found');
+    await context.close();
+  }, 60_000);
+
+  it('browses the agent tree from L0 down to an L3 agent', async () => {
+    const context = await newContext();
+    const page = await context.newPage();
+    await page.goto(consoleUrl(stack.gatewayUrl, stack.adminToken));
+    await page.click('nav >> text=Agents');
+    await page.waitForSelector('[data-testid="agent-tree"] [data-level="0"]');
+    // Down the chain of command (L1 specialists and their teams: the elite agents have no reports).
+    for (const level of [0, 1, 2]) {
+      await page.click(`[data-testid="agent-tree"] [data-agent^="l${level}-"] [data-toggle]`);
+      await page.waitForSelector(`[data-testid="agent-tree"] [data-agent^="l${level + 1}-"]`);
+    }
+    const leaf = page.locator('[data-testid="agent-tree"] [data-agent^="l3-"] a').first();
+    const leafId = await leaf.textContent();
+    await leaf.click();
+    await page.waitForSelector('[data-testid="agent-card"]');
+    expect(page.url()).toBe(`${stack.gatewayUrl}/console/agents/${leafId}`);
+    expect(await page.textContent('[data-testid="agent-card"]')).toContain('L3');
+    // Virtualized: the DOM holds the rows in view, not every open row.
+    const [inDom, open] = await page.$eval('[data-testid="agent-tree"] .tree', (t) => [t.querySelectorAll('.tree-row').length, Number(t.getAttribute('data-rows'))]);
+    expect(inDom).toBeLessThanOrEqual(open);
+    await shot(page, 'agents');
+    await context.close();
+  }, 60_000);
+
+  it('calls a tool from the MCP console with a form built from its input schema, and shows the result as text', async () => {
+    const context = await newContext();
+    const page = await context.newPage();
+    await page.goto(consoleUrl(stack.gatewayUrl, stack.adminToken));
+    await page.click('nav >> text=MCP');
+    await page.waitForSelector('[data-testid="mcp-servers"] tbody tr');
+    await page.fill('input[name="tool-search"]', 'everything.echo');
+    await page.click('[data-tool="everything.echo"]');
+    await page.fill('#tool-message', '<img src=x onerror="console.error(1)"> hello');
+    await page.click('text=Call tool');
+    await page.waitForSelector('[data-testid="tool-result"]');
+    expect(await page.textContent('[data-testid="tool-result"] pre')).toBe('Echo: <img src=x onerror="console.error(1)"> hello');
+    expect(await page.$$('[data-testid="tool-result"] img')).toHaveLength(0);
+    await shot(page, 'mcp');
+    await context.close();
+  }, 60_000);
+
+  it('disables the actions a role may not take and says why: an l2l3 token cannot submit a task', async () => {
+    const context = await newContext();
+    const page = await context.newPage();
+    await page.goto(consoleUrl(stack.gatewayUrl, token(['l2l3'], ['ziggie'])).replace('/console/#', '/console/tasks#'));
+    await page.waitForSelector('[data-testid="submit-task"] button[type="submit"]');
+    expect(await page.isDisabled('[data-testid="submit-task"] button[type="submit"]')).toBe(true);
+    expect(await page.textContent('[data-testid="submit-task"] .denied')).toContain('needs agent:dispatch');
+    await context.close();
+  }, 60_000);
+});
