@@ -118,7 +118,7 @@ describe.each(meshScenarios)('Istio with ci/%s', (scenario) => {
           const isMetadata = callee === 'mcp-gateway' && isDeepStrictEqual(rule.to, [metadata]);
           other.push(`kong -> ${callee}${isMetadata ? ' metadata' : ''}`);
           if (isMetadata) continue;
-          const paths = callee === 'mcp-gateway' ? ['/mcp', '/mcp/*'] : ['/v1', '/v1/*', '/openapi.json', '/docs', '/docs/*'];
+          const paths = callee === 'mcp-gateway' ? ['/mcp', '/mcp/*'] : ['/v1', '/v1/*', '/openapi.json', '/docs', '/docs/*', '/console', '/console/*'];
           expect(rule.to).toEqual([{ operation: { ports: [String(ports!.http)], paths } }]);
         } else if (principals.join() === PROMETHEUS) {
           other.push(`prometheus -> ${callee}`);

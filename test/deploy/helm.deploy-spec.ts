@@ -188,7 +188,7 @@ describe.each(SCENARIOS)('chart with ci/%s', (scenario) => {
         for (const p of rule.http.paths) {
           const backend = p.backend.service.name;
           expect([fullName('gateway'), fullName('mcp-gateway')]).toContain(backend);
-          expect(backend === fullName('mcp-gateway') ? ['/mcp', ...METADATA_PATHS] : ['/v1', '/openapi.json', '/docs']).toContain(p.path);
+          expect(backend === fullName('mcp-gateway') ? ['/mcp', ...METADATA_PATHS] : ['/v1', '/openapi.json', '/docs', '/console']).toContain(p.path);
         }
       }
     }

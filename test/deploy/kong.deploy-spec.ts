@@ -25,8 +25,8 @@ const RENDER_ENV = { DECK_JWT_SECRET: 'test-secret-0123456789abcdef', DECK_REDIS
 
 /** mcp-gateway's OAuth protected resource metadata (RFC 9728), as its code serves it. */
 const METADATA_PATHS = mcpMetadataPaths();
-/** The public routes: the OpenAPI document, the docs page and the MCP resource metadata, read-only. */
-const PUBLIC_PATHS = ['/openapi.json', '/docs', ...METADATA_PATHS];
+/** The public routes: the OpenAPI document, the docs page, the web console and the MCP resource metadata, read-only. */
+const PUBLIC_PATHS = ['/openapi.json', '/docs', '/console', ...METADATA_PATHS];
 /**
  * Paths that must never be reachable through Kong: Kong's Admin and Status API endpoints, and the
  * services' own health, readiness and metrics endpoints.
@@ -242,7 +242,7 @@ describe('routes and services', () => {
     expect(METADATA_PATHS).toEqual(['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-protected-resource']);
     expect(target).toEqual({
       'ziggie-api': { url: 'http://127.0.0.1:4000', paths: ['/v1/'] },
-      'ziggie-docs': { url: 'http://127.0.0.1:4000', paths: ['/openapi.json', '/docs'] },
+      'ziggie-docs': { url: 'http://127.0.0.1:4000', paths: ['/openapi.json', '/docs', '/console'] },
       'ziggie-mcp': { url: 'http://127.0.0.1:4100', paths: ['/mcp'] },
       'ziggie-mcp-metadata': { url: 'http://127.0.0.1:4100', paths: METADATA_PATHS },
     });
