@@ -266,6 +266,57 @@ describe('the web console in headless Chromium', () => {
     await context.close();
   }, 60_000);
 
+  it('streams GET /v1/events to each token for its own workspaces only', async () => {
+    /** Reads an SSE stream in the background into `events` until aborted. */
+    const follow = (bearer: string) => {
+      const abort = new AbortController();
+      const events: Array<{ event: string; data: { taskId?: string; type?: string } }> = [];
+      const done = (async () => {
+        const res = await fetch(`${stack.gatewayUrl}/v1/events`, { headers: { authorization: `Bearer ${bearer}`, accept: 'text/event-stream' }, signal: abort.signal });
+        expect(res.headers.get('content-type')).toContain('text/event-stream');
+        const decoder = new TextDecoder();
+        let buffer = '';
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          buffer += decoder.decode(chunk, { stream: true });
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const event = /^event: (.+)$/m.exec(block)?.[1];
+            const data = /^data: (.+)$/m.exec(block)?.[1];
+            if (event && data) events.push({ event, data: JSON.parse(data) });
+          }
+        }
+      })().catch((err: unknown) => {
+        if (!abort.signal.aborted) throw err;
+      });
+      return { events, stop: async () => { abort.abort(); await done; } };
+    };
+    const waitFor = async (what: () => boolean) => {
+      for (let i = 0; i < 300 && !what(); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(what()).toBe(true);
+    };
+    const all = follow(stack.adminToken);
+    const fitflow = follow(token(['l1'], ['fitflow']));
+    await waitFor(() => all.events.some((e) => e.event === 'ready') && fitflow.events.some((e) => e.event === 'ready'));
+    const submit = async (workspace: string) => {
+      const res = await api('/v1/tasks', { method: 'POST', body: JSON.stringify({ workspace, plan: { steps: [{ id: 'hello', capability: 'qa', input: { tool: 'everything.echo', arguments: { message: workspace } } }] } }) });
+      expect(res.status).toBe(201);
+      return ((await res.json()) as { id: string }).id;
+    };
+    const ended = (stream: ReturnType<typeof follow>, id: string) => () => stream.events.some((e) => e.event === 'task' && e.data.taskId === id && e.data.type === 'task.succeeded');
+    const ziggie = await submit('ziggie');
+    await waitFor(ended(all, ziggie));
+    const theirs = await submit('fitflow');
+    await waitFor(ended(fitflow, theirs));
+    await waitFor(ended(all, theirs));
+    await all.stop();
+    await fitflow.stop();
+    const tasksSeen = (stream: ReturnType<typeof follow>) => [...new Set(stream.events.filter((e) => e.event === 'task').map((e) => e.data.taskId))];
+    expect(tasksSeen(fitflow)).toEqual([theirs]);
+    expect(tasksSeen(all)).toEqual(expect.arrayContaining([ziggie, theirs]));
+  }, 60_000);
+
   it('disables the actions a role may not take and says why: an l2l3 token cannot submit a task', async () => {
     const context = await newContext();
     const page = await context.newPage();

@@ -3,6 +3,9 @@ import type { TaskView } from '@ziggie/contracts';
 import { formatDuration, layoutTimeline } from '../timeline';
 import { Status } from './common';
 
+/** Bars narrower than this (of the axis) carry their label beside them. */
+const NARROW = 0.12;
+
 /** Redraws a running task's open bars this often; a finished task's timeline does not move. */
 const TICK_MS = 1_000;
 
@@ -31,7 +34,7 @@ export function Timeline({ task, selected, onSelect }: { task: TaskView; selecte
               <button
                 key={b.step.id}
                 type="button"
-                className={`bar status-${b.step.status}${b.waiting ? ' bar-waiting' : ''}${selected === b.step.id ? ' bar-selected' : ''}`}
+                className={`bar status-${b.step.status}${b.waiting ? ' bar-waiting' : ''}${!b.waiting && b.width < NARROW ? ` bar-narrow${b.left > 1 - NARROW * 2 ? ' bar-end' : ''}` : ''}${selected === b.step.id ? ' bar-selected' : ''}`}
                 style={{ left: `${(b.left * 100).toFixed(2)}%`, width: b.waiting ? undefined : `${(b.width * 100).toFixed(2)}%` }}
                 title={`${b.step.id}: ${b.step.status}${b.step.waitingReason ? ` (${b.step.waitingReason})` : ''}`}
                 data-step={b.step.id}
