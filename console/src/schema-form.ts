@@ -42,7 +42,9 @@ function initialOf(kind: FieldKind, schema: JsonSchema): string {
 export function fieldsOf(schema: JsonSchema | undefined | null): Field[] {
   const props = schema && typeof schema.properties === 'object' && schema.properties !== null ? (schema.properties as Record<string, JsonSchema>) : {};
   const required = new Set(Array.isArray(schema?.required) ? (schema.required as string[]) : []);
-  return Object.entries(props).map(([name, p]) => {
+  // Required fields first: a schema that went through protobuf's Struct has lost its key order.
+  const entries = Object.entries(props).sort(([a], [b]) => Number(required.has(b)) - Number(required.has(a)));
+  return entries.map(([name, p]) => {
     const kind = kindOf(p);
     return {
       name,

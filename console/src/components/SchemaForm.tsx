@@ -58,7 +58,16 @@ export function SchemaForm({ schema, submitLabel, disabled, busy, onSubmit, extr
               {f.label}
               {f.required ? <span className="req"> *</span> : null}
             </label>
-            <Input field={f} id={id} value={values[f.name] ?? ''} onChange={(v) => setValues((old) => ({ ...old, [f.name]: v }))} />
+            <Input
+              field={f}
+              id={id}
+              value={values[f.name] ?? ''}
+              onChange={(v) => {
+                setValues((old) => ({ ...old, [f.name]: v }));
+                // An error is about the value it was found in; a new value has not been checked yet.
+                setErrors(({ [f.name]: _gone, ...rest }) => rest);
+              }}
+            />
             {f.description ? <small className="muted">{f.description}</small> : null}
             {errors[f.name] ? <small className="field-error" data-field={f.name}>{errors[f.name]}</small> : null}
           </div>

@@ -73,6 +73,10 @@ const PARAMETER_SOURCES: Record<string, keyof Fixtures | ((f: Fixtures) => strin
   pins: 'tool',
   policies: 'policyId',
   docs: () => 'init.js',
+  // The web console: a screen, one of its items, and a file of the built app.
+  console: () => 'tasks',
+  '{screen}': 'taskId',
+  assets: () => 'index.js',
 };
 
 /** `/v1/tasks/{id}/cancel` → `/v1/tasks/tsk_…/cancel`; a parameter with no known source throws, so new routes get noticed. */
