@@ -12,9 +12,20 @@
 //   mcp-hub          npm mcp-hub (aggregator, SSE endpoint /mcp) in front of server-everything stdio
 // Table 2 — a full tools/list (following every nextCursor) from the gateway's catalog with 10 stdio
 // upstreams × 100 tools (hundred-tools-server.js), beside one hundred-tools server over stdio.
+// Every cell runs with two load generators: the SDK client, and a raw client (JSON-RPC written by
+// hand over node:http keep-alive; legacy SSE by hand for mcp-hub) whose own CPU is a fraction of
+// the SDK client's, so the path under test is not starved by the generator on a small machine.
+// Beside calls/s each cell gives the CPU milliseconds per call of every process of the path
+// (utime + stime from /proc/<pid>/stat over the measured calls: the gateway, mcp-proxy or mcp-hub
+// and, separately, the server-everything behind it; the gateway's nats-server), of the generator,
+// and the max RSS of the process under test. --soak-s S then drives each gateway path with 32 raw
+// sessions for S seconds and samples its RSS every 5 s, to show whether memory stays flat.
 // Then the ratios against the targets, and the results as JSON under os.tmpdir() (path printed).
 //
 // Usage: npm run bench:mcp [-- --calls 2000] [--reps 200] [--only direct,gateway,gateway-stdio,mcp-proxy,mcp-hub,tools-list]
+//          [--clients sdk,raw] [--sessions 1,32] [--soak-s 120] [--cpu-prof DIR]
+//   --cpu-prof starts each gateway under node --cpu-prof (one directory per path under DIR) and
+//   prints self time by package and function (profile-summary.js) once they have stopped.
 //   Needs `npm run build` (the gateway's dist) and nats-server (PATH or /usr/sbin) for the gateway rows.
 //   A path that fails prints its error in its row and the others still run; a cell taking more than
 //   5 minutes (BENCH_CELL_LIMIT_MS) aborts the run. Every child gets its own loopback port from a
@@ -45,12 +56,16 @@ const { StdioClientTransport } = repoRequire('@modelcontextprotocol/sdk/client/s
 
 function usage(msg) {
   if (msg) console.error(`run.js: ${msg}`);
-  console.error('Usage: node test/bench/mcp-gateway/run.js [--calls N] [--reps N] [--only a,b,...]');
+  console.error('Usage: node test/bench/mcp-gateway/run.js [--calls N] [--reps N] [--only a,b,...] [--clients sdk,raw] [--sessions 1,32] [--soak-s S] [--cpu-prof DIR]');
   console.error(`  --only picks among: ${ALL_PATHS.join(', ')}`);
+  console.error('  --clients: sdk (the MCP SDK client) and/or raw (JSON-RPC over node:http keep-alive)');
+  console.error('  --soak-s: after the cells, drive each gateway path with 32 raw sessions for S seconds (at most 600), sampling its RSS');
+  console.error('  --cpu-prof: start the gateways under node --cpu-prof, write the profiles to DIR and print their summary');
   process.exit(2);
 }
 const ALL_PATHS = ['direct', 'gateway', 'gateway-stdio', 'mcp-proxy', 'mcp-hub', 'tools-list'];
-const opts = { calls: 2000, reps: 200, only: new Set(ALL_PATHS) };
+const ALL_CLIENTS = ['sdk', 'raw'];
+const opts = { calls: 2000, reps: 200, only: new Set(ALL_PATHS), clients: ALL_CLIENTS, sessions: [1, 32], soakS: 0, cpuProf: undefined };
 {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
@@ -62,20 +77,31 @@ const opts = { calls: 2000, reps: 200, only: new Set(ALL_PATHS) };
     if (a === '--calls') opts.calls = Number(value());
     else if (a === '--reps') opts.reps = Number(value());
     else if (a === '--only') opts.only = new Set(value().split(',').map((s) => s.trim()).filter(Boolean));
+    else if (a === '--clients') opts.clients = value().split(',').map((s) => s.trim()).filter(Boolean);
+    else if (a === '--sessions') opts.sessions = value().split(',').map((s) => Number(s.trim()));
+    else if (a === '--soak-s') opts.soakS = Number(value());
+    else if (a === '--cpu-prof') opts.cpuProf = resolve(value());
     else if (a === '--help' || a === '-h') usage();
     else usage(`unknown argument ${a}`);
   }
   if (!Number.isInteger(opts.calls) || opts.calls < 1) usage('--calls must be a positive integer');
   if (!Number.isInteger(opts.reps) || opts.reps < 1) usage('--reps must be a positive integer');
   for (const p of opts.only) if (!ALL_PATHS.includes(p)) usage(`unknown path ${p} in --only`);
+  for (const c of opts.clients) if (!ALL_CLIENTS.includes(c)) usage(`unknown client ${c} in --clients`);
+  if (opts.clients.length === 0) usage('--clients needs at least one of sdk, raw');
+  if (opts.sessions.length === 0 || !opts.sessions.every((n) => Number.isInteger(n) && n >= 1 && n <= 256)) usage('--sessions takes integers from 1 to 256');
+  if (!Number.isFinite(opts.soakS) || opts.soakS < 0 || opts.soakS > 600) usage('--soak-s takes 0 to 600 seconds');
 }
 
 const WARMUP_CALLS = 100;
 const WARMUP_LISTS = 10;
-const SESSION_COUNTS = [1, 32];
+const SESSION_COUNTS = opts.sessions;
+const SOAK_SESSIONS = 32;
+const SOAK_SAMPLE_MS = 5_000;
 const CELL_LIMIT_MS = Number(process.env.BENCH_CELL_LIMIT_MS) || 5 * 60_000; // env override for testing the abort
 const START_LIMIT_MS = 60_000;
-const KILL_GRACE_MS = 3_000;
+// A profiled gateway writes its .cpuprofile on exit: give it the time to.
+const KILL_GRACE_MS = opts.cpuProf ? 30_000 : 3_000;
 const RSS_SAMPLE_MS = 200;
 
 // ---------------------------------------------------------------------------------------------
@@ -350,6 +376,53 @@ function rssMb(pid) {
   }
 }
 
+/** Clock ticks per second of /proc/<pid>/stat's times (USER_HZ: 100 on every Linux the bench runs on). */
+const CLK_TCK = (() => {
+  try {
+    return Number(require('node:child_process').execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/**
+ * CPU milliseconds (user + system) a process has used so far, from /proc/<pid>/stat: fields 14
+ * and 15 after the command name, which may itself hold spaces and parentheses.
+ */
+function cpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * The processes a path is made of, by role: `{ role: pid | () => pids }`. A function is resolved
+ * when a cell starts (a stdio upstream is a child the path under test spawned itself).
+ */
+function resolvePids(procsByRole) {
+  return Object.entries(procsByRole ?? {}).map(([role, v]) => ({ role, pids: (typeof v === 'function' ? v() : [v]).filter(Boolean) }));
+}
+
+/** CPU used by each role and by this process (the load generator) between start() and stop(). */
+function cpuMeter(procsByRole) {
+  const roles = resolvePids(procsByRole);
+  const read = () => roles.map((r) => r.pids.reduce((sum, pid) => sum + cpuMs(pid), 0));
+  const before = read();
+  const self = process.cpuUsage();
+  return () => {
+    const after = read();
+    const gen = process.cpuUsage(self);
+    return {
+      roles: roles.map((r, i) => ({ role: r.role, pids: r.pids, ms: after[i] - before[i] })),
+      generatorMs: (gen.user + gen.system) / 1000,
+    };
+  };
+}
+
 const oneLine = (s) => String(s).replace(/\s+/g, ' ').trim();
 /** One line: the message and, for fetch failures, the cause underneath. */
 function errText(err) {
@@ -387,6 +460,7 @@ function streamableConnector(url, headers = {}) {
     await client.connect(transport);
     return {
       client,
+      call: (name, args) => client.callTool({ name, arguments: args }),
       close: async () => {
         await quietly(transport.terminateSession());
         await quietly(client.close());
@@ -399,7 +473,129 @@ function sseConnector(url) {
   return async () => {
     const client = newClient();
     await client.connect(new SSEClientTransport(new URL(url)));
-    return { client, close: () => quietly(client.close()) };
+    return { client, call: (name, args) => client.callTool({ name, arguments: args }), close: () => quietly(client.close()) };
+  };
+}
+
+// The raw client: JSON-RPC written and read by hand over node:http with a keep-alive agent. It
+// is hand-written (not an npm load generator) because MCP needs a session handshake and, for the
+// legacy SSE transport, answers on a separate stream, which generic HTTP load tools cannot follow.
+const http = require('node:http');
+const rawAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256 });
+const RAW_PROTOCOL = '2025-11-25';
+
+function httpRequest(url, { method = 'POST', headers = {}, body } = {}) {
+  return new Promise((done, fail) => {
+    const req = http.request(url, { method, headers, agent: rawAgent }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => done({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', fail);
+    });
+    req.on('error', fail);
+    req.end(body);
+  });
+}
+
+/** The JSON-RPC messages of a response: one JSON body, or the `data:` lines of an event stream. */
+function rpcMessages(res) {
+  if (!res.text) return [];
+  if (String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
+    return res.text
+      .split('\n')
+      .filter((l) => l.startsWith('data:') && l.length > 6)
+      .map((l) => JSON.parse(l.slice(5).trim()));
+  }
+  const m = JSON.parse(res.text);
+  return Array.isArray(m) ? m : [m];
+}
+
+function rpcResult(message, what) {
+  if (!message) throw new Error(`${what}: no answer`);
+  if (message.error) throw new Error(`${what}: JSON-RPC error ${message.error.code} ${message.error.message}`);
+  return message.result;
+}
+
+/** Streamable HTTP by hand: initialize, initialized, then one POST per call; DELETE ends the session. */
+function rawStreamableConnector(url, headers = {}) {
+  return async () => {
+    const base = { ...headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    let id = 0;
+    const init = await httpRequest(url, {
+      headers: base,
+      body: JSON.stringify({ jsonrpc: '2.0', id: id++, method: 'initialize', params: { protocolVersion: RAW_PROTOCOL, capabilities: {}, clientInfo: { name: 'ziggie-bench-raw', version: '1' } } }),
+    });
+    if (init.status !== 200) throw new Error(`initialize: HTTP ${init.status} ${init.text.slice(0, 200)}`);
+    const version = rpcResult(rpcMessages(init)[0], 'initialize').protocolVersion;
+    const sid = init.headers['mcp-session-id'];
+    const withSession = { ...base, ...(sid ? { 'mcp-session-id': sid } : {}), 'mcp-protocol-version': version };
+    const ack = await httpRequest(url, { headers: withSession, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) });
+    if (ack.status >= 300) throw new Error(`notifications/initialized: HTTP ${ack.status} ${ack.text.slice(0, 200)}`);
+    return {
+      call: async (name, args) => {
+        const callId = id++;
+        const res = await httpRequest(url, { headers: withSession, body: JSON.stringify({ jsonrpc: '2.0', id: callId, method: 'tools/call', params: { name, arguments: args } }) });
+        if (res.status !== 200) throw new Error(`tools/call: HTTP ${res.status} ${res.text.slice(0, 200)}`);
+        return rpcResult(rpcMessages(res).find((m) => m.id === callId), 'tools/call');
+      },
+      close: async () => {
+        if (sid) await quietly(httpRequest(url, { method: 'DELETE', headers: withSession }));
+      },
+    };
+  };
+}
+
+/** The legacy SSE transport by hand: GET opens the stream that names the POST endpoint and carries every answer. */
+function rawSseConnector(url) {
+  return async () => {
+    const pending = new Map();
+    let endpoint;
+    let buffer = '';
+    let stream;
+    const opened = new Promise((ready, fail) => {
+      stream = http.get(url, { headers: { accept: 'text/event-stream' } }, (res) => {
+        if (res.statusCode !== 200) return fail(new Error(`GET ${url}: HTTP ${res.statusCode}`));
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => {
+          buffer += chunk;
+          let end;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const event = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const type = /^event: ?(.*)$/m.exec(event)?.[1] ?? 'message';
+            const data = event
+              .split('\n')
+              .filter((l) => l.startsWith('data:'))
+              .map((l) => l.slice(5).replace(/^ /, ''))
+              .join('\n');
+            if (type === 'endpoint') {
+              endpoint = new URL(data, url).href;
+              ready();
+            } else if (type === 'message' && data) {
+              const m = JSON.parse(data);
+              pending.get(m.id)?.(m);
+              pending.delete(m.id);
+            }
+          }
+        });
+        res.on('error', fail);
+      });
+      stream.on('error', fail);
+    });
+    await withLimit(opened, 10_000, 'SSE endpoint event');
+    let id = 0;
+    const send = async (message) => {
+      const answer = message.id === undefined ? undefined : new Promise((done) => pending.set(message.id, done));
+      const res = await httpRequest(endpoint, { headers: { 'content-type': 'application/json' }, body: JSON.stringify(message) });
+      if (res.status >= 300) throw new Error(`${message.method}: HTTP ${res.status} ${res.text.slice(0, 200)}`);
+      return answer;
+    };
+    rpcResult(await send({ jsonrpc: '2.0', id: id++, method: 'initialize', params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 'ziggie-bench-raw', version: '1' } } }), 'initialize');
+    await send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    return {
+      call: async (name, args) => rpcResult(await send({ jsonrpc: '2.0', id: id++, method: 'tools/call', params: { name, arguments: args } }), 'tools/call'),
+      close: async () => stream.destroy(),
+    };
   };
 }
 
@@ -469,75 +665,105 @@ function checkAnswer(result, message) {
 // ---------------------------------------------------------------------------------------------
 // One cell: `sessions` clients, each calling back to back until `calls` are done.
 
-async function runCell({ cellId, sessions, calls, connect, tool, rssPid }) {
+/** Samples a process's RSS every `everyMs` until stopped: max, and every sample with its time when `keep`. */
+function rssSampler(pid, everyMs, keep = false) {
+  const rss = { max: NaN, samples: 0, series: [] };
+  const t0 = performance.now();
+  const sample = () => {
+    const v = rssMb(pid);
+    if (!Number.isFinite(v)) return;
+    rss.max = Number.isFinite(rss.max) ? Math.max(rss.max, v) : v;
+    rss.samples++;
+    if (keep) rss.series.push({ s: (performance.now() - t0) / 1000, mb: v });
+  };
+  sample();
+  const timer = setInterval(sample, everyMs);
+  return {
+    rss,
+    stop: () => {
+      clearInterval(timer);
+      sample();
+      return rss;
+    },
+  };
+}
+
+/**
+ * Calls back to back over every opened session until `count` calls are done (or `untilMs` passes,
+ * for the soak); each answer must hold its own message.
+ */
+async function drive({ opened, tool, cellId, label, count = Infinity, untilMs, latencies, state }) {
+  let next = 0;
+  const worker = async ({ call }) => {
+    while (!state.stop) {
+      if (untilMs !== undefined && performance.now() >= untilMs) return;
+      const i = next++;
+      if (i >= count) return;
+      const message = `bench-${cellId}-${label}${i}`;
+      const t0 = performance.now();
+      let result;
+      try {
+        result = await call(tool, { message });
+      } catch (err) {
+        state.stop = true;
+        throw new Error(`call ${label}${i}: ${errText(err)}`);
+      }
+      if (latencies) latencies[i] = performance.now() - t0;
+      try {
+        checkAnswer(result, message);
+      } catch (err) {
+        state.stop = true;
+        throw err;
+      }
+    }
+  };
+  const t0 = performance.now();
+  const outcome = await Promise.allSettled(opened.map((s) => worker(s)));
+  const bad = outcome.find((o) => o.status === 'rejected');
+  if (bad) throw bad.reason;
+  return { wallMs: performance.now() - t0, calls: Math.min(next, count) };
+}
+
+async function openSessions(connect, sessions, opened) {
+  const results = await Promise.allSettled(Array.from({ length: sessions }, () => connect()));
+  for (const r of results) if (r.status === 'fulfilled') opened.push(r.value);
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) throw new Error(`opening ${sessions} sessions: ${errText(failed.reason)}`);
+}
+
+/**
+ * One cell. CPU is counted over the measured calls only (after the warm-up), per process of the
+ * path (`procsByRole`) and for this process, the load generator; the RSS of the process under
+ * test (the first role) is sampled through the whole cell.
+ */
+async function runCell({ cellId, sessions, calls, connect, tool, procsByRole }) {
   const state = { stop: false };
   const work = async () => {
     const opened = [];
-    const rss = { max: NaN, samples: 0 };
-    let timer;
-    if (rssPid) {
-      const sample = () => {
-        const v = rssMb(rssPid);
-        if (Number.isFinite(v)) {
-          rss.max = Number.isFinite(rss.max) ? Math.max(rss.max, v) : v;
-          rss.samples++;
-        }
-      };
-      sample();
-      timer = setInterval(sample, RSS_SAMPLE_MS);
-    }
+    const underTest = resolvePids(procsByRole)[0]?.pids[0];
+    const sampler = underTest ? rssSampler(underTest, RSS_SAMPLE_MS) : undefined;
     try {
-      const results = await Promise.allSettled(Array.from({ length: sessions }, () => connect()));
-      for (const r of results) if (r.status === 'fulfilled') opened.push(r.value);
-      const failed = results.find((r) => r.status === 'rejected');
-      if (failed) throw new Error(`opening ${sessions} sessions: ${errText(failed.reason)}`);
-
-      const drive = async (count, label, latencies) => {
-        let next = 0;
-        const worker = async ({ client }) => {
-          while (!state.stop) {
-            const i = next++;
-            if (i >= count) return;
-            const message = `bench-${cellId}-${label}${i}`;
-            const t0 = performance.now();
-            let result;
-            try {
-              result = await client.callTool({ name: tool, arguments: { message } });
-            } catch (err) {
-              state.stop = true;
-              throw new Error(`call ${label}${i}: ${errText(err)}`);
-            }
-            if (latencies) latencies[i] = performance.now() - t0;
-            try {
-              checkAnswer(result, message);
-            } catch (err) {
-              state.stop = true;
-              throw err;
-            }
-          }
-        };
-        const t0 = performance.now();
-        const outcome = await Promise.allSettled(opened.map((s) => worker(s)));
-        const bad = outcome.find((o) => o.status === 'rejected');
-        if (bad) throw bad.reason;
-        return performance.now() - t0;
-      };
-
-      await drive(WARMUP_CALLS, 'warm-');
+      await openSessions(connect, sessions, opened);
+      await drive({ opened, tool, cellId, label: 'warm-', count: WARMUP_CALLS, state });
       const latencies = new Float64Array(calls);
-      const wallMs = await drive(calls, '', latencies);
+      const meter = cpuMeter(procsByRole);
+      const { wallMs } = await drive({ opened, tool, cellId, label: '', count: calls, latencies, state });
+      const cpu = meter();
       const sorted = Array.from(latencies).sort((a, b) => a - b);
+      const rss = sampler?.stop();
       return {
         calls,
         p50: percentile(sorted, 50),
         p99: percentile(sorted, 99),
         callsPerSec: calls / (wallMs / 1000),
         wallMs,
-        rssMaxMb: rssPid ? rss.max : undefined,
-        rssSamples: rssPid ? rss.samples : undefined,
+        cpu: cpu.roles.map((r) => ({ role: r.role, msPerCall: r.ms / calls })),
+        generatorMsPerCall: cpu.generatorMs / calls,
+        rssMaxMb: rss?.max,
+        rssSamples: rss?.samples,
       };
     } finally {
-      if (timer) clearInterval(timer);
+      sampler?.stop();
       await Promise.all(opened.map((s) => s.close()));
     }
   };
@@ -546,11 +772,39 @@ async function runCell({ cellId, sessions, calls, connect, tool, rssPid }) {
   });
 }
 
+/** `opts.soakS` seconds of 32 raw sessions calling back to back; the RSS of the process under test every SOAK_SAMPLE_MS. */
+async function runSoak({ key, label, ctx }) {
+  const state = { stop: false };
+  const opened = [];
+  const underTest = resolvePids(ctx.procs)[0]?.pids[0];
+  const work = async () => {
+    await openSessions(ctx.raw, SOAK_SESSIONS, opened);
+    const sampler = rssSampler(underTest, SOAK_SAMPLE_MS, true);
+    const meter = cpuMeter(ctx.procs);
+    try {
+      const { wallMs, calls } = await drive({ opened, tool: ctx.tool, cellId: `${key}-soak`, label: '', untilMs: performance.now() + opts.soakS * 1000, state });
+      const cpu = meter();
+      const rss = sampler.stop();
+      return { key, path: label, seconds: wallMs / 1000, calls, callsPerSec: calls / (wallMs / 1000), cpu: cpu.roles.map((r) => ({ role: r.role, msPerCall: r.ms / calls })), series: rss.series };
+    } finally {
+      sampler.stop();
+    }
+  };
+  try {
+    return await withLimit(work(), opts.soakS * 1000 + CELL_LIMIT_MS, `soak ${label}`, () => {
+      state.stop = true;
+    });
+  } finally {
+    await Promise.all(opened.map((s) => s.close()));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Results
 
 const rows = []; // table 1
 const listRows = []; // table 2
+const soakRows = []; // table 3
 const notes = [];
 
 function fmt(n, digits = 2) {
@@ -567,31 +821,38 @@ async function measurePath({ key, label, setup }) {
   } catch (err) {
     if (err instanceof CellTimeout) throw err;
     console.error(`[${label}] failed: ${errFull(err)}`);
-    for (const sessions of SESSION_COUNTS) rows.push({ key, path: label, sessions, error: errText(err) });
+    for (const client of opts.clients) for (const sessions of SESSION_COUNTS) rows.push({ key, path: label, client, sessions, error: errText(err) });
     return;
   }
   console.error(`[${label}] calling tool ${ctx.tool}`);
   try {
-    for (const sessions of SESSION_COUNTS) {
-      const cellId = `${key}-${sessions}`;
+    for (const client of opts.clients) {
+      for (const sessions of SESSION_COUNTS) {
+        const cellId = `${key}-${client}-${sessions}`;
+        try {
+          const r = await runCell({ cellId, sessions, calls: opts.calls, connect: client === 'raw' ? ctx.raw : ctx.connect, tool: ctx.tool, procsByRole: ctx.procs });
+          rows.push({ key, path: label, client, sessions, ...r });
+          console.error(
+            `[${label}] ${client} client, ${sessions} sessions: p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, ${fmt(r.callsPerSec, 0)} calls/s, CPU ms/call ${r.cpu.map((c) => `${c.role} ${fmt(c.msPerCall, 3)}`).join(', ')}, generator ${fmt(r.generatorMsPerCall, 3)}` +
+              (Number.isFinite(r.rssMaxMb) ? `, max RSS ${fmt(r.rssMaxMb, 1)} MB` : ''),
+          );
+        } catch (err) {
+          if (err instanceof CellTimeout) throw err;
+          console.error(`[${label}] ${client} client, ${sessions} sessions failed: ${errFull(err)}`);
+          rows.push({ key, path: label, client, sessions, error: errText(err) });
+        }
+      }
+    }
+    if (opts.soakS > 0 && ctx.soak) {
+      console.error(`[${label}] soak: ${SOAK_SESSIONS} raw sessions for ${opts.soakS} s`);
       try {
-        const r = await runCell({
-          cellId,
-          sessions,
-          calls: opts.calls,
-          connect: ctx.connect,
-          tool: ctx.tool,
-          rssPid: sessions === 32 ? ctx.rssPid : undefined,
-        });
-        rows.push({ key, path: label, sessions, ...r });
-        console.error(
-          `[${label}] ${sessions} sessions: p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, ${fmt(r.callsPerSec, 0)} calls/s` +
-            (r.rssMaxMb !== undefined ? `, max RSS ${fmt(r.rssMaxMb, 1)} MB` : ''),
-        );
+        const r = await runSoak({ key, label, ctx });
+        soakRows.push(r);
+        console.error(`[${label}] soak: ${r.calls} calls, ${fmt(r.callsPerSec, 0)} calls/s, RSS ${r.series.map((x) => fmt(x.mb, 0)).join(' ')} MB`);
       } catch (err) {
         if (err instanceof CellTimeout) throw err;
-        console.error(`[${label}] ${sessions} sessions failed: ${errFull(err)}`);
-        rows.push({ key, path: label, sessions, error: errText(err) });
+        console.error(`[${label}] soak failed: ${errFull(err)}`);
+        soakRows.push({ key, path: label, error: errText(err) });
       }
     }
   } finally {
@@ -676,7 +937,9 @@ async function startGateway(label, servers) {
     MCP_TOOL_PER_MINUTE: '1000000',
     MCP_SERVERS_FILE: serversFile,
   };
-  const p = startProcess(`mcp-gateway (${label})`, process.execPath, [GATEWAY_MAIN], { env });
+  // One directory per gateway, so the summary knows which path a profile belongs to.
+  const profile = opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(opts.cpuProf, label)] : [];
+  const p = startProcess(`mcp-gateway (${label})`, process.execPath, [...profile, GATEWAY_MAIN], { env });
   const stop = async () => {
     await stopProcess(p);
     await nats.stop();
@@ -693,15 +956,22 @@ async function startGateway(label, servers) {
     { secret, issuer: 'ziggie-local', audience: 'ziggie-api' },
   );
   const connect = streamableConnector(`http://127.0.0.1:${httpPort}/mcp`, { Authorization: `Bearer ${token}` });
-  return { p, connect, stop, url: `http://127.0.0.1:${httpPort}/mcp`, token };
+  const raw = rawStreamableConnector(`http://127.0.0.1:${httpPort}/mcp`, { authorization: `Bearer ${token}` });
+  return { p, nats: nats.p, connect, raw, stop, url: `http://127.0.0.1:${httpPort}/mcp`, token };
 }
 
-async function gatewayPath(label, upstream) {
+/** `upstreamPid`: the HTTP upstream's pid; a stdio upstream is the gateway's own child. */
+async function gatewayPath(label, upstream, upstreamPid) {
   const gw = await startGateway(label, [upstream]);
   try {
     // The catalog may fill in just after readiness: wait for the tool rather than race it.
     const tool = await waitUntil(() => findEchoTool(gw.connect, 'everything.echo'), 'everything.echo in the gateway tools/list', gw.p, 30_000);
-    return { connect: gw.connect, tool, rssPid: gw.p.pid, teardown: gw.stop };
+    const procs = {
+      'mcp-gateway': gw.p.pid,
+      [upstreamPid ? 'server-everything (http)' : 'server-everything (stdio child)']: upstreamPid ?? (() => descendants(gw.p.pid)),
+      'nats-server': gw.nats.pid,
+    };
+    return { connect: gw.connect, raw: gw.raw, tool, procs, soak: true, teardown: gw.stop };
   } catch (err) {
     await gw.stop();
     throw err;
@@ -721,7 +991,8 @@ async function mcpProxyPath() {
     await waitUntil(() => tcpOpen(port), `mcp-proxy listening on ${port}`, p);
     const connect = streamableConnector(`http://127.0.0.1:${port}/mcp`);
     const tool = await findEchoTool(connect, 'echo');
-    return { connect, tool, teardown: () => stopProcess(p) };
+    const procs = { 'mcp-proxy': p.pid, 'server-everything (stdio child)': () => descendants(p.pid) };
+    return { connect, raw: rawStreamableConnector(`http://127.0.0.1:${port}/mcp`), tool, procs, teardown: () => stopProcess(p) };
   } catch (err) {
     await stopProcess(p);
     throw err;
@@ -766,7 +1037,8 @@ async function mcpHubPath() {
     );
     const connect = sseConnector(`http://127.0.0.1:${port}/mcp`);
     const tool = await findEchoTool(connect, 'everything__echo');
-    return { connect, tool, teardown };
+    const procs = { 'mcp-hub': p.pid, 'server-everything (stdio child)': () => descendants(p.pid) };
+    return { connect, raw: rawSseConnector(`http://127.0.0.1:${port}/mcp`), tool, procs, teardown };
   } catch (err) {
     await teardown();
     throw err;
@@ -920,11 +1192,31 @@ function printReport() {
   out.push('');
   out.push(`node ${process.version}, ${os.cpus().length} CPUs, load average ${load(startLoad)} at start, ${load(os.loadavg())} at end`);
   out.push('');
-  out.push('| path | sessions | calls | p50 ms | p99 ms | calls/s |');
-  out.push('|---|---:|---:|---:|---:|---:|');
+  out.push('CPU: milliseconds of user + system time per call of each process of the path, over the measured calls; generator: this process (the clients).');
+  out.push('');
+  out.push('| path | client | sessions | calls | p50 ms | p99 ms | calls/s | CPU ms/call by process | generator CPU ms/call | max RSS MB (first process) |');
+  out.push('|---|---|---:|---:|---:|---:|---:|---|---:|---:|');
   for (const r of rows) {
-    if (r.error) out.push(`| ${mdCell(r.path)} | ${r.sessions} | — | — | — | ERROR: ${mdCell(r.error.slice(0, 300))} |`);
-    else out.push(`| ${mdCell(r.path)} | ${r.sessions} | ${r.calls} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.callsPerSec, 0)} |`);
+    if (r.error) out.push(`| ${mdCell(r.path)} | ${r.client} | ${r.sessions} | — | — | — | ERROR: ${mdCell(r.error.slice(0, 300))} | | | |`);
+    else {
+      const cpu = r.cpu.map((c) => `${c.role} ${fmt(c.msPerCall, 3)}`).join('; ');
+      out.push(`| ${mdCell(r.path)} | ${r.client} | ${r.sessions} | ${r.calls} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.callsPerSec, 0)} | ${mdCell(cpu)} | ${fmt(r.generatorMsPerCall, 3)} | ${fmt(r.rssMaxMb, 1)} |`);
+    }
+  }
+  if (soakRows.length > 0) {
+    out.push('');
+    out.push(`## soak — ${SOAK_SESSIONS} raw sessions calling back to back for ${opts.soakS} s, RSS of the process under test every ${SOAK_SAMPLE_MS / 1000} s`);
+    out.push('');
+    out.push('| path | calls | calls/s | CPU ms/call by process | RSS MB: min / max / last | RSS MB over time |');
+    out.push('|---|---:|---:|---|---|---|');
+    for (const r of soakRows) {
+      if (r.error) out.push(`| ${mdCell(r.path)} | — | — | ERROR: ${mdCell(r.error.slice(0, 300))} | | |`);
+      else {
+        const mbs = r.series.map((x) => x.mb);
+        const cpu = r.cpu.map((c) => `${c.role} ${fmt(c.msPerCall, 3)}`).join('; ');
+        out.push(`| ${mdCell(r.path)} | ${r.calls} | ${fmt(r.callsPerSec, 0)} | ${mdCell(cpu)} | ${fmt(Math.min(...mbs), 0)} / ${fmt(Math.max(...mbs), 0)} / ${fmt(mbs.at(-1), 0)} | ${r.series.map((x) => `${fmt(x.s, 0)}s ${fmt(x.mb, 0)}`).join(', ')} |`);
+      }
+    }
   }
   out.push('');
   out.push(`## tools/list — a full listing (every page) through one session, ${opts.reps} repetitions after ${WARMUP_LISTS} warm-up`);
@@ -936,50 +1228,66 @@ function printReport() {
     else out.push(`| ${mdCell(r.path)} | ${r.upstreams} | ${r.tools} | ${r.pages} | ${r.reps} | ${fmt(r.p50)} | ${fmt(r.p99)} |`);
   }
 
-  const cell = (key, sessions) => rows.find((r) => r.key === key && r.sessions === sessions && !r.error);
+  // The figures the targets are about come from the raw client when it ran (the SDK client's own
+  // CPU competes with the path under test for the same cores), else from the SDK client.
+  const client = opts.clients.includes('raw') ? 'raw' : 'sdk';
+  const cell = (key, sessions, c = client) => rows.find((r) => r.key === key && r.client === c && r.sessions === sessions && !r.error);
+  const cpuOf = (r, role) => r?.cpu.find((c) => c.role === role)?.msPerCall;
   const verdict = (ok) => (ok === undefined ? 'n/a' : ok ? 'met' : 'not met');
-  const summary = {};
-  const lines = [];
+  const summary = { client };
+  const lines = [`targets (${client} client, 32 sessions):`];
   const d32 = cell('direct', 32);
   const g32 = cell('gateway', 32);
+  const gs32 = cell('gateway-stdio', 32);
+  const px32 = cell('mcp-proxy', 32);
   const d1 = cell('direct', 1);
   const g1 = cell('gateway', 1);
 
   const pct = d32 && g32 ? (100 * g32.callsPerSec) / d32.callsPerSec : undefined;
   summary.gatewayThroughputPctOfDirect32 = pct ?? null;
-  lines.push(`gateway throughput at 32 sessions: ${pct === undefined ? 'n/a' : `${fmt(pct, 1)} % of direct`} (target ≥ 50 %: ${verdict(pct === undefined ? undefined : pct >= 50)})`);
+  lines.push(`- gateway with an HTTP upstream: ${pct === undefined ? 'n/a' : `${fmt(pct, 1)} % of direct calls/s`} (target ≥ 60 %: ${verdict(pct === undefined ? undefined : pct >= 60)})`);
+
+  const gwCpu = cpuOf(gs32, 'mcp-gateway');
+  const pxCpu = cpuOf(px32, 'mcp-proxy');
+  const cpuRatio = gwCpu !== undefined && pxCpu !== undefined ? gwCpu / pxCpu : undefined;
+  summary.gatewayStdioCpuPerCallMs = gwCpu ?? null;
+  summary.mcpProxyCpuPerCallMs = pxCpu ?? null;
+  summary.gatewayCpuVsMcpProxy = cpuRatio ?? null;
+  lines.push(
+    `- mcp-gateway CPU per call with a stdio upstream vs mcp-proxy's process: ${cpuRatio === undefined ? 'n/a' : `${fmt(gwCpu, 3)} / ${fmt(pxCpu, 3)} ms = ${fmt(cpuRatio, 2)}×`} (target ≤ 0.5×: ${verdict(cpuRatio === undefined ? undefined : cpuRatio <= 0.5)})`,
+  );
 
   const peers = ['mcp-proxy', 'mcp-hub'].map((k) => cell(k, 32)).filter(Boolean).sort((a, b) => b.callsPerSec - a.callsPerSec);
   const best = peers[0];
-  const ratio = g32 && best ? g32.callsPerSec / best.callsPerSec : undefined;
-  summary.gatewayVsBestPeer32 = ratio ?? null;
-  summary.bestPeer32 = best ? best.path : null;
-  lines.push(
-    `gateway vs best npm peer at 32 sessions: ${ratio === undefined ? 'n/a' : `${fmt(ratio, 2)}× (${best.path}: ${fmt(best.callsPerSec, 0)} calls/s)`} (target ≥ 2×: ${verdict(ratio === undefined ? undefined : ratio >= 2)})`,
-  );
-  // The peers front server-everything over stdio: the gateway with a stdio upstream is the like-for-like figure.
-  const gs32 = cell('gateway-stdio', 32);
   const ratioStdio = gs32 && best ? gs32.callsPerSec / best.callsPerSec : undefined;
   summary.gatewayStdioVsBestPeer32 = ratioStdio ?? null;
-  if (ratioStdio !== undefined) lines.push(`  (like for like, gateway with a stdio upstream vs the same peer: ${fmt(ratioStdio, 2)}×)`);
+  summary.bestPeer32 = best ? best.path : null;
+  lines.push(`- gateway (stdio upstream) calls/s vs the best npm peer: ${ratioStdio === undefined ? 'n/a' : `${fmt(ratioStdio, 2)}× (${best.path}: ${fmt(best.callsPerSec, 0)} calls/s)`}`);
 
   const added = d1 && g1 ? g1.p50 - d1.p50 : undefined;
   summary.addedP50Ms1 = added ?? null;
-  lines.push(`added p50 at 1 session (gateway p50 − direct p50): ${added === undefined ? 'n/a' : `${fmt(added)} ms`} (target ≤ 1 ms: ${verdict(added === undefined ? undefined : added <= 1)})`);
+  lines.push(`- added p50 at 1 session (gateway p50 − direct p50): ${added === undefined ? 'n/a' : `${fmt(added)} ms`} (target ≤ 1 ms: ${verdict(added === undefined ? undefined : added <= 1)})`);
 
-  const rss = g32?.rssMaxMb;
-  summary.maxGatewayRssMb32 = Number.isFinite(rss) ? rss : null;
-  lines.push(
-    `max gateway RSS during the 32-session cell (http upstream, ${g32?.rssSamples ?? 0} samples every ${RSS_SAMPLE_MS} ms): ${Number.isFinite(rss) ? `${fmt(rss, 1)} MB` : 'n/a'} (target < 200 MB: ${verdict(Number.isFinite(rss) ? rss < 200 : undefined)})`,
-  );
-  if (Number.isFinite(gs32?.rssMaxMb)) lines.push(`  (gateway with stdio upstream: max RSS ${fmt(gs32.rssMaxMb, 1)} MB, gateway process only)`);
+  const rssCells = rows.filter((r) => (r.key === 'gateway' || r.key === 'gateway-stdio') && r.sessions === 32 && !r.error && Number.isFinite(r.rssMaxMb));
+  const rss = rssCells.length > 0 ? Math.max(...rssCells.map((r) => r.rssMaxMb)) : undefined;
+  summary.maxGatewayRssMb32 = rss ?? null;
+  lines.push(`- max gateway RSS in the 32-session cells (every client and upstream, sampled every ${RSS_SAMPLE_MS} ms): ${rss === undefined ? 'n/a' : `${fmt(rss, 1)} MB`} (target < 200 MB: ${verdict(rss === undefined ? undefined : rss < 200)})`);
+  for (const r of soakRows.filter((x) => !x.error && x.series.length >= 4)) {
+    // Flat: the last quarter's highest sample is within 10 % (and 10 MB) of the second quarter's.
+    const q = Math.floor(r.series.length / 4);
+    const early = Math.max(...r.series.slice(q, 2 * q).map((x) => x.mb));
+    const late = Math.max(...r.series.slice(3 * q).map((x) => x.mb));
+    const flat = late <= early * 1.1 || late - early <= 10;
+    summary[`soak:${r.key}`] = { earlyMaxMb: early, lateMaxMb: late, flat };
+    lines.push(`- soak ${r.path}: RSS ${fmt(early, 0)} MB in the second quarter, ${fmt(late, 0)} MB in the last (target: flat and < 200 MB: ${verdict(flat && late < 200)})`);
+  }
 
   const gl = listRows.find((r) => r.upstreams === 10 && !r.raw && !r.error);
   summary.toolsListP50Ms = gl ? gl.p50 : null;
-  lines.push(`tools/list through the gateway catalog, SDK client (${gl ? `${gl.tools} tools, ${gl.pages} pages` : 'n/a'}): p50 ${gl ? `${fmt(gl.p50)} ms` : 'n/a'} (target < 5 ms: ${verdict(gl ? gl.p50 < 5 : undefined)})`);
+  lines.push(`- tools/list through the gateway catalog, SDK client (${gl ? `${gl.tools} tools, ${gl.pages} pages` : 'n/a'}): p50 ${gl ? `${fmt(gl.p50)} ms` : 'n/a'} (target < 5 ms: ${verdict(gl ? gl.p50 < 5 : undefined)})`);
   const raw = listRows.find((r) => r.raw && !r.error);
   summary.toolsListRawP50Ms = raw ? raw.p50 : null;
-  lines.push(`tools/list through the gateway catalog, raw JSON-RPC: p50 ${raw ? `${fmt(raw.p50)} ms` : 'n/a'} (target < 5 ms: ${verdict(raw ? raw.p50 < 5 : undefined)})`);
+  lines.push(`- tools/list through the gateway catalog, raw JSON-RPC: p50 ${raw ? `${fmt(raw.p50)} ms` : 'n/a'} (target < 5 ms: ${verdict(raw ? raw.p50 < 5 : undefined)})`);
 
   out.push('');
   out.push(...lines);
@@ -996,6 +1304,7 @@ function printReport() {
     warmupCalls: WARMUP_CALLS,
     toolsListReps: opts.reps,
     calls: rows,
+    soak: soakRows,
     toolsList: listRows,
     summary,
     notes,
@@ -1026,13 +1335,13 @@ async function main() {
     setup: async () => {
       const { url } = everythingReady();
       const connect = streamableConnector(url);
-      return { connect, tool: await findEchoTool(connect, 'echo') };
+      return { connect, raw: rawStreamableConnector(url), tool: await findEchoTool(connect, 'echo'), procs: { 'server-everything (http)': everythingReady().p.pid } };
     },
   });
   await measurePath({
     key: 'gateway',
     label: 'gateway (http upstream)',
-    setup: () => gatewayPath('gateway-http', { name: 'everything', transport: 'http', url: everythingReady().url }),
+    setup: () => gatewayPath('gateway-http', { name: 'everything', transport: 'http', url: everythingReady().url }, everythingReady().p.pid),
   });
   if (everything && !everything.error) await stopProcess(everything.p);
   await measurePath({
@@ -1056,9 +1365,16 @@ async function main() {
   await measurePath({ key: 'mcp-proxy', label: `mcp-proxy ${proxyVersion}`, setup: mcpProxyPath });
   await measurePath({ key: 'mcp-hub', label: `mcp-hub ${hubVersion} (SSE)`, setup: mcpHubPath });
   if (opts.only.has('mcp-hub')) notes.push('mcp-hub serves its unified endpoint over SSE only (GET /mcp + POST /messages) and binds every interface (it has no host option).');
-  notes.push(`the SDK clients, the path under test and its upstream all share this machine's ${os.cpus().length} CPUs.`);
+  notes.push(`the load generator (this process), the path under test and its upstream all share this machine's ${os.cpus().length} CPUs; CPU ms per call is counted from /proc/<pid>/stat (user + system, ${CLK_TCK} ticks/s) over the measured calls, per process.`);
   await toolsListTable();
   printReport();
+  if (opts.cpuProf) {
+    // Every gateway has stopped by now, so its profile is written.
+    const { profilesIn, report, summarise } = require('./profile-summary');
+    const files = existsSync(opts.cpuProf) ? profilesIn(opts.cpuProf) : [];
+    console.log(`\n## CPU profiles of the gateways (${files.length} under ${opts.cpuProf})\n`);
+    for (const f of files) console.log(`${report(summarise(f), 20)}\n`);
+  }
 }
 
 main()
