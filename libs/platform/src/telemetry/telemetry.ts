@@ -2,7 +2,8 @@ import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, NoopSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { context, propagation, trace } from '@opentelemetry/api';
+import { AlwaysOffSampler, BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 
 let provider: NodeTracerProvider | undefined;
@@ -12,9 +13,12 @@ let unregister: (() => void) | undefined;
  * Starts OpenTelemetry tracing. Call it from a service's tracing.ts, imported first in main.ts, so
  * http and grpc are patched before anything loads them. It runs before configuration is
  * validated, so it reads only the standard OTEL_* variables.
- * Without an OTLP endpoint spans are still created, so trace ids reach logs and propagate
- * (W3C trace context and baggage). The batch processor takes OTEL_BSP_* (e.g.
- * OTEL_BSP_SCHEDULE_DELAY); stopTelemetry flushes it.
+ * Without an OTLP endpoint nothing is recorded: every span is a non-recording one (the
+ * AlwaysOff sampler), which still has its trace and span ids, so trace ids reach logs and
+ * propagate (W3C trace context and baggage), but no span object, attribute, event or timestamp
+ * is built for nothing to export. With an endpoint the sampler is the SDK's default or
+ * OTEL_TRACES_SAMPLER. The batch processor takes OTEL_BSP_* (e.g. OTEL_BSP_SCHEDULE_DELAY);
+ * stopTelemetry flushes it.
  * Only traces are exported: metrics are Prometheus' (/metrics), logs are JSON lines. This is the
  * tracer provider and the two instrumentations rather than @opentelemetry/sdk-node, which also
  * loads the metrics and logs SDKs, every exporter and a YAML configuration reader (a fifth of a
@@ -22,10 +26,10 @@ let unregister: (() => void) | undefined;
  */
 export function startTelemetry(serviceName: string): void {
   if (provider || process.env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return;
+  const exporting = otlpProcessor();
   provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ 'service.name': `ziggie-${serviceName}`, 'service.namespace': 'ziggie' }),
-    // A processor that drops everything keeps spans real (with ids of their own) without an endpoint.
-    spanProcessors: [otlpProcessor() ?? new NoopSpanProcessor()],
+    ...(exporting ? { spanProcessors: [exporting] } : { sampler: new AlwaysOffSampler() }),
   });
   provider.register();
   unregister = registerInstrumentations({
@@ -54,4 +58,10 @@ export async function stopTelemetry(): Promise<void> {
   unregister?.();
   unregister = undefined;
   await p?.shutdown();
+  if (p) {
+    // So that a later startTelemetry in the same process can register again.
+    trace.disable();
+    context.disable();
+    propagation.disable();
+  }
 }
