@@ -134,6 +134,9 @@ describe('the web console in headless Chromium', () => {
     expect(levels.map(([level]) => level)).toEqual(['L0', 'L1', 'L2', 'L3']);
     expect(levels.map(([, ...counts]) => counts.map(Number).reduce((a, b) => a + b, 0))).toEqual(listed);
     expect(await page.$$eval('[data-testid="workspace-health"] tbody tr', (rows) => rows.length)).toBeGreaterThan(0);
+    await page.waitForSelector('[data-testid="breakers-open"]');
+    expect(await page.textContent('[data-testid="breakers-open"]')).toBe('0');
+    await page.waitForSelector('[data-testid="pools"] tbody tr');
     await shot(page, 'overview');
 
     // Signed in for the rest of the tab's life: a reload keeps the session without the fragment.
@@ -222,6 +225,32 @@ describe('the web console in headless Chromium', () => {
     await page.goto(`${stack.gatewayUrl}/console/tasks/tsk_00000000000000000000000000000000`);
     await page.waitForSelector('[role="alert"][data-code="TASK_NOT_FOUND"]');
     expect(await page.textContent('[role="alert"]')).toContain('not found');
+    await context.close();
+  }, 60_000);
+
+  it('submits a raw plan, shows a plan error with its code where it occurs, and cancels a task', async () => {
+    const context = await newContext();
+    const page = await context.newPage();
+    await page.goto(consoleUrl(stack.gatewayUrl, stack.adminToken).replace('/console/#', '/console/tasks#'));
+    await page.click('text=Write a plan as JSON…');
+    const bad = { steps: [{ id: 'first', capability: 'qa', input: { tool: 'ziggie.noop' } }, { id: 'broken', capability: 'qa', input: { tool: 42 } }] };
+    await page.fill('textarea[name="plan"]', JSON.stringify(bad, null, 2));
+    expectedApiErrors = ['400 POST /v1/tasks'];
+    await page.click('text=Submit plan');
+    await page.waitForSelector('[data-testid="submit-plan"] [role="alert"][data-code="TASK_INVALID_PLAN"]');
+    expect(await page.textContent('[data-testid="submit-plan"] .error-where')).toBe('step broken · at input.tool');
+    const line = JSON.stringify(bad, null, 2).split('\n').findIndex((l) => l.includes('"id": "broken"')) + 1;
+    expect(await page.textContent('[data-testid="plan-error-line"]')).toBe(`line ${line}: step broken`);
+    await shot(page, 'tasks-plan-error');
+
+    const gated = { steps: [{ id: 'sign-off', capability: 'qa', action: 'approval' }, { id: 'after', capability: 'qa', dependsOn: ['sign-off'], input: { tool: 'ziggie.noop' } }] };
+    await page.fill('textarea[name="plan"]', JSON.stringify(gated));
+    await page.click('text=Submit plan');
+    await page.waitForURL(TASK_ID);
+    await page.waitForSelector('[data-approve="sign-off"]');
+    await page.click('text=Cancel task');
+    await page.waitForSelector('[data-testid="task-detail"][data-status="cancelled"]');
+    expect(await page.getAttribute('[data-testid="timeline"] [data-step="after"]', 'data-status')).toBe('cancelled');
     await context.close();
   }, 60_000);
 

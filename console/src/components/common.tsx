@@ -10,6 +10,7 @@ export function ErrorBox({ error }: { error: unknown }) {
       <strong className="error-code">{p.code}</strong> <span className="error-message">{p.detail ?? p.title}</span>
       {p.status ? <span className="muted"> · HTTP {p.status}</span> : null}
       {'correlationId' in p && p.correlationId ? <span className="muted"> · request {String(p.correlationId)}</span> : null}
+      {where(p as Record<string, unknown>) ? <div className="error-where">{where(p as Record<string, unknown>)}</div> : null}
       {'errors' in p && Array.isArray(p.errors) && p.errors.length > 0 ? (
         <ul>
           {p.errors.map((e, i) => (
@@ -52,4 +53,14 @@ export function ago(iso: string | null | undefined, now: number = Date.now()): s
 /** Why a control is disabled, shown beside it and as its tooltip. */
 export function Denied({ reason }: { reason: string | null }) {
   return reason ? <span className="muted denied" title={reason}>({reason})</span> : null;
+}
+
+/** Where in the request a problem lies, from the extension members the API adds (plan errors). */
+function where(p: Record<string, unknown>): string {
+  const parts: string[] = [];
+  if (typeof p.stepId === 'string') parts.push(`step ${p.stepId}`);
+  if (typeof p.path === 'string') parts.push(`at ${p.path}`);
+  if (Array.isArray(p.cycle)) parts.push(`cycle ${p.cycle.join(' → ')}`);
+  if (Array.isArray(p.unknown)) parts.push(`unknown: ${p.unknown.join(', ')}`);
+  return parts.join(' · ');
 }

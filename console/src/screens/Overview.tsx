@@ -1,8 +1,10 @@
 import { useQuery } from '@tanstack/react-query';
 import { Link } from 'wouter';
-import type { OverviewView } from '@ziggie/contracts';
+import type { OverviewView, PageView, pb, PoolView } from '@ziggie/contracts';
 import { api } from '../api';
+import { deniedReason } from '../auth';
 import { Card, ErrorBox, Loading, Status } from '../components/common';
+import { useSession } from '../session';
 
 /** Agents' live status comes from heartbeats, which are not events: the overview rereads it now and then. */
 const AGENT_REFRESH_MS = 30_000;
@@ -57,6 +59,8 @@ export function Overview() {
             </tbody>
           </table>
         </Card>
+        <Pools />
+        <Breakers />
         <Card title="Workspace health" testId="workspace-health">
           <table>
             <thead>
@@ -110,5 +114,67 @@ export function Meter({ fraction }: { fraction: number }) {
     <span className="meter" role="meter" aria-valuenow={Math.round(fraction * 100)} aria-valuemin={0} aria-valuemax={100}>
       <span className="meter-fill" style={{ width: `${Math.round(fraction * 100)}%` }} />
     </span>
+  );
+}
+
+function Pools() {
+  const q = useQuery({ queryKey: ['pools'], queryFn: ({ signal }) => api<{ items: PoolView[] }>('/v1/pools', { signal }), refetchInterval: AGENT_REFRESH_MS });
+  return (
+    <Card title="Pools" testId="pools">
+      <ErrorBox error={q.error} />
+      {q.isPending ? <Loading what="pools" /> : null}
+      <table>
+        <thead>
+          <tr>
+            <th>Pool</th>
+            <th>Kind</th>
+            <th className="num">In use</th>
+            <th className="num">Leases</th>
+            <th className="num">Replicas</th>
+            <th className="num">Queue</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(q.data?.items ?? []).map((p) => (
+            <tr key={p.name}>
+              <td>{p.name}</td>
+              <td>{p.kind ?? '—'}</td>
+              <td className="num">
+                {p.inUse ?? '—'}/{p.capacity ?? '—'}
+              </td>
+              <td className="num">{p.leases ?? '—'}</td>
+              <td className="num">{p.inference ? `${p.inference.readyReplicas}/${p.inference.replicas}` : '—'}</td>
+              <td className="num">{p.inference ? p.inference.queueDepth : '—'}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Card>
+  );
+}
+
+/** Open circuit breakers of the MCP upstreams: a replica that stopped answering is taken out of rotation. */
+function Breakers() {
+  const session = useSession();
+  const denied = deniedReason(session, 'mcp:call');
+  const q = useQuery({
+    queryKey: ['mcp', 'servers'],
+    queryFn: ({ signal }) => api<PageView<pb.Server>>('/v1/mcp/servers', { signal }),
+    refetchInterval: AGENT_REFRESH_MS,
+    enabled: !denied,
+  });
+  const servers = q.data?.items ?? [];
+  const open = servers.flatMap((s) => s.replicas.filter((r) => r.breaker !== 'closed').map((r) => `${s.name}#${r.id} ${r.breaker}`));
+  return (
+    <Card title="MCP upstreams" testId="breakers">
+      {denied ? <p className="muted">Hidden: {denied}</p> : null}
+      <ErrorBox error={q.error} />
+      {q.data ? (
+        <p>
+          <span data-testid="breakers-open">{open.length}</span> breakers open · {servers.filter((s) => s.status === 'ready').length}/{servers.length} servers ready
+          {open.length > 0 ? <span className="muted"> ({open.join(', ')})</span> : null}
+        </p>
+      ) : null}
+    </Card>
   );
 }

@@ -2,10 +2,11 @@ import { useState } from 'react';
 import { useMutation, useQuery } from '@tanstack/react-query';
 import { Link, useLocation, useSearchParams } from 'wouter';
 import type { OverviewView, PageView, pb, TaskSummaryView, TaskView } from '@ziggie/contracts';
-import { api, query } from '../api';
+import { api, ApiError, query } from '../api';
 import { deniedReason } from '../auth';
 import { ago, Card, Denied, ErrorBox, Loading, Status } from '../components/common';
 import { SchemaForm } from '../components/SchemaForm';
+import { lineOfStep } from '../plan-text';
 import { useSession } from '../session';
 
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
@@ -38,6 +39,7 @@ export function Tasks() {
     <div className="tasks">
       <h1>Tasks</h1>
       <SubmitTask />
+      <SubmitPlan />
       <Card title="All tasks" testId="task-list">
         <div className="filters">
           <Select label="Status" value={filters.status} options={STATUSES} onChange={(v) => set({ status: v })} />
@@ -199,6 +201,78 @@ function SubmitTask() {
           <Denied reason={denied} />
           <ErrorBox error={submit.error} />
         </>
+      )}
+    </Card>
+  );
+}
+
+const EXAMPLE_PLAN = JSON.stringify(
+  {
+    steps: [
+      { id: 'greet', capability: 'research', input: { tool: 'everything.echo', arguments: { message: 'hello' } } },
+      { id: 'sum', capability: 'data', input: { tool: 'everything.get-sum', arguments: { a: 2, b: 3 } } },
+      { id: 'report', capability: 'qa', dependsOn: ['greet', 'sum'], input: { tool: 'everything.echo', arguments: { message: '{{steps.greet.output.text}} / {{steps.sum.output.text}}' } } },
+    ],
+  },
+  null,
+  2,
+);
+
+function SubmitPlan() {
+  const session = useSession();
+  const [, navigate] = useLocation();
+  const denied = deniedReason(session, 'agent:dispatch');
+  const workspaces = useQuery({ queryKey: ['tasks', 'overview'], queryFn: ({ signal }) => api<OverviewView>('/v1/overview', { signal }) });
+  const [open, setOpen] = useState(false);
+  const [text, setText] = useState(EXAMPLE_PLAN);
+  const [workspace, setWorkspace] = useState('');
+  const [parseError, setParseError] = useState<string | null>(null);
+  const ws = workspace || workspaces.data?.workspaces.find((w) => w.id === 'ziggie')?.id || workspaces.data?.workspaces[0]?.id || '';
+  const submit = useMutation({
+    mutationFn: (plan: unknown) => api<TaskView>('/v1/tasks', { method: 'POST', body: { workspace: ws, plan } }),
+    onSuccess: (task) => navigate(`/tasks/${task.id}`),
+  });
+  const problem = submit.error instanceof ApiError ? submit.error.problem : null;
+  const line = problem && typeof problem.stepId === 'string' ? lineOfStep(text, problem.stepId) : null;
+  return (
+    <Card title="Submit a plan" testId="submit-plan">
+      {!open ? (
+        <button className="link" onClick={() => setOpen(true)}>
+          Write a plan as JSON…
+        </button>
+      ) : (
+        <form
+          className="schema-form"
+          onSubmit={(e) => {
+            e.preventDefault();
+            try {
+              const plan = JSON.parse(text) as unknown;
+              setParseError(null);
+              submit.mutate(plan);
+            } catch (err) {
+              setParseError(err instanceof Error ? err.message : String(err));
+            }
+          }}
+        >
+          <label>
+            Workspace{' '}
+            <select name="plan-workspace" value={ws} onChange={(e) => setWorkspace(e.target.value)}>
+              {(workspaces.data?.workspaces ?? []).map((w) => (
+                <option key={w.id} value={w.id}>
+                  {w.id}
+                </option>
+              ))}
+            </select>
+          </label>
+          <textarea name="plan" rows={14} value={text} onChange={(e) => setText(e.target.value)} spellCheck={false} />
+          {parseError ? <small className="field-error">not valid JSON: {parseError}</small> : null}
+          {line ? <small className="field-error" data-testid="plan-error-line">line {line}: step {String(problem!.stepId)}</small> : null}
+          <ErrorBox error={submit.error} />
+          <button type="submit" disabled={Boolean(denied) || submit.isPending} title={denied ?? undefined}>
+            Submit plan
+          </button>
+          <Denied reason={denied} />
+        </form>
       )}
     </Card>
   );

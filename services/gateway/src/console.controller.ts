@@ -34,7 +34,7 @@ const TYPES: Record<string, string> = {
 const filter = z.string().max(500).optional();
 /**
  * A screen's address carries its filters and page, which the page reads itself (deep links); the
- * server only hands out the page. Any other parameter is the page's to ignore.
+ * server only hands out the page. Any other parameter (the list's `cursor`, say) is the page's own.
  */
 const ScreenQuery = z
   .object({
@@ -42,7 +42,6 @@ const ScreenQuery = z
     workspace: filter.describe('Tasks and agents: workspace filter'),
     priority: filter.describe('Tasks: priority filter'),
     blueprint: filter.describe('Tasks: blueprint filter'),
-    cursor: filter.describe('Tasks: the page of the list'),
     capability: filter.describe('Agents: capability filter'),
     level: filter.describe('Agents: level filter'),
   })

@@ -2,47 +2,13 @@
 // and, when mcp-gateway runs a GPU inference pool of the same name, the pods serving it. These are
 // the shapes and the merge the gateway's /v1/pools routes answer with.
 import { Logger } from '@nestjs/common';
-import { pb, ZiggieError } from '@ziggie/contracts';
+import { GpuPoolView, InferenceView, pb, PoolList, PoolView, ZiggieError } from '@ziggie/contracts';
 import { z } from 'zod';
 
 const Count = z.number().int().min(0);
 
-/** The mcp-gateway view of a GPU inference pool (mcp_gateway.proto GpuPool). */
-export const InferenceView = z
-  .object({
-    mode: z.enum(['deployment', 'keda', 'static']).describe('deployment: the Deployment\'s scale subresource; keda: a KEDA ScaledObject owns the replicas; static: fixed endpoints'),
-    namespace: z.string().nullable().describe('Kubernetes namespace (null for static pools)'),
-    target: z.string().nullable().describe('The Deployment running the pool\'s pods (null for static pools)'),
-    replicas: Count.describe('Desired replicas (spec.replicas)'),
-    readyReplicas: Count.describe('Replicas passing their readiness probe'),
-    minReplicas: Count,
-    maxReplicas: Count,
-    queueDepth: Count.describe('Tool calls waiting for a ready replica (on the answering mcp-gateway replica)'),
-    inFlight: Count.describe('Tool calls running on the pool (on the answering mcp-gateway replica)'),
-    servers: z.array(z.string()).describe('MCP servers whose calls run on the pool'),
-    lastScaledAt: z.string().nullable(),
-    lastScaleReason: z.enum(['demand', 'api']).nullable().describe('demand: a call found no ready replica; api: POST /v1/pools/{name}/scale'),
-  })
-  .describe('The GPU inference pool of this name in mcp-gateway');
-
-/** What POST /v1/pools/{name}/scale answers. */
-export const GpuPoolView = InferenceView.extend({ name: z.string() });
-
-export const PoolView = z.object({
-  name: z.string(),
-  kind: z.string().nullable().describe('gpu | comfyui | inference | other; null when only mcp-gateway knows the pool'),
-  capacity: Count.nullable().describe('Units leases may take (workspace-coord); null when only mcp-gateway knows the pool'),
-  reservedP0: Count.nullable(),
-  inUse: Count.nullable(),
-  leases: Count.nullable(),
-  description: z.string().nullable(),
-  updatedAt: z.string().nullable(),
-  inference: InferenceView.nullable()
-    .optional()
-    .describe('null: mcp-gateway has no GPU pool of this name; absent: mcp-gateway could not be asked (the rest is still workspace-coord\'s view)'),
-});
-
-export const PoolList = z.object({ items: z.array(PoolView), total: Count });
+// The response shapes are shared with the console (libs/contracts).
+export { GpuPoolView, InferenceView, PoolList, PoolView };
 
 /**
  * Scale body: at least one of the three (VALIDATION_FAILED otherwise). How they relate to each
