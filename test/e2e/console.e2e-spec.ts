@@ -126,7 +126,7 @@ describe('the web console in headless Chromium', () => {
     await page.waitForSelector('[data-testid="live"][data-state="live"]');
     figures.push(`overview with live figures: ${Date.now() - started} ms after navigation`);
     expect(page.url()).toBe(`${stack.gatewayUrl}/console/`);
-    expect(await page.evaluate('Object.values(sessionStorage)')).toEqual([stack.adminToken]);
+    expect(await page.evaluate(() => Object.values((globalThis as any).sessionStorage))).toEqual([stack.adminToken]);
     // The default seed: 1,625 agents; per level, as many as the API lists at that level.
     expect(await page.textContent('[data-testid="tile-agents-value"]')).toBe('1,625');
     const listed = await Promise.all([0, 1, 2, 3].map(async (level) => ((await (await api(`/v1/agents?level=${level}&limit=1`)).json()) as { total: number }).total));
@@ -137,6 +137,13 @@ describe('the web console in headless Chromium', () => {
     await page.waitForSelector('[data-testid="breakers-open"]');
     expect(await page.textContent('[data-testid="breakers-open"]')).toBe('0');
     await page.waitForSelector('[data-testid="pools"] tbody tr');
+
+    // Live without a reload: a task finished elsewhere shows up in the completed count.
+    const completed = Number(await page.textContent('[data-testid="tile-succeeded-value"]'));
+    const res = await api('/v1/tasks', { method: 'POST', body: JSON.stringify({ workspace: 'ziggie', plan: { steps: [{ id: 'a', capability: 'qa', input: { tool: 'ziggie.noop' } }] } }) });
+    expect(res.status).toBe(201);
+    // A function, not a string: the page's CSP (no 'unsafe-eval') refuses to evaluate strings.
+    await page.waitForFunction((n) => Number((globalThis as any).document.querySelector('[data-testid="tile-succeeded-value"]')?.textContent) > n, completed);
     await shot(page, 'overview');
 
     // Signed in for the rest of the tab's life: a reload keeps the session without the fragment.
@@ -167,7 +174,7 @@ describe('the web console in headless Chromium', () => {
     await page.waitForSelector('[data-testid="timeline"] [data-wave="3"]');
     await page.waitForSelector('[data-testid="task-detail"][data-status="succeeded"]', { timeout: 120_000 });
     // The timeline follows the events: every wave and bar ends up succeeded without a reload.
-    await page.waitForFunction(`[...document.querySelectorAll('[data-testid="timeline"] .bar')].every((b) => b.getAttribute('data-status') === 'succeeded')`);
+    await page.waitForFunction(() => [...(globalThis as any).document.querySelectorAll('[data-testid="timeline"] .bar')].every((b: any) => b.getAttribute('data-status') === 'succeeded'));
     const waves = await page.$$eval('[data-testid="timeline"] [data-wave]', (nodes) =>
       nodes.map((n) => ({ wave: n.getAttribute('data-wave'), status: n.getAttribute('data-status'), bars: n.querySelectorAll('.bar').length })),
     );

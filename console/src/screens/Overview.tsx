@@ -59,8 +59,6 @@ export function Overview() {
             </tbody>
           </table>
         </Card>
-        <Pools />
-        <Breakers />
         <Card title="Workspace health" testId="workspace-health">
           <table>
             <thead>
@@ -87,6 +85,8 @@ export function Overview() {
             </tbody>
           </table>
         </Card>
+        <Pools />
+        <Breakers />
       </div>
     </div>
   );
