@@ -265,8 +265,16 @@ describe('the web console in headless Chromium', () => {
     const context = await newContext();
     const page = await context.newPage();
     await page.goto(consoleUrl(stack.gatewayUrl, stack.adminToken));
+    await page.waitForSelector('[data-testid="live"][data-state="live"]');
+    const opened = Date.now();
     await page.click('nav >> text=Agents');
     await page.waitForSelector('[data-testid="agent-tree"] [data-level="0"]');
+    figures.push(`agent tree (1,625 agents) first rows: ${Date.now() - opened} ms after the click`);
+    await page.click('[data-testid="agent-tree"] [data-agent^="l0-"] [data-toggle]');
+    const expanded = Date.now();
+    await page.waitForSelector('[data-testid="agent-tree"] [data-level="1"]');
+    figures.push(`agent tree: L0's ${await page.$eval('[data-testid="agent-tree"] .tree', (t) => Number(t.getAttribute('data-rows')) - 1)} reports shown ${Date.now() - expanded} ms after the click`);
+    await page.click('[data-testid="agent-tree"] [data-agent^="l0-"] [data-toggle]');
     // Down the chain of command (L1 specialists and their teams: the elite agents have no reports).
     for (const level of [0, 1, 2]) {
       await page.click(`[data-testid="agent-tree"] [data-agent^="l${level}-"] [data-toggle]`);
