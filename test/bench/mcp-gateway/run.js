@@ -127,7 +127,8 @@ function packageBin(name) {
 
 const EVERYTHING = join(packageDir('@modelcontextprotocol/server-everything'), 'dist', 'index.js');
 const HUNDRED_TOOLS = join(__dirname, 'hundred-tools-server.js');
-const GATEWAY_MAIN = join(REPO, 'services', 'mcp-gateway', 'dist', 'main.js');
+// BENCH_GATEWAY_MAIN runs another build of the gateway (a before/after comparison in one session).
+const GATEWAY_MAIN = process.env.BENCH_GATEWAY_MAIN ? resolve(process.env.BENCH_GATEWAY_MAIN) : join(REPO, 'services', 'mcp-gateway', 'dist', 'main.js');
 const PLATFORM_DIST = join(REPO, 'libs', 'platform', 'dist');
 
 function findNatsServer() {
@@ -484,15 +485,25 @@ const http = require('node:http');
 const rawAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256 });
 const RAW_PROTOCOL = '2025-11-25';
 
-function httpRequest(url, { method = 'POST', headers = {}, body } = {}) {
+/**
+ * One request on the keep-alive agent. A kept-alive socket the server closed just as it was
+ * reused fails with ECONNRESET before any answer: that request is sent once more on a fresh
+ * socket, as Node's documentation advises (request.reusedSocket).
+ */
+function httpRequest(url, { method = 'POST', headers = {}, body } = {}, retried = false) {
   return new Promise((done, fail) => {
+    let answered = false;
     const req = http.request(url, { method, headers, agent: rawAgent }, (res) => {
+      answered = true;
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => done({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', fail);
     });
-    req.on('error', fail);
+    req.on('error', (err) => {
+      if (!answered && !retried && req.reusedSocket && err.code === 'ECONNRESET') httpRequest(url, { method, headers, body }, true).then(done, fail);
+      else fail(err);
+    });
     req.end(body);
   });
 }

@@ -2,7 +2,6 @@ import { Logger } from '@nestjs/common';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   CallToolResultSchema,
@@ -31,6 +30,7 @@ import { resolveSecrets, UpstreamConfig } from '../config';
 import { limitedFetch } from './http';
 import type { CallOptions, CatalogChanged, NotificationRelay, ProviderFeatures, ProviderNotification, ProviderStatus, ReplicaState, ToolProvider } from './provider';
 import { BreakerOptions, BreakerStateName, ReplicaSet } from './replicas';
+import { KeepAliveStreamableHTTPClientTransport } from './streamable-http';
 import { WsClientTransport } from './ws-transport';
 
 export type McpUpstreamConfig = Extract<UpstreamConfig, { transport: 'stdio' | 'http' | 'sse' | 'ws' }>;
@@ -305,7 +305,8 @@ export class McpUpstream implements ToolProvider {
     // Each request carries the trace context of the call it belongs to (fetch is not instrumented).
     const fetchFn = withTraceHeaders(limitedFetch(maxResponseBytes));
     if (c.transport === 'sse') return new SSEClientTransport(url, { requestInit: { headers }, eventSourceInit: { fetch: (u, init) => fetchFn(u, { ...init, headers: { ...Object.fromEntries(new Headers(init?.headers).entries()), ...headers } }) }, fetch: fetchFn });
-    return new StreamableHTTPClientTransport(url, { requestInit: { headers }, fetch: fetchFn });
+    // The handshake and the standalone stream go through fetchFn; calls over a keep-alive agent.
+    return new KeepAliveStreamableHTTPClientTransport(url, headers, maxResponseBytes, { requestInit: { headers }, fetch: fetchFn });
   }
 
   private get primary(): McpConnection | undefined {
