@@ -299,6 +299,8 @@ describe('the web console in headless Chromium', () => {
     await page.goto(consoleUrl(stack.gatewayUrl, stack.adminToken));
     await page.click('nav >> text=MCP');
     await page.waitForSelector('[data-testid="mcp-servers"] tbody tr');
+    // An admin sees the quarantine of changed tool definitions (none here: every tool matches its pin).
+    await page.waitForSelector('[data-testid="mcp-pins"] >> text=No tool waits for approval');
     await page.fill('input[name="tool-search"]', 'everything.echo');
     await page.click('[data-tool="everything.echo"]');
     await page.fill('#tool-message', '<img src=x onerror="console.error(1)"> hello');
@@ -361,13 +363,20 @@ describe('the web console in headless Chromium', () => {
     expect(tasksSeen(all)).toEqual(expect.arrayContaining([ziggie, theirs]));
   }, 60_000);
 
-  it('disables the actions a role may not take and says why: an l2l3 token cannot submit a task', async () => {
+  it('disables the actions a role may not take and says why: an l2l3 token cannot submit a task and sees no admin action', async () => {
     const context = await newContext();
     const page = await context.newPage();
     await page.goto(consoleUrl(stack.gatewayUrl, token(['l2l3'], ['ziggie'])).replace('/console/#', '/console/tasks#'));
     await page.waitForSelector('[data-testid="submit-task"] button[type="submit"]');
     expect(await page.isDisabled('[data-testid="submit-task"] button[type="submit"]')).toBe(true);
     expect(await page.textContent('[data-testid="submit-task"] .denied')).toContain('needs agent:dispatch');
+
+    // No admin action without config:change: the MCP console has no quarantine approvals for it.
+    await page.click('nav >> text=MCP');
+    await page.waitForSelector('[data-testid="mcp-tools"] [data-tool]');
+    expect(await page.$('[data-testid="mcp-pins"]')).toBeNull();
+    expect(await page.$$('text=Approve the new definition')).toHaveLength(0);
+    await shot(page, 'mcp-l2l3');
     await context.close();
   }, 60_000);
 });

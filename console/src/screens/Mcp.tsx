@@ -1,5 +1,5 @@
 import { useMemo, useState } from 'react';
-import { useQuery } from '@tanstack/react-query';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import type { PageView, pb } from '@ziggie/contracts';
 import { api, ApiError } from '../api';
 import { deniedReason } from '../auth';
@@ -78,6 +78,7 @@ export function Mcp() {
           </table>
         )}
       </Card>
+      <Pins />
       <div className="columns">
         <Card title="Tool catalog" testId="mcp-tools">
           <input className="search" placeholder="Search tools" value={search} onChange={(e) => setSearch(e.target.value)} name="tool-search" />
@@ -149,6 +150,66 @@ function CallTool({ tool }: { tool: pb.Tool }) {
           <h3>{result.isError === true ? 'Tool reported an error' : 'Result'}</h3>
           <Output value={result} />
         </div>
+      ) : null}
+    </Card>
+  );
+}
+
+/**
+ * Tool definitions that changed upstream and wait for an admin's approval before they can be
+ * called again (pinning against a changed definition). Only a token with config:change sees it:
+ * the others could neither list nor approve.
+ */
+function Pins() {
+  const session = useSession();
+  const denied = deniedReason(session, 'config:change');
+  const client = useQueryClient();
+  const q = useQuery({
+    queryKey: ['mcp', 'pins', 'quarantined'],
+    queryFn: ({ signal }) => api<PageView<pb.Pin>>('/v1/mcp/pins?quarantined=true', { signal }),
+    enabled: !denied,
+  });
+  const approve = useMutation({
+    mutationFn: (pin: pb.Pin) => api<pb.Pin>(`/v1/mcp/pins/${encodeURIComponent(pin.name)}/approve`, { method: 'POST', body: { hash: pin.pendingHash } }),
+    onSuccess: () => void client.invalidateQueries({ queryKey: ['mcp'] }),
+  });
+  if (denied) return null;
+  const pins = q.data?.items ?? [];
+  return (
+    <Card title="Quarantined tool definitions (admin)" testId="mcp-pins">
+      <ErrorBox error={q.error ?? approve.error} />
+      {q.isPending ? <Loading what="pins" /> : null}
+      {q.data && pins.length === 0 ? <p className="muted">No tool waits for approval: every definition matches its pin.</p> : null}
+      {pins.length > 0 ? (
+        <table className="list">
+          <thead>
+            <tr>
+              <th>Tool</th>
+              <th>Pinned</th>
+              <th>Changed to</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {pins.map((p) => (
+              <tr key={p.name}>
+                <td>{p.name}</td>
+                <td>
+                  <code title={p.pinnedHash}>{p.pinnedHash.slice(0, 12)}</code>
+                </td>
+                <td>
+                  <code title={p.pendingHash}>{p.pendingHash.slice(0, 12)}</code>
+                  <pre className="output json">{JSON.stringify(p.pending ?? {}, null, 2)}</pre>
+                </td>
+                <td>
+                  <button disabled={approve.isPending} onClick={() => approve.mutate(p)}>
+                    Approve the new definition
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
       ) : null}
     </Card>
   );
