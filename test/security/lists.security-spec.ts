@@ -252,7 +252,7 @@ describe('security: every list takes one strict cursor convention, and its limit
           try {
             reply = await get(query);
           } catch (err) {
-            violations.push(`run ${run}: no answer (${(err as Error).message}) for ?${query.slice(0, 200)}`);
+            violations.push(`run ${run}: no answer (${(err as Error).message}${(err as Error).cause ? `: ${String((err as Error).cause)}` : ''}) for ?${query.slice(0, 200)}`);
             return true;
           }
           const problems: string[] = [];

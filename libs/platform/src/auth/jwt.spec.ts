@@ -196,6 +196,54 @@ describe('JwtVerifier with HS256', () => {
   });
 });
 
+describe('JwtVerifier remembers the tokens it verified', () => {
+  const hs = (payload: object) => sign(payload, SECRET, { algorithm: 'HS256' });
+  afterEach(() => jest.useRealTimers());
+
+  it('answers a verified token from memory until its exp, never past it, and verifies any other text in full', async () => {
+    const start = Date.now();
+    jest.useFakeTimers({ now: start, doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    const verifier = new JwtVerifier(authConfig());
+    const exp = Math.floor(start / 1000) + 60;
+    const token = hs({ ...validPayload(), exp });
+
+    const first = await verifier.verify(token);
+    expect(first).toEqual({ subject: 'alice', roles: ['l1'], workspaces: ['alpha'] });
+    expect(verifier.verifiedTokens).toBe(1);
+    // The same object for every request with this token, so nobody may change it.
+    expect(await verifier.verify(token)).toBe(first);
+    expect(Object.isFrozen(first) && Object.isFrozen(first.roles) && Object.isFrozen(first.workspaces)).toBe(true);
+
+    // One changed byte of the signature is another token: checked in full, refused, not remembered.
+    const tampered = `${token.slice(0, -2)}${token.endsWith('AA') ? 'BB' : 'AA'}`;
+    await expectRejected(verifier.verify(tampered), 'AUTH_INVALID_TOKEN', 'invalid signature');
+    expect(verifier.verifiedTokens).toBe(1);
+
+    // Past exp and the clock tolerance: verified in full again, refused, and forgotten.
+    jest.setSystemTime(start + (60 + 31) * 1000);
+    await expectRejected(verifier.verify(token), 'AUTH_INVALID_TOKEN', 'token expired');
+    expect(verifier.verifiedTokens).toBe(0);
+  });
+
+  it('does not remember a token accepted only within the clock tolerance', async () => {
+    const verifier = new JwtVerifier(authConfig());
+    expect((await verifier.verify(hs({ ...validPayload(), exp: now() - 5 }))).subject).toBe('alice');
+    expect(verifier.verifiedTokens).toBe(0);
+  });
+
+  it('remembers a bounded number of tokens, forgetting the oldest first', async () => {
+    const verifier = new JwtVerifier(authConfig(), 3);
+    const tokens = ['a', 'b', 'c', 'd'].map((sub) => hs({ ...validPayload(), sub }));
+    const first = await Promise.all(tokens.map((t) => verifier.verify(t)));
+    expect(verifier.verifiedTokens).toBe(3);
+    // b, c and d are answered from memory (the same objects); a was forgotten and is verified anew.
+    for (const i of [1, 2, 3]) expect(await verifier.verify(tokens[i]!)).toBe(first[i]);
+    const again = await verifier.verify(tokens[0]!);
+    expect(again).toEqual(first[0]);
+    expect(again).not.toBe(first[0]);
+  });
+});
+
 describe('JwtVerifier token lifetime', () => {
   const DAY = 86_400;
   const verifier = new JwtVerifier(authConfig());

@@ -22,6 +22,9 @@ type AuthConfig = PlatformConfig['auth'];
 const KnownAlgorithms = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'PS256'] as const;
 type Algorithm = (typeof KnownAlgorithms)[number];
 
+/** Verified tokens remembered at most (about 1 KB each); the oldest goes first. */
+export const VERIFIED_TOKENS_MAX = 10_000;
+
 /** How long an unknown `kid` waits before it may trigger another JWKS fetch. */
 export const JWKS_COOLDOWN_MS = 10_000;
 const JWKS_TIMEOUT_MS = 5_000;
@@ -115,8 +118,18 @@ export class JwtVerifier {
   private readonly publicKey?: KeyObject;
   private readonly jwks?: JWTVerifyGetKey;
   private lastKeyFailure?: { message: string; at: number };
+  /**
+   * Tokens that passed every check, by their exact text, until their `exp`: a client sends the
+   * same token with every request, and verifying it again (signature, claims) was most of what
+   * the auth edge added to a request. A changed byte is another key, verified in full; a token
+   * is never trusted past its `exp` (the clock tolerance is not extended to cached tokens).
+   */
+  private readonly verified = new Map<string, { principal: Principal; exp: number }>();
 
-  constructor(private readonly auth: AuthConfig) {
+  constructor(
+    private readonly auth: AuthConfig,
+    private readonly verifiedTokensMax = VERIFIED_TOKENS_MAX,
+  ) {
     const problems: string[] = [];
     const unknown = auth.algorithms.filter((a) => !isAlgorithm(a));
     if (unknown.length > 0) problems.push(`JWT_ALGORITHMS: unsupported ${unknown.join(', ')}`);
@@ -153,6 +166,25 @@ export class JwtVerifier {
   }
 
   async verify(token: string): Promise<Principal> {
+    const known = this.verified.get(token);
+    if (known) {
+      if (Date.now() < known.exp * 1000) return known.principal;
+      this.verified.delete(token);
+    }
+    const { principal, exp } = await this.verifyFully(token);
+    if (Date.now() < exp * 1000) {
+      if (this.verified.size >= this.verifiedTokensMax) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(token, { principal, exp });
+    }
+    return principal;
+  }
+
+  /** Tokens remembered as verified (for tests and diagnostics). */
+  get verifiedTokens(): number {
+    return this.verified.size;
+  }
+
+  private async verifyFully(token: string): Promise<{ principal: Principal; exp: number }> {
     const header = protectedHeaderOf(token);
     if (!header || header.alg === undefined) throw invalid('malformed token');
     if (ForbiddenHeaderParameters.some((name) => name in header)) throw invalid('forbidden header parameter');
@@ -185,7 +217,9 @@ export class JwtVerifier {
     const workspaces = stringArray(payload.workspaces);
     if (!workspaces) throw invalid('workspaces claim must be an array of strings');
 
-    return { subject: payload.sub, roles, workspaces };
+    // Frozen: the same object now answers every request that carries this token.
+    const principal: Principal = Object.freeze({ subject: payload.sub, roles: Object.freeze(roles) as Principal['roles'], workspaces: Object.freeze(workspaces) as string[] });
+    return { principal, exp: payload.exp as number };
   }
 
   /**
