@@ -308,6 +308,18 @@ describe('the web console in headless Chromium', () => {
     await page.waitForSelector('[data-testid="tool-result"]');
     expect(await page.textContent('[data-testid="tool-result"] pre')).toBe('Echo: <img src=x onerror="console.error(1)"> hello');
     expect(await page.$$('[data-testid="tool-result"] img')).toHaveLength(0);
+
+    // A long call reports its progress as it goes, then its result.
+    await page.fill('input[name="tool-search"]', 'long-running');
+    await page.click('[data-tool="everything.trigger-long-running-operation"]');
+    await page.fill('#tool-duration', '1');
+    await page.fill('#tool-steps', '3');
+    await page.click('text=Call tool');
+    await page.waitForSelector('[data-testid="tool-progress"]');
+    await page.waitForSelector('[data-testid="tool-result"]');
+    expect(await page.textContent('[data-testid="tool-progress"]')).toMatch(/^Progress \d \/ 3/);
+    expect(Number(await page.getAttribute('[data-testid="tool-progress"]', 'data-count'))).toBeGreaterThanOrEqual(2);
+    expect(await page.textContent('[data-testid="tool-result"] pre')).toMatch(/Long running operation completed/);
     await shot(page, 'mcp');
     await context.close();
   }, 60_000);

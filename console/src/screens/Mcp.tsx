@@ -138,7 +138,7 @@ function CallTool({ tool }: { tool: pb.Tool }) {
       <p className="muted">{tool.description}</p>
       <SchemaForm idPrefix="tool" schema={tool.inputSchema} submitLabel="Call tool" busy={busy} onSubmit={(args) => void call(args)} />
       {last ? (
-        <p data-testid="tool-progress">
+        <p data-testid="tool-progress" data-count={progress.length}>
           Progress {last.progress}
           {last.total ? ` / ${last.total}` : ''} {last.message ?? ''}
           {last.total ? <progress value={last.progress} max={last.total} /> : null}
