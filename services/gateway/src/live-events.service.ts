@@ -59,6 +59,11 @@ export class LiveEventsService implements OnApplicationShutdown {
   }
 
   async stream(principal: Principal, req: Request, res: Response): Promise<void> {
+    // Listened for first: a client gone before the stream is set up must not leave a listener behind.
+    const gone = new Promise<void>((resolve) => {
+      if (res.destroyed || req.socket.destroyed) resolve();
+      res.on('close', resolve);
+    });
     this.subscribe();
     const stream = openEventStream(res);
     const all = principal.workspaces.includes('*');
@@ -90,7 +95,7 @@ export class LiveEventsService implements OnApplicationShutdown {
     this.listeners.add(listener);
     // Tells the client the feed is live: what it loads from now on is followed.
     stream.send('ready', { at: new Date().toISOString() });
-    await new Promise<void>((resolve) => req.on('close', resolve));
+    await gone;
     this.listeners.delete(listener);
     stream.close();
   }
