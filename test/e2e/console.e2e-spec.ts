@@ -113,6 +113,11 @@ describe('the web console in headless Chromium', () => {
     expect(await unknown.json()).toMatchObject({ code: 'NOT_FOUND' });
     const escape = await fetch(`${stack.gatewayUrl}/console/assets/..%2F..%2Fpackage.json`);
     expect(escape.status).toBe(404);
+    const script = /<script[^>]* src="([^"]+)"/.exec(html)![1]!;
+    const js = await fetch(`${stack.gatewayUrl}${script}`, { headers: { 'accept-encoding': 'gzip' } });
+    expect([js.status, js.headers.get('content-encoding'), js.headers.get('content-type')]).toEqual([200, 'gzip', 'application/javascript; charset=utf-8']);
+    expect(js.headers.get('cache-control')).toContain('immutable');
+    expect((await js.text()).length).toBeGreaterThan(0);
   });
 
   it('signs in from the fragment URL, forgets it in the address bar, and shows the overview live', async () => {
@@ -120,11 +125,18 @@ describe('the web console in headless Chromium', () => {
     const page = await context.newPage();
     const url = consoleUrl(stack.gatewayUrl, stack.adminToken);
     expect(url).toContain('/console/#token=');
+    const scripts: Array<Promise<number>> = [];
+    page.on('response', (r) => {
+      if (r.request().resourceType() === 'script') scripts.push(r.request().sizes().then((s) => s.responseBodySize));
+    });
     const started = Date.now();
     await page.goto(url);
     await page.waitForSelector('[data-testid="overview"]');
     await page.waitForSelector('[data-testid="live"][data-state="live"]');
     figures.push(`overview with live figures: ${Date.now() - started} ms after navigation`);
+    const transferred = (await Promise.all(scripts)).reduce((a, b) => a + b, 0);
+    figures.push(`first load: ${scripts.length} script(s), ${transferred} bytes of JavaScript transferred`);
+    expect(scripts.length).toBeGreaterThan(0);
     expect(page.url()).toBe(`${stack.gatewayUrl}/console/`);
     expect(await page.evaluate(() => Object.values((globalThis as any).sessionStorage))).toEqual([stack.adminToken]);
     // The default seed: 1,625 agents; per level, as many as the API lists at that level.

@@ -2,6 +2,7 @@ import { Controller, Get, Param, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { existsSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { ZiggieError } from '@ziggie/contracts';
 import { ApiDoc, Public, ValidQuery } from '@ziggie/platform';
 import { z } from 'zod';
@@ -47,6 +48,9 @@ const ScreenQuery = z
   })
   .catchall(z.unknown());
 
+/** Text files go out gzipped to clients that accept it (every browser): a third of the bytes. */
+const COMPRESSIBLE = new Set(['.js', '.css', '.svg']);
+
 /** Hashed names only (Vite's output): a name that could walk out of the folder never matches. */
 const ASSET_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 
@@ -62,6 +66,7 @@ function secure(res: Response): void {
 @Controller('console')
 export class ConsoleController {
   private readonly files = new Map<string, Buffer>();
+  private readonly gzipped = new Map<string, Buffer>();
 
   private read(path: string): Buffer {
     let body = this.files.get(path);
@@ -94,13 +99,27 @@ export class ConsoleController {
 
   @Get('assets/:file')
   @ApiDoc({ summary: 'Files of the web console', tag: 'operations', produces: 'application/octet-stream' })
-  asset(@Param('file') file: string, @Res() res: Response): void {
-    const type = TYPES[extname(file)];
+  asset(@Param('file') file: string, @Req() req: Request, @Res() res: Response): void {
+    const ext = extname(file);
+    const type = TYPES[ext];
     if (!ASSET_NAME.test(file) || file.startsWith('.') || !type) throw new ZiggieError('NOT_FOUND', `no such file: ${file}`);
-    const body = this.read(join(CONSOLE_DIR, 'assets', file));
+    const path = join(CONSOLE_DIR, 'assets', file);
+    let body = this.read(path);
     secure(res);
     // Names carry a content hash: a changed file gets a new name.
     res.setHeader('Cache-Control', 'public, max-age=31536000, immutable');
+    if (COMPRESSIBLE.has(ext)) {
+      res.setHeader('Vary', 'Accept-Encoding');
+      if (req.acceptsEncodings('gzip') === 'gzip') {
+        let gz = this.gzipped.get(path);
+        if (!gz) {
+          gz = gzipSync(body, { level: 9 });
+          this.gzipped.set(path, gz);
+        }
+        body = gz;
+        res.setHeader('Content-Encoding', 'gzip');
+      }
+    }
     res.type(type).send(body);
   }
 
