@@ -10,6 +10,7 @@ import { Tasks } from './screens/Tasks';
 import { TaskDetail } from './screens/TaskDetail';
 import { Agents } from './screens/Agents';
 import { Mcp } from './screens/Mcp';
+import { Workspaces } from './screens/Workspaces';
 
 function makeClient(onUnauthorized: () => void): QueryClient {
   return new QueryClient({
@@ -75,6 +76,7 @@ function Nav({ session, onSignOut }: { session: Session; onSignOut(): void }) {
         {item('/', 'Overview')}
         {item('/tasks', 'Tasks')}
         {item('/agents', 'Agents')}
+        {item('/workspaces', 'Workspaces')}
         {item('/mcp', 'MCP')}
       </nav>
       <LiveBadge />
@@ -127,6 +129,8 @@ export function App({ token }: { token: string | null }) {
                 <Route path="/tasks/:id">{(p) => <TaskDetail id={p.id} />}</Route>
                 <Route path="/agents">{() => <Agents />}</Route>
                 <Route path="/agents/:id">{(p) => <Agents focus={p.id} />}</Route>
+                <Route path="/workspaces">{() => <Workspaces />}</Route>
+                <Route path="/workspaces/:id">{(p) => <Workspaces focus={p.id} />}</Route>
                 <Route path="/mcp" component={Mcp} />
                 <Route>
                   <p>Nothing here.</p>

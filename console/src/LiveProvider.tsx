@@ -38,6 +38,7 @@ export function LiveProvider({ children }: { children: ReactNode }) {
         connected = true;
       } else if (e.type === 'workspace') {
         refresh('workspaces', ['workspaces']);
+        refresh('overview', ['tasks', 'overview']);
       } else {
         refresh(`task:${e.data.taskId}`, ['task', e.data.taskId]);
         // Lists and counts change only when a task starts or ends.

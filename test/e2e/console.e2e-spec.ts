@@ -305,6 +305,24 @@ describe('the web console in headless Chromium', () => {
     await context.close();
   }, 60_000);
 
+  it('shows the workspaces with their health and dependencies, and one workspace\'s health and port leases', async () => {
+    const lease = await api('/v1/workspaces/ziggie/ports', { method: 'POST', body: JSON.stringify({ service: 'console-e2e' }) });
+    expect(lease.status).toBe(201);
+    const { port } = (await lease.json()) as { port: number };
+    const context = await newContext();
+    const page = await context.newPage();
+    await page.goto(consoleUrl(stack.gatewayUrl, stack.adminToken));
+    await page.click('[data-testid="workspace-health"] >> text=Ziggie');
+    await page.waitForSelector('[data-testid="workspace-card"] >> text=console-e2e');
+    expect(page.url()).toBe(`${stack.gatewayUrl}/console/workspaces/ziggie`);
+    const listed = (await (await api('/v1/workspaces?limit=500')).json()) as { items: Array<{ id: string; dependsOn: string[] }> };
+    const rows = await page.$$eval('[data-testid="workspace-list"] [data-workspace]', (nodes) => nodes.map((n) => n.getAttribute('data-workspace')));
+    expect(rows).toEqual(listed.items.map((w) => w.id));
+    expect(await page.textContent('[data-testid="workspace-card"] table')).toContain(String(port));
+    await shot(page, 'workspaces');
+    await context.close();
+  }, 60_000);
+
   it('calls a tool from the MCP console with a form built from its input schema, and shows the result as text', async () => {
     const context = await newContext();
     const page = await context.newPage();

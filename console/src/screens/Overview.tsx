@@ -73,7 +73,7 @@ export function Overview() {
               {o.workspaces.map((w) => (
                 <tr key={w.id}>
                   <td>
-                    <Link href={`/tasks?workspace=${encodeURIComponent(w.id)}`}>{w.name || w.id}</Link>
+                    <Link href={`/workspaces/${encodeURIComponent(w.id)}`}>{w.name || w.id}</Link>
                   </td>
                   <td>{w.priority}</td>
                   <td>

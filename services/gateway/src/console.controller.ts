@@ -22,7 +22,7 @@ export const CONSOLE_CSP =
   "manifest-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /** The client-side screens: each answers the same page, which then shows the screen. */
-const SCREENS = new Set(['tasks', 'agents', 'mcp']);
+const SCREENS = new Set(['tasks', 'agents', 'workspaces', 'mcp']);
 
 const TYPES: Record<string, string> = {
   '.js': 'application/javascript; charset=utf-8',
@@ -124,14 +124,14 @@ export class ConsoleController {
   }
 
   @Get(':screen')
-  @ApiDoc({ summary: 'A screen of the web console (tasks, agents, mcp)', tag: 'operations', produces: 'text/html' })
+  @ApiDoc({ summary: 'A screen of the web console (tasks, agents, workspaces, mcp)', tag: 'operations', produces: 'text/html' })
   screen(@Param('screen') screen: string, @ValidQuery(ScreenQuery) _q: unknown, @Res() res: Response): void {
     if (!SCREENS.has(screen)) throw new ZiggieError('NOT_FOUND', `no such screen: ${screen}`);
     this.page(res);
   }
 
   @Get(':screen/:id')
-  @ApiDoc({ summary: 'One item on a screen of the web console (a task, an agent)', tag: 'operations', produces: 'text/html' })
+  @ApiDoc({ summary: 'One item on a screen of the web console (a task, an agent, a workspace)', tag: 'operations', produces: 'text/html' })
   item(@Param('screen') screen: string, @Param('id') id: string, @ValidQuery(ScreenQuery) _q: unknown, @Res() res: Response): void {
     if (!SCREENS.has(screen) || !ASSET_NAME.test(id)) throw new ZiggieError('NOT_FOUND', `no such screen: ${screen}/${id}`);
     this.page(res);
