@@ -101,7 +101,7 @@ const SOAK_SAMPLE_MS = 5_000;
 const CELL_LIMIT_MS = Number(process.env.BENCH_CELL_LIMIT_MS) || 5 * 60_000; // env override for testing the abort
 const START_LIMIT_MS = 60_000;
 // A profiled gateway writes its .cpuprofile on exit: give it the time to.
-const KILL_GRACE_MS = opts.cpuProf ? 30_000 : 3_000;
+const KILL_GRACE_MS = opts.cpuProf ? 60_000 : 3_000;
 const RSS_SAMPLE_MS = 200;
 
 // ---------------------------------------------------------------------------------------------
