@@ -132,6 +132,7 @@ export function TaskDetail({ id }: { id: string }) {
             <tr>
               <th>Step</th>
               <th>Wave</th>
+              <th>Depends on</th>
               <th>Status</th>
               <th>Agent</th>
               <th className="num">Attempt</th>
@@ -149,6 +150,7 @@ export function TaskDetail({ id }: { id: string }) {
                   </button>
                 </td>
                 <td className="num">{s.wave}</td>
+                <td className="muted deps" title={s.dependsOn.join(', ')}>{s.dependsOn.join(', ') || '—'}</td>
                 <td>
                   <Status value={s.status} />
                 </td>
