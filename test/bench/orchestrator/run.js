@@ -557,7 +557,7 @@ async function startPostgres(databases) {
   const port = await freePort();
   const settings = { listen_addresses: '127.0.0.1', max_connections: '200' };
   if (opts.pgSync === 'off') Object.assign(settings, { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' });
-  if (opts.pgStats) Object.assign(settings, { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' });
+  if (opts.pgStats) Object.assign(settings, { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all', 'pg_stat_statements.track_planning': 'on' });
   const args = ['-D', dataDir, '-p', String(port), '-k', sockDir];
   for (const [k, v] of Object.entries(settings)) args.push('-c', `${k}=${v}`);
   const p = startProcess('postgres', join(bin, 'postgres'), args, { cwd: dir, env, logFile: join(dir, 'postgres.log'), ...(runAs ?? {}) });
@@ -592,9 +592,12 @@ async function pgStatsReport(pg, label, steps) {
        from pg_stat_statements s join pg_database d on d.oid = s.dbid
        order by ${order} desc limit 15`,
     );
-  const total = await pgQuery(pg.admin, 'select sum(total_exec_time) as ms, sum(calls) as calls from pg_stat_statements');
+  const total = await pgQuery(pg.admin, 'select sum(total_exec_time) as ms, sum(total_plan_time) as plan, sum(calls) as calls from pg_stat_statements');
   const t = total.rows[0];
-  log(`  ${label}: pg_stat_statements, ${fmt(Number(t.ms), 0)} ms of statement time, ${fmt(Number(t.calls) / steps, 1)} statements per step; by time, then by calls:`);
+  log(
+    `  ${label}: pg_stat_statements, ${fmt(Number(t.ms), 0)} ms executing and ${fmt(Number(t.plan), 0)} ms planning statements, ` +
+      `${fmt(Number(t.calls) / steps, 1)} statements per step; by time, then by calls:`,
+  );
   for (const r of [...(await top('s.total_exec_time')).rows, ...(await top('s.calls')).rows]) {
     const q = r.query.replace(/\s+/g, ' ').slice(0, 160);
     log(`    ${fmt(Number(r.total_exec_time), 0).padStart(7)} ms ${String(r.calls).padStart(7)} calls ${fmt(Number(r.calls) / steps, 2).padStart(6)}/step ${fmt(Number(r.mean_exec_time), 3).padStart(8)} ms/call ${String(r.rows).padStart(8)} rows  ${r.datname}: ${q}`);
