@@ -47,10 +47,14 @@ export const mcpEnv = {
   MCP_OAUTH_SCOPES: z.string().default(''),
   /** SSE `retry` (ms) sent with the priming event of every stream on protocol 2025-11-25 and later. */
   MCP_SSE_RETRY_MS: z.coerce.number().int().min(0).max(600_000).default(1_000),
-  /** Server-to-client messages each session keeps for resumption with Last-Event-ID (0: no resumption). */
-  MCP_RESUME_EVENTS: z.coerce.number().int().min(0).max(100_000).default(1_000),
+  /**
+   * Server-to-client messages each session keeps for resumption with Last-Event-ID (0: no
+   * resumption). A client resumes the stream it lost moments ago: 100 covers that, where 1,000
+   * per session held about 3 MB of a busy session's memory (bench:mcp --soak-s, 32 sessions).
+   */
+  MCP_RESUME_EVENTS: z.coerce.number().int().min(0).max(100_000).default(100),
   /** ... and at most this many bytes of them (JSON), the oldest dropped first. */
-  MCP_RESUME_BYTES: z.coerce.number().int().min(0).default(8 * 1024 * 1024),
+  MCP_RESUME_BYTES: z.coerce.number().int().min(0).default(1024 * 1024),
   /** Idle MCP sessions expire after this long. */
   MCP_SESSION_TTL_MS: z.coerce.number().int().min(10_000).default(30 * 60_000),
   /** Consecutive upstream failures that open a replica's circuit, and how long it stays open. */

@@ -6,12 +6,15 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
  * resume it with Last-Event-ID (streamable HTTP resumability). Per session and in this process:
  * event ids are `<stream>.<sequence>` and are only meaningful to the transport that issued them.
  * Bounded in count and in bytes of JSON: the oldest events go first; a Last-Event-ID older than
- * what is kept replays nothing.
+ * what is kept replays nothing. An event is kept as its JSON text, not as the message object: one
+ * flat string per event instead of the object graph of a result (which held most of a busy
+ * session's memory), and measuring its bytes is the one serialisation it costs.
  */
 export class SessionEventStore implements EventStore {
   private seq = 0;
   private bytes = 0;
-  private readonly events = new Map<EventId, { stream: StreamId; message: JSONRPCMessage | Record<string, never>; bytes: number }>();
+  /** Per event: its stream and its message as JSON ('' for a priming event, which has none). */
+  private readonly events = new Map<EventId, { stream: StreamId; json: string }>();
 
   constructor(
     private readonly capacity: number,
@@ -20,13 +23,13 @@ export class SessionEventStore implements EventStore {
 
   storeEvent(streamId: StreamId, message: JSONRPCMessage): Promise<EventId> {
     const id = `${streamId}.${++this.seq}`;
-    const bytes = Object.keys(message).length === 0 ? 0 : JSON.stringify(message).length;
-    this.events.set(id, { stream: streamId, message, bytes });
-    this.bytes += bytes;
+    const json = Object.keys(message).length === 0 ? '' : JSON.stringify(message);
+    this.events.set(id, { stream: streamId, json });
+    this.bytes += json.length;
     while (this.events.size > this.capacity || (this.bytes > this.maxBytes && this.events.size > 1)) {
       const [oldest, e] = this.events.entries().next().value!;
       this.events.delete(oldest);
-      this.bytes -= e.bytes;
+      this.bytes -= e.json.length;
     }
     return Promise.resolve(id);
   }
@@ -45,7 +48,7 @@ export class SessionEventStore implements EventStore {
         continue;
       }
       // Priming events carry no message: nothing to replay.
-      if (after && e.stream === last.stream && Object.keys(e.message).length > 0) await send(id, e.message as JSONRPCMessage);
+      if (after && e.stream === last.stream && e.json !== '') await send(id, JSON.parse(e.json) as JSONRPCMessage);
     }
     return last.stream;
   }
