@@ -1,4 +1,4 @@
-import type { ReactNode } from 'react';
+import { type ReactNode, useEffect, useState } from 'react';
 import { ApiError } from '../api';
 
 /** Every failure the same way: the problem's stable code, its message, and the request id to quote. */
@@ -63,4 +63,25 @@ function where(p: Record<string, unknown>): string {
   if (Array.isArray(p.cycle)) parts.push(`cycle ${p.cycle.join(' → ')}`);
   if (Array.isArray(p.unknown)) parts.push(`unknown: ${p.unknown.join(', ')}`);
   return parts.join(' · ');
+}
+
+/**
+ * A text filter applied on Enter or when the field loses focus, not on every key (each change is
+ * a new address and a new request); it follows the address when that changes (back, a link).
+ */
+export function TextFilter({ label, name = label.toLowerCase(), value, onChange }: { label: string; name?: string; value: string; onChange(v: string): void }) {
+  const [draft, setDraft] = useState(value);
+  useEffect(() => setDraft(value), [value]);
+  return (
+    <form
+      onSubmit={(e) => {
+        e.preventDefault();
+        onChange(draft.trim());
+      }}
+    >
+      <label>
+        {label} <input name={name} value={draft} onChange={(e) => setDraft(e.target.value)} onBlur={() => draft.trim() !== value && onChange(draft.trim())} />
+      </label>
+    </form>
+  );
 }

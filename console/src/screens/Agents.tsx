@@ -4,7 +4,7 @@ import { useVirtualizer } from '@tanstack/react-virtual';
 import { Link, useSearchParams } from 'wouter';
 import type { PageView, pb } from '@ziggie/contracts';
 import { api, query } from '../api';
-import { Card, ErrorBox, Loading, Status } from '../components/common';
+import { Card, ErrorBox, Loading, Status, TextFilter } from '../components/common';
 import { flattenTree, type TreeRow } from '../tree';
 import { Meter } from './Overview';
 
@@ -64,7 +64,7 @@ export function Agents({ focus }: { focus?: string }) {
       <h1>Agents</h1>
       <div className="filters">
         {FILTERS.map((f) => (
-          <FilterInput key={f} name={f} value={filters[f]} onChange={(v) => setParams((prev) => {
+          <TextFilter key={f} label={f} name={f} value={filters[f]} onChange={(v) => setParams((prev) => {
             const next = new URLSearchParams(prev);
             if (v) next.set(f, v);
             else next.delete(f);
@@ -80,23 +80,6 @@ export function Agents({ focus }: { focus?: string }) {
         {selectedId ? <AgentCard id={selectedId} /> : null}
       </div>
     </div>
-  );
-}
-
-function FilterInput({ name, value, onChange }: { name: string; value: string; onChange(v: string): void }) {
-  const [draft, setDraft] = useState(value);
-  useEffect(() => setDraft(value), [value]);
-  return (
-    <form
-      onSubmit={(e) => {
-        e.preventDefault();
-        onChange(draft.trim());
-      }}
-    >
-      <label>
-        {name} <input name={name} value={draft} onChange={(e) => setDraft(e.target.value)} onBlur={() => draft.trim() !== value && onChange(draft.trim())} />
-      </label>
-    </form>
   );
 }
 

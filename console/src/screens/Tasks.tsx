@@ -4,7 +4,7 @@ import { Link, useLocation, useSearchParams } from 'wouter';
 import type { OverviewView, PageView, pb, TaskSummaryView, TaskView } from '@ziggie/contracts';
 import { api, ApiError, query } from '../api';
 import { deniedReason } from '../auth';
-import { ago, Card, Denied, ErrorBox, Loading, Status } from '../components/common';
+import { ago, Card, Denied, ErrorBox, Loading, Status, TextFilter } from '../components/common';
 import { SchemaForm } from '../components/SchemaForm';
 import { lineOfStep } from '../plan-text';
 import { useSession } from '../session';
@@ -117,28 +117,13 @@ function Select({ label, value, options, onChange }: { label: string; value: str
   );
 }
 
-function TextFilter({ label, value, onChange }: { label: string; value: string; onChange(v: string): void }) {
-  const [draft, setDraft] = useState(value);
-  return (
-    <form
-      onSubmit={(e) => {
-        e.preventDefault();
-        onChange(draft.trim());
-      }}
-    >
-      <label>
-        {label} <input name={label.toLowerCase()} value={draft} onChange={(e) => setDraft(e.target.value)} onBlur={() => draft.trim() !== value && onChange(draft.trim())} />
-      </label>
-    </form>
-  );
-}
-
 function SubmitTask() {
   const session = useSession();
   const [, navigate] = useLocation();
   const denied = deniedReason(session, 'agent:dispatch');
   const blueprints = useQuery({ queryKey: ['blueprints'], queryFn: ({ signal }) => api<PageView<pb.Blueprint>>('/v1/blueprints?limit=100', { signal }), staleTime: 300_000 });
-  const workspaces = useQuery({ queryKey: ['tasks', 'overview'], queryFn: ({ signal }) => api<OverviewView>('/v1/overview', { signal }) });
+  const workspaces = useWorkspaces();
+  const workspaceIds = (workspaces.data?.workspaces ?? []).map((w) => w.id);
   const [name, setName] = useState('');
   const [workspace, setWorkspace] = useState('');
   const [priority, setPriority] = useState('P1');
@@ -177,16 +162,7 @@ function SubmitTask() {
                     ))}
                   </select>
                 </label>
-                <label>
-                  Workspace{' '}
-                  <select name="workspace" value={ws} onChange={(e) => setWorkspace(e.target.value)}>
-                    {(workspaces.data?.workspaces ?? []).map((w) => (
-                      <option key={w.id} value={w.id}>
-                        {w.id}
-                      </option>
-                    ))}
-                  </select>
-                </label>
+                <WorkspaceSelect name="workspace" ids={workspaceIds} value={ws} onChange={setWorkspace} />
                 <label>
                   Priority{' '}
                   <select name="priority" value={priority} onChange={(e) => setPriority(e.target.value)}>
@@ -222,7 +198,8 @@ function SubmitPlan() {
   const session = useSession();
   const [, navigate] = useLocation();
   const denied = deniedReason(session, 'agent:dispatch');
-  const workspaces = useQuery({ queryKey: ['tasks', 'overview'], queryFn: ({ signal }) => api<OverviewView>('/v1/overview', { signal }) });
+  const workspaces = useWorkspaces();
+  const workspaceIds = (workspaces.data?.workspaces ?? []).map((w) => w.id);
   const [open, setOpen] = useState(false);
   const [text, setText] = useState(EXAMPLE_PLAN);
   const [workspace, setWorkspace] = useState('');
@@ -254,16 +231,7 @@ function SubmitPlan() {
             }
           }}
         >
-          <label>
-            Workspace{' '}
-            <select name="plan-workspace" value={ws} onChange={(e) => setWorkspace(e.target.value)}>
-              {(workspaces.data?.workspaces ?? []).map((w) => (
-                <option key={w.id} value={w.id}>
-                  {w.id}
-                </option>
-              ))}
-            </select>
-          </label>
+          <WorkspaceSelect name="plan-workspace" ids={workspaceIds} value={ws} onChange={setWorkspace} />
           <textarea name="plan" rows={14} value={text} onChange={(e) => setText(e.target.value)} spellCheck={false} />
           {parseError ? <small className="field-error">not valid JSON: {parseError}</small> : null}
           {line ? <small className="field-error" data-testid="plan-error-line">line {line}: step {String(problem!.stepId)}</small> : null}
@@ -276,4 +244,24 @@ function SubmitPlan() {
       )}
     </Card>
   );
+}
+
+function WorkspaceSelect({ name, ids, value, onChange }: { name: string; ids: string[]; value: string; onChange(v: string): void }) {
+  return (
+    <label>
+      Workspace{' '}
+      <select name={name} value={value} onChange={(e) => onChange(e.target.value)}>
+        {ids.map((id) => (
+          <option key={id} value={id}>
+            {id}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+/** The workspaces a task can be submitted to, from the overview (one request for both forms). */
+function useWorkspaces() {
+  return useQuery({ queryKey: ['tasks', 'overview'], queryFn: ({ signal }) => api<OverviewView>('/v1/overview', { signal }) });
 }

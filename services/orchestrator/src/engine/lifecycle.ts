@@ -156,14 +156,13 @@ export class TaskLifecycle {
       fx.pump = true;
     }
     if (running.length === 0) return;
-    const stepsOf = new Map<string, TaskStep[]>();
     const rows = await trx
       .selectFrom('steps')
       // Not their outputs: a wide wave is advanced after every result batch, and outputs can be large.
       .select(['task_id', 'id', 'wave', 'status', 'error_code', 'error_message', 'finished_at'])
       .where('task_id', 'in', running.map((t) => t.id))
       .execute();
-    for (const r of rows) stepsOf.set(r.task_id, [...(stepsOf.get(r.task_id) ?? []), r]);
+    const stepsOf: Map<string, TaskStep[]> = byTask(rows);
     const ends: TaskEnd[] = [];
     const done: TaskRow[] = [];
     const nextWaves: Array<{ id: string; wave: number }> = [];
@@ -218,8 +217,7 @@ export class TaskLifecycle {
       .select(['task_id', 'id', 'output', 'wave'])
       .where('task_id', 'in', tasks.map((t) => t.id))
       .execute();
-    const stepsOf = new Map<string, typeof rows>();
-    for (const r of rows) stepsOf.set(r.task_id, [...(stepsOf.get(r.task_id) ?? []), r]);
+    const stepsOf = byTask(rows);
     return tasks.map((task): TaskEnd => {
       const steps = stepsOf.get(task.id) ?? [];
       const invalid = (message: string, output?: Record<string, unknown>): TaskEnd => ({
@@ -383,6 +381,17 @@ export class TaskLifecycle {
       }),
     );
   }
+}
+
+/** Rows grouped by their task (a wide wave is thousands of steps: appended, never copied). */
+function byTask<R extends { task_id: string }>(rows: R[]): Map<string, R[]> {
+  const out = new Map<string, R[]>();
+  for (const r of rows) {
+    const list = out.get(r.task_id);
+    if (list) list.push(r);
+    else out.set(r.task_id, [r]);
+  }
+  return out;
 }
 
 /**
