@@ -21,11 +21,6 @@ export class Batcher<I, O> {
     });
   }
 
-  /** Items waiting for a batch (for gauges and tests). */
-  get waiting(): number {
-    return this.queue.length;
-  }
-
   private async flush(): Promise<void> {
     try {
       while (this.queue.length > 0) {
