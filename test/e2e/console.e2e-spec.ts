@@ -1,14 +1,6 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
-import { signDevToken } from '@ziggie/platform';
-import { allocateFreePorts, startStack, StackHandle } from '../../cli/src/stack';
 import { consoleUrl } from '../../cli/src/progress';
+import { consoleHarness } from './console-harness';
 
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
-/** The README shows these: every screen the run visits, as it looked. */
-const SCREENSHOTS = resolve(__dirname, '..', '..', 'docs', 'console', 'screenshots');
 const TASK_ID = /\/console\/tasks\/(tsk_[a-f0-9]{32})$/;
 
 /**
@@ -16,86 +8,14 @@ const TASK_ID = /\/console\/tasks\/(tsk_[a-f0-9]{32})$/;
  * URL `ziggie up` prints, watch the overview go live, submit a blueprint from its generated form and
  * follow its waves to the end on the timeline, approve a waiting step, browse the agent tree from
  * L0 to an L3 agent, call a tool from the MCP console. Any script error, console error or CSP
- * violation on any page fails the test.
+ * violation on any page fails the test (the harness checks after each test).
  */
 describe('the web console in headless Chromium', () => {
-  let dataDir: string;
-  let stack: StackHandle;
-  let browser: Browser;
-  const problems: string[] = [];
-  const foreign: string[] = [];
-  /** API answers of 400 and up the pages received; a test that provokes one says which. */
-  const apiErrors: string[] = [];
-  let expectedApiErrors: string[] = [];
-  const figures: string[] = [];
-
-  const token = (roles: string[], workspaces: string[] = ['*']) =>
-    signDevToken({ subject: `${roles.join('+')}@console`, roles, workspaces, ttlSeconds: 600 }, { secret: stack.jwtSecret, issuer: 'ziggie-local', audience: 'ziggie-api' });
-  const api = (path: string, init: RequestInit = {}) =>
-    fetch(`${stack.gatewayUrl}${path}`, { ...init, headers: { 'content-type': 'application/json', authorization: `Bearer ${stack.adminToken}`, ...(init.headers ?? {}) } });
-
-  /** A fresh browser context whose pages report every error, CSP violation and foreign request. */
-  async function newContext(): Promise<BrowserContext> {
-    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-    // Playwright injects this over the DevTools protocol, not as an inline script, so the CSP allows it.
-    await context.addInitScript({
-      content: "document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));",
-    });
-    context.on('page', (page) => watch(page));
-    return context;
-  }
-
-  function watch(page: Page): void {
-    page.on('pageerror', (e) => problems.push(`pageerror on ${page.url()}: ${e.message}`));
-    page.on('console', (m) => {
-      // Chromium logs every HTTP error as a console error; those are checked as apiErrors instead.
-      if (m.type() === 'error' && !(m.text().startsWith('Failed to load resource') && m.location().url.startsWith(`${stack.gatewayUrl}/v1/`))) {
-        problems.push(`console error on ${page.url()}: ${m.text()} (${m.location().url})`);
-      }
-    });
-    page.on('response', (r) => {
-      if (r.status() >= 400) apiErrors.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
-    });
-    page.on('request', (r) => {
-      if (!r.url().startsWith(stack.gatewayUrl) && !r.url().startsWith('data:')) foreign.push(r.url());
-    });
-  }
-
-  const shot = (page: Page, name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
-
-  beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: run scripts/install-deps.sh chromium`);
-    if (!existsSync(resolve(__dirname, '..', '..', 'console', 'dist', 'index.html'))) throw new Error('the console is not built: run `npm run build`');
-    mkdirSync(SCREENSHOTS, { recursive: true });
-    dataDir = mkdtempSync(join(tmpdir(), 'ziggie-console-e2e-'));
-    // The operator's default rate limits: the console must live within them.
-    stack = await startStack({ dataDir, ports: await allocateFreePorts(), logLevel: 'warn' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-  }, 180_000);
-
-  afterAll(async () => {
-    if (figures.length > 0) console.log(figures.join('\n'));
-    await browser?.close();
-    await stack?.stop();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-  }, 60_000);
-
-  afterEach(() => {
-    const seen = { problems: [...problems], foreign: [...foreign], apiErrors: [...apiErrors].sort() };
-    problems.length = 0;
-    foreign.length = 0;
-    apiErrors.length = 0;
-    const expected = [...expectedApiErrors].sort();
-    expectedApiErrors = [];
-    expect(seen).toEqual({ problems: [], foreign: [], apiErrors: expected });
-  });
+  const harness = consoleHarness();
+  const { newContext, shot, token, api, figure, expectApiErrors } = harness;
 
   it('serves the console under a strict CSP, from the API\'s origin only', async () => {
-    const page = await fetch(`${stack.gatewayUrl}/console/`);
+    const page = await fetch(`${harness.stack.gatewayUrl}/console/`);
     expect(page.status).toBe(200);
     const csp = page.headers.get('content-security-policy') ?? '';
     expect(csp).toContain("script-src 'self'");
@@ -105,16 +25,16 @@ describe('the web console in headless Chromium', () => {
     const html = await page.text();
     // No inline script: every <script> loads a file.
     expect([...html.matchAll(/<script\b[^>]*>([\s\S]*?)<\/script>/g)].every((m) => m[0].includes(' src=') && m[1]!.trim() === '')).toBe(true);
-    const bare = await fetch(`${stack.gatewayUrl}/console`, { redirect: 'manual' });
+    const bare = await fetch(`${harness.stack.gatewayUrl}/console`, { redirect: 'manual' });
     expect([bare.status, bare.headers.get('location')]).toEqual([301, '/console/']);
-    expect((await fetch(`${stack.gatewayUrl}/console/tasks/tsk_0123`)).status).toBe(200);
-    const unknown = await fetch(`${stack.gatewayUrl}/console/nowhere`);
+    expect((await fetch(`${harness.stack.gatewayUrl}/console/tasks/tsk_0123`)).status).toBe(200);
+    const unknown = await fetch(`${harness.stack.gatewayUrl}/console/nowhere`);
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toMatchObject({ code: 'NOT_FOUND' });
-    const escape = await fetch(`${stack.gatewayUrl}/console/assets/..%2F..%2Fpackage.json`);
+    const escape = await fetch(`${harness.stack.gatewayUrl}/console/assets/..%2F..%2Fpackage.json`);
     expect(escape.status).toBe(404);
     const script = /<script[^>]* src="([^"]+)"/.exec(html)![1]!;
-    const js = await fetch(`${stack.gatewayUrl}${script}`, { headers: { 'accept-encoding': 'gzip' } });
+    const js = await fetch(`${harness.stack.gatewayUrl}${script}`, { headers: { 'accept-encoding': 'gzip' } });
     expect([js.status, js.headers.get('content-encoding'), js.headers.get('content-type')]).toEqual([200, 'gzip', 'application/javascript; charset=utf-8']);
     expect(js.headers.get('cache-control')).toContain('immutable');
     expect((await js.text()).length).toBeGreaterThan(0);
@@ -123,7 +43,7 @@ describe('the web console in headless Chromium', () => {
   it('signs in from the fragment URL, forgets it in the address bar, and shows the overview live', async () => {
     const context = await newContext();
     const page = await context.newPage();
-    const url = consoleUrl(stack.gatewayUrl, stack.adminToken);
+    const url = consoleUrl(harness.stack.gatewayUrl, harness.stack.adminToken);
     expect(url).toContain('/console/#token=');
     const scripts: Array<Promise<number>> = [];
     page.on('response', (r) => {
@@ -133,12 +53,12 @@ describe('the web console in headless Chromium', () => {
     await page.goto(url);
     await page.waitForSelector('[data-testid="overview"]');
     await page.waitForSelector('[data-testid="live"][data-state="live"]');
-    figures.push(`overview with live figures: ${Date.now() - started} ms after navigation`);
+    figure(`overview with live figures: ${Date.now() - started} ms after navigation`);
     const transferred = (await Promise.all(scripts)).reduce((a, b) => a + b, 0);
-    figures.push(`first load: ${scripts.length} script(s), ${transferred} bytes of JavaScript transferred`);
+    figure(`first load: ${scripts.length} script(s), ${transferred} bytes of JavaScript transferred`);
     expect(scripts.length).toBeGreaterThan(0);
-    expect(page.url()).toBe(`${stack.gatewayUrl}/console/`);
-    expect(await page.evaluate(() => Object.values((globalThis as any).sessionStorage))).toEqual([stack.adminToken]);
+    expect(page.url()).toBe(`${harness.stack.gatewayUrl}/console/`);
+    expect(await page.evaluate(() => Object.values((globalThis as any).sessionStorage))).toEqual([harness.stack.adminToken]);
     // The default seed: 1,625 agents; per level, as many as the API lists at that level.
     expect(await page.textContent('[data-testid="tile-agents-value"]')).toBe('1,625');
     const listed = await Promise.all([0, 1, 2, 3].map(async (level) => ((await (await api(`/v1/agents?level=${level}&limit=1`)).json()) as { total: number }).total));
@@ -167,7 +87,7 @@ describe('the web console in headless Chromium', () => {
   it('submits character-variations with 10 variations from the generated form and shows its three waves complete on the timeline', async () => {
     const context = await newContext();
     const page = await context.newPage();
-    await page.goto(consoleUrl(stack.gatewayUrl, stack.adminToken));
+    await page.goto(consoleUrl(harness.stack.gatewayUrl, harness.stack.adminToken));
     await page.waitForSelector('[data-testid="live"][data-state="live"]');
     await page.click('nav >> text=Tasks');
     await page.waitForSelector('[data-testid="submit-task"] form');
@@ -212,11 +132,11 @@ describe('the web console in headless Chromium', () => {
     await shot(page, 'task-detail');
 
     // The list, filtered by its URL: a deep link shows the finished task.
-    await page.goto(`${stack.gatewayUrl}/console/tasks?status=succeeded&blueprint=character-variations`);
+    await page.goto(`${harness.stack.gatewayUrl}/console/tasks?status=succeeded&blueprint=character-variations`);
     await page.waitForSelector(`[data-task="${taskId}"]`);
     expect(await page.inputValue('select[name="status"]')).toBe('succeeded');
     await shot(page, 'tasks');
-    await page.goto(`${stack.gatewayUrl}/console/tasks?status=failed&blueprint=character-variations`);
+    await page.goto(`${harness.stack.gatewayUrl}/console/tasks?status=failed&blueprint=character-variations`);
     await page.waitForSelector('text=No tasks match.');
     await context.close();
   }, 180_000);
@@ -231,7 +151,7 @@ describe('the web console in headless Chromium', () => {
     const { id } = (await res.json()) as { id: string };
     const context = await newContext();
     const page = await context.newPage();
-    await page.goto(consoleUrl(stack.gatewayUrl, stack.adminToken).replace('/console/#', `/console/tasks/${id}#`));
+    await page.goto(consoleUrl(harness.stack.gatewayUrl, harness.stack.adminToken).replace('/console/#', `/console/tasks/${id}#`));
     await page.waitForSelector('[data-approve="sign-off"]');
     await shot(page, 'task-approval');
     await page.click('[data-approve="sign-off"]');
@@ -240,8 +160,8 @@ describe('the web console in headless Chromium', () => {
     expect(task.waves.flatMap((w) => w.steps).find((s) => s.id === 'sign-off')?.approvedBy).toBe('admin@local');
 
     // The page asks for the task and its event stream: both are refused, once each.
-    expectedApiErrors = ['404 GET /v1/tasks/tsk_00000000000000000000000000000000', '404 GET /v1/tasks/tsk_00000000000000000000000000000000/events'];
-    await page.goto(`${stack.gatewayUrl}/console/tasks/tsk_00000000000000000000000000000000`);
+    expectApiErrors(['404 GET /v1/tasks/tsk_00000000000000000000000000000000', '404 GET /v1/tasks/tsk_00000000000000000000000000000000/events']);
+    await page.goto(`${harness.stack.gatewayUrl}/console/tasks/tsk_00000000000000000000000000000000`);
     await page.waitForSelector('[role="alert"][data-code="TASK_NOT_FOUND"]');
     expect(await page.textContent('[role="alert"]')).toContain('not found');
     await context.close();
@@ -250,11 +170,11 @@ describe('the web console in headless Chromium', () => {
   it('submits a raw plan, shows a plan error with its code where it occurs, and cancels a task', async () => {
     const context = await newContext();
     const page = await context.newPage();
-    await page.goto(consoleUrl(stack.gatewayUrl, stack.adminToken).replace('/console/#', '/console/tasks#'));
+    await page.goto(consoleUrl(harness.stack.gatewayUrl, harness.stack.adminToken).replace('/console/#', '/console/tasks#'));
     await page.click('text=Write a plan as JSON…');
     const bad = { steps: [{ id: 'first', capability: 'qa', input: { tool: 'ziggie.noop' } }, { id: 'broken', capability: 'qa', input: { tool: 42 } }] };
     await page.fill('textarea[name="plan"]', JSON.stringify(bad, null, 2));
-    expectedApiErrors = ['400 POST /v1/tasks'];
+    expectApiErrors(['400 POST /v1/tasks']);
     await page.click('text=Submit plan');
     await page.waitForSelector('[data-testid="submit-plan"] [role="alert"][data-code="TASK_INVALID_PLAN"]');
     expect(await page.textContent('[data-testid="submit-plan"] .error-where')).toBe('step broken · at input.tool');
@@ -276,16 +196,16 @@ describe('the web console in headless Chromium', () => {
   it('browses the agent tree from L0 down to an L3 agent', async () => {
     const context = await newContext();
     const page = await context.newPage();
-    await page.goto(consoleUrl(stack.gatewayUrl, stack.adminToken));
+    await page.goto(consoleUrl(harness.stack.gatewayUrl, harness.stack.adminToken));
     await page.waitForSelector('[data-testid="live"][data-state="live"]');
     const opened = Date.now();
     await page.click('nav >> text=Agents');
     await page.waitForSelector('[data-testid="agent-tree"] [data-level="0"]');
-    figures.push(`agent tree (1,625 agents) first rows: ${Date.now() - opened} ms after the click`);
+    figure(`agent tree (1,625 agents) first rows: ${Date.now() - opened} ms after the click`);
     await page.click('[data-testid="agent-tree"] [data-agent^="l0-"] [data-toggle]');
     const expanded = Date.now();
     await page.waitForSelector('[data-testid="agent-tree"] [data-level="1"]');
-    figures.push(`agent tree: L0's ${await page.$eval('[data-testid="agent-tree"] .tree', (t) => Number(t.getAttribute('data-rows')) - 1)} reports shown ${Date.now() - expanded} ms after the click`);
+    figure(`agent tree: L0's ${await page.$eval('[data-testid="agent-tree"] .tree', (t) => Number(t.getAttribute('data-rows')) - 1)} reports shown ${Date.now() - expanded} ms after the click`);
     await page.click('[data-testid="agent-tree"] [data-agent^="l0-"] [data-toggle]');
     // Down the chain of command (L1 specialists and their teams: the elite agents have no reports).
     for (const level of [0, 1, 2]) {
@@ -296,7 +216,7 @@ describe('the web console in headless Chromium', () => {
     const leafId = await leaf.textContent();
     await leaf.click();
     await page.waitForSelector('[data-testid="agent-card"]');
-    expect(page.url()).toBe(`${stack.gatewayUrl}/console/agents/${leafId}`);
+    expect(page.url()).toBe(`${harness.stack.gatewayUrl}/console/agents/${leafId}`);
     expect(await page.textContent('[data-testid="agent-card"]')).toContain('L3');
     // Virtualized: the DOM holds the rows in view, not every open row.
     const [inDom, open] = await page.$eval('[data-testid="agent-tree"] .tree', (t) => [t.querySelectorAll('.tree-row').length, Number(t.getAttribute('data-rows'))]);
@@ -311,10 +231,10 @@ describe('the web console in headless Chromium', () => {
     const { port } = (await lease.json()) as { port: number };
     const context = await newContext();
     const page = await context.newPage();
-    await page.goto(consoleUrl(stack.gatewayUrl, stack.adminToken));
+    await page.goto(consoleUrl(harness.stack.gatewayUrl, harness.stack.adminToken));
     await page.click('[data-testid="workspace-health"] >> text=Ziggie');
     await page.waitForSelector('[data-testid="workspace-card"] >> text=console-e2e');
-    expect(page.url()).toBe(`${stack.gatewayUrl}/console/workspaces/ziggie`);
+    expect(page.url()).toBe(`${harness.stack.gatewayUrl}/console/workspaces/ziggie`);
     const listed = (await (await api('/v1/workspaces?limit=500')).json()) as { items: Array<{ id: string; dependsOn: string[] }> };
     const rows = await page.$$eval('[data-testid="workspace-list"] [data-workspace]', (nodes) => nodes.map((n) => n.getAttribute('data-workspace')));
     expect(rows).toEqual(listed.items.map((w) => w.id));
@@ -326,7 +246,7 @@ describe('the web console in headless Chromium', () => {
   it('calls a tool from the MCP console with a form built from its input schema, and shows the result as text', async () => {
     const context = await newContext();
     const page = await context.newPage();
-    await page.goto(consoleUrl(stack.gatewayUrl, stack.adminToken));
+    await page.goto(consoleUrl(harness.stack.gatewayUrl, harness.stack.adminToken));
     await page.click('nav >> text=MCP');
     await page.waitForSelector('[data-testid="mcp-servers"] tbody tr');
     // An admin sees the quarantine of changed tool definitions (none here: every tool matches its pin).
@@ -360,7 +280,7 @@ describe('the web console in headless Chromium', () => {
       const abort = new AbortController();
       const events: Array<{ event: string; data: { taskId?: string; type?: string } }> = [];
       const done = (async () => {
-        const res = await fetch(`${stack.gatewayUrl}/v1/events`, { headers: { authorization: `Bearer ${bearer}`, accept: 'text/event-stream' }, signal: abort.signal });
+        const res = await fetch(`${harness.stack.gatewayUrl}/v1/events`, { headers: { authorization: `Bearer ${bearer}`, accept: 'text/event-stream' }, signal: abort.signal });
         expect(res.headers.get('content-type')).toContain('text/event-stream');
         const decoder = new TextDecoder();
         let buffer = '';
@@ -384,7 +304,7 @@ describe('the web console in headless Chromium', () => {
       for (let i = 0; i < 300 && !what(); i++) await new Promise((r) => setTimeout(r, 100));
       expect(what()).toBe(true);
     };
-    const all = follow(stack.adminToken);
+    const all = follow(harness.stack.adminToken);
     const fitflow = follow(token(['l1'], ['fitflow']));
     await waitFor(() => all.events.some((e) => e.event === 'ready') && fitflow.events.some((e) => e.event === 'ready'));
     const submit = async (workspace: string) => {
@@ -408,7 +328,7 @@ describe('the web console in headless Chromium', () => {
   it('disables the actions a role may not take and says why: an l2l3 token cannot submit a task and sees no admin action', async () => {
     const context = await newContext();
     const page = await context.newPage();
-    await page.goto(consoleUrl(stack.gatewayUrl, token(['l2l3'], ['ziggie'])).replace('/console/#', '/console/tasks#'));
+    await page.goto(consoleUrl(harness.stack.gatewayUrl, token(['l2l3'], ['ziggie'])).replace('/console/#', '/console/tasks#'));
     await page.waitForSelector('[data-testid="submit-task"] button[type="submit"]');
     expect(await page.isDisabled('[data-testid="submit-task"] button[type="submit"]')).toBe(true);
     expect(await page.textContent('[data-testid="submit-task"] .denied')).toContain('needs agent:dispatch');
