@@ -11,6 +11,9 @@ import { TaskDetail } from './screens/TaskDetail';
 import { Agents } from './screens/Agents';
 import { Mcp } from './screens/Mcp';
 import { Workspaces } from './screens/Workspaces';
+import { Pools } from './screens/Pools';
+import { Policies } from './screens/Governance';
+import { Audit } from './screens/Audit';
 
 function makeClient(onUnauthorized: () => void): QueryClient {
   return new QueryClient({
@@ -78,6 +81,9 @@ function Nav({ session, onSignOut }: { session: Session; onSignOut(): void }) {
         {item('/agents', 'Agents')}
         {item('/workspaces', 'Workspaces')}
         {item('/mcp', 'MCP')}
+        {item('/pools', 'Pools')}
+        {item('/policies', 'Policies')}
+        {item('/audit', 'Audit')}
       </nav>
       <LiveBadge />
       <span className="who" title={`workspaces: ${session.workspaces.join(', ')}`}>
@@ -132,6 +138,11 @@ export function App({ token }: { token: string | null }) {
                 <Route path="/workspaces">{() => <Workspaces />}</Route>
                 <Route path="/workspaces/:id">{(p) => <Workspaces focus={p.id} />}</Route>
                 <Route path="/mcp" component={Mcp} />
+                <Route path="/pools">{() => <Pools />}</Route>
+                <Route path="/pools/:name">{(p) => <Pools focus={p.name} />}</Route>
+                <Route path="/policies">{() => <Policies />}</Route>
+                <Route path="/policies/:id">{(p) => <Policies focus={p.id} />}</Route>
+                <Route path="/audit" component={Audit} />
                 <Route>
                   <p>Nothing here.</p>
                 </Route>

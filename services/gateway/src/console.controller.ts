@@ -22,7 +22,7 @@ export const CONSOLE_CSP =
   "manifest-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /** The client-side screens: each answers the same page, which then shows the screen. */
-const SCREENS = new Set(['tasks', 'agents', 'workspaces', 'mcp']);
+const SCREENS = new Set(['tasks', 'agents', 'workspaces', 'mcp', 'pools', 'policies', 'audit']);
 
 const TYPES: Record<string, string> = {
   '.js': 'application/javascript; charset=utf-8',
