@@ -112,6 +112,80 @@ export interface LiveEventMap {
 
 const AgentStatusCounts = z.object({ idle: z.number().int(), busy: z.number().int(), offline: z.number().int() });
 
+// MCP tool call figures: GET /v1/mcp/stats, and their summary in GET /v1/overview.
+/** Calls over a window, merged over every mcp-gateway replica (mcp_gateway.proto ToolStatsWindow). */
+export const McpWindowFigures = z.object({
+  minutes: z.number().int().describe('Length of the window; the current minute counts for the part of it that has passed'),
+  calls: z.number().int().min(0).describe('Calls that reached the upstream (refusals for limits or arguments are not counted)'),
+  errors: z.number().int().min(0).describe('Calls that failed or whose result was an error (isError)'),
+  callsPerMinute: z.number().min(0),
+  errorsPerMinute: z.number().min(0),
+  p50Ms: z.number().nullable().describe('Estimated from the latency histogram buckets (as histogram_quantile); null without calls'),
+  p95Ms: z.number().nullable(),
+});
+export type McpWindowFigures = z.infer<typeof McpWindowFigures>;
+
+export const McpToolStatsView = z.object({ tool: z.string().describe('Namespaced server.tool'), server: z.string(), last5m: McpWindowFigures, last60m: McpWindowFigures });
+export type McpToolStatsView = z.infer<typeof McpToolStatsView>;
+
+/** GET /v1/mcp/stats: per tool over the last 5 and 60 minutes, in the token's workspaces. */
+export const McpStatsResponse = z.object({
+  items: z.array(McpToolStatsView).describe('Tools called in the last 60 minutes, most called first'),
+  total5m: McpWindowFigures,
+  total60m: McpWindowFigures,
+  replicas: z.number().int().describe('mcp-gateway replicas whose windows were merged'),
+  bucketBoundsMs: z.array(z.number()).describe('Upper bounds of the latency buckets (ms); a p95 beyond the last is reported as the last'),
+  at: z.string(),
+});
+export type McpStatsView = z.infer<typeof McpStatsResponse>;
+
+/** The MCP part of the overview. */
+export const OverviewMcp = z.object({
+  callsPerMinute: z.number().describe('Over the last 5 minutes'),
+  errorsPerMinute: z.number(),
+  callsLastHour: z.number().int(),
+  p95Ms: z.number().nullable().describe('Every tool together, over the last 5 minutes'),
+  topTools: z
+    .array(z.object({ tool: z.string(), server: z.string(), callsPerMinute: z.number(), calls: z.number().int(), errors: z.number().int(), p95Ms: z.number().nullable() }))
+    .describe('The most called tools of the last 60 minutes (at most 5), with their figures over those 60 minutes'),
+});
+export type OverviewMcpView = z.infer<typeof OverviewMcp>;
+
+// Resources and prompts: GET /v1/mcp/resources, GET /v1/mcp/resources/read, GET /v1/mcp/prompts, POST /v1/mcp/prompts/{name}/get.
+export const McpResourceView = z.object({ uri: z.string(), server: z.string(), name: z.string(), title: z.string(), description: z.string(), mimeType: z.string() });
+export const McpResourceTemplateView = z.object({ uriTemplate: z.string().describe('RFC 6570 URI template'), server: z.string(), name: z.string(), title: z.string(), description: z.string(), mimeType: z.string() });
+export const McpResourceList = z.object({
+  items: z.array(McpResourceView),
+  total: z.number().int(),
+  nextCursor: z.string().optional(),
+  templates: z.array(McpResourceTemplateView).describe('URI templates a resource may also be read through (not paged)'),
+});
+export type McpResourceListView = z.infer<typeof McpResourceList>;
+export type McpResourceView = z.infer<typeof McpResourceView>;
+
+const McpResourceContents = z.object({ uri: z.string(), mimeType: z.string().optional(), text: z.string().optional(), blob: z.string().optional().describe('base64') }).loose();
+export const McpResourceRead = z.object({ contents: z.array(McpResourceContents).describe('The MCP ReadResourceResult contents') }).loose();
+export type McpResourceReadView = z.infer<typeof McpResourceRead>;
+
+export const McpPromptView = z.object({
+  name: z.string().describe('Namespaced server.prompt'),
+  server: z.string(),
+  title: z.string(),
+  description: z.string(),
+  arguments: z.array(z.object({ name: z.string(), title: z.string(), description: z.string(), required: z.boolean() })),
+});
+export type McpPromptView = z.infer<typeof McpPromptView>;
+export const McpPromptList = z.object({ items: z.array(McpPromptView), total: z.number().int(), nextCursor: z.string().optional() });
+
+export const McpPromptResult = z
+  .object({
+    description: z.string().optional(),
+    messages: z.array(z.object({ role: z.enum(['user', 'assistant']), content: z.record(z.string(), z.unknown()).describe('text, image, audio, resource link or embedded resource') }).loose()),
+  })
+  .loose()
+  .describe('The MCP GetPromptResult');
+export type McpPromptResultView = z.infer<typeof McpPromptResult>;
+
 /** GET /v1/overview: the command center at a glance, for the token's workspaces. */
 export const OverviewResponse = z.object({
   agents: z.object({
@@ -125,6 +199,10 @@ export const OverviewResponse = z.object({
     failed: z.number().int(),
     cancelled: z.number().int(),
   }),
+  tasksLastHour: z
+    .object({ succeeded: z.number().int(), failed: z.number().int(), cancelled: z.number().int() })
+    .describe('Tasks that finished in the last 60 minutes, by outcome'),
+  mcp: OverviewMcp.nullable().describe('null: the token may not call tools (mcp:call), or mcp-gateway did not answer'),
   workspaces: z.array(
     z.object({
       id: z.string(),

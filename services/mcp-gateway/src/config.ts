@@ -60,6 +60,8 @@ export const mcpEnv = {
   /** Consecutive upstream failures that open a replica's circuit, and how long it stays open. */
   MCP_BREAKER_FAILURES: z.coerce.number().int().min(1).default(5),
   MCP_BREAKER_HALF_OPEN_MS: z.coerce.number().int().min(100).default(10_000),
+  /** How often a replica shares its per-tool call window with the others (JetStream KV), when it changed. */
+  MCP_STATS_FLUSH_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
   /** GPU inference pools (GPU_POOLS or GPU_POOLS_FILE, POD_NAMESPACE, KUBECONFIG). */
   ...gpuPoolEnv,
 };

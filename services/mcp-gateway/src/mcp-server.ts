@@ -76,7 +76,7 @@ export function toMcpError(err: unknown): McpError {
   const z = err instanceof ZiggieError ? err : new ZiggieError('TOOL_CALL_FAILED', err instanceof Error ? err.message : String(err));
   const http = ErrorCodes[z.code].http;
   const code =
-    z.code === 'TOOL_NOT_FOUND' || z.code === 'TOOL_INVALID_ARGUMENTS' || z.code === 'TOOL_QUARANTINED' || z.code === 'VALIDATION_FAILED' || z.code === 'NOT_FOUND'
+    z.code === 'TOOL_NOT_FOUND' || z.code === 'TOOL_INVALID_ARGUMENTS' || z.code === 'TOOL_QUARANTINED' || z.code === 'VALIDATION_FAILED' || z.code === 'NOT_FOUND' || z.code === 'RESOURCE_NOT_FOUND' || z.code === 'PROMPT_NOT_FOUND' || z.code === 'PROMPT_INVALID_ARGUMENTS'
       ? ErrorCode.InvalidParams
       : http === 401 || http === 403
         ? FORBIDDEN

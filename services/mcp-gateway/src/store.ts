@@ -100,14 +100,16 @@ export interface StoredSession {
 
 /**
  * The gateway's shared state in NATS JetStream KV (ADR 0004): tool pins, upstreams added
- * through the API, MCP sessions (expiring with the bucket's max age), and what GPU pools share
- * (bounds set through the API, the last scale).
+ * through the API, MCP sessions (expiring with the bucket's max age), what GPU pools share
+ * (bounds set through the API, the last scale), and each replica's tool call window.
  */
 @Injectable()
 export class McpStore implements OnApplicationShutdown {
   pins!: JsonBucket<unknown>;
   servers!: JsonBucket<unknown>;
   gpuPools!: JsonBucket<unknown>;
+  /** Each replica's per-tool call window (tool-stats.ts), by replica id; kept an hour after the last write, as long as its figures count. */
+  toolStats!: JsonBucket<unknown>;
   sessions!: KV;
   private started?: Promise<void>;
 
@@ -123,10 +125,12 @@ export class McpStore implements OnApplicationShutdown {
     this.pins = new JsonBucket(await js.views.kv('ziggie_mcp_pins', { history: 5 }), 'pins');
     this.servers = new JsonBucket(await js.views.kv('ziggie_mcp_servers', { history: 5 }), 'servers');
     this.gpuPools = new JsonBucket(await js.views.kv('ziggie_gpu_pools', { history: 5 }), 'gpu-pools');
+    this.toolStats = new JsonBucket(await js.views.kv('ziggie_mcp_tool_stats', { history: 1, ttl: 61 * 60_000 }), 'tool-stats');
     this.sessions = await js.views.kv('ziggie_mcp_sessions', { history: 1, ttl: sessionTtlMs });
     await this.pins.start();
     await this.servers.start();
     await this.gpuPools.start();
+    await this.toolStats.start();
   }
 
   async getSession(id: string): Promise<StoredSession | undefined> {
@@ -147,5 +151,6 @@ export class McpStore implements OnApplicationShutdown {
     this.pins?.stop();
     this.servers?.stop();
     this.gpuPools?.stop();
+    this.toolStats?.stop();
   }
 }

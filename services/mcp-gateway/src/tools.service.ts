@@ -15,6 +15,8 @@ import type { ProgressUpdate, ProviderFeatures, ProviderNotification, ReplicaSta
 import { UrlGuard } from './ssrf';
 import { TemplateMatcher } from './uri-template';
 import { McpStore } from './store';
+import type { MergedStats } from './tool-stats';
+import { ToolStatsService } from './tool-stats.service';
 
 /** Who calls, and for which workspace (already checked against the token). */
 export interface Caller {
@@ -121,6 +123,7 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     health: HealthRegistry,
     metrics: MetricsService,
     private readonly pools: PoolsService,
+    private readonly callStats: ToolStatsService,
   ) {
     const file = readUpstreams(config.extra.MCP_SERVERS_FILE);
     for (const c of file.servers) {
@@ -395,6 +398,55 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     return defs;
   }
 
+  /** The workspace of a list or read: one of the caller's (empty: any of them). */
+  private assertWorkspace(caller: Caller, workspace: string | undefined): void {
+    if (workspace && !canAccessWorkspace(caller.workspaces, workspace)) throw new ZiggieError('AUTH_WORKSPACE_FORBIDDEN', `workspace ${workspace} is not allowed for this token`);
+  }
+
+  /** A `server` filter names a server the caller may see, or the list is refused (rather than empty). */
+  private assertServer(caller: Caller, server: string | undefined): void {
+    if (!server) return;
+    const p = this.providers.get(server);
+    if (!p || !this.visible(p, caller)) throw new ZiggieError('SERVER_NOT_FOUND', `server ${server} not found`);
+  }
+
+  /** Listed resources the caller may read, by URI, and every resource template it may read through. */
+  listResources(caller: Caller | undefined, opts: { server?: string; cursor?: string; limit: number; workspace?: string }): { items: CatalogSnapshot['resources']; total: number; nextCursor?: string; templates: CatalogTemplate[] } {
+    const c = this.require(caller, 'mcp:call');
+    this.assertWorkspace(c, opts.workspace);
+    this.assertServer(c, opts.server);
+    const keep = (p: ToolProvider) => (!opts.server || p.name === opts.server) && this.visible(p, c, opts.workspace || undefined);
+    const all = this.catalog.resources.filter((r) => keep(r.provider)).map((r) => ({ ...r, name: r.uri }));
+    const page = pageOf(all, opts.cursor, Math.min(Math.max(opts.limit, 1), 1000));
+    return { ...page, total: all.length, templates: this.templates.filter((t) => keep(t.provider)) };
+  }
+
+  listPrompts(caller: Caller | undefined, opts: { server?: string; cursor?: string; limit: number; workspace?: string }): { items: CatalogSnapshot['prompts']; total: number; nextCursor?: string } {
+    const c = this.require(caller, 'mcp:call');
+    this.assertWorkspace(c, opts.workspace);
+    this.assertServer(c, opts.server);
+    const all = this.catalog.prompts.filter((p) => (!opts.server || p.provider.name === opts.server) && this.visible(p.provider, c, opts.workspace || undefined));
+    const page = pageOf(all, opts.cursor, Math.min(Math.max(opts.limit, 1), 1000));
+    return { ...page, total: all.length };
+  }
+
+  /**
+   * Tool call figures of the last 5 and 60 minutes over every replica, for the caller's
+   * workspaces (or the one asked for) and the servers it may see; a server no longer configured
+   * stays in the figures for config:change only.
+   */
+  toolStats(caller: Caller | undefined, workspace: string): MergedStats {
+    const c = this.require(caller, 'mcp:call');
+    this.assertWorkspace(c, workspace);
+    const everyWorkspace = c.workspaces.includes('*');
+    const mayConfigure = hasPermission(c.roles, 'config:change');
+    return this.callStats.merged((cell) => {
+      if (workspace ? cell.workspace !== workspace : !everyWorkspace && !c.workspaces.includes(cell.workspace)) return false;
+      const provider = this.providers.get(cell.server);
+      return provider ? this.visible(provider, c, cell.workspace || undefined) : mayConfigure;
+    });
+  }
+
   visiblePrompts(caller: Caller, workspace: string): CatalogSnapshot['prompts'] {
     return this.catalog.prompts.filter((p) => this.visible(p.provider, caller, workspace));
   }
@@ -549,6 +601,7 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     return tracer().startActiveSpan(`mcp.call ${t.name}`, { kind: SpanKind.CLIENT }, async (span) => {
       span.setAttributes({ 'mcp.server': t.provider.name, 'mcp.transport': t.provider.transport, 'mcp.tool': t.upstreamName, 'mcp.tool.hash': t.hash, 'ziggie.workspace': req.workspace, 'enduser.id': caller.subject });
       let leavePool: (() => void) | undefined;
+      let failed = true;
       try {
         if (cfg?.pool !== undefined) {
           span.setAttribute('mcp.pool', cfg.pool);
@@ -565,6 +618,7 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
         });
         assertResultSize(result, maxResponseBytes);
         const outcome = result.isError ? 'tool_error' : 'ok';
+        failed = outcome !== 'ok';
         this.calls.inc({ ...labels, outcome });
         span.setAttribute('mcp.outcome', outcome);
         return result;
@@ -576,7 +630,7 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
         throw err instanceof ZiggieError ? err : new ZiggieError('TOOL_CALL_FAILED', `${req.name}: ${err instanceof Error ? err.message : String(err)}`);
       } finally {
         leavePool?.();
-        end();
+        this.callStats.record(req.workspace, t.name, t.provider.name, end() * 1000, failed);
         this.inFlight.dec({ server: t.provider.name });
         span.end();
         await release();
@@ -591,13 +645,13 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     if (r && this.visible(r.provider, caller, workspace)) return r.provider;
     const t = r ? undefined : this.templates.find((t) => this.visible(t.provider, caller, workspace) && t.matcher?.matches(uri));
     if (t) return t.provider;
-    throw new ZiggieError('NOT_FOUND', `resource ${uri} not found`);
+    throw new ZiggieError('RESOURCE_NOT_FOUND', `resource ${uri} not found`);
   }
 
   async readResource(caller: Caller, workspace: string, uri: string, signal?: AbortSignal): Promise<ReadResourceResult> {
     this.require(caller, 'mcp:call');
     const provider = this.resourceOwner(caller, workspace, uri);
-    if (!provider.readResource) throw new ZiggieError('NOT_FOUND', `resource ${uri} not found`);
+    if (!provider.readResource) throw new ZiggieError('RESOURCE_NOT_FOUND', `resource ${uri} not found`);
     const max = this.configs.get(provider.name)?.maxResponseBytes ?? this.config.extra.MCP_MAX_RESPONSE_BYTES;
     const result = await provider.readResource(uri, { timeoutMs: this.config.extra.MCP_CALL_TIMEOUT_MS, signal, maxResponseBytes: max });
     assertResultSize(result, max);
@@ -701,10 +755,25 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
   async getPrompt(caller: Caller, workspace: string, name: string, args: Record<string, string>, signal?: AbortSignal): Promise<GetPromptResult> {
     this.require(caller, 'mcp:call');
     const p = this.catalog.promptsByName.get(name);
-    if (!p || !this.visible(p.provider, caller, workspace) || !p.provider.getPrompt) throw new ZiggieError('NOT_FOUND', `prompt ${name} not found`);
+    if (!canAccessWorkspace(caller.workspaces, workspace)) throw new ZiggieError('AUTH_WORKSPACE_FORBIDDEN', `workspace ${workspace} is not allowed for this token`);
+    if (!p || !this.visible(p.provider, caller, workspace) || !p.provider.getPrompt) throw new ZiggieError('PROMPT_NOT_FOUND', `prompt ${name} not found`);
+    // Checked here against the prompt's declared arguments, so every upstream refuses the same way.
+    const declared = p.definition.arguments ?? [];
+    const missing = declared.filter((a) => a.required && args[a.name] === undefined).map((a) => a.name);
+    const unknown = Object.keys(args).filter((k) => !declared.some((a) => a.name === k));
+    if (missing.length > 0 || unknown.length > 0) {
+      const problems = [...missing.map((a) => `${a} is required`), ...unknown.map((a) => `${a} is not an argument of this prompt`)];
+      throw new ZiggieError('PROMPT_INVALID_ARGUMENTS', `${name}: ${problems.join('; ')}`, { missing, unknown });
+    }
     const max = this.configs.get(p.provider.name)?.maxResponseBytes ?? this.config.extra.MCP_MAX_RESPONSE_BYTES;
-    const result = await p.provider.getPrompt(p.upstreamName, args, { timeoutMs: this.config.extra.MCP_CALL_TIMEOUT_MS, signal, maxResponseBytes: max });
-    assertResultSize(result, max);
-    return result;
+    try {
+      const result = await p.provider.getPrompt(p.upstreamName, args, { timeoutMs: this.config.extra.MCP_CALL_TIMEOUT_MS, signal, maxResponseBytes: max });
+      assertResultSize(result, max);
+      return result;
+    } catch (err) {
+      // The upstream's own check of the values (invalid params) is about the prompt, not a tool.
+      if (err instanceof ZiggieError && err.code === 'TOOL_INVALID_ARGUMENTS') throw new ZiggieError('PROMPT_INVALID_ARGUMENTS', err.message);
+      throw err;
+    }
   }
 }

@@ -201,6 +201,144 @@ export interface ScaleGpuPoolRequest {
   maxReplicas?: number | undefined;
 }
 
+export interface Resource {
+  uri: string;
+  server: string;
+  name: string;
+  title: string;
+  description: string;
+  mimeType: string;
+}
+
+export interface ResourceTemplate {
+  /** RFC 6570 URI template. */
+  uriTemplate: string;
+  server: string;
+  name: string;
+  title: string;
+  description: string;
+  mimeType: string;
+}
+
+export interface ListResourcesRequest {
+  principal: Principal | undefined;
+  page: PageRequest | undefined;
+  server: string;
+  /** The workspace whose view of the servers' ACLs applies; empty: any of the caller's. */
+  workspace: string;
+}
+
+export interface ListResourcesResponse {
+  items: Resource[];
+  total: number;
+  nextCursor: string;
+  /** Every template the caller may read through (not paged: a server lists a handful). */
+  templates: ResourceTemplate[];
+}
+
+export interface ReadResourceRequest {
+  principal: Principal | undefined;
+  workspace: string;
+  /** A listed resource's URI, or one a listed template matches. */
+  uri: string;
+}
+
+export interface ReadResourceResponse {
+  /** The MCP ReadResourceResult, as JSON: contents with text or base64 blob each. */
+  result: { [key: string]: any } | undefined;
+}
+
+export interface PromptArgument {
+  name: string;
+  title: string;
+  description: string;
+  required: boolean;
+}
+
+export interface Prompt {
+  /** Namespaced: server.prompt */
+  name: string;
+  server: string;
+  title: string;
+  description: string;
+  arguments: PromptArgument[];
+}
+
+export interface ListPromptsRequest {
+  principal: Principal | undefined;
+  page: PageRequest | undefined;
+  server: string;
+  workspace: string;
+}
+
+export interface ListPromptsResponse {
+  items: Prompt[];
+  total: number;
+  nextCursor: string;
+}
+
+export interface GetPromptRequest {
+  principal: Principal | undefined;
+  workspace: string;
+  name: string;
+  arguments: { [key: string]: string };
+}
+
+export interface GetPromptRequest_ArgumentsEntry {
+  key: string;
+  value: string;
+}
+
+export interface GetPromptResponse {
+  /** The MCP GetPromptResult, as JSON: description and messages. */
+  result: { [key: string]: any } | undefined;
+}
+
+export interface GetToolStatsRequest {
+  principal:
+    | Principal
+    | undefined;
+  /** Only this workspace (one of the caller's); empty: all of the caller's. */
+  workspace: string;
+}
+
+export interface ToolStatsWindow {
+  minutes: number;
+  calls: number;
+  /** Calls that failed or whose result was an error (isError). */
+  errors: number;
+  callsPerMinute: number;
+  errorsPerMinute: number;
+  /** Estimated from the latency histogram as Prometheus' histogram_quantile does; absent without calls. */
+  p50Ms?: number | undefined;
+  p95Ms?: number | undefined;
+}
+
+export interface ToolStats {
+  tool: string;
+  server: string;
+  last5m: ToolStatsWindow | undefined;
+  last60m: ToolStatsWindow | undefined;
+}
+
+export interface GetToolStatsResponse {
+  /** Tools called in the last 60 minutes, most called first. */
+  items: ToolStats[];
+  /** Every tool together. */
+  total5m: ToolStatsWindow | undefined;
+  total60m:
+    | ToolStatsWindow
+    | undefined;
+  /** mcp-gateway replicas whose windows were merged. */
+  replicas: number;
+  /**
+   * Upper bounds of the latency buckets in ms (the Prometheus histogram's); slower calls fall in
+   * one more bucket without a bound, and a p95 there is reported as the last bound.
+   */
+  bucketBoundsMs: number[];
+  at: string;
+}
+
 function createBaseTool(): Tool {
   return {
     name: "",
@@ -2898,6 +3036,2087 @@ export const ScaleGpuPoolRequest: MessageFns<ScaleGpuPoolRequest> = {
   },
 };
 
+function createBaseResource(): Resource {
+  return { uri: "", server: "", name: "", title: "", description: "", mimeType: "" };
+}
+
+export const Resource: MessageFns<Resource> = {
+  encode(message: Resource, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uri !== "") {
+      writer.uint32(10).string(message.uri);
+    }
+    if (message.server !== "") {
+      writer.uint32(18).string(message.server);
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    if (message.title !== "") {
+      writer.uint32(34).string(message.title);
+    }
+    if (message.description !== "") {
+      writer.uint32(42).string(message.description);
+    }
+    if (message.mimeType !== "") {
+      writer.uint32(50).string(message.mimeType);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Resource {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResource();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.uri = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.server = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.title = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.mimeType = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Resource {
+    return {
+      uri: isSet(object.uri) ? globalThis.String(object.uri) : "",
+      server: isSet(object.server) ? globalThis.String(object.server) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      title: isSet(object.title) ? globalThis.String(object.title) : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      mimeType: isSet(object.mimeType)
+        ? globalThis.String(object.mimeType)
+        : isSet(object.mime_type)
+        ? globalThis.String(object.mime_type)
+        : "",
+    };
+  },
+
+  toJSON(message: Resource): unknown {
+    const obj: any = {};
+    if (message.uri !== "") {
+      obj.uri = message.uri;
+    }
+    if (message.server !== "") {
+      obj.server = message.server;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.title !== "") {
+      obj.title = message.title;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.mimeType !== "") {
+      obj.mimeType = message.mimeType;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Resource>, I>>(base?: I): Resource {
+    return Resource.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Resource>, I>>(object: I): Resource {
+    const message = createBaseResource();
+    message.uri = object.uri ?? "";
+    message.server = object.server ?? "";
+    message.name = object.name ?? "";
+    message.title = object.title ?? "";
+    message.description = object.description ?? "";
+    message.mimeType = object.mimeType ?? "";
+    return message;
+  },
+};
+
+function createBaseResourceTemplate(): ResourceTemplate {
+  return { uriTemplate: "", server: "", name: "", title: "", description: "", mimeType: "" };
+}
+
+export const ResourceTemplate: MessageFns<ResourceTemplate> = {
+  encode(message: ResourceTemplate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uriTemplate !== "") {
+      writer.uint32(10).string(message.uriTemplate);
+    }
+    if (message.server !== "") {
+      writer.uint32(18).string(message.server);
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    if (message.title !== "") {
+      writer.uint32(34).string(message.title);
+    }
+    if (message.description !== "") {
+      writer.uint32(42).string(message.description);
+    }
+    if (message.mimeType !== "") {
+      writer.uint32(50).string(message.mimeType);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResourceTemplate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResourceTemplate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.uriTemplate = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.server = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.title = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.mimeType = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResourceTemplate {
+    return {
+      uriTemplate: isSet(object.uriTemplate)
+        ? globalThis.String(object.uriTemplate)
+        : isSet(object.uri_template)
+        ? globalThis.String(object.uri_template)
+        : "",
+      server: isSet(object.server) ? globalThis.String(object.server) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      title: isSet(object.title) ? globalThis.String(object.title) : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      mimeType: isSet(object.mimeType)
+        ? globalThis.String(object.mimeType)
+        : isSet(object.mime_type)
+        ? globalThis.String(object.mime_type)
+        : "",
+    };
+  },
+
+  toJSON(message: ResourceTemplate): unknown {
+    const obj: any = {};
+    if (message.uriTemplate !== "") {
+      obj.uriTemplate = message.uriTemplate;
+    }
+    if (message.server !== "") {
+      obj.server = message.server;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.title !== "") {
+      obj.title = message.title;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.mimeType !== "") {
+      obj.mimeType = message.mimeType;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResourceTemplate>, I>>(base?: I): ResourceTemplate {
+    return ResourceTemplate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResourceTemplate>, I>>(object: I): ResourceTemplate {
+    const message = createBaseResourceTemplate();
+    message.uriTemplate = object.uriTemplate ?? "";
+    message.server = object.server ?? "";
+    message.name = object.name ?? "";
+    message.title = object.title ?? "";
+    message.description = object.description ?? "";
+    message.mimeType = object.mimeType ?? "";
+    return message;
+  },
+};
+
+function createBaseListResourcesRequest(): ListResourcesRequest {
+  return { principal: undefined, page: undefined, server: "", workspace: "" };
+}
+
+export const ListResourcesRequest: MessageFns<ListResourcesRequest> = {
+  encode(message: ListResourcesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.page !== undefined) {
+      PageRequest.encode(message.page, writer.uint32(18).fork()).join();
+    }
+    if (message.server !== "") {
+      writer.uint32(26).string(message.server);
+    }
+    if (message.workspace !== "") {
+      writer.uint32(34).string(message.workspace);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListResourcesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListResourcesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.page = PageRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.server = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.workspace = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListResourcesRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      page: isSet(object.page) ? PageRequest.fromJSON(object.page) : undefined,
+      server: isSet(object.server) ? globalThis.String(object.server) : "",
+      workspace: isSet(object.workspace) ? globalThis.String(object.workspace) : "",
+    };
+  },
+
+  toJSON(message: ListResourcesRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.page !== undefined) {
+      obj.page = PageRequest.toJSON(message.page);
+    }
+    if (message.server !== "") {
+      obj.server = message.server;
+    }
+    if (message.workspace !== "") {
+      obj.workspace = message.workspace;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListResourcesRequest>, I>>(base?: I): ListResourcesRequest {
+    return ListResourcesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListResourcesRequest>, I>>(object: I): ListResourcesRequest {
+    const message = createBaseListResourcesRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageRequest.fromPartial(object.page)
+      : undefined;
+    message.server = object.server ?? "";
+    message.workspace = object.workspace ?? "";
+    return message;
+  },
+};
+
+function createBaseListResourcesResponse(): ListResourcesResponse {
+  return { items: [], total: 0, nextCursor: "", templates: [] };
+}
+
+export const ListResourcesResponse: MessageFns<ListResourcesResponse> = {
+  encode(message: ListResourcesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      Resource.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.total !== 0) {
+      writer.uint32(16).int32(message.total);
+    }
+    if (message.nextCursor !== "") {
+      writer.uint32(26).string(message.nextCursor);
+    }
+    for (const v of message.templates) {
+      ResourceTemplate.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListResourcesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListResourcesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(Resource.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.total = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nextCursor = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.templates.push(ResourceTemplate.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListResourcesResponse {
+    return {
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => Resource.fromJSON(e)) : [],
+      total: isSet(object.total) ? globalThis.Number(object.total) : 0,
+      nextCursor: isSet(object.nextCursor)
+        ? globalThis.String(object.nextCursor)
+        : isSet(object.next_cursor)
+        ? globalThis.String(object.next_cursor)
+        : "",
+      templates: globalThis.Array.isArray(object?.templates)
+        ? object.templates.map((e: any) => ResourceTemplate.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListResourcesResponse): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => Resource.toJSON(e));
+    }
+    if (message.total !== 0) {
+      obj.total = Math.round(message.total);
+    }
+    if (message.nextCursor !== "") {
+      obj.nextCursor = message.nextCursor;
+    }
+    if (message.templates?.length) {
+      obj.templates = message.templates.map((e) => ResourceTemplate.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListResourcesResponse>, I>>(base?: I): ListResourcesResponse {
+    return ListResourcesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListResourcesResponse>, I>>(object: I): ListResourcesResponse {
+    const message = createBaseListResourcesResponse();
+    message.items = object.items?.map((e) => Resource.fromPartial(e)) || [];
+    message.total = object.total ?? 0;
+    message.nextCursor = object.nextCursor ?? "";
+    message.templates = object.templates?.map((e) => ResourceTemplate.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReadResourceRequest(): ReadResourceRequest {
+  return { principal: undefined, workspace: "", uri: "" };
+}
+
+export const ReadResourceRequest: MessageFns<ReadResourceRequest> = {
+  encode(message: ReadResourceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.workspace !== "") {
+      writer.uint32(18).string(message.workspace);
+    }
+    if (message.uri !== "") {
+      writer.uint32(26).string(message.uri);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadResourceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadResourceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workspace = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.uri = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReadResourceRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      workspace: isSet(object.workspace) ? globalThis.String(object.workspace) : "",
+      uri: isSet(object.uri) ? globalThis.String(object.uri) : "",
+    };
+  },
+
+  toJSON(message: ReadResourceRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.workspace !== "") {
+      obj.workspace = message.workspace;
+    }
+    if (message.uri !== "") {
+      obj.uri = message.uri;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReadResourceRequest>, I>>(base?: I): ReadResourceRequest {
+    return ReadResourceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReadResourceRequest>, I>>(object: I): ReadResourceRequest {
+    const message = createBaseReadResourceRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.workspace = object.workspace ?? "";
+    message.uri = object.uri ?? "";
+    return message;
+  },
+};
+
+function createBaseReadResourceResponse(): ReadResourceResponse {
+  return { result: undefined };
+}
+
+export const ReadResourceResponse: MessageFns<ReadResourceResponse> = {
+  encode(message: ReadResourceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.result !== undefined) {
+      Struct.encode(Struct.wrap(message.result), writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadResourceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadResourceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.result = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReadResourceResponse {
+    return { result: isObject(object.result) ? object.result : undefined };
+  },
+
+  toJSON(message: ReadResourceResponse): unknown {
+    const obj: any = {};
+    if (message.result !== undefined) {
+      obj.result = message.result;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReadResourceResponse>, I>>(base?: I): ReadResourceResponse {
+    return ReadResourceResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReadResourceResponse>, I>>(object: I): ReadResourceResponse {
+    const message = createBaseReadResourceResponse();
+    message.result = object.result ?? undefined;
+    return message;
+  },
+};
+
+function createBasePromptArgument(): PromptArgument {
+  return { name: "", title: "", description: "", required: false };
+}
+
+export const PromptArgument: MessageFns<PromptArgument> = {
+  encode(message: PromptArgument, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.title !== "") {
+      writer.uint32(18).string(message.title);
+    }
+    if (message.description !== "") {
+      writer.uint32(26).string(message.description);
+    }
+    if (message.required !== false) {
+      writer.uint32(32).bool(message.required);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PromptArgument {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePromptArgument();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.title = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.required = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PromptArgument {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      title: isSet(object.title) ? globalThis.String(object.title) : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      required: isSet(object.required) ? globalThis.Boolean(object.required) : false,
+    };
+  },
+
+  toJSON(message: PromptArgument): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.title !== "") {
+      obj.title = message.title;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.required !== false) {
+      obj.required = message.required;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PromptArgument>, I>>(base?: I): PromptArgument {
+    return PromptArgument.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PromptArgument>, I>>(object: I): PromptArgument {
+    const message = createBasePromptArgument();
+    message.name = object.name ?? "";
+    message.title = object.title ?? "";
+    message.description = object.description ?? "";
+    message.required = object.required ?? false;
+    return message;
+  },
+};
+
+function createBasePrompt(): Prompt {
+  return { name: "", server: "", title: "", description: "", arguments: [] };
+}
+
+export const Prompt: MessageFns<Prompt> = {
+  encode(message: Prompt, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.server !== "") {
+      writer.uint32(18).string(message.server);
+    }
+    if (message.title !== "") {
+      writer.uint32(26).string(message.title);
+    }
+    if (message.description !== "") {
+      writer.uint32(34).string(message.description);
+    }
+    for (const v of message.arguments) {
+      PromptArgument.encode(v!, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Prompt {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePrompt();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.server = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.title = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.arguments.push(PromptArgument.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Prompt {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      server: isSet(object.server) ? globalThis.String(object.server) : "",
+      title: isSet(object.title) ? globalThis.String(object.title) : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      arguments: globalThis.Array.isArray(object?.arguments)
+        ? object.arguments.map((e: any) => PromptArgument.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: Prompt): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.server !== "") {
+      obj.server = message.server;
+    }
+    if (message.title !== "") {
+      obj.title = message.title;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.arguments?.length) {
+      obj.arguments = message.arguments.map((e) => PromptArgument.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Prompt>, I>>(base?: I): Prompt {
+    return Prompt.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Prompt>, I>>(object: I): Prompt {
+    const message = createBasePrompt();
+    message.name = object.name ?? "";
+    message.server = object.server ?? "";
+    message.title = object.title ?? "";
+    message.description = object.description ?? "";
+    message.arguments = object.arguments?.map((e) => PromptArgument.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseListPromptsRequest(): ListPromptsRequest {
+  return { principal: undefined, page: undefined, server: "", workspace: "" };
+}
+
+export const ListPromptsRequest: MessageFns<ListPromptsRequest> = {
+  encode(message: ListPromptsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.page !== undefined) {
+      PageRequest.encode(message.page, writer.uint32(18).fork()).join();
+    }
+    if (message.server !== "") {
+      writer.uint32(26).string(message.server);
+    }
+    if (message.workspace !== "") {
+      writer.uint32(34).string(message.workspace);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPromptsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPromptsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.page = PageRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.server = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.workspace = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPromptsRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      page: isSet(object.page) ? PageRequest.fromJSON(object.page) : undefined,
+      server: isSet(object.server) ? globalThis.String(object.server) : "",
+      workspace: isSet(object.workspace) ? globalThis.String(object.workspace) : "",
+    };
+  },
+
+  toJSON(message: ListPromptsRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.page !== undefined) {
+      obj.page = PageRequest.toJSON(message.page);
+    }
+    if (message.server !== "") {
+      obj.server = message.server;
+    }
+    if (message.workspace !== "") {
+      obj.workspace = message.workspace;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPromptsRequest>, I>>(base?: I): ListPromptsRequest {
+    return ListPromptsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPromptsRequest>, I>>(object: I): ListPromptsRequest {
+    const message = createBaseListPromptsRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.page = (object.page !== undefined && object.page !== null)
+      ? PageRequest.fromPartial(object.page)
+      : undefined;
+    message.server = object.server ?? "";
+    message.workspace = object.workspace ?? "";
+    return message;
+  },
+};
+
+function createBaseListPromptsResponse(): ListPromptsResponse {
+  return { items: [], total: 0, nextCursor: "" };
+}
+
+export const ListPromptsResponse: MessageFns<ListPromptsResponse> = {
+  encode(message: ListPromptsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      Prompt.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.total !== 0) {
+      writer.uint32(16).int32(message.total);
+    }
+    if (message.nextCursor !== "") {
+      writer.uint32(26).string(message.nextCursor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPromptsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPromptsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(Prompt.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.total = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nextCursor = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPromptsResponse {
+    return {
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => Prompt.fromJSON(e)) : [],
+      total: isSet(object.total) ? globalThis.Number(object.total) : 0,
+      nextCursor: isSet(object.nextCursor)
+        ? globalThis.String(object.nextCursor)
+        : isSet(object.next_cursor)
+        ? globalThis.String(object.next_cursor)
+        : "",
+    };
+  },
+
+  toJSON(message: ListPromptsResponse): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => Prompt.toJSON(e));
+    }
+    if (message.total !== 0) {
+      obj.total = Math.round(message.total);
+    }
+    if (message.nextCursor !== "") {
+      obj.nextCursor = message.nextCursor;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPromptsResponse>, I>>(base?: I): ListPromptsResponse {
+    return ListPromptsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPromptsResponse>, I>>(object: I): ListPromptsResponse {
+    const message = createBaseListPromptsResponse();
+    message.items = object.items?.map((e) => Prompt.fromPartial(e)) || [];
+    message.total = object.total ?? 0;
+    message.nextCursor = object.nextCursor ?? "";
+    return message;
+  },
+};
+
+function createBaseGetPromptRequest(): GetPromptRequest {
+  return { principal: undefined, workspace: "", name: "", arguments: {} };
+}
+
+export const GetPromptRequest: MessageFns<GetPromptRequest> = {
+  encode(message: GetPromptRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.workspace !== "") {
+      writer.uint32(18).string(message.workspace);
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    globalThis.Object.entries(message.arguments).forEach(([key, value]: [string, string]) => {
+      GetPromptRequest_ArgumentsEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPromptRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPromptRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workspace = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const entry4 = GetPromptRequest_ArgumentsEntry.decode(reader, reader.uint32());
+            if (entry4.value !== undefined) {
+              message.arguments[entry4.key] = entry4.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPromptRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      workspace: isSet(object.workspace) ? globalThis.String(object.workspace) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      arguments: isObject(object.arguments)
+        ? (globalThis.Object.entries(object.arguments) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: GetPromptRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.workspace !== "") {
+      obj.workspace = message.workspace;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.arguments) {
+      const entries = globalThis.Object.entries(message.arguments) as [string, string][];
+      if (entries.length > 0) {
+        obj.arguments = {};
+        entries.forEach(([k, v]) => {
+          obj.arguments[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPromptRequest>, I>>(base?: I): GetPromptRequest {
+    return GetPromptRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPromptRequest>, I>>(object: I): GetPromptRequest {
+    const message = createBaseGetPromptRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.workspace = object.workspace ?? "";
+    message.name = object.name ?? "";
+    message.arguments = (globalThis.Object.entries(object.arguments ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseGetPromptRequest_ArgumentsEntry(): GetPromptRequest_ArgumentsEntry {
+  return { key: "", value: "" };
+}
+
+export const GetPromptRequest_ArgumentsEntry: MessageFns<GetPromptRequest_ArgumentsEntry> = {
+  encode(message: GetPromptRequest_ArgumentsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPromptRequest_ArgumentsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPromptRequest_ArgumentsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPromptRequest_ArgumentsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: GetPromptRequest_ArgumentsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPromptRequest_ArgumentsEntry>, I>>(base?: I): GetPromptRequest_ArgumentsEntry {
+    return GetPromptRequest_ArgumentsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPromptRequest_ArgumentsEntry>, I>>(
+    object: I,
+  ): GetPromptRequest_ArgumentsEntry {
+    const message = createBaseGetPromptRequest_ArgumentsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseGetPromptResponse(): GetPromptResponse {
+  return { result: undefined };
+}
+
+export const GetPromptResponse: MessageFns<GetPromptResponse> = {
+  encode(message: GetPromptResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.result !== undefined) {
+      Struct.encode(Struct.wrap(message.result), writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPromptResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPromptResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.result = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPromptResponse {
+    return { result: isObject(object.result) ? object.result : undefined };
+  },
+
+  toJSON(message: GetPromptResponse): unknown {
+    const obj: any = {};
+    if (message.result !== undefined) {
+      obj.result = message.result;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPromptResponse>, I>>(base?: I): GetPromptResponse {
+    return GetPromptResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPromptResponse>, I>>(object: I): GetPromptResponse {
+    const message = createBaseGetPromptResponse();
+    message.result = object.result ?? undefined;
+    return message;
+  },
+};
+
+function createBaseGetToolStatsRequest(): GetToolStatsRequest {
+  return { principal: undefined, workspace: "" };
+}
+
+export const GetToolStatsRequest: MessageFns<GetToolStatsRequest> = {
+  encode(message: GetToolStatsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    if (message.workspace !== "") {
+      writer.uint32(18).string(message.workspace);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetToolStatsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetToolStatsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workspace = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetToolStatsRequest {
+    return {
+      principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined,
+      workspace: isSet(object.workspace) ? globalThis.String(object.workspace) : "",
+    };
+  },
+
+  toJSON(message: GetToolStatsRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    if (message.workspace !== "") {
+      obj.workspace = message.workspace;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetToolStatsRequest>, I>>(base?: I): GetToolStatsRequest {
+    return GetToolStatsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetToolStatsRequest>, I>>(object: I): GetToolStatsRequest {
+    const message = createBaseGetToolStatsRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    message.workspace = object.workspace ?? "";
+    return message;
+  },
+};
+
+function createBaseToolStatsWindow(): ToolStatsWindow {
+  return { minutes: 0, calls: 0, errors: 0, callsPerMinute: 0, errorsPerMinute: 0, p50Ms: undefined, p95Ms: undefined };
+}
+
+export const ToolStatsWindow: MessageFns<ToolStatsWindow> = {
+  encode(message: ToolStatsWindow, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.minutes !== 0) {
+      writer.uint32(8).int32(message.minutes);
+    }
+    if (message.calls !== 0) {
+      writer.uint32(16).int32(message.calls);
+    }
+    if (message.errors !== 0) {
+      writer.uint32(24).int32(message.errors);
+    }
+    if (message.callsPerMinute !== 0) {
+      writer.uint32(33).double(message.callsPerMinute);
+    }
+    if (message.errorsPerMinute !== 0) {
+      writer.uint32(41).double(message.errorsPerMinute);
+    }
+    if (message.p50Ms !== undefined) {
+      writer.uint32(49).double(message.p50Ms);
+    }
+    if (message.p95Ms !== undefined) {
+      writer.uint32(57).double(message.p95Ms);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ToolStatsWindow {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseToolStatsWindow();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.minutes = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.calls = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.errors = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.callsPerMinute = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.errorsPerMinute = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.p50Ms = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.p95Ms = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ToolStatsWindow {
+    return {
+      minutes: isSet(object.minutes) ? globalThis.Number(object.minutes) : 0,
+      calls: isSet(object.calls) ? globalThis.Number(object.calls) : 0,
+      errors: isSet(object.errors) ? globalThis.Number(object.errors) : 0,
+      callsPerMinute: isSet(object.callsPerMinute)
+        ? globalThis.Number(object.callsPerMinute)
+        : isSet(object.calls_per_minute)
+        ? globalThis.Number(object.calls_per_minute)
+        : 0,
+      errorsPerMinute: isSet(object.errorsPerMinute)
+        ? globalThis.Number(object.errorsPerMinute)
+        : isSet(object.errors_per_minute)
+        ? globalThis.Number(object.errors_per_minute)
+        : 0,
+      p50Ms: isSet(object.p50Ms)
+        ? globalThis.Number(object.p50Ms)
+        : isSet(object.p50_ms)
+        ? globalThis.Number(object.p50_ms)
+        : undefined,
+      p95Ms: isSet(object.p95Ms)
+        ? globalThis.Number(object.p95Ms)
+        : isSet(object.p95_ms)
+        ? globalThis.Number(object.p95_ms)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ToolStatsWindow): unknown {
+    const obj: any = {};
+    if (message.minutes !== 0) {
+      obj.minutes = Math.round(message.minutes);
+    }
+    if (message.calls !== 0) {
+      obj.calls = Math.round(message.calls);
+    }
+    if (message.errors !== 0) {
+      obj.errors = Math.round(message.errors);
+    }
+    if (message.callsPerMinute !== 0) {
+      obj.callsPerMinute = floatToJson(message.callsPerMinute);
+    }
+    if (message.errorsPerMinute !== 0) {
+      obj.errorsPerMinute = floatToJson(message.errorsPerMinute);
+    }
+    if (message.p50Ms !== undefined) {
+      obj.p50Ms = floatToJson(message.p50Ms);
+    }
+    if (message.p95Ms !== undefined) {
+      obj.p95Ms = floatToJson(message.p95Ms);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ToolStatsWindow>, I>>(base?: I): ToolStatsWindow {
+    return ToolStatsWindow.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ToolStatsWindow>, I>>(object: I): ToolStatsWindow {
+    const message = createBaseToolStatsWindow();
+    message.minutes = object.minutes ?? 0;
+    message.calls = object.calls ?? 0;
+    message.errors = object.errors ?? 0;
+    message.callsPerMinute = object.callsPerMinute ?? 0;
+    message.errorsPerMinute = object.errorsPerMinute ?? 0;
+    message.p50Ms = object.p50Ms ?? undefined;
+    message.p95Ms = object.p95Ms ?? undefined;
+    return message;
+  },
+};
+
+function createBaseToolStats(): ToolStats {
+  return { tool: "", server: "", last5m: undefined, last60m: undefined };
+}
+
+export const ToolStats: MessageFns<ToolStats> = {
+  encode(message: ToolStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tool !== "") {
+      writer.uint32(10).string(message.tool);
+    }
+    if (message.server !== "") {
+      writer.uint32(18).string(message.server);
+    }
+    if (message.last5m !== undefined) {
+      ToolStatsWindow.encode(message.last5m, writer.uint32(26).fork()).join();
+    }
+    if (message.last60m !== undefined) {
+      ToolStatsWindow.encode(message.last60m, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ToolStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseToolStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tool = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.server = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.last5m = ToolStatsWindow.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.last60m = ToolStatsWindow.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ToolStats {
+    return {
+      tool: isSet(object.tool) ? globalThis.String(object.tool) : "",
+      server: isSet(object.server) ? globalThis.String(object.server) : "",
+      last5m: isSet(object.last5m)
+        ? ToolStatsWindow.fromJSON(object.last5m)
+        : isSet(object.last_5m)
+        ? ToolStatsWindow.fromJSON(object.last_5m)
+        : undefined,
+      last60m: isSet(object.last60m)
+        ? ToolStatsWindow.fromJSON(object.last60m)
+        : isSet(object.last_60m)
+        ? ToolStatsWindow.fromJSON(object.last_60m)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ToolStats): unknown {
+    const obj: any = {};
+    if (message.tool !== "") {
+      obj.tool = message.tool;
+    }
+    if (message.server !== "") {
+      obj.server = message.server;
+    }
+    if (message.last5m !== undefined) {
+      obj.last5m = ToolStatsWindow.toJSON(message.last5m);
+    }
+    if (message.last60m !== undefined) {
+      obj.last60m = ToolStatsWindow.toJSON(message.last60m);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ToolStats>, I>>(base?: I): ToolStats {
+    return ToolStats.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ToolStats>, I>>(object: I): ToolStats {
+    const message = createBaseToolStats();
+    message.tool = object.tool ?? "";
+    message.server = object.server ?? "";
+    message.last5m = (object.last5m !== undefined && object.last5m !== null)
+      ? ToolStatsWindow.fromPartial(object.last5m)
+      : undefined;
+    message.last60m = (object.last60m !== undefined && object.last60m !== null)
+      ? ToolStatsWindow.fromPartial(object.last60m)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetToolStatsResponse(): GetToolStatsResponse {
+  return { items: [], total5m: undefined, total60m: undefined, replicas: 0, bucketBoundsMs: [], at: "" };
+}
+
+export const GetToolStatsResponse: MessageFns<GetToolStatsResponse> = {
+  encode(message: GetToolStatsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      ToolStats.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.total5m !== undefined) {
+      ToolStatsWindow.encode(message.total5m, writer.uint32(18).fork()).join();
+    }
+    if (message.total60m !== undefined) {
+      ToolStatsWindow.encode(message.total60m, writer.uint32(26).fork()).join();
+    }
+    if (message.replicas !== 0) {
+      writer.uint32(32).int32(message.replicas);
+    }
+    if (message.bucketBoundsMs.length !== 0) {
+      writer.uint32(42).fork();
+      for (const v of message.bucketBoundsMs) {
+        writer.double(v);
+      }
+      writer.join();
+    }
+    if (message.at !== "") {
+      writer.uint32(50).string(message.at);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetToolStatsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetToolStatsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(ToolStats.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.total5m = ToolStatsWindow.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.total60m = ToolStatsWindow.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.replicas = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag === 41) {
+              message.bucketBoundsMs.push(reader.double());
+
+              continue;
+            }
+
+            if (tag === 42) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.bucketBoundsMs.push(reader.double());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.at = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetToolStatsResponse {
+    return {
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => ToolStats.fromJSON(e)) : [],
+      total5m: isSet(object.total5m)
+        ? ToolStatsWindow.fromJSON(object.total5m)
+        : isSet(object.total_5m)
+        ? ToolStatsWindow.fromJSON(object.total_5m)
+        : undefined,
+      total60m: isSet(object.total60m)
+        ? ToolStatsWindow.fromJSON(object.total60m)
+        : isSet(object.total_60m)
+        ? ToolStatsWindow.fromJSON(object.total_60m)
+        : undefined,
+      replicas: isSet(object.replicas) ? globalThis.Number(object.replicas) : 0,
+      bucketBoundsMs: globalThis.Array.isArray(object?.bucketBoundsMs)
+        ? object.bucketBoundsMs.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.bucket_bounds_ms)
+        ? object.bucket_bounds_ms.map((e: any) => globalThis.Number(e))
+        : [],
+      at: isSet(object.at) ? globalThis.String(object.at) : "",
+    };
+  },
+
+  toJSON(message: GetToolStatsResponse): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => ToolStats.toJSON(e));
+    }
+    if (message.total5m !== undefined) {
+      obj.total5m = ToolStatsWindow.toJSON(message.total5m);
+    }
+    if (message.total60m !== undefined) {
+      obj.total60m = ToolStatsWindow.toJSON(message.total60m);
+    }
+    if (message.replicas !== 0) {
+      obj.replicas = Math.round(message.replicas);
+    }
+    if (message.bucketBoundsMs?.length) {
+      obj.bucketBoundsMs = message.bucketBoundsMs.map((e) => floatToJson(e));
+    }
+    if (message.at !== "") {
+      obj.at = message.at;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetToolStatsResponse>, I>>(base?: I): GetToolStatsResponse {
+    return GetToolStatsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetToolStatsResponse>, I>>(object: I): GetToolStatsResponse {
+    const message = createBaseGetToolStatsResponse();
+    message.items = object.items?.map((e) => ToolStats.fromPartial(e)) || [];
+    message.total5m = (object.total5m !== undefined && object.total5m !== null)
+      ? ToolStatsWindow.fromPartial(object.total5m)
+      : undefined;
+    message.total60m = (object.total60m !== undefined && object.total60m !== null)
+      ? ToolStatsWindow.fromPartial(object.total60m)
+      : undefined;
+    message.replicas = object.replicas ?? 0;
+    message.bucketBoundsMs = object.bucketBoundsMs?.map((e) => e) || [];
+    message.at = object.at ?? "";
+    return message;
+  },
+};
+
 /** The unified tool catalog for internal callers (agent-runtime, gateway). */
 export type McpGatewayService = typeof McpGatewayService;
 export const McpGatewayService = {
@@ -3001,6 +5220,63 @@ export const McpGatewayService = {
     responseSerialize: (value: GpuPool): Buffer => Buffer.from(GpuPool.encode(value).finish()),
     responseDeserialize: (value: Buffer): GpuPool => GpuPool.decode(value),
   },
+  /**
+   * Resources (and resource templates) and prompts of the upstreams the caller may see
+   * (mcp:call; the servers' ACLs apply as to tools). Resource URIs are global, prompt names
+   * namespaced server.prompt.
+   */
+  listResources: {
+    path: "/ziggie.v1.McpGateway/ListResources" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListResourcesRequest): Buffer => Buffer.from(ListResourcesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListResourcesRequest => ListResourcesRequest.decode(value),
+    responseSerialize: (value: ListResourcesResponse): Buffer =>
+      Buffer.from(ListResourcesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListResourcesResponse => ListResourcesResponse.decode(value),
+  },
+  readResource: {
+    path: "/ziggie.v1.McpGateway/ReadResource" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReadResourceRequest): Buffer => Buffer.from(ReadResourceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReadResourceRequest => ReadResourceRequest.decode(value),
+    responseSerialize: (value: ReadResourceResponse): Buffer =>
+      Buffer.from(ReadResourceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReadResourceResponse => ReadResourceResponse.decode(value),
+  },
+  listPrompts: {
+    path: "/ziggie.v1.McpGateway/ListPrompts" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListPromptsRequest): Buffer => Buffer.from(ListPromptsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListPromptsRequest => ListPromptsRequest.decode(value),
+    responseSerialize: (value: ListPromptsResponse): Buffer => Buffer.from(ListPromptsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListPromptsResponse => ListPromptsResponse.decode(value),
+  },
+  getPrompt: {
+    path: "/ziggie.v1.McpGateway/GetPrompt" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetPromptRequest): Buffer => Buffer.from(GetPromptRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetPromptRequest => GetPromptRequest.decode(value),
+    responseSerialize: (value: GetPromptResponse): Buffer => Buffer.from(GetPromptResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetPromptResponse => GetPromptResponse.decode(value),
+  },
+  /**
+   * Tool calls, failures and latency per tool over the last 5 and 60 minutes, merged over every
+   * replica (each shares its per-minute window through JetStream KV), in the caller's workspaces.
+   */
+  getToolStats: {
+    path: "/ziggie.v1.McpGateway/GetToolStats" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetToolStatsRequest): Buffer => Buffer.from(GetToolStatsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetToolStatsRequest => GetToolStatsRequest.decode(value),
+    responseSerialize: (value: GetToolStatsResponse): Buffer =>
+      Buffer.from(GetToolStatsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetToolStatsResponse => GetToolStatsResponse.decode(value),
+  },
 } as const;
 
 export interface McpGatewayServer extends UntypedServiceImplementation {
@@ -3022,6 +5298,20 @@ export interface McpGatewayServer extends UntypedServiceImplementation {
   getGpuPool: handleUnaryCall<GetGpuPoolRequest, GpuPool>;
   /** Admin (config:change): replicas now, and the autoscaling bounds. */
   scaleGpuPool: handleUnaryCall<ScaleGpuPoolRequest, GpuPool>;
+  /**
+   * Resources (and resource templates) and prompts of the upstreams the caller may see
+   * (mcp:call; the servers' ACLs apply as to tools). Resource URIs are global, prompt names
+   * namespaced server.prompt.
+   */
+  listResources: handleUnaryCall<ListResourcesRequest, ListResourcesResponse>;
+  readResource: handleUnaryCall<ReadResourceRequest, ReadResourceResponse>;
+  listPrompts: handleUnaryCall<ListPromptsRequest, ListPromptsResponse>;
+  getPrompt: handleUnaryCall<GetPromptRequest, GetPromptResponse>;
+  /**
+   * Tool calls, failures and latency per tool over the last 5 and 60 minutes, merged over every
+   * replica (each shares its per-minute window through JetStream KV), in the caller's workspaces.
+   */
+  getToolStats: handleUnaryCall<GetToolStatsRequest, GetToolStatsResponse>;
 }
 
 export interface McpGatewayClient extends Client {
@@ -3173,6 +5463,90 @@ export interface McpGatewayClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GpuPool) => void,
+  ): ClientUnaryCall;
+  /**
+   * Resources (and resource templates) and prompts of the upstreams the caller may see
+   * (mcp:call; the servers' ACLs apply as to tools). Resource URIs are global, prompt names
+   * namespaced server.prompt.
+   */
+  listResources(
+    request: ListResourcesRequest,
+    callback: (error: ServiceError | null, response: ListResourcesResponse) => void,
+  ): ClientUnaryCall;
+  listResources(
+    request: ListResourcesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListResourcesResponse) => void,
+  ): ClientUnaryCall;
+  listResources(
+    request: ListResourcesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListResourcesResponse) => void,
+  ): ClientUnaryCall;
+  readResource(
+    request: ReadResourceRequest,
+    callback: (error: ServiceError | null, response: ReadResourceResponse) => void,
+  ): ClientUnaryCall;
+  readResource(
+    request: ReadResourceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReadResourceResponse) => void,
+  ): ClientUnaryCall;
+  readResource(
+    request: ReadResourceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReadResourceResponse) => void,
+  ): ClientUnaryCall;
+  listPrompts(
+    request: ListPromptsRequest,
+    callback: (error: ServiceError | null, response: ListPromptsResponse) => void,
+  ): ClientUnaryCall;
+  listPrompts(
+    request: ListPromptsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListPromptsResponse) => void,
+  ): ClientUnaryCall;
+  listPrompts(
+    request: ListPromptsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListPromptsResponse) => void,
+  ): ClientUnaryCall;
+  getPrompt(
+    request: GetPromptRequest,
+    callback: (error: ServiceError | null, response: GetPromptResponse) => void,
+  ): ClientUnaryCall;
+  getPrompt(
+    request: GetPromptRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetPromptResponse) => void,
+  ): ClientUnaryCall;
+  getPrompt(
+    request: GetPromptRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetPromptResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Tool calls, failures and latency per tool over the last 5 and 60 minutes, merged over every
+   * replica (each shares its per-minute window through JetStream KV), in the caller's workspaces.
+   */
+  getToolStats(
+    request: GetToolStatsRequest,
+    callback: (error: ServiceError | null, response: GetToolStatsResponse) => void,
+  ): ClientUnaryCall;
+  getToolStats(
+    request: GetToolStatsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetToolStatsResponse) => void,
+  ): ClientUnaryCall;
+  getToolStats(
+    request: GetToolStatsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetToolStatsResponse) => void,
   ): ClientUnaryCall;
 }
 
