@@ -91,6 +91,34 @@ class FakeMcpGateway {
   approvePin = this.unary<pb.ApprovePinRequest, pb.Pin>('approvePin', (req) => ({ ...pin, pinnedHash: req.hash, pendingHash: '', pending: undefined, status: 'active', approvedBy: req.principal?.subject ?? '' }));
   addServer = this.unary<pb.AddServerRequest, pb.Server>('addServer', (req) => ({ ...server, name: String(req.config?.name), status: 'connecting', replicas: [] }));
   removeServer = this.unary<pb.RemoveServerRequest, pb.RemoveServerResponse>('removeServer', (req) => ({ name: req.name }));
+  listResources = this.unary<pb.ListResourcesRequest, pb.ListResourcesResponse>('listResources', () => ({
+    items: [{ uri: 'demo://doc/1', server: 'demo', name: 'doc 1', title: '', description: 'a document', mimeType: 'text/plain' }],
+    total: 1,
+    nextCursor: '',
+    templates: [{ uriTemplate: 'demo://doc/{id}', server: 'demo', name: 'docs', title: '', description: '', mimeType: 'text/plain' }],
+  }));
+  readResource = this.unary<pb.ReadResourceRequest, pb.ReadResourceResponse>('readResource', (req) => ({ result: { contents: [{ uri: req.uri, mimeType: 'text/plain', text: 'hello' }] } }));
+  listPrompts = this.unary<pb.ListPromptsRequest, pb.ListPromptsResponse>('listPrompts', () => ({
+    items: [{ name: 'demo.greet', server: 'demo', title: 'Greet', description: '', arguments: [{ name: 'who', title: '', description: 'whom to greet', required: true }] }],
+    total: 1,
+    nextCursor: '',
+  }));
+  getPrompt = this.unary<pb.GetPromptRequest, pb.GetPromptResponse>('getPrompt', (req) => ({ result: { messages: [{ role: 'user', content: { type: 'text', text: `Hello ${req.arguments.who}` } }] } }));
+  getToolStats = this.unary<pb.GetToolStatsRequest, pb.GetToolStatsResponse>('getToolStats', () => ({
+    items: [
+      {
+        tool: 'demo.sum',
+        server: 'demo',
+        last5m: { minutes: 5, calls: 3, errors: 1, callsPerMinute: 0.67, errorsPerMinute: 0.22, p50Ms: 3.1, p95Ms: 9.5 },
+        last60m: { minutes: 60, calls: 3, errors: 1, callsPerMinute: 0.05, errorsPerMinute: 0.02, p50Ms: 3.1, p95Ms: 9.5 },
+      },
+    ],
+    total5m: { minutes: 5, calls: 3, errors: 1, callsPerMinute: 0.67, errorsPerMinute: 0.22, p50Ms: 3.1, p95Ms: 9.5 },
+    total60m: { minutes: 60, calls: 0, errors: 0, callsPerMinute: 0, errorsPerMinute: 0, p50Ms: undefined, p95Ms: undefined },
+    replicas: 2,
+    bucketBoundsMs: [1, 2.5, 5],
+    at: '2026-01-01T00:00:00.000Z',
+  }));
 
   callTool(request: pb.CallToolRequest, metadata: Metadata): Readable {
     this.requests.push({ method: 'callTool', request, correlationId: metadata.get('x-correlation-id')[0] });
@@ -248,6 +276,65 @@ describe('McpController (REST /v1/mcp, against a test double of the mcp-gateway 
       await problem(await request('GET', '/v1/mcp/servers'), 401, 'AUTH_MISSING_TOKEN');
       await problem(await request('GET', '/v1/mcp/nothing', { token: admin }), 404, 'NOT_FOUND');
       expect(fake.requests).toEqual([]);
+    });
+  });
+
+  describe('resources, prompts and call figures', () => {
+    it('lists resources with their templates, reads one by URI in the token\'s first workspace', async () => {
+      const list = await request('GET', '/v1/mcp/resources?server=demo&workspace=beta', { token: l2l3 });
+      expect(list.status).toBe(200);
+      expect(await list.json()).toMatchObject({ items: [{ uri: 'demo://doc/1', mimeType: 'text/plain' }], total: 1, templates: [{ uriTemplate: 'demo://doc/{id}' }] });
+      expect(called('listResources')[0].request).toMatchObject({ server: 'demo', workspace: 'beta', page: { limit: 50, cursor: '' } });
+      const read = await request('GET', `/v1/mcp/resources/read?uri=${encodeURIComponent('demo://doc/7')}`, { token: l2l3 });
+      expect(read.status).toBe(200);
+      expect(await read.json()).toEqual({ contents: [{ uri: 'demo://doc/7', mimeType: 'text/plain', text: 'hello' }] });
+      expect(called('readResource')[0].request).toMatchObject({ uri: 'demo://doc/7', workspace: 'alpha' });
+    });
+
+    it('refuses a missing or schemeless URI, a foreign workspace, and relays RESOURCE_NOT_FOUND as 404', async () => {
+      await problem(await request('GET', '/v1/mcp/resources/read', { token: l2l3 }), 400, 'VALIDATION_FAILED');
+      await problem(await request('GET', '/v1/mcp/resources/read?uri=no-scheme', { token: l2l3 }), 400, 'VALIDATION_FAILED');
+      await problem(await request('GET', '/v1/mcp/resources/read?uri=demo://x&workspace=gamma', { token: l2l3 }), 403, 'AUTH_WORKSPACE_FORBIDDEN');
+      await problem(await request('GET', '/v1/mcp/resources?workspace=gamma', { token: l2l3 }), 403, 'AUTH_WORKSPACE_FORBIDDEN');
+      expect(called('readResource')).toHaveLength(0);
+      fake.failures.set('readResource', serviceError('RESOURCE_NOT_FOUND', 'resource demo://gone not found'));
+      const body = await problem(await request('GET', '/v1/mcp/resources/read?uri=demo://gone', { token: l2l3 }), 404, 'RESOURCE_NOT_FOUND');
+      expect(body.detail).toBe('resource demo://gone not found');
+      fake.failures.set('listResources', serviceError('SERVER_NOT_FOUND', 'server nope not found'));
+      await problem(await request('GET', '/v1/mcp/resources?server=nope', { token: l2l3 }), 404, 'SERVER_NOT_FOUND');
+    });
+
+    it('lists prompts with their arguments and gets one with string arguments', async () => {
+      const list = await request('GET', '/v1/mcp/prompts', { token: l2l3 });
+      expect(await list.json()).toMatchObject({ items: [{ name: 'demo.greet', arguments: [{ name: 'who', required: true }] }], total: 1 });
+      const got = await request('POST', '/v1/mcp/prompts/demo.greet/get', { token: l2l3, body: { arguments: { who: 'Ada' }, workspace: 'beta' } });
+      expect(got.status).toBe(200);
+      expect(await got.json()).toEqual({ messages: [{ role: 'user', content: { type: 'text', text: 'Hello Ada' } }] });
+      expect(called('getPrompt')[0].request).toMatchObject({ name: 'demo.greet', workspace: 'beta', arguments: { who: 'Ada' } });
+    });
+
+    it('refuses non-string arguments and bad names before any call; relays PROMPT_INVALID_ARGUMENTS (400) and PROMPT_NOT_FOUND (404)', async () => {
+      await problem(await request('POST', '/v1/mcp/prompts/demo.greet/get', { token: l2l3, body: { arguments: { who: 42 } } }), 400, 'VALIDATION_FAILED');
+      await problem(await request('POST', '/v1/mcp/prompts/demo.greet/get', { token: l2l3, body: { args: {} } }), 400, 'VALIDATION_FAILED');
+      await problem(await request('POST', '/v1/mcp/prompts/not-namespaced/get', { token: l2l3, body: {} }), 400, 'VALIDATION_FAILED');
+      expect(called('getPrompt')).toHaveLength(0);
+      fake.failures.set('getPrompt', serviceError('PROMPT_INVALID_ARGUMENTS', 'demo.greet: who is required'));
+      await problem(await request('POST', '/v1/mcp/prompts/demo.greet/get', { token: l2l3, body: {} }), 400, 'PROMPT_INVALID_ARGUMENTS');
+      fake.failures.set('getPrompt', serviceError('PROMPT_NOT_FOUND', 'prompt demo.gone not found'));
+      await problem(await request('POST', '/v1/mcp/prompts/demo.gone/get', { token: l2l3, body: {} }), 404, 'PROMPT_NOT_FOUND');
+    });
+
+    it('gives call figures per tool with null percentiles for a window without calls', async () => {
+      const res = await request('GET', '/v1/mcp/stats', { token: l2l3 });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as Record<string, unknown>;
+      expect(body).toMatchObject({ replicas: 2, items: [{ tool: 'demo.sum', last5m: { calls: 3, errors: 1, p95Ms: 9.5 } }], total5m: { callsPerMinute: 0.67 } });
+      expect(body.total60m).toEqual({ minutes: 60, calls: 0, errors: 0, callsPerMinute: 0, errorsPerMinute: 0, p50Ms: null, p95Ms: null });
+      expect(called('getToolStats')[0].request).toMatchObject({ workspace: '' });
+      await request('GET', '/v1/mcp/stats?workspace=beta', { token: l2l3 });
+      expect(called('getToolStats')[1].request).toMatchObject({ workspace: 'beta' });
+      await problem(await request('GET', '/v1/mcp/stats?workspace=gamma', { token: l2l3 }), 403, 'AUTH_WORKSPACE_FORBIDDEN');
+      await problem(await request('GET', '/v1/mcp/stats?window=5', { token: l2l3 }), 400, 'VALIDATION_FAILED');
     });
   });
 

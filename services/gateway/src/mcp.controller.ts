@@ -1,6 +1,21 @@
 import { Controller, Delete, Get, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { Cursors, McpServerName, normalizeUpstream, pb, UpstreamSchema, ZiggieError } from '@ziggie/contracts';
+import {
+  Cursors,
+  McpPromptList,
+  McpPromptResult,
+  McpResourceList,
+  McpResourceRead,
+  McpServerName,
+  McpStatsResponse,
+  normalizeUpstream,
+  pb,
+  UpstreamSchema,
+  ZiggieError,
+  type McpResourceListView,
+  type McpStatsView,
+  type McpWindowFigures,
+} from '@ziggie/contracts';
 import {
   ApiDoc,
   assertWorkspace,
@@ -30,6 +45,24 @@ const CallBody = z
     timeoutMs: z.number().int().min(100).max(600_000).optional(),
   })
   .strict();
+const Workspace = z.string().min(1).max(63);
+const CatalogQuery = pageQuery(Cursors.mcpCatalog)
+  .extend({ server: McpServerName.optional(), workspace: Workspace.optional().describe('Lists what the servers\' ACLs allow in this workspace (one of the token\'s); absent: in any of them') })
+  .strict();
+const ReadQuery = z
+  .object({
+    uri: z.string().min(1).max(2048).regex(/^[A-Za-z][A-Za-z0-9+.-]*:/, 'a URI with a scheme').describe('A listed resource\'s URI, or one a listed template matches'),
+    workspace: Workspace.optional(),
+  })
+  .strict();
+const PromptName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}\.[A-Za-z0-9_.-]{1,64}$/, 'not a prompt name (server.prompt)');
+const PromptBody = z
+  .object({
+    arguments: z.record(z.string().min(1).max(128), z.string().max(65_536)).optional().describe('The prompt\'s declared arguments, as strings'),
+    workspace: Workspace.optional(),
+  })
+  .strict();
+const StatsQuery = z.object({ workspace: Workspace.optional().describe('Only this workspace (one of the token\'s); absent: all of them') }).strict();
 const ApproveBody = z.object({ hash: z.string().regex(/^[a-fA-F0-9]{64}$/, 'a sha256 in hex') }).strict();
 /** `url` is accepted as a shorthand for a one-element `urls`. */
 const ServerBody = z.preprocess(normalizeUpstream, UpstreamSchema);
@@ -59,6 +92,19 @@ function workspaceFor(principal: Principal, asked: string | undefined): string {
 function wantsEventStream(req: Request): boolean {
   const accept = req.headers.accept;
   return typeof accept === 'string' && accept.toLowerCase().includes('text/event-stream');
+}
+
+/** A window's figures as REST gives them: no p50/p95 is null, not absent. */
+export function windowFigures(w: pb.ToolStatsWindow | undefined, minutes: number): McpWindowFigures {
+  return {
+    minutes: w?.minutes ?? minutes,
+    calls: w?.calls ?? 0,
+    errors: w?.errors ?? 0,
+    callsPerMinute: w?.callsPerMinute ?? 0,
+    errorsPerMinute: w?.errorsPerMinute ?? 0,
+    p50Ms: w?.p50Ms ?? null,
+    p95Ms: w?.p95Ms ?? null,
+  };
 }
 
 /** The MCP CallToolResult, with the peer's error flag carried in it. */
@@ -201,6 +247,68 @@ export class McpController {
     } finally {
       stream.close();
     }
+  }
+
+  @Get('stats')
+  @RequirePermission('mcp:call')
+  @ApiDoc({
+    summary: 'Tool calls per minute, failures and p50/p95 latency per tool over the last 5 and 60 minutes, over every mcp-gateway replica, in the token\'s workspaces',
+    response: McpStatsResponse,
+  })
+  async stats(@ValidQuery(StatsQuery) q: z.infer<typeof StatsQuery>, @CurrentPrincipal() principal: Principal): Promise<McpStatsView> {
+    if (q.workspace !== undefined) assertWorkspace(principal, q.workspace);
+    const mcp = await this.mcp();
+    const res = await callUnary(mcp.getToolStats.bind(mcp), { principal, workspace: q.workspace ?? '' }, { peer: 'mcp-gateway' });
+    return {
+      items: res.items.map((t) => ({ tool: t.tool, server: t.server, last5m: windowFigures(t.last5m, 5), last60m: windowFigures(t.last60m, 60) })),
+      total5m: windowFigures(res.total5m, 5),
+      total60m: windowFigures(res.total60m, 60),
+      replicas: res.replicas,
+      bucketBoundsMs: res.bucketBoundsMs,
+      at: res.at,
+    };
+  }
+
+  @Get('resources')
+  @RequirePermission('mcp:call')
+  @ApiDoc({ summary: 'Resources of the upstream MCP servers the token may read (by URI), and their URI templates', response: McpResourceList, errors: ['SERVER_NOT_FOUND'] })
+  async resources(@ValidQuery(CatalogQuery) q: z.infer<typeof CatalogQuery>, @CurrentPrincipal() principal: Principal): Promise<McpResourceListView> {
+    if (q.workspace !== undefined) assertWorkspace(principal, q.workspace);
+    const mcp = await this.mcp();
+    const res = await callUnary(mcp.listResources.bind(mcp), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, server: q.server ?? '', workspace: q.workspace ?? '' }, { peer: 'mcp-gateway' });
+    return { ...page(res.items, res.total, res.nextCursor), templates: res.templates };
+  }
+
+  @Get('resources/read')
+  @RequirePermission('mcp:call')
+  @ApiDoc({ summary: 'Read a resource (resources/read): its contents, text or base64 blob each', response: McpResourceRead, errors: ['RESOURCE_NOT_FOUND', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT', 'UPSTREAM_RESPONSE_TOO_LARGE'] })
+  async readResource(@ValidQuery(ReadQuery) q: z.infer<typeof ReadQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const workspace = workspaceFor(principal, q.workspace);
+    const mcp = await this.mcp();
+    const res = await callUnary(mcp.readResource.bind(mcp), { principal, workspace, uri: q.uri }, { peer: 'mcp-gateway', timeoutMs: DEFAULT_TOOL_TIMEOUT_MS + 5_000 });
+    return res.result ?? { contents: [] };
+  }
+
+  @Get('prompts')
+  @RequirePermission('mcp:call')
+  @ApiDoc({ summary: 'Prompts of the upstream MCP servers the token may get (namespaced server.prompt), with their arguments', response: McpPromptList, errors: ['SERVER_NOT_FOUND'] })
+  async prompts(@ValidQuery(CatalogQuery) q: z.infer<typeof CatalogQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
+    if (q.workspace !== undefined) assertWorkspace(principal, q.workspace);
+    const mcp = await this.mcp();
+    const res = await callUnary(mcp.listPrompts.bind(mcp), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, server: q.server ?? '', workspace: q.workspace ?? '' }, { peer: 'mcp-gateway' });
+    return page(res.items, res.total, res.nextCursor);
+  }
+
+  @Post('prompts/:name/get')
+  @HttpCode(200)
+  @RequirePermission('mcp:call')
+  @ApiDoc({ summary: 'Get a prompt (prompts/get) with its arguments: its messages', response: McpPromptResult, errors: ['PROMPT_NOT_FOUND', 'PROMPT_INVALID_ARGUMENTS', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT'] })
+  async getPrompt(@Param('name') name: string, @ValidBody(PromptBody) input: z.infer<typeof PromptBody>, @CurrentPrincipal() principal: Principal): Promise<object> {
+    const prompt = pathParam(PromptName, 'name', name);
+    const workspace = workspaceFor(principal, input.workspace);
+    const mcp = await this.mcp();
+    const res = await callUnary(mcp.getPrompt.bind(mcp), { principal, workspace, name: prompt, arguments: input.arguments ?? {} }, { peer: 'mcp-gateway', timeoutMs: DEFAULT_TOOL_TIMEOUT_MS + 5_000 });
+    return res.result ?? { messages: [] };
   }
 
   @Get('pins')

@@ -1,5 +1,5 @@
-import { Controller, Get } from '@nestjs/common';
-import { OverviewResponse, pb, type OverviewView } from '@ziggie/contracts';
+import { Controller, Get, Logger } from '@nestjs/common';
+import { hasPermission, OverviewResponse, pb, type OverviewMcpView, type OverviewView } from '@ziggie/contracts';
 import { ApiDoc, callUnary, CurrentPrincipal, PeerClients, Principal } from '@ziggie/platform';
 
 const LEVELS = [0, 1, 2, 3] as const;
@@ -7,6 +7,8 @@ const AGENT_STATUSES = ['idle', 'busy', 'offline'] as const;
 const TASK_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 /** More workspaces than a deployment has: the overview lists them all on one page. */
 const WORKSPACE_PAGE = 500;
+const LAST_HOUR_SECONDS = 3_600;
+const TOP_TOOLS = 5;
 
 /**
  * One request for the console's overview, instead of the twenty it would take from the browser
@@ -15,11 +17,42 @@ const WORKSPACE_PAGE = 500;
  */
 @Controller('v1/overview')
 export class OverviewController {
+  private readonly logger = new Logger('overview');
+
   constructor(private readonly peers: PeerClients) {}
+
+  /**
+   * Tool call figures of the token's workspaces; null without mcp:call, or when mcp-gateway does
+   * not answer (the rest of the overview still does).
+   */
+  private async mcpSummary(principal: Principal): Promise<OverviewMcpView | null> {
+    if (!hasPermission(principal.roles, 'mcp:call') || principal.workspaces.length === 0) return null;
+    try {
+      const mcp = await this.peers.get('mcp-gateway', pb.McpGatewayClient);
+      const s = await callUnary(mcp.getToolStats.bind(mcp), { principal, workspace: '' }, { peer: 'mcp-gateway', timeoutMs: 5_000 });
+      return {
+        callsPerMinute: s.total5m?.callsPerMinute ?? 0,
+        errorsPerMinute: s.total5m?.errorsPerMinute ?? 0,
+        callsLastHour: s.total60m?.calls ?? 0,
+        p95Ms: s.total5m?.p95Ms ?? null,
+        topTools: s.items.slice(0, TOP_TOOLS).map((t) => ({
+          tool: t.tool,
+          server: t.server,
+          callsPerMinute: t.last60m?.callsPerMinute ?? 0,
+          calls: t.last60m?.calls ?? 0,
+          errors: t.last60m?.errors ?? 0,
+          p95Ms: t.last60m?.p95Ms ?? null,
+        })),
+      };
+    } catch (err) {
+      this.logger.warn(`overview without MCP figures: ${err instanceof Error ? err.message : String(err)}`);
+      return null;
+    }
+  }
 
   @Get()
   @ApiDoc({
-    summary: 'Agents by level and status, tasks by status and workspace health, for the token\'s workspaces',
+    summary: 'Agents by level and status, tasks by status and finished in the last hour, workspace health and MCP calls per minute with p95 per tool, for the token\'s workspaces',
     tag: 'overview',
     response: OverviewResponse,
   })
@@ -50,7 +83,15 @@ export class OverviewController {
         { peer: 'orchestrator' },
       ).then((r) => r.total);
 
-    const [byLevel, tasks, workspaces] = await Promise.all([
+    // Finished in the last hour, from the orchestrator's per-workspace counts (every workspace with tasks for a "*" token).
+    const lastHour = async (): Promise<OverviewView['tasksLastHour']> => {
+      const zero = { succeeded: 0, failed: 0, cancelled: 0 };
+      if (scoped.length === 0) return zero;
+      const res = await callUnary(orchestrator.getWorkspaceStats.bind(orchestrator), { workspaces: all ? [] : principal.workspaces, windowSeconds: LAST_HOUR_SECONDS }, { peer: 'orchestrator' });
+      return res.items.reduce((sum, w) => ({ succeeded: sum.succeeded + w.succeeded, failed: sum.failed + w.failed, cancelled: sum.cancelled + w.cancelled }), zero);
+    };
+
+    const [byLevel, tasks, workspaces, tasksLastHour, mcp] = await Promise.all([
       scoped.length === 0
         ? []
         : Promise.all(
@@ -63,10 +104,14 @@ export class OverviewController {
       scoped.length === 0
         ? { items: [] as pb.Workspace[] }
         : callUnary(coord.listWorkspaces.bind(coord), { page: { limit: WORKSPACE_PAGE, cursor: '' }, ids: all ? [] : principal.workspaces, health: '' }, { peer: 'workspace-coord' }),
+      lastHour(),
+      this.mcpSummary(principal),
     ]);
     return {
       agents: { total: byLevel.reduce((sum, l) => sum + l.idle + l.busy + l.offline, 0), byLevel },
       tasks: Object.fromEntries(TASK_STATUSES.map((s, i) => [s, tasks[i]!])) as OverviewView['tasks'],
+      tasksLastHour,
+      mcp,
       workspaces: workspaces.items.map((w) => ({ id: w.id, name: w.name, priority: w.priority, health: w.health, healthReasons: w.healthReasons, dependsOn: w.dependsOn })),
       at: new Date().toISOString(),
     };
