@@ -1,6 +1,6 @@
-import { useEffect, useState } from 'react';
+import { lazy, Suspense, useEffect, useMemo, useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { Link } from 'wouter';
+import { Link, useSearchParams } from 'wouter';
 import type { LiveEventMap, StepView, TaskView } from '@ziggie/contracts';
 import { api } from '../api';
 import { deniedReason } from '../auth';
@@ -13,6 +13,9 @@ import { formatDuration } from '../timeline';
 import { useSession } from '../session';
 
 type TaskEvent = LiveEventMap['task'];
+
+// React Flow is loaded with the first graph shown, not with the page.
+const Graph = lazy(() => import('../components/Graph'));
 
 /** The task's own event stream: replayed from the start, it ends after the terminal event. */
 function useTaskEvents(id: string): { events: TaskEvent[]; error: unknown } {
@@ -53,6 +56,16 @@ export function TaskDetail({ id }: { id: string }) {
   const q = useQuery({ queryKey: ['task', id], queryFn: ({ signal }) => api<TaskView>(`/v1/tasks/${encodeURIComponent(id)}`, { signal }) });
   const { events, error: streamError } = useTaskEvents(id);
   const [selected, setSelected] = useState<string | null>(null);
+  // The view is in the address, so a link can open a task on its DAG.
+  const [params, setParams] = useSearchParams();
+  const view = params.get('view') === 'dag' ? 'dag' : 'timeline';
+  const setView = (v: 'timeline' | 'dag') =>
+    setParams((prev) => {
+      const next = new URLSearchParams(prev);
+      if (v === 'dag') next.set('view', 'dag');
+      else next.delete('view');
+      return next;
+    });
   const onTask = (task: TaskView) => client.setQueryData(['task', id], task);
   const cancel = useMutation({ mutationFn: () => api<TaskView>(`/v1/tasks/${encodeURIComponent(id)}/cancel`, { method: 'POST', body: {} }), onSuccess: onTask });
   const decide = useMutation({
@@ -121,7 +134,15 @@ export function TaskDetail({ id }: { id: string }) {
       ) : null}
       <ErrorBox error={cancel.error ?? decide.error} />
       <Card title="Waves" testId="waves">
-        <Timeline task={t} selected={selected} onSelect={setSelected} />
+        <div className="tabs" role="group" aria-label="View">
+          <button type="button" aria-pressed={view === 'timeline'} onClick={() => setView('timeline')} data-view="timeline">
+            Timeline
+          </button>
+          <button type="button" aria-pressed={view === 'dag'} onClick={() => setView('dag')} data-view="dag">
+            DAG
+          </button>
+        </div>
+        {view === 'dag' ? <TaskDag task={t} selected={selected} onSelect={setSelected} /> : <Timeline task={t} selected={selected} onSelect={setSelected} />}
       </Card>
       {step ? (
         <StepCard step={step} onClose={() => setSelected(null)} />
@@ -201,13 +222,37 @@ export function TaskDetail({ id }: { id: string }) {
   );
 }
 
+/** The steps as a graph: one node per step (coloured by status), an arrow from each dependency to its dependent, in wave order. */
+function TaskDag({ task, selected, onSelect }: { task: TaskView; selected: string | null; onSelect(stepId: string): void }) {
+  const items = useMemo(
+    () =>
+      task.waves.flatMap((w) =>
+        w.steps.map((s) => ({
+          id: s.id,
+          dependsOn: s.dependsOn,
+          layer: s.wave,
+          label: s.id,
+          status: s.status,
+          detail: [s.capability ?? s.action, s.agentId].filter(Boolean).join(' · '),
+          title: `${s.id}: ${s.status} · ${s.capability ?? s.action}${s.agentId ? ` · ${s.agentId}` : ''}${s.waitingReason ? ` (${s.waitingReason})` : ''}`,
+        })),
+      ),
+    [task],
+  );
+  return (
+    <Suspense fallback={<Loading what="the graph" />}>
+      <Graph items={items} selected={selected} onSelect={onSelect} testId="task-dag" />
+    </Suspense>
+  );
+}
+
 function StepCard({ step, onClose }: { step: StepView; onClose(): void }) {
   return (
     <Card title={`Step ${step.id}`} testId="step-card">
       <button className="link close" onClick={onClose}>
         close
       </button>
-      <dl className="facts">
+      <dl className="facts" data-step-id={step.id}>
         <dt>Status</dt>
         <dd>
           <Status value={step.status} />
