@@ -6,6 +6,7 @@ import { TlsFiles } from '../config/config';
 import { correlationIdFrom, currentCorrelationId, runWithContext } from '../context';
 import { toZiggieError } from '../http/problem';
 import type { MetricsService } from '../health/metrics';
+import { inIncomingTrace, platformCarriesTraces, traceCarrier } from '../telemetry/trace';
 import { grpcServerMetrics } from './metrics';
 
 const CORRELATION_KEY = 'x-correlation-id';
@@ -41,10 +42,23 @@ function contextOf(metadata: grpc.Metadata): { correlationId: string } {
   return { correlationId: correlationIdFrom(metadata.get(CORRELATION_KEY)[0]) };
 }
 
+/**
+ * Runs a handler in the call's correlation context and, when no instrumentation patches grpc,
+ * in the caller's trace (traceparent in the metadata).
+ */
+function inCallContext(call: { metadata: grpc.Metadata; getPath(): string }, fn: () => void): void {
+  const run = () => runWithContext(contextOf(call.metadata), fn);
+  if (!platformCarriesTraces()) return run();
+  inIncomingTrace(call.getPath(), (key) => {
+    const v = call.metadata.get(key)[0];
+    return typeof v === 'string' ? v : undefined;
+  }, run);
+}
+
 /** Wraps a unary handler: correlation context in, ZiggieError → status + code out. */
 export function unary<Req, Res>(fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
-    runWithContext(contextOf(call.metadata), () => {
+    inCallContext(call, () => {
       Promise.resolve()
         .then(() => fn(call.request, call))
         .then(
@@ -60,7 +74,7 @@ export function serverStream<Req, Res>(
   fn: (req: Req, call: grpc.ServerWritableStream<Req, Res>) => Promise<void>,
 ): grpc.handleServerStreamingCall<Req, Res> {
   return (call) => {
-    runWithContext(contextOf(call.metadata), () => {
+    inCallContext(call, () => {
       Promise.resolve()
         .then(() => fn(call.request, call))
         .then(
@@ -114,6 +128,7 @@ function outgoingMetadata(): grpc.Metadata {
   const md = new grpc.Metadata();
   const correlationId = currentCorrelationId();
   if (correlationId) md.set(CORRELATION_KEY, correlationId);
+  if (platformCarriesTraces()) for (const [k, v] of Object.entries(traceCarrier())) md.set(k, v);
   return md;
 }
 

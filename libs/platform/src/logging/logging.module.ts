@@ -5,10 +5,16 @@ import { CORRELATION_HEADER, correlationIdFrom, REQUEST_ID_HEADER } from '../con
 
 export const ROOT_LOGGER = Symbol('ZIGGIE_ROOT_LOGGER');
 
-/** nestjs-pino on top of the root logger: request logs carry the same correlation id as the response. */
+/**
+ * nestjs-pino on top of the root logger: request logs carry the same correlation id as the response.
+ * pino-http logs each request at info; above info it would still build a child logger and hook
+ * every response for a line nobody writes, so it is left out (`useExisting`) and log lines from
+ * inside a request use the root logger, whose mixin adds the correlation and trace ids anyway.
+ */
 @Module({})
 export class LoggingModule {
   static forRoot(logger: Logger): DynamicModule {
+    const logsRequests = logger.isLevelEnabled('info');
     return {
       module: LoggingModule,
       global: true,
@@ -24,6 +30,7 @@ export class LoggingModule {
               res: (res: { statusCode: unknown }) => ({ statusCode: res.statusCode }),
             },
           },
+          ...(logsRequests ? {} : { useExisting: true as const }),
         }),
       ],
       providers: [{ provide: ROOT_LOGGER, useValue: logger }],

@@ -1,6 +1,33 @@
+import type * as grpc from '@grpc/grpc-js';
+import { pb } from '@ziggie/contracts';
 import { startOtlpReceiver } from '../../../../test/support/otlp-receiver';
-import { activeTraceIds, inSpan, traceCarrier, withExtractedTraceContext } from './trace';
+import { callUnary, createGrpcClient, startGrpcServer, stopGrpcServer, unary } from '../grpc/grpc';
+import { MetricsService } from '../health/metrics';
+import { CorrelationMiddleware } from '../http/correlation.middleware';
+import { activeTraceIds, inSpan, platformCarriesTraces, traceCarrier, withExtractedTraceContext } from './trace';
 import { startTelemetry, stopTelemetry } from './telemetry';
+
+const CALLER_TRACE = '0af7651916cd43dd8448eb211c80319c';
+const CALLER_SPAN = 'b7ad6b7169203331';
+
+/** A real gRPC server whose GetWorkspace answers with the trace ids its handler ran in. */
+async function traceEchoServer(): Promise<{ client: pb.WorkspaceCoordClient; stop(): Promise<void> }> {
+  const impl: grpc.UntypedServiceImplementation = {
+    getWorkspace: unary(() => {
+      const ids = activeTraceIds();
+      return { ...pb.Workspace.fromPartial({ id: ids.traceId ?? '', name: ids.spanId ?? '' }) };
+    }) as grpc.UntypedHandleCall,
+  };
+  const { server, port } = await startGrpcServer({ host: '127.0.0.1', port: 0 }, [{ definition: pb.WorkspaceCoordService, implementation: impl }]);
+  const client = createGrpcClient(pb.WorkspaceCoordClient, `127.0.0.1:${port}`);
+  return {
+    client,
+    stop: async () => {
+      client.close();
+      await stopGrpcServer(server, 1000);
+    },
+  };
+}
 
 const ENDPOINT = 'OTEL_EXPORTER_OTLP_ENDPOINT';
 
@@ -25,12 +52,50 @@ describe('startTelemetry', () => {
     expect(seen.carrier.traceparent).toBe(`00-${seen.ids.traceId}-${seen.ids.spanId}-00`);
 
     // A caller's trace continues through the service unchanged.
-    const caller = '0af7651916cd43dd8448eb211c80319c';
     const child = withExtractedTraceContext(
-      (k) => (k === 'traceparent' ? `00-${caller}-b7ad6b7169203331-01` : undefined),
+      (k) => (k === 'traceparent' ? `00-${CALLER_TRACE}-${CALLER_SPAN}-01` : undefined),
       () => inSpan('child', {}, () => activeTraceIds()),
     );
-    expect(child.traceId).toBe(caller);
+    expect(child.traceId).toBe(CALLER_TRACE);
+  });
+
+  it('without an OTLP endpoint patches neither http nor grpc: the platform\'s HTTP middleware and gRPC wrappers carry the caller\'s trace', async () => {
+    delete process.env[ENDPOINT];
+    startTelemetry('spec');
+    expect(platformCarriesTraces()).toBe(true);
+
+    // HTTP in: the request runs in the caller's trace, in a span of its own.
+    const middleware = new CorrelationMiddleware(new MetricsService('spec'));
+    let inRequest: ReturnType<typeof activeTraceIds> = {};
+    const req = { method: 'GET', headers: { traceparent: `00-${CALLER_TRACE}-${CALLER_SPAN}-01` } };
+    const res = { statusCode: 200, setHeader: () => undefined, on: () => undefined };
+    middleware.use(req as never, res as never, () => {
+      inRequest = activeTraceIds();
+    });
+    expect(inRequest.traceId).toBe(CALLER_TRACE);
+    expect(inRequest.spanId).toMatch(/^[0-9a-f]{16}$/);
+    expect(inRequest.spanId).not.toBe(CALLER_SPAN);
+    // Without a traceparent a request starts a trace of its own.
+    let fresh: ReturnType<typeof activeTraceIds> = {};
+    middleware.use({ method: 'GET', headers: {} } as never, res as never, () => {
+      fresh = activeTraceIds();
+    });
+    expect(fresh.traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(fresh.traceId).not.toBe(CALLER_TRACE);
+
+    // gRPC out and in: a call made in a trace reaches the handler in that trace.
+    const echo = await traceEchoServer();
+    try {
+      const { caller, answer } = await inSpan('caller', {}, async () => ({
+        caller: activeTraceIds(),
+        answer: await callUnary(echo.client.getWorkspace.bind(echo.client), { id: 'x' }),
+      }));
+      expect(answer.id).toBe(caller.traceId);
+      expect(answer.name).toMatch(/^[0-9a-f]{16}$/);
+      expect(answer.name).not.toBe(caller.spanId);
+    } finally {
+      await echo.stop();
+    }
   });
 
   it('with an OTLP endpoint records, samples and exports spans', async () => {
@@ -41,6 +106,7 @@ describe('startTelemetry', () => {
 
       const seen = inSpan('work', {}, (span) => ({ recording: span!.isRecording(), ids: activeTraceIds(), carrier: traceCarrier() }));
       expect(seen.recording).toBe(true);
+      expect(platformCarriesTraces()).toBe(false);
       expect(seen.carrier.traceparent).toBe(`00-${seen.ids.traceId}-${seen.ids.spanId}-01`);
       // Stopping flushes the batch to the receiver.
       await stopTelemetry();

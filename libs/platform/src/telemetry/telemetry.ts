@@ -5,6 +5,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { context, propagation, trace } from '@opentelemetry/api';
 import { AlwaysOffSampler, BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { setPlatformCarriesTraces } from './trace';
 
 let provider: NodeTracerProvider | undefined;
 let unregister: (() => void) | undefined;
@@ -16,7 +17,8 @@ let unregister: (() => void) | undefined;
  * Without an OTLP endpoint nothing is recorded: every span is a non-recording one (the
  * AlwaysOff sampler), which still has its trace and span ids, so trace ids reach logs and
  * propagate (W3C trace context and baggage), but no span object, attribute, event or timestamp
- * is built for nothing to export. With an endpoint the sampler is the SDK's default or
+ * is built for nothing to export, and http and grpc are not patched: the platform's HTTP
+ * middleware and gRPC wrappers carry trace context in and out (platformCarriesTraces). With an endpoint the sampler is the SDK's default or
  * OTEL_TRACES_SAMPLER. The batch processor takes OTEL_BSP_* (e.g. OTEL_BSP_SCHEDULE_DELAY);
  * stopTelemetry flushes it.
  * Only traces are exported: metrics are Prometheus' (/metrics), logs are JSON lines. This is the
@@ -32,6 +34,13 @@ export function startTelemetry(serviceName: string): void {
     ...(exporting ? { spanProcessors: [exporting] } : { sampler: new AlwaysOffSampler() }),
   });
   provider.register();
+  if (!exporting) {
+    // Nothing to export: the http and grpc instrumentations would wrap every request, response
+    // and call (a tenth of the gateway's CPU per request) to build spans nobody records. The
+    // platform's HTTP middleware and gRPC wrappers carry trace context instead.
+    setPlatformCarriesTraces(true);
+    return;
+  }
   unregister = registerInstrumentations({
     tracerProvider: provider,
     instrumentations: [
@@ -57,6 +66,7 @@ export async function stopTelemetry(): Promise<void> {
   provider = undefined;
   unregister?.();
   unregister = undefined;
+  setPlatformCarriesTraces(false);
   await p?.shutdown();
   if (p) {
     // So that a later startTelemetry in the same process can register again.

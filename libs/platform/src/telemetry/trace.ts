@@ -59,6 +59,39 @@ export function withExtractedTraceContext<T>(get: (key: string) => string | unde
 
 export const tracer = () => trace.getTracer('ziggie');
 
+// A global, not a module variable: the telemetry entry point and the platform index may be
+// loaded as separate copies of this file, and both must see the same answer.
+const PLATFORM_CARRIES_TRACES = Symbol.for('ziggie.telemetry.platformCarriesTraces');
+
+/**
+ * Set by startTelemetry when it patches neither http nor grpc (nothing is exported): then the
+ * platform's HTTP middleware and gRPC wrappers carry W3C trace context themselves.
+ */
+export function setPlatformCarriesTraces(on: boolean): void {
+  (globalThis as Record<symbol, unknown>)[PLATFORM_CARRIES_TRACES] = on;
+}
+
+export function platformCarriesTraces(): boolean {
+  return (globalThis as Record<symbol, unknown>)[PLATFORM_CARRIES_TRACES] === true;
+}
+
+/**
+ * Runs fn as the server side of a request: in the caller's trace found in the carrier, or a new
+ * one, with a span of its own (non-recording when nothing is sampled), so logs carry its ids and
+ * calls made from fn propagate them. What the http and grpc instrumentations do on the server
+ * side, for when they are not loaded.
+ */
+export function inIncomingTrace<T>(name: string, get: (key: string) => string | undefined, fn: () => T): T {
+  const traceparent = get('traceparent');
+  let parent = ROOT_CONTEXT;
+  if (traceparent) {
+    const tracestate = get('tracestate');
+    parent = propagation.extract(ROOT_CONTEXT, tracestate ? { traceparent, tracestate } : { traceparent });
+  }
+  const span = tracer().startSpan(name, { kind: SpanKind.SERVER }, parent);
+  return context.with(trace.setSpan(parent, span), fn);
+}
+
 /**
  * Runs fn in a new active span that ends when fn returns, or settles when it returns a promise;
  * an exception or rejection marks the span failed and is passed on unchanged. With
