@@ -4,6 +4,9 @@
 //                + gRPC to agent-registry) on the local stack's gateway;
 //   auth off   - the same route on a second gateway process started with ZIGGIE_AUTH=off
 //                (same build, same peers, same machine), so the difference is the auth edge.
+//   floor      - floor.js: a bare node:http server making the same gRPC call with the same
+//                generated client (no framework, auth, limits, logs, metrics, tracing), so the
+//                table shows what of the gateway's CPU per request is its own.
 // Then the full path alone for a longer run, sampling the gateway's RSS every second.
 // Load comes from autocannon on loopback.
 // Usage: npm run bench:gateway [-- --seconds 20 --connections 16 --soak 120]
@@ -55,17 +58,21 @@ function freePort() {
   });
 }
 
-async function waitReady(url, ms = 60_000) {
+async function waitFor(check, what, ms = 60_000) {
   const deadline = Date.now() + ms;
   for (;;) {
     try {
-      if ((await fetch(`${url}/readyz`)).ok) return;
+      if (await check()) return;
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`${url} not ready after ${ms} ms`);
+    if (Date.now() > deadline) throw new Error(`${what} not ready after ${ms} ms`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+function waitReady(url, ms = 60_000) {
+  return waitFor(async () => (await fetch(`${url}/readyz`)).ok, url, ms);
 }
 
 function load(url, headers, seconds) {
@@ -96,6 +103,7 @@ async function main() {
   const env = { RATE_LIMIT_USER_PER_MIN: RAISED, RATE_LIMIT_WORKSPACE_PER_MIN: RAISED, RATE_LIMIT_ADMIN_PER_MIN: RAISED, LOG_LEVEL: 'warn' };
   const stack = await startStack({ dataDir, ports: await allocateFreePorts(), logLevel: 'warn', env });
   let open;
+  let floor;
   try {
     const gatewayPid = stack.pids.gateway;
     const openPort = await freePort();
@@ -103,7 +111,14 @@ async function main() {
     const openEnv = { ...environOf(gatewayPid), HTTP_PORT: String(openPort), DATA_DIR: join(dataDir, 'gateway-auth-off'), ZIGGIE_AUTH: 'off' };
     open = spawn(process.execPath, [join(__dirname, '../../../services/gateway/dist/main.js')], { env: openEnv, stdio: ['ignore', 'ignore', 'inherit'] });
     const openUrl = `http://127.0.0.1:${openPort}`;
+    const floorPort = await freePort();
+    floor = spawn(process.execPath, [join(__dirname, 'floor.js')], {
+      env: { PATH: process.env.PATH, PORT: String(floorPort), AGENT_REGISTRY_GRPC_ADDR: openEnv.AGENT_REGISTRY_GRPC_ADDR },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const floorUrl = `http://127.0.0.1:${floorPort}`;
     await waitReady(openUrl);
+    await waitFor(async () => (await fetch(`${floorUrl}${ROUTE}`)).ok, 'the floor server');
 
     const auth = { authorization: `Bearer ${stack.adminToken}` };
     const check = await fetch(`${stack.gatewayUrl}${ROUTE}`, { headers: auth });
@@ -116,6 +131,7 @@ async function main() {
     // Warm both (JIT, gRPC channels) before measuring.
     await load(stack.gatewayUrl, auth, 3);
     await load(openUrl, {}, 3);
+    await load(floorUrl, {}, 3);
 
     const table = {};
     for (let round = 1; round <= ROUNDS; round++) {
@@ -123,6 +139,8 @@ async function main() {
       table[`auth off #${round}`] = row(await load(openUrl, {}, SECONDS), open.pid, cpu);
       cpu = cpuSeconds(gatewayPid);
       table[`full path #${round}`] = row(await load(stack.gatewayUrl, auth, SECONDS), gatewayPid, cpu);
+      cpu = cpuSeconds(floor.pid);
+      table[`floor #${round}`] = row(await load(floorUrl, {}, SECONDS), floor.pid, cpu);
     }
     console.table(table);
     const mean = (prefix, key) => {
@@ -133,9 +151,12 @@ async function main() {
     console.log(`added by the auth edge: p50 ${added.p50.toFixed(2)} ms, p99 ${added.p99.toFixed(2)} ms (target p99 ≤ 2 ms)`);
     console.log(`full path throughput: ${Math.round(mean('full', 'req/s'))} req/s (target ≥ 3,000)`);
     console.log(`gateway CPU per request: full path ${mean('full', 'gateway CPU ms/req').toFixed(3)} ms, auth off ${mean('auth off', 'gateway CPU ms/req').toFixed(3)} ms (target ≤ 0.3 ms)`);
+    console.log(`floor (node:http + the same gRPC call): ${mean('floor', 'gateway CPU ms/req').toFixed(3)} ms CPU per request, ${Math.round(mean('floor', 'req/s'))} req/s`);
 
     open.kill('SIGTERM');
     open = undefined;
+    floor.kill('SIGTERM');
+    floor = undefined;
 
     console.log(`\nSoak: full path for ${SOAK_SECONDS} s, gateway RSS sampled every second`);
     const samples = [];
@@ -155,6 +176,7 @@ async function main() {
     writeFileSync(join(__dirname, 'last-run.json'), `${JSON.stringify({ at: new Date().toISOString(), connections: CONNECTIONS, seconds: SECONDS, table, added, soak: { rssFirstThirdMb: first, rssLastThirdMb: last, samples, requests: soak.requests.total, errors: soak.errors + soak.timeouts, non2xx: soak.non2xx } }, null, 1)}\n`);
   } finally {
     open?.kill('SIGTERM');
+    floor?.kill('SIGTERM');
     await stack.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
