@@ -1,86 +1,9 @@
-import type { PayloadOf, StepStatus, Subject, TaskStatus } from '@ziggie/contracts';
+import type { PageView, PayloadOf, pb, ProblemView, StepStatus, Subject, TaskStatus, TaskView } from '@ziggie/contracts';
 
 /** One event of `GET /v1/tasks/{id}/events`; the shape is owned by libs/contracts. */
 export type TaskEvent = PayloadOf<Subject.TaskEvent>;
 export type TaskEventType = TaskEvent['type'];
 export type { StepStatus, TaskStatus };
-
-export interface StepOutput {
-  text?: string;
-  content?: unknown[];
-  isError?: boolean;
-}
-
-export interface TaskStep {
-  id: string;
-  capability?: string;
-  action?: string;
-  workspace?: string;
-  status: StepStatus;
-  agentId?: string | null;
-  attempt?: number;
-  wave: number;
-  dependsOn?: string[];
-  input?: Record<string, unknown>;
-  output?: StepOutput | null;
-  error?: { code?: string; message?: string } | string | null;
-  startedAt?: string | null;
-  finishedAt?: string | null;
-}
-
-export interface TaskWave {
-  index: number;
-  status: string;
-  steps: TaskStep[];
-}
-
-/** The Task resource of the public REST API. */
-export interface Task {
-  id: string;
-  title?: string;
-  workspace: string;
-  priority?: string;
-  status: TaskStatus;
-  waves: TaskWave[];
-  createdBy?: string;
-  createdAt: string;
-  updatedAt?: string;
-  finishedAt?: string | null;
-  errorCode?: string | null;
-  errorMessage?: string | null;
-  /** `name@version` when the task came from a blueprint. */
-  blueprint?: string | null;
-  /** The task output: a blueprint's outputs, resolved, once the task succeeded. */
-  output?: Record<string, unknown> | null;
-}
-
-/** A blueprint version as `GET /v1/blueprints/...` returns it. */
-export interface BlueprintInfo {
-  name: string;
-  version: string;
-  description?: string;
-  inputSchema?: Record<string, unknown>;
-  outputSchema?: Record<string, unknown> | null;
-  outputs?: Record<string, unknown>;
-  builtin?: boolean;
-}
-
-/** Every list endpoint answers this shape. */
-export interface Page<T> {
-  items: T[];
-  total: number;
-  nextCursor?: string;
-}
-
-/** RFC 9457 problem details as the gateway returns them. */
-export interface Problem {
-  type?: string;
-  title?: string;
-  status?: number;
-  detail?: string;
-  code?: string;
-  correlationId?: string;
-}
 
 export class ApiError extends Error {
   constructor(
@@ -151,30 +74,31 @@ export class ApiClient {
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 
-  submitTask(body: unknown, signal?: AbortSignal): Promise<Task> {
-    return this.request<Task>('POST', '/v1/tasks', body, signal);
+  submitTask(body: unknown, signal?: AbortSignal): Promise<TaskView> {
+    return this.request<TaskView>('POST', '/v1/tasks', body, signal);
   }
 
-  getTask(id: string, signal?: AbortSignal): Promise<Task> {
-    return this.request<Task>('GET', `/v1/tasks/${encodeURIComponent(id)}`, undefined, signal);
+  getTask(id: string, signal?: AbortSignal): Promise<TaskView> {
+    return this.request<TaskView>('GET', `/v1/tasks/${encodeURIComponent(id)}`, undefined, signal);
   }
 
   /** One version of a blueprint, or its latest when no version is given. */
-  getBlueprint(name: string, version?: string, signal?: AbortSignal): Promise<BlueprintInfo> {
+  getBlueprint(name: string, version?: string, signal?: AbortSignal): Promise<pb.Blueprint> {
     const path = `/v1/blueprints/${encodeURIComponent(name)}` + (version ? `/versions/${encodeURIComponent(version)}` : '');
-    return this.request<BlueprintInfo>('GET', path, undefined, signal);
+    return this.request<pb.Blueprint>('GET', path, undefined, signal);
   }
 
-  listBlueprints(signal?: AbortSignal): Promise<Page<BlueprintInfo>> {
-    return this.request<Page<BlueprintInfo>>('GET', '/v1/blueprints?limit=500', undefined, signal);
+  listBlueprints(signal?: AbortSignal): Promise<PageView<pb.Blueprint>> {
+    return this.request<PageView<pb.Blueprint>>('GET', '/v1/blueprints?limit=500', undefined, signal);
   }
 }
 
 export function problemToError(status: number, body: string): ApiError {
-  let problem: Problem = {};
+  // Any JSON at all may come back (a proxy's error, say), so every field may be missing.
+  let problem: Partial<ProblemView> = {};
   try {
     const parsed: unknown = JSON.parse(body);
-    if (parsed && typeof parsed === 'object') problem = parsed as Problem;
+    if (parsed && typeof parsed === 'object') problem = parsed as Partial<ProblemView>;
   } catch {
     // Not problem+json (a proxy error page, say): fall back to the raw text below.
   }

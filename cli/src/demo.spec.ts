@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import type { BlueprintInfo, Task } from './api';
+import type { pb, TaskView } from '@ziggie/contracts';
+import { restStep, restTask } from '../../test/support/rest-views';
 import { ApiError } from './api';
 import {
   blueprintInputs,
@@ -23,8 +24,8 @@ import { buildProgram, main } from './main';
 const T0 = Date.parse('2026-01-01T10:00:00.000Z');
 const at = (ms: number): string => new Date(T0 + ms).toISOString();
 
-function task(status: Task['status'], stepStatus: 'pending' | 'succeeded'): Task {
-  const s = (id: string, capability: string, wave: number, text: string) => ({
+function task(status: TaskView['status'], stepStatus: 'pending' | 'succeeded'): TaskView {
+  const s = (id: string, capability: string, wave: number, text: string) => restStep({
     id,
     capability,
     action: 'tool',
@@ -37,7 +38,7 @@ function task(status: Task['status'], stepStatus: 'pending' | 'succeeded'): Task
     startedAt: stepStatus === 'pending' ? null : at(10),
     finishedAt: stepStatus === 'pending' ? null : at(90),
   });
-  return {
+  return restTask({
     id: 't1',
     title: DEMO_TASK.title,
     workspace: 'ziggie',
@@ -50,7 +51,7 @@ function task(status: Task['status'], stepStatus: 'pending' | 'succeeded'): Task
       { index: 2, status: 'pending', steps: [s('render', 'art', 2, 'Long running operation completed.')] },
       { index: 3, status: 'pending', steps: [s('summary', 'qa', 3, 'Echo: brief=Echo: Ziggie demo brief\nsum=The sum of 19 and 23 is 42.')] },
     ],
-  };
+  });
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
@@ -256,7 +257,7 @@ describe('parseBlueprintArg', () => {
   });
 });
 
-const comicStrip: BlueprintInfo = {
+const comicStrip: pb.Blueprint = {
   name: 'comic-strip',
   version: '1.0.0',
   description: 'A comic strip from a prompt',
@@ -270,7 +271,12 @@ const comicStrip: BlueprintInfo = {
       title: { type: 'string', default: 'Untitled comic' },
     },
   },
+  outputSchema: undefined,
+  template: { steps: [] },
+  outputs: {},
   builtin: true,
+  createdBy: 'system',
+  createdAt: at(0),
 };
 
 describe('coerceInput', () => {
@@ -317,7 +323,7 @@ describe('blueprintInputs', () => {
   });
 
   it('passes unknown inputs through when the schema allows them', () => {
-    expect(blueprintInputs({ name: 'open', version: '1' }, { inputArgs: ['anything=1'] }).inputs).toEqual({ anything: '1' });
+    expect(blueprintInputs({ name: 'open', version: '1', inputSchema: undefined }, { inputArgs: ['anything=1'] }).inputs).toEqual({ anything: '1' });
   });
 
   it.each([
@@ -374,8 +380,8 @@ describe('formatTaskOutput', () => {
 });
 
 /** A comic-strip task as the gateway returns it: fan-out copies are ordinary steps. */
-function comicTask(status: Task['status'], done: boolean): Task {
-  const s = (id: string, capability: string, wave: number, text: string, tool?: string) => ({
+function comicTask(status: TaskView['status'], done: boolean): TaskView {
+  const s = (id: string, capability: string, wave: number, text: string, tool?: string) => restStep({
     id,
     capability,
     action: 'tool',
@@ -388,7 +394,7 @@ function comicTask(status: Task['status'], done: boolean): Task {
     finishedAt: done ? at(90) : null,
   });
   const output = { bundle: 'bundles/t1/metadata.json', metadata: { title: 'Untitled comic', panels: [[{ type: 'image' }], [{ type: 'image' }]] } };
-  return {
+  return restTask({
     id: 't1',
     title: 'Blueprint comic-strip@1.0.0',
     workspace: 'ziggie',
@@ -407,7 +413,7 @@ function comicTask(status: Task['status'], done: boolean): Task {
       },
       { index: 4, status: 'pending', steps: [s('assemble', 'ops', 4, 'Successfully wrote to bundles/t1/metadata.json')] },
     ],
-  };
+  });
 }
 
 const comicEvents = [

@@ -6,10 +6,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BLUEPRINT_NAME, parseBlueprintRef, TaskEventPayload } from '@ziggie/contracts';
+import { BLUEPRINT_NAME, parseBlueprintRef, TaskEventPayload, type pb, type StepView, type TaskView } from '@ziggie/contracts';
 import { createParser } from 'eventsource-parser';
 import pc from 'picocolors';
-import { ApiClient, ApiError, problemToError, type BlueprintInfo, type Task, type TaskEvent } from './api';
+import { ApiClient, ApiError, problemToError, type TaskEvent } from './api';
 import { CliError, UsageError } from './errors';
 import {
   applyTaskEvent,
@@ -20,7 +20,7 @@ import {
   renderTaskBlock,
   stepErrorMessage,
   taskViewFromTask,
-  type TaskView,
+  type TaskProgress,
 } from './progress';
 import { LiveBlock, terminalWidth } from './terminal';
 
@@ -98,7 +98,7 @@ export interface BlueprintDemoOptions extends RunDemoOptions {
 export class DemoError extends CliError {
   constructor(
     message: string,
-    readonly task?: Task,
+    readonly task?: TaskView,
   ) {
     super(message, 1);
     this.name = 'DemoError';
@@ -112,7 +112,7 @@ class DemoDisplay {
   constructor(
     private readonly opts: RunDemoOptions,
     private readonly color: boolean,
-    private readonly view: () => TaskView,
+    private readonly view: () => TaskProgress,
   ) {
     if (opts.interactive) {
       this.block = new LiveBlock(opts.out, (now) =>
@@ -121,7 +121,7 @@ class DemoDisplay {
     }
   }
 
-  changed(prev: TaskView, next: TaskView): void {
+  changed(prev: TaskProgress, next: TaskProgress): void {
     if (this.block) {
       this.block.draw();
       return;
@@ -202,7 +202,7 @@ async function followEvents(
 async function pollUntilTerminal(
   client: ApiClient,
   taskId: string,
-  onTask: (t: Task) => void,
+  onTask: (t: TaskView) => void,
   intervalMs: number,
   signal: AbortSignal,
 ): Promise<void> {
@@ -223,7 +223,7 @@ async function pollUntilTerminal(
   }
 }
 
-function outputText(step: Task['waves'][number]['steps'][number]): string {
+function outputText(step: StepView): string {
   const out = step.output;
   // A step with candidate tools says which one ran (e.g. ComfyUI, or the bundled fallback).
   const via = out && typeof (out as { tool?: unknown }).tool === 'string' ? `[${(out as { tool: string }).tool}] ` : '';
@@ -238,7 +238,7 @@ function outputText(step: Task['waves'][number]['steps'][number]): string {
 }
 
 /** The closing report: every step's output text, the duration and the status. */
-export function formatTaskResult(task: Task, opts: { color: boolean; clientElapsedMs?: number }): string {
+export function formatTaskResult(task: TaskView, opts: { color: boolean; clientElapsedMs?: number }): string {
   const c = pc.createColors(opts.color);
   const steps = [...task.waves].sort((a, b) => a.index - b.index).flatMap((w) => w.steps);
   const idWidth = Math.max(4, ...steps.map((s) => s.id.length));
@@ -267,10 +267,10 @@ export function formatTaskResult(task: Task, opts: { color: boolean; clientElaps
   return lines.join('\n');
 }
 
-type Submit = (client: ApiClient, signal: AbortSignal, write: (line: string) => void) => Promise<Task>;
+type Submit = (client: ApiClient, signal: AbortSignal, write: (line: string) => void) => Promise<TaskView>;
 
 /** Submits a task, shows its waves live, prints the result (and `extra`, if any) and returns the final task. */
-async function runLive(opts: RunDemoOptions, defaultTimeoutMs: number, submit: Submit, extra?: (task: Task) => string | undefined): Promise<Task> {
+async function runLive(opts: RunDemoOptions, defaultTimeoutMs: number, submit: Submit, extra?: (task: TaskView) => string | undefined): Promise<TaskView> {
   const color = opts.color ?? false;
   const timeoutMs = opts.timeoutMs ?? defaultTimeoutMs;
   const client = new ApiClient({ baseUrl: opts.gatewayUrl, token: opts.token });
@@ -283,7 +283,7 @@ async function runLive(opts: RunDemoOptions, defaultTimeoutMs: number, submit: S
   const signal = opts.signal ? AbortSignal.any([opts.signal, deadline.signal]) : deadline.signal;
   const timedOut = (): boolean => deadline.signal.aborted && !opts.signal?.aborted;
 
-  let task: Task | undefined;
+  let task: TaskView | undefined;
   let display: DemoDisplay | undefined;
   try {
     task = await submit(client, signal, write);
@@ -294,7 +294,7 @@ async function runLive(opts: RunDemoOptions, defaultTimeoutMs: number, submit: S
     display = new DemoDisplay(opts, color, () => view);
     // The task may be well under way by the time POST answers (wave 1 dispatched, say).
     display.changed(pendingView(view), view);
-    const update = (next: TaskView): void => {
+    const update = (next: TaskProgress): void => {
       const prev = view;
       view = next;
       display?.changed(prev, next);
@@ -342,7 +342,7 @@ async function runLive(opts: RunDemoOptions, defaultTimeoutMs: number, submit: S
 }
 
 /** Submits the demo task, shows its waves live, prints the result and returns the final task. */
-export function runDemo(opts: RunDemoOptions): Promise<Task> {
+export function runDemo(opts: RunDemoOptions): Promise<TaskView> {
   return runLive(opts, DEMO_TIMEOUT_MS, (client, signal, write) => {
     write(`Submitting the demo task to ${opts.gatewayUrl} (workspace ${DEMO_WORKSPACE})`);
     return client.submitTask(DEMO_TASK, signal);
@@ -427,7 +427,7 @@ export function coerceInput(key: string, raw: string, property: JsonSchema | und
  * `ziggie demo <blueprint>` runs without arguments; `fromExamples` names them.
  */
 export function blueprintInputs(
-  bp: BlueprintInfo,
+  bp: Pick<pb.Blueprint, 'name' | 'version' | 'inputSchema'>,
   args: { inputArgs?: readonly string[]; inputsJson?: string },
 ): { inputs: Record<string, unknown>; fromExamples: string[] } {
   let inputs: Record<string, unknown> = {};
@@ -465,7 +465,7 @@ export function blueprintInputs(
 }
 
 /** The blueprint, or a DemoError naming the ones there are. */
-async function findBlueprint(client: ApiClient, wanted: { name: string; version?: string }, signal: AbortSignal): Promise<BlueprintInfo> {
+async function findBlueprint(client: ApiClient, wanted: { name: string; version?: string }, signal: AbortSignal): Promise<pb.Blueprint> {
   try {
     return await client.getBlueprint(wanted.name, wanted.version, signal);
   } catch (err) {
@@ -494,7 +494,7 @@ function shorten(value: unknown): unknown {
 }
 
 /** The task output of a blueprint run, and where its bundle is when it wrote one. */
-export function formatTaskOutput(task: Task, opts: { color: boolean; artifactsDir?: string }): string | undefined {
+export function formatTaskOutput(task: TaskView, opts: { color: boolean; artifactsDir?: string }): string | undefined {
   const out = task.output;
   if (!out || Object.keys(out).length === 0) return undefined;
   const c = pc.createColors(opts.color);
@@ -507,7 +507,7 @@ export function formatTaskOutput(task: Task, opts: { color: boolean; artifactsDi
 }
 
 /** Runs a blueprint: looks it up, submits it with the inputs, follows it live and prints its output. */
-export function runBlueprintDemo(opts: BlueprintDemoOptions): Promise<Task> {
+export function runBlueprintDemo(opts: BlueprintDemoOptions): Promise<TaskView> {
   const color = opts.color ?? false;
   return runLive(
     opts,

@@ -1,4 +1,5 @@
-import type { Task, TaskEvent } from './api';
+import type { TaskEvent } from './api';
+import { restStep, restTask } from '../../test/support/rest-views';
 import {
   applyStackEvent,
   applyTaskEvent,
@@ -11,7 +12,7 @@ import {
   renderTaskBlock,
   stackViewInit,
   taskViewFromTask,
-  type TaskView,
+  type TaskProgress,
 } from './progress';
 import { defaultPorts } from './stack';
 
@@ -19,10 +20,10 @@ const T0 = Date.parse('2026-01-01T10:00:00.000Z');
 const at = (ms: number): string => new Date(T0 + ms).toISOString();
 
 function step(id: string, capability: string, wave: number, dependsOn: string[] = []) {
-  return { id, capability, action: 'tool', workspace: 'ziggie', status: 'pending' as const, wave, dependsOn, attempt: 0 };
+  return restStep({ id, capability, action: 'tool', workspace: 'ziggie', status: 'pending', wave, dependsOn, attempt: 0 });
 }
 
-const submitted: Task = {
+const submitted = restTask({
   id: 'task-1',
   title: 'Demo: brief, sum, long operation, summary',
   workspace: 'ziggie',
@@ -34,7 +35,7 @@ const submitted: Task = {
     { index: 2, status: 'pending', steps: [step('render', 'art', 2, ['brief'])] },
     { index: 3, status: 'pending', steps: [step('summary', 'qa', 3, ['numbers', 'render'])] },
   ],
-};
+});
 
 let seq = 0;
 function ev(type: TaskEvent['type'], ms: number, extra: Partial<TaskEvent> = {}): TaskEvent {
@@ -52,7 +53,7 @@ const firstWave: TaskEvent[] = [
   ev('step.running', 60, { wave: 1, stepId: 'numbers', agentId: 'l1-data-02' }),
 ];
 
-function fold(view: TaskView, events: TaskEvent[]): TaskView {
+function fold(view: TaskProgress, events: TaskEvent[]): TaskProgress {
   return events.reduce(applyTaskEvent, view);
 }
 

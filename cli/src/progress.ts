@@ -5,7 +5,8 @@
  */
 import { stripVTControlCharacters } from 'node:util';
 import pc from 'picocolors';
-import type { StepStatus, Task, TaskEvent, TaskStatus } from './api';
+import type { TaskView } from '@ziggie/contracts';
+import type { StepStatus, TaskEvent, TaskStatus } from './api';
 import type { StackDatabase, StackPorts, StackProgressEvent } from './stack';
 
 type Colors = ReturnType<typeof pc.createColors>;
@@ -73,7 +74,7 @@ function parseTime(v: string | null | undefined): number | undefined {
 // ---------------------------------------------------------------------------------------------
 // Task waves
 
-export interface StepView {
+export interface StepProgress {
   id: string;
   capability?: string;
   wave: number;
@@ -84,21 +85,21 @@ export interface StepView {
   message?: string;
 }
 
-export interface WaveView {
+export interface WaveProgress {
   index: number;
   status: string;
   stepIds: string[];
 }
 
-export interface TaskView {
+export interface TaskProgress {
   id: string;
   title: string;
   status: TaskStatus;
   createdAt: number;
   finishedAt?: number;
   message?: string;
-  waves: WaveView[];
-  steps: Record<string, StepView>;
+  waves: WaveProgress[];
+  steps: Record<string, StepProgress>;
 }
 
 const TERMINAL_STEP = new Set<string>(['succeeded', 'failed', 'cancelled']);
@@ -113,17 +114,18 @@ export function isTerminalTask(status: string): boolean {
 }
 
 /** The view of a task as the REST API returns it (used at submit time and when polling). */
-export function taskViewFromTask(task: Task): TaskView {
-  const steps: Record<string, StepView> = {};
-  const waves: WaveView[] = [...(task.waves ?? [])]
+export function taskViewFromTask(task: TaskView): TaskProgress {
+  const steps: Record<string, StepProgress> = {};
+  const waves: WaveProgress[] = [...(task.waves ?? [])]
     .sort((a, b) => a.index - b.index)
     .map((w) => {
       for (const s of w.steps ?? []) {
         steps[s.id] = {
           id: s.id,
-          capability: s.capability,
+          capability: s.capability ?? undefined,
           wave: s.wave ?? w.index,
-          status: s.status,
+          // The REST type carries statuses as strings; the orchestrator only ever sets StepStatus values.
+          status: s.status as StepStatus,
           agentId: s.agentId ?? undefined,
           startedAt: parseTime(s.startedAt),
           finishedAt: parseTime(s.finishedAt),
@@ -135,7 +137,7 @@ export function taskViewFromTask(task: Task): TaskView {
   return {
     id: task.id,
     title: task.title ?? task.id,
-    status: task.status,
+    status: task.status as TaskStatus,
     createdAt: parseTime(task.createdAt) ?? Date.now(),
     finishedAt: parseTime(task.finishedAt),
     message: task.errorMessage ?? undefined,
@@ -145,8 +147,8 @@ export function taskViewFromTask(task: Task): TaskView {
 }
 
 /** The same task before anything happened: describeTransitions from it tells the story so far. */
-export function pendingView(view: TaskView): TaskView {
-  const steps: Record<string, StepView> = {};
+export function pendingView(view: TaskProgress): TaskProgress {
+  const steps: Record<string, StepProgress> = {};
   for (const [id, s] of Object.entries(view.steps)) steps[id] = { id, capability: s.capability, wave: s.wave, status: 'pending' };
   return {
     ...view,
@@ -173,12 +175,12 @@ function suffix(type: string): string {
   return type.slice(type.indexOf('.') + 1);
 }
 
-function ensureWave(waves: WaveView[], index: number): WaveView[] {
+function ensureWave(waves: WaveProgress[], index: number): WaveProgress[] {
   if (waves.some((w) => w.index === index)) return waves;
   return [...waves, { index, status: 'pending', stepIds: [] }].sort((a, b) => a.index - b.index);
 }
 
-function setWave(waves: WaveView[], index: number, patch: Partial<WaveView>): WaveView[] {
+function setWave(waves: WaveProgress[], index: number, patch: Partial<WaveProgress>): WaveProgress[] {
   return waves.map((w) => (w.index === index ? { ...w, ...patch } : w));
 }
 
@@ -200,10 +202,10 @@ const STEP_RANK: Record<string, number> = {
  * so an event that would move a status backwards is history and is skipped; the one exception
  * is a failed step dispatched again (a retry).
  */
-export function applyTaskEvent(view: TaskView, ev: TaskEvent): TaskView {
+export function applyTaskEvent(view: TaskProgress, ev: TaskEvent): TaskProgress {
   const at = parseTime(ev.at);
   const kind = suffix(ev.type);
-  const next: TaskView = { ...view };
+  const next: TaskProgress = { ...view };
 
   if (ev.type.startsWith('task.')) {
     if ((TASK_RANK[kind] ?? 0) < (TASK_RANK[view.status] ?? 0)) return view;
@@ -227,7 +229,7 @@ export function applyTaskEvent(view: TaskView, ev: TaskEvent): TaskView {
     const retry = kind === 'dispatched' && existing?.status === 'failed';
     if (existing && !retry && (STEP_RANK[kind] ?? 0) < (STEP_RANK[existing.status] ?? 0)) return view;
     const waveIndex = ev.wave ?? existing?.wave ?? 1;
-    const step: StepView = existing
+    const step: StepProgress = existing
       ? { ...existing }
       : { id: ev.stepId, wave: waveIndex, status: 'pending' };
     step.status = kind as StepStatus;
@@ -256,7 +258,7 @@ export function applyTaskEvent(view: TaskView, ev: TaskEvent): TaskView {
   return next;
 }
 
-export function waveCounts(view: TaskView, wave: WaveView): { done: number; total: number; failed: number } {
+export function waveCounts(view: TaskProgress, wave: WaveProgress): { done: number; total: number; failed: number } {
   let done = 0;
   let failed = 0;
   for (const id of wave.stepIds) {
@@ -267,12 +269,12 @@ export function waveCounts(view: TaskView, wave: WaveView): { done: number; tota
   return { done, total: wave.stepIds.length, failed };
 }
 
-function stepElapsed(step: StepView, now: number): number | undefined {
+function stepElapsed(step: StepProgress, now: number): number | undefined {
   if (step.startedAt === undefined) return undefined;
   return (step.finishedAt ?? now) - step.startedAt;
 }
 
-function taskElapsed(view: TaskView, now: number): number {
+function taskElapsed(view: TaskProgress, now: number): number {
   return (view.finishedAt ?? now) - view.createdAt;
 }
 
@@ -319,7 +321,7 @@ function bar(c: Colors, done: number, total: number, status: string): string {
 }
 
 /** The block drawn in place in a terminal: a header, then one bar per wave and one line per step. */
-export function renderTaskBlock(view: TaskView, now: number, opts: RenderOptions): string {
+export function renderTaskBlock(view: TaskProgress, now: number, opts: RenderOptions): string {
   const c = createColors(opts.color);
   const steps = Object.values(view.steps);
   const idWidth = Math.max(4, ...steps.map((s) => s.id.length));
@@ -360,7 +362,7 @@ export function renderTaskBlock(view: TaskView, now: number, opts: RenderOptions
  * not a terminal. Lines come in reading order: task start, then per wave its start, its
  * steps and its end, then the task's end.
  */
-export function describeTransitions(prev: TaskView, next: TaskView, opts: RenderOptions): string[] {
+export function describeTransitions(prev: TaskProgress, next: TaskProgress, opts: RenderOptions): string[] {
   const c = createColors(opts.color);
   const lines: string[] = [];
   const taskChanged = prev.status !== next.status;
