@@ -8,10 +8,12 @@ import { Gauge } from 'prom-client';
 import { buildAgentCard } from './agent-card';
 import { AgentIndex, AgentStatus, Heartbeat } from './agent-index';
 import { RegistryConfig } from './config';
-import { generateDefaultHierarchy } from './hierarchy';
+import { generateDefaultHierarchy, generateHierarchyOfSize } from './hierarchy';
 import { RegistryDb } from './migrations';
 
 const SEED_CHUNK = 400;
+/** The default hierarchy's size (DESIGN.md §5). */
+const DEFAULT_SEED_SIZE = 1625;
 const AGENT_STATUSES: readonly AgentStatus[] = ['idle', 'busy', 'offline'];
 
 /** The registry's package version (beside src/ and dist/ alike), stamped on the agent cards. */
@@ -78,11 +80,12 @@ export class AgentsService implements OnApplicationBootstrap, OnModuleDestroy {
     this.subscription?.unsubscribe();
   }
 
-  /** Inserts the default hierarchy when the registry is empty; a second start keeps what is there. */
+  /** Inserts the default hierarchy (ZIGGIE_SEED_AGENTS agents) when the registry is empty; a second start keeps what is there. */
   async seedDefaults(): Promise<number> {
     const existing = await this.db.selectFrom('agents').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
     if (Number(existing.n) > 0) return 0;
-    const seed = generateDefaultHierarchy();
+    const size = this.config.extra.ZIGGIE_SEED_AGENTS;
+    const seed = size === DEFAULT_SEED_SIZE ? generateDefaultHierarchy() : generateHierarchyOfSize(size);
     await this.db.transaction().execute(async (trx) => {
       for (let i = 0; i < seed.length; i += SEED_CHUNK) {
         const rows = seed.slice(i, i + SEED_CHUNK).map((a) => ({
