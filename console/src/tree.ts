@@ -1,4 +1,4 @@
-import type { pb } from '@ziggie/contracts';
+import type { PageView, pb } from '@ziggie/contracts';
 
 export interface TreeRow {
   agent: pb.Agent;
@@ -32,4 +32,24 @@ export function flattenTree(roots: readonly pb.Agent[], childrenOf: (id: string)
   const seen = new Set<string>();
   for (const r of roots) visit(r, 0, seen);
   return rows;
+}
+
+/** The most pages `allPages` reads: 200 pages of 500 is a branch of 100,000 agents. */
+export const MAX_PAGES = 200;
+
+/**
+ * Every item of a list, page after page: a branch of the tree shows all its children, and the L0
+ * of a large fleet has more than the API's largest page (1,388 L1 specialists at 100,000 agents).
+ */
+export async function allPages<T>(fetchPage: (cursor: string | undefined) => Promise<PageView<T>>, maxPages = MAX_PAGES): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | undefined;
+  for (let i = 0; i < maxPages; i++) {
+    const page = await fetchPage(cursor);
+    items.push(...page.items);
+    // A cursor that does not move would ask for the same page forever.
+    if (!page.nextCursor || page.nextCursor === cursor) break;
+    cursor = page.nextCursor;
+  }
+  return items;
 }

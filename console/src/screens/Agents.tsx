@@ -5,11 +5,11 @@ import { Link, useSearchParams } from 'wouter';
 import type { PageView, pb } from '@ziggie/contracts';
 import { api, query } from '../api';
 import { Card, ErrorBox, Loading, Status, TextFilter } from '../components/common';
-import { flattenTree, type TreeRow } from '../tree';
+import { allPages, flattenTree, type TreeRow } from '../tree';
 import { Meter } from './Overview';
 
 const ROW_PX = 30;
-/** The API's largest page: every L1 has far fewer reports than this. */
+/** The API's largest page; a branch with more children is read page after page. */
 const CHILDREN_PAGE = 500;
 const FILTERS = ['capability', 'workspace', 'level', 'status'] as const;
 
@@ -43,11 +43,12 @@ export function Agents({ focus }: { focus?: string }) {
   const children = useQueries({
     queries: open.map((id) => ({
       queryKey: ['agents', 'children', id],
-      queryFn: ({ signal }: { signal: AbortSignal }) => api<PageView<pb.Agent>>(`/v1/agents/${encodeURIComponent(id)}/children?limit=${CHILDREN_PAGE}`, { signal }),
+      queryFn: ({ signal }: { signal: AbortSignal }) =>
+        allPages((cursor) => api<PageView<pb.Agent>>(`/v1/agents/${encodeURIComponent(id)}/children${query({ limit: CHILDREN_PAGE, cursor })}`, { signal })),
       staleTime: 60_000,
     })),
   });
-  const byParent = new Map(open.map((id, i) => [id, children[i]?.data?.items]));
+  const byParent = new Map(open.map((id, i) => [id, children[i]?.data]));
   const rows: TreeRow[] = searching
     ? (found.data?.items ?? []).map((agent) => ({ agent, depth: 0, expanded: false, loading: false, leaf: true }))
     : flattenTree(roots.data?.items ?? [], (id) => byParent.get(id), expanded);
