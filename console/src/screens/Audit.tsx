@@ -102,7 +102,7 @@ export function Audit() {
                 {q.data.items.map((e) => (
                   <tr key={e.id} data-audit={e.id} data-action={e.action} data-actor={e.actor}>
                     <td className="muted nowrap" title={e.at}>
-                      {new Date(e.at).toLocaleString('en-GB')}
+                      {localOfInstant(e.at).replace('T', ' ')}
                     </td>
                     <td>
                       <button className="link" onClick={() => set({ actor: e.actor })} title="Filter by this actor">

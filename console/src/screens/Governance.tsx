@@ -2,7 +2,7 @@ import { useState, type ReactNode } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Link, useLocation } from 'wouter';
 import type { PageView, pb } from '@ziggie/contracts';
-import { api, ApiError, query } from '../api';
+import { api, ApiError, authHeaders, problemOf, query } from '../api';
 import { deniedReason } from '../auth';
 import { ago, Card, Denied, ErrorBox, Loading, Status, TextFilter } from '../components/common';
 import { bodyOf, draftOf, EFFECTS, emptyDraft, errorsByField, MATCH_FIELDS, type PolicyDraft, type PolicyView } from '../policy-form';
@@ -126,7 +126,7 @@ function PolicyCard({ id }: { id: string }) {
     },
   });
   const remove = useMutation({
-    mutationFn: () => api<unknown>(`/v1/policies/${encodeURIComponent(id)}`, { method: 'DELETE' }),
+    mutationFn: () => deletePolicy(id),
     onSuccess: () => {
       client.removeQueries({ queryKey: ['policies', 'one', id] });
       void client.invalidateQueries({ queryKey: ['policies', 'list'] });
@@ -172,6 +172,17 @@ function PolicyCard({ id }: { id: string }) {
       ) : null}
     </Card>
   );
+}
+
+/** DELETE answers 204 with no body, which `api` (it reads JSON) does not take. */
+async function deletePolicy(id: string): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(`/v1/policies/${encodeURIComponent(id)}`, { method: 'DELETE', headers: { accept: 'application/json', ...authHeaders() } });
+  } catch (err) {
+    throw new ApiError({ title: 'The gateway could not be reached', status: 0, code: 'NETWORK_ERROR', detail: String(err) });
+  }
+  if (!res.ok) throw await problemOf(res);
 }
 
 /** The policy as a form; the API's field errors are shown beside the fields they are about. */
@@ -311,7 +322,7 @@ function Decisions() {
           {q.data.items.length === 0 ? <p className="muted">No decisions match.</p> : null}
           <Pager cursor={cursor} next={q.data.nextCursor} onPage={page}>
             <span className="muted" data-testid="decision-total">
-              {q.data.total.toLocaleString('en')} decisions
+              {q.data.total.toLocaleString('en')} {q.data.total === 1 ? 'decision' : 'decisions'}
             </span>
           </Pager>
         </>
