@@ -1,6 +1,6 @@
 import { useQuery } from '@tanstack/react-query';
 import { Link } from 'wouter';
-import type { OverviewView, PageView, pb, PoolView } from '@ziggie/contracts';
+import type { OverviewMcpView, OverviewView, PageView, pb, PoolView } from '@ziggie/contracts';
 import { api } from '../api';
 import { deniedReason } from '../auth';
 import { Card, ErrorBox, Loading, Status } from '../components/common';
@@ -25,6 +25,21 @@ export function Overview() {
         <Tile label="Agents" value={o.agents.total} sub={`${busy} busy · ${idle} idle`} testId="tile-agents" />
         <Tile label="Tasks running" value={o.tasks.running} sub={`${o.tasks.queued} queued`} testId="tile-running" href="/tasks?status=running" />
         <Tile label="Tasks completed" value={o.tasks.succeeded} sub={`${o.tasks.failed} failed · ${o.tasks.cancelled} cancelled`} testId="tile-succeeded" href="/tasks?status=succeeded" />
+        <Tile
+          label="Completed in the last hour"
+          value={o.tasksLastHour.succeeded}
+          sub={`${o.tasksLastHour.failed} failed · ${o.tasksLastHour.cancelled} cancelled in the last hour`}
+          testId="tile-last-hour"
+        />
+        {o.mcp ? (
+          <Tile
+            label="MCP calls per minute"
+            value={o.mcp.callsPerMinute}
+            sub={`p95 ${ms(o.mcp.p95Ms)} · ${o.mcp.errorsPerMinute} errors/min (last 5 min)`}
+            testId="tile-mcp"
+            href="/mcp"
+          />
+        ) : null}
         <Tile label="Workspaces" value={o.workspaces.length} sub={`${health('on-track')} on track · ${health('at-risk')} at risk · ${health('blocked')} blocked`} testId="tile-workspaces" />
       </div>
       <div className="columns">
@@ -85,10 +100,56 @@ export function Overview() {
             </tbody>
           </table>
         </Card>
+        <McpTools mcp={o.mcp} />
         <Pools />
         <Breakers />
       </div>
     </div>
+  );
+}
+
+/** A latency from the MCP figures: none without calls. */
+function ms(v: number | null): string {
+  if (v === null) return '—';
+  return v >= 1000 ? `${(v / 1000).toLocaleString('en', { maximumFractionDigits: 1 })} s` : `${v.toLocaleString('en', { maximumFractionDigits: 1 })} ms`;
+}
+
+/** The most called tools of the last hour with their p95 (estimated from latency buckets, as Grafana does). */
+function McpTools({ mcp }: { mcp: OverviewMcpView | null }) {
+  const session = useSession();
+  const denied = deniedReason(session, 'mcp:call');
+  return (
+    <Card title="MCP tools, last hour" testId="mcp-top-tools">
+      {denied ? <p className="muted">Hidden: {denied}</p> : null}
+      {!denied && !mcp ? <p className="muted">No figures: mcp-gateway did not answer.</p> : null}
+      {mcp && mcp.topTools.length === 0 ? <p className="muted">No tool calls in the last hour.</p> : null}
+      {mcp && mcp.topTools.length > 0 ? (
+        <table>
+          <thead>
+            <tr>
+              <th>Tool</th>
+              <th className="num">Calls/min</th>
+              <th className="num">Calls</th>
+              <th className="num">Errors</th>
+              <th className="num">p95</th>
+            </tr>
+          </thead>
+          <tbody>
+            {mcp.topTools.map((t) => (
+              <tr key={t.tool} data-tool={t.tool}>
+                <td>{t.tool}</td>
+                <td className="num">{t.callsPerMinute}</td>
+                <td className="num">{t.calls}</td>
+                <td className="num">{t.errors}</td>
+                <td className="num" data-testid="tool-p95">
+                  {ms(t.p95Ms)}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+    </Card>
   );
 }
 

@@ -27,9 +27,10 @@ describe('tool call windows', () => {
   });
 
   it('merges two replicas exactly: same minute and tool add up, other workspaces and old minutes stay out', () => {
-    let now = T0;
+    let now = T0 - 2 * 60 * MINUTE; // counting for two hours
     const a = new ToolStatsWindow(() => now);
     const b = new ToolStatsWindow(() => now);
+    now = T0;
     a.record('alpha', 's.slow', 's', 300, false);
     a.record('alpha', 's.slow', 's', 400, true);
     b.record('alpha', 's.slow', 's', 450, false);
@@ -51,6 +52,7 @@ describe('tool call windows', () => {
     expect(slow.last5m).toMatchObject({ minutes: 5, calls: 3, errors: 1 });
     // 4.5 minutes have passed of the 5-minute window.
     expect(slow.last5m.callsPerMinute).toBeCloseTo(3 / 4.5, 2);
+    expect(slow.last60m.callsPerMinute).toBeCloseTo(3 / 59.5, 2);
     expect(slow.last5m.p95Ms).toBeGreaterThan(250);
     expect(slow.last5m.p95Ms).toBeLessThanOrEqual(500);
     expect(merged.total5m).toMatchObject({ calls: 4, errors: 1 });
@@ -75,6 +77,20 @@ describe('tool call windows', () => {
     expect(parsed.minutes[parsed.minutes.length - 1]!.minute).toBe(Math.floor(T0 / MINUTE));
     expect(parseWindow({ replica: 'x', minutes: [{ minute: 1, cells: [{ tool: 't', workspace: 'w', calls: 1, buckets: [1] }] }] })).toBeUndefined();
     expect(parseWindow('nonsense')).toBeUndefined();
+  });
+
+  it('counts rates over the time since the first replica started, at least a minute', () => {
+    let now = T0;
+    const young = new ToolStatsWindow(() => now);
+    now = T0 + 30_000; // started 30 s ago: 4 calls are 4 per minute, not 4 over 4.5 minutes
+    for (let i = 0; i < 4; i++) young.record('alpha', 's.t', 's', 5, false);
+    expect(mergeWindows([young.snapshot('y')], now, () => true).total5m.callsPerMinute).toBe(4);
+    now = T0 + 3 * MINUTE;
+    expect(mergeWindows([young.snapshot('y')], now, () => true).total5m.callsPerMinute).toBeCloseTo(4 / 3, 2);
+    // An older replica's window: the figures cover its time too.
+    const old = { ...young.snapshot('o'), startedAt: T0 - 60 * MINUTE, minutes: [] };
+    // (4.5 minutes of the 5-minute window have passed: half of the current minute.)
+    expect(mergeWindows([young.snapshot('y'), old], now, () => true).total5m.callsPerMinute).toBeCloseTo(4 / 4.5, 2);
   });
 
   it('reports a change once, so an idle replica does not rewrite its window', () => {

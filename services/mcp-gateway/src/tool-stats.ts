@@ -31,6 +31,8 @@ export interface StatsMinute {
 export interface ReplicaWindow {
   replica: string;
   at: string;
+  /** When the replica started counting (epoch ms): rates over a window longer than that are over that time. */
+  startedAt?: number;
   minutes: StatsMinute[];
 }
 
@@ -89,8 +91,11 @@ export class ToolStatsWindow {
   private readonly minutes = new Map<number, Map<string, StatsCell>>();
   /** Whether something was recorded since the last `takeChanged()`. */
   private changed = false;
+  private readonly startedAt: number;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(private readonly now: () => number = Date.now) {
+    this.startedAt = now();
+  }
 
   record(workspace: string, tool: string, server: string, durationMs: number, failed: boolean): void {
     const minute = minuteOf(this.now());
@@ -129,7 +134,7 @@ export class ToolStatsWindow {
     const minutes = [...this.minutes.entries()]
       .sort(([a], [b]) => a - b)
       .map(([minute, cells]) => ({ minute, cells: [...cells.values()].map((c) => ({ ...c, buckets: [...c.buckets] })) }));
-    return { replica, at: new Date(this.now()).toISOString(), minutes };
+    return { replica, at: new Date(this.now()).toISOString(), startedAt: this.startedAt, minutes };
   }
 }
 
@@ -174,10 +179,12 @@ function add(into: Totals, c: { calls: number; errors: number; buckets: readonly
 
 /**
  * Per-minute rates over the last `minutes` minutes, the current one counted for the part of it
- * that has passed (so a burst a moment ago is not diluted over a whole minute that has not been).
+ * that has passed (so a burst a moment ago is not diluted over a whole minute that has not been),
+ * and over no more than the time since the first replica started counting (at least a minute):
+ * right after a start, 4 calls in 30 s are not 0.9 per minute.
  */
-function figures(t: Totals, minutes: number, nowMs: number): WindowFigures {
-  const elapsed = minutes - 1 + (nowMs - minuteOf(nowMs) * MINUTE_MS) / MINUTE_MS;
+function figures(t: Totals, minutes: number, nowMs: number, startedAt: number): WindowFigures {
+  const elapsed = Math.min(minutes - 1 + (nowMs - minuteOf(nowMs) * MINUTE_MS) / MINUTE_MS, Math.max(1, (nowMs - startedAt) / MINUTE_MS));
   const round = (n: number) => Math.round(n * 100) / 100;
   const p50 = quantileMs(t.buckets, 0.5);
   const p95 = quantileMs(t.buckets, 0.95);
@@ -209,6 +216,7 @@ export function mergeWindows(windows: readonly ReplicaWindow[], nowMs: number, i
   const byTool = new Map<string, { last5m: Totals; last60m: Totals }>();
   const total5m = fresh();
   const total60m = fresh();
+  const startedAt = Math.min(...windows.map((w) => (typeof w.startedAt === 'number' ? w.startedAt : 0)));
   for (const w of windows) {
     for (const m of w.minutes) {
       const age = current - m.minute;
@@ -228,7 +236,7 @@ export function mergeWindows(windows: readonly ReplicaWindow[], nowMs: number, i
     }
   }
   const items = [...byTool.entries()]
-    .map(([tool, t]) => ({ tool, server: t.last60m.server, last5m: figures(t.last5m, 5, nowMs), last60m: figures(t.last60m, WINDOW_MINUTES, nowMs) }))
+    .map(([tool, t]) => ({ tool, server: t.last60m.server, last5m: figures(t.last5m, 5, nowMs, startedAt), last60m: figures(t.last60m, WINDOW_MINUTES, nowMs, startedAt) }))
     .sort((a, b) => b.last60m.calls - a.last60m.calls || b.last5m.calls - a.last5m.calls || a.tool.localeCompare(b.tool));
-  return { items, total5m: figures(total5m, 5, nowMs), total60m: figures(total60m, WINDOW_MINUTES, nowMs), replicas: windows.length };
+  return { items, total5m: figures(total5m, 5, nowMs, startedAt), total60m: figures(total60m, WINDOW_MINUTES, nowMs, startedAt), replicas: windows.length };
 }
