@@ -84,6 +84,11 @@ const mcpGateway: pb.McpGatewayServer = {
   listGpuPools: notImplemented(),
   getGpuPool: notImplemented(),
   scaleGpuPool: notImplemented(),
+  listResources: notImplemented(),
+  readResource: notImplemented(),
+  listPrompts: notImplemented(),
+  getPrompt: notImplemented(),
+  getToolStats: notImplemented(),
   callTool: serverStream(async (req: pb.CallToolRequest, call: grpc.ServerWritableStream<pb.CallToolRequest, pb.CallToolEvent>) => {
     call.write(progress(1));
     call.write(progress(2));
