@@ -1,7 +1,7 @@
 import { Controller, Get, Inject, Param, Req } from '@nestjs/common';
 import type { Request } from 'express';
 import { canAccessWorkspace, Cursors, pb, ZiggieError } from '@ziggie/contracts';
-import { ApiDoc, callUnary, CONFIG, CurrentPrincipal, PeerClients, PlatformConfig, Principal, ValidQuery } from '@ziggie/platform';
+import { ApiDoc, CONFIG, CurrentPrincipal, PeerClients, PlatformConfig, Principal, UnaryApi, ValidQuery } from '@ziggie/platform';
 import { z } from 'zod';
 import { page, pageQuery, queryInt } from './pagination';
 
@@ -76,26 +76,26 @@ function scopedPage(principal: Principal, fetch: (page: pb.PageRequest) => Promi
 /** The agent hierarchy: listings, one agent, its children, subtree, path and A2A card. */
 @Controller('v1/agents')
 export class AgentsController {
-  constructor(
-    private readonly peers: PeerClients,
-    @Inject(CONFIG) private readonly config: PlatformConfig & { extra?: Record<string, unknown> },
-  ) {}
+  private readonly registry: UnaryApi<pb.AgentRegistryService>;
 
-  private registry(): Promise<pb.AgentRegistryClient> {
-    return this.peers.get('agent-registry', pb.AgentRegistryClient);
+  constructor(
+    peers: PeerClients,
+    @Inject(CONFIG) private readonly config: PlatformConfig & { extra?: Record<string, unknown> },
+  ) {
+    this.registry = peers.api('agent-registry', pb.AgentRegistryClient);
   }
 
   /** The agent if the token may see it; a hidden agent answers like a missing one. */
-  private async visibleAgent(registry: pb.AgentRegistryClient, principal: Principal, id: string): Promise<pb.Agent> {
-    const agent = await callUnary(registry.getAgent.bind(registry), { id: agentIdOf(id) }, { peer: 'agent-registry' });
+  private async visibleAgent(principal: Principal, id: string): Promise<pb.Agent> {
+    const agent = await this.registry.getAgent({ id: agentIdOf(id) });
     if (!sees(principal, agent)) throw notFound(id);
     return agent;
   }
 
   /** Fails as not found unless the token may see the agent; a "*" token leaves that to the registry. */
-  private async assertVisible(registry: pb.AgentRegistryClient, principal: Principal, id: string): Promise<void> {
+  private async assertVisible(principal: Principal, id: string): Promise<void> {
     agentIdOf(id);
-    if (!seesAll(principal)) await this.visibleAgent(registry, principal, id);
+    if (!seesAll(principal)) await this.visibleAgent(principal, id);
   }
 
   @Get()
@@ -105,7 +105,6 @@ export class AgentsController {
     if (q.workspace ? !canAccessWorkspace(principal.workspaces, q.workspace) : !seesAll(principal) && concrete.length === 0) return page([], 0, '');
     // One workspace (asked for, or the token's only one) is a registry filter; several need a scan.
     const workspace = q.workspace ?? (seesAll(principal) ? '' : concrete.length === 1 ? concrete[0]! : undefined);
-    const registry = await this.registry();
     const request = (p: pb.PageRequest, ws: string): pb.ListAgentsRequest => ({
       page: p,
       workspace: ws,
@@ -116,7 +115,7 @@ export class AgentsController {
       parentId: q.parent ?? '',
       role: q.role ?? '',
     });
-    const call = (p: pb.PageRequest, ws: string) => callUnary(registry.listAgents.bind(registry), request(p, ws), { peer: 'agent-registry' });
+    const call = (p: pb.PageRequest, ws: string) => this.registry.listAgents(request(p, ws));
     if (workspace !== undefined) return passThrough((p) => call(p, workspace), q.limit, q.cursor);
     return visiblePage((p) => call(p, ''), (a) => sees(principal, a), q.limit, q.cursor);
   }
@@ -124,41 +123,37 @@ export class AgentsController {
   @Get('summary')
   @ApiDoc({ summary: 'Agent counts by level and status in the token\'s workspaces' })
   async summary(@CurrentPrincipal() principal: Principal): Promise<pb.HierarchySummary> {
-    const registry = await this.registry();
     // An empty list would mean "all" to the registry; a token without workspaces sees nothing.
     if (principal.workspaces.length === 0) return { total: 0, levels: [], elite: 0, bmad: 0 };
-    return callUnary(registry.getHierarchySummary.bind(registry), { workspaces: principal.workspaces }, { peer: 'agent-registry' });
+    return this.registry.getHierarchySummary({ workspaces: principal.workspaces });
   }
 
   @Get(':id')
   @ApiDoc({ summary: 'One agent with its live status and load' })
   async get(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<pb.Agent> {
-    return this.visibleAgent(await this.registry(), principal, id);
+    return this.visibleAgent(principal, id);
   }
 
   @Get(':id/children')
   @ApiDoc({ summary: 'The agent\'s direct reports' })
   async children(@Param('id') id: string, @ValidQuery(ChildrenQuery) q: z.infer<typeof ChildrenQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const registry = await this.registry();
-    await this.assertVisible(registry, principal, id);
-    return scopedPage(principal, (p) => callUnary(registry.listChildren.bind(registry), { id, page: p }, { peer: 'agent-registry' }), q.limit, q.cursor);
+    await this.assertVisible(principal, id);
+    return scopedPage(principal, (p) => this.registry.listChildren({ id, page: p }), q.limit, q.cursor);
   }
 
   @Get(':id/subtree')
   @ApiDoc({ summary: 'Every agent under the agent, breadth first, down to maxDepth levels (0: all)' })
   async subtree(@Param('id') id: string, @ValidQuery(SubtreeQuery) q: z.infer<typeof SubtreeQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const registry = await this.registry();
-    await this.assertVisible(registry, principal, id);
-    return scopedPage(principal, (p) => callUnary(registry.getSubtree.bind(registry), { id, maxDepth: q.maxDepth, page: p }, { peer: 'agent-registry' }), q.limit, q.cursor);
+    await this.assertVisible(principal, id);
+    return scopedPage(principal, (p) => this.registry.getSubtree({ id, maxDepth: q.maxDepth, page: p }), q.limit, q.cursor);
   }
 
   /** From L0 down to the agent, leaving out ancestors the token may not see. */
   @Get(':id/path')
   @ApiDoc({ summary: 'The chain of command from L0 down to the agent' })
   async path(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const registry = await this.registry();
-    await this.assertVisible(registry, principal, id);
-    const res = await callUnary(registry.getPath.bind(registry), { id }, { peer: 'agent-registry' });
+    await this.assertVisible(principal, id);
+    const res = await this.registry.getPath({ id });
     const items = res.agents.filter((a) => sees(principal, a));
     return { items, total: items.length };
   }
@@ -166,9 +161,8 @@ export class AgentsController {
   @Get(':id/card')
   @ApiDoc({ summary: 'The agent\'s A2A 1.0 agent card' })
   async card(@Param('id') id: string, @CurrentPrincipal() principal: Principal, @Req() req: Request): Promise<object> {
-    const registry = await this.registry();
-    await this.assertVisible(registry, principal, id);
-    const res = await callUnary(registry.getAgentCard.bind(registry), { id, baseUrl: this.baseUrl(req) }, { peer: 'agent-registry' });
+    await this.assertVisible(principal, id);
+    const res = await this.registry.getAgentCard({ id, baseUrl: this.baseUrl(req) });
     return res.card ?? {};
   }
 

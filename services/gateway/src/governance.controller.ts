@@ -1,7 +1,7 @@
 import { Controller, Delete, Get, HttpCode, Param, Post, Put, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { BLUEPRINT_NAME, BLUEPRINT_VERSION, BlueprintSchema, Cursors, pb, PolicySchema, ZiggieError } from '@ziggie/contracts';
-import { ApiDoc, callUnary, CurrentPrincipal, PeerClients, Principal, RequirePermission, ValidBody, ValidQuery } from '@ziggie/platform';
+import { ApiDoc, CurrentPrincipal, PeerClients, Principal, RequirePermission, UnaryApi, ValidBody, ValidQuery } from '@ziggie/platform';
 import { z } from 'zod';
 import { page, pageQuery } from './pagination';
 
@@ -52,17 +52,16 @@ function policyView(p: pb.Policy): Record<string, unknown> {
 /** Blueprints (versioned plan templates) and governance policies, both served by the orchestrator. */
 @Controller('v1')
 export class GovernanceController {
-  constructor(private readonly peers: PeerClients) {}
+  private readonly orchestrator: UnaryApi<pb.OrchestratorService>;
 
-  private orchestrator(): Promise<pb.OrchestratorClient> {
-    return this.peers.get('orchestrator', pb.OrchestratorClient);
+  constructor(peers: PeerClients) {
+    this.orchestrator = peers.api('orchestrator', pb.OrchestratorClient);
   }
 
   @Get('blueprints')
   @ApiDoc({ summary: 'List blueprints (latest version of each; `name` lists every version of one)' })
   async listBlueprints(@ValidQuery(BlueprintsQuery) q: z.infer<typeof BlueprintsQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const o = await this.orchestrator();
-    const res = await callUnary(o.listBlueprints.bind(o), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, name: q.name ?? '' }, { peer: 'orchestrator' });
+    const res = await this.orchestrator.listBlueprints({ principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, name: q.name ?? '' });
     return page(res.items, res.total, res.nextCursor);
   }
 
@@ -71,12 +70,7 @@ export class GovernanceController {
   @RequirePermission('config:change')
   @ApiDoc({ summary: 'Create a blueprint version (immutable once created)', errors: ['BLUEPRINT_INVALID', 'BLUEPRINT_EXISTS'] })
   async createBlueprint(@ValidBody(BlueprintSchema, 'BLUEPRINT_INVALID') b: z.infer<typeof BlueprintSchema>, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: Response): Promise<object> {
-    const o = await this.orchestrator();
-    const created = await callUnary(
-      o.createBlueprint.bind(o),
-      { principal, blueprint: { ...b, outputSchema: b.outputSchema, template: b.template as unknown as Record<string, unknown>, builtin: false, createdBy: '', createdAt: '' } },
-      { peer: 'orchestrator' },
-    );
+    const created = await this.orchestrator.createBlueprint({ principal, blueprint: { ...b, outputSchema: b.outputSchema, template: b.template as unknown as Record<string, unknown>, builtin: false, createdBy: '', createdAt: '' } });
     res.setHeader('Location', `/v1/blueprints/${created.name}/versions/${created.version}`);
     return created;
   }
@@ -85,15 +79,13 @@ export class GovernanceController {
   @Get('blueprints/:name')
   @ApiDoc({ summary: 'The latest version of a blueprint', errors: ['BLUEPRINT_NOT_FOUND'] })
   async getBlueprint(@Param('name') name: string, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const o = await this.orchestrator();
-    return callUnary(o.getBlueprint.bind(o), { ...blueprintName(name), principal }, { peer: 'orchestrator' });
+    return this.orchestrator.getBlueprint({ ...blueprintName(name), principal });
   }
 
   @Get('blueprints/:name/versions/:version')
   @ApiDoc({ summary: 'One version of a blueprint', errors: ['BLUEPRINT_NOT_FOUND'] })
   async getBlueprintVersion(@Param('name') name: string, @Param('version') version: string, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const o = await this.orchestrator();
-    return callUnary(o.getBlueprint.bind(o), { ...blueprintName(name, version), principal }, { peer: 'orchestrator' });
+    return this.orchestrator.getBlueprint({ ...blueprintName(name, version), principal });
   }
 
   @Delete('blueprints/:name/versions/:version')
@@ -101,15 +93,13 @@ export class GovernanceController {
   @RequirePermission('config:change')
   @ApiDoc({ summary: 'Delete a blueprint version (built-ins cannot be deleted)', errors: ['BLUEPRINT_NOT_FOUND', 'BLUEPRINT_BUILTIN'] })
   async deleteBlueprint(@Param('name') name: string, @Param('version') version: string, @CurrentPrincipal() principal: Principal): Promise<void> {
-    const o = await this.orchestrator();
-    await callUnary(o.deleteBlueprint.bind(o), { ...blueprintName(name, version), principal }, { peer: 'orchestrator' });
+    await this.orchestrator.deleteBlueprint({ ...blueprintName(name, version), principal });
   }
 
   @Get('policies')
   @ApiDoc({ summary: 'List governance policies' })
   async listPolicies(@ValidQuery(PoliciesQuery) q: z.infer<typeof PoliciesQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const o = await this.orchestrator();
-    const res = await callUnary(o.listPolicies.bind(o), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' } }, { peer: 'orchestrator' });
+    const res = await this.orchestrator.listPolicies({ principal, page: { limit: q.limit, cursor: q.cursor ?? '' } });
     return page(res.items.map(policyView), res.total, res.nextCursor);
   }
 
@@ -117,12 +107,7 @@ export class GovernanceController {
   @Get('policies/decisions')
   @ApiDoc({ summary: 'Recorded governance decisions in the token\'s workspaces, newest first' })
   async decisions(@ValidQuery(DecisionsQuery) q: z.infer<typeof DecisionsQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const o = await this.orchestrator();
-    const res = await callUnary(
-      o.listDecisions.bind(o),
-      { principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, taskId: q.taskId ?? '', effect: q.effect ?? '' },
-      { peer: 'orchestrator' },
-    );
+    const res = await this.orchestrator.listDecisions({ principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, taskId: q.taskId ?? '', effect: q.effect ?? '' });
     return page(res.items, res.total, res.nextCursor);
   }
 
@@ -131,8 +116,7 @@ export class GovernanceController {
   @RequirePermission('config:change')
   @ApiDoc({ summary: 'Create a governance policy (allow / deny / require_approval, budgets)' })
   async createPolicy(@ValidBody(PolicySchema) p: Policy, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: Response): Promise<object> {
-    const o = await this.orchestrator();
-    const created = await callUnary(o.createPolicy.bind(o), { principal, policy: policyToPb(p) }, { peer: 'orchestrator' });
+    const created = await this.orchestrator.createPolicy({ principal, policy: policyToPb(p) });
     res.setHeader('Location', `/v1/policies/${created.id}`);
     return policyView(created);
   }
@@ -140,16 +124,14 @@ export class GovernanceController {
   @Get('policies/:id')
   @ApiDoc({ summary: 'A governance policy', errors: ['POLICY_NOT_FOUND'] })
   async getPolicy(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const o = await this.orchestrator();
-    return policyView(await callUnary(o.getPolicy.bind(o), { id: policyId(id), principal }, { peer: 'orchestrator' }));
+    return policyView(await this.orchestrator.getPolicy({ id: policyId(id), principal }));
   }
 
   @Put('policies/:id')
   @RequirePermission('config:change')
   @ApiDoc({ summary: 'Replace a governance policy', errors: ['POLICY_NOT_FOUND'] })
   async updatePolicy(@Param('id') id: string, @ValidBody(PolicySchema) p: Policy, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const o = await this.orchestrator();
-    return policyView(await callUnary(o.updatePolicy.bind(o), { principal, policy: policyToPb(p, policyId(id)) }, { peer: 'orchestrator' }));
+    return policyView(await this.orchestrator.updatePolicy({ principal, policy: policyToPb(p, policyId(id)) }));
   }
 
   @Delete('policies/:id')
@@ -157,7 +139,6 @@ export class GovernanceController {
   @RequirePermission('config:change')
   @ApiDoc({ summary: 'Delete a governance policy', errors: ['POLICY_NOT_FOUND'] })
   async deletePolicy(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<void> {
-    const o = await this.orchestrator();
-    await callUnary(o.deletePolicy.bind(o), { id: policyId(id), principal }, { peer: 'orchestrator' });
+    await this.orchestrator.deletePolicy({ id: policyId(id), principal });
   }
 }

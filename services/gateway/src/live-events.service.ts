@@ -2,7 +2,7 @@ import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import type { Subscription } from 'nats';
 import { canAccessWorkspace, pb, Subject, subjectWildcard, TaskEventPayload, WorkspaceHealthPayload, type PayloadOf } from '@ziggie/contracts';
-import { callUnary, NatsService, PeerClients, type Principal } from '@ziggie/platform';
+import { NatsService, PeerClients, type Principal, type UnaryApi } from '@ziggie/platform';
 import { openEventStream } from './sse';
 
 type Live = { kind: 'task'; event: PayloadOf<Subject.TaskEvent> } | { kind: 'workspace'; event: PayloadOf<Subject.WorkspaceHealth> };
@@ -22,10 +22,14 @@ export class LiveEventsService implements OnApplicationShutdown {
   private readonly listeners = new Set<Listener>();
   private subscriptions: Subscription[] = [];
 
+  private readonly orchestrator: UnaryApi<pb.OrchestratorService>;
+
   constructor(
     private readonly nats: NatsService,
-    private readonly peers: PeerClients,
-  ) {}
+    peers: PeerClients,
+  ) {
+    this.orchestrator = peers.api('orchestrator', pb.OrchestratorClient);
+  }
 
   private subscribe(): void {
     if (this.subscriptions.length > 0) return;
@@ -73,10 +77,10 @@ export class LiveEventsService implements OnApplicationShutdown {
       let known = visible.get(taskId);
       if (!known) {
         if (visible.size >= VISIBILITY_CACHE) visible.clear();
-        known = this.peers
-          .get('orchestrator', pb.OrchestratorClient)
-          .then((o) => callUnary(o.getTask.bind(o), { id: taskId, principal }, { peer: 'orchestrator' }))
-          .then(() => true, () => false);
+        known = this.orchestrator.getTask({ id: taskId, principal }).then(
+          () => true,
+          () => false,
+        );
         visible.set(taskId, known);
       }
       return known;

@@ -1,6 +1,6 @@
 import { Controller, Get, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { ApiDoc, assertWorkspace, callUnary, CurrentPrincipal, currentCorrelationId, PeerClients, Principal, RequirePermission, ValidBody, ValidQuery } from '@ziggie/platform';
+import { ApiDoc, assertWorkspace, CurrentPrincipal, currentCorrelationId, PeerClients, Principal, RequirePermission, UnaryApi, ValidBody, ValidQuery } from '@ziggie/platform';
 import { BLUEPRINT_NAME, BLUEPRINT_VERSION, Cursors, pb, planStepToPb, SubmitTaskBody, TOKEN_PATTERN, ZiggieError } from '@ziggie/contracts';
 import { z } from 'zod';
 import { page, pageQuery } from './pagination';
@@ -39,13 +39,15 @@ function taskIdOf(id: string): string {
 
 @Controller('v1/tasks')
 export class TasksController {
-  constructor(
-    private readonly peers: PeerClients,
-    private readonly events: TaskEventsService,
-  ) {}
+  private readonly orchestrator: UnaryApi<pb.OrchestratorService>;
+  private readonly coord: UnaryApi<pb.WorkspaceCoordService>;
 
-  private orchestrator(): Promise<pb.OrchestratorClient> {
-    return this.peers.get('orchestrator', pb.OrchestratorClient);
+  constructor(
+    peers: PeerClients,
+    private readonly events: TaskEventsService,
+  ) {
+    this.orchestrator = peers.api('orchestrator', pb.OrchestratorClient);
+    this.coord = peers.api('workspace-coord', pb.WorkspaceCoordClient);
   }
 
   @Post()
@@ -58,10 +60,7 @@ export class TasksController {
   })
   async submit(@ValidBody(SubmitTaskBody) input: SubmitTaskBody, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: Response): Promise<object> {
     assertWorkspace(principal, input.workspace);
-    const o = await this.orchestrator();
-    const task = await callUnary(
-      o.submitTask.bind(o),
-      {
+    const task = await this.orchestrator.submitTask({
         title: input.title ?? '',
         workspace: input.workspace,
         priority: input.priority,
@@ -74,9 +73,7 @@ export class TasksController {
         parentTaskId: '',
         parentStepId: '',
         depth: 0,
-      },
-      { peer: 'orchestrator', timeoutMs: 30_000 },
-    );
+      }, { timeoutMs: 30_000 });
     res.setHeader('Location', `/v1/tasks/${task.id}`);
     return taskView(task);
   }
@@ -84,8 +81,7 @@ export class TasksController {
   @Get()
   @ApiDoc({ summary: 'List tasks of the token\'s workspaces, newest first' })
   async list(@ValidQuery(ListQuery) q: z.infer<typeof ListQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const o = await this.orchestrator();
-    const res = await callUnary(o.listTasks.bind(o), {
+    const res = await this.orchestrator.listTasks({
         principal,
         page: { limit: q.limit, cursor: q.cursor ?? '' },
         workspace: q.workspace ?? '',
@@ -93,15 +89,14 @@ export class TasksController {
         priority: q.priority ?? '',
         parentTaskId: q.parentTaskId ?? '',
         blueprint: q.blueprint ?? '',
-      }, { peer: 'orchestrator' });
+      });
     return page(res.items.map(taskSummary), res.total, res.nextCursor);
   }
 
   @Get(':id')
   @ApiDoc({ summary: 'A task with its waves, steps, attempts, outputs and timings', errors: ['TASK_NOT_FOUND'] })
   async get(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const o = await this.orchestrator();
-    return taskView(await callUnary(o.getTask.bind(o), { id: taskIdOf(id), principal }, { peer: 'orchestrator' }));
+    return taskView(await this.orchestrator.getTask({ id: taskIdOf(id), principal }));
   }
 
   @Post(':id/cancel')
@@ -109,8 +104,7 @@ export class TasksController {
   @RequirePermission('agent:dispatch')
   @ApiDoc({ summary: 'Cancel a task (and its child tasks); in-flight steps are told to stop', errors: ['TASK_NOT_FOUND'] })
   async cancel(@Param('id') id: string, @ValidBody(CancelBody) input: z.infer<typeof CancelBody>, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const o = await this.orchestrator();
-    return taskView(await callUnary(o.cancelTask.bind(o), { id: taskIdOf(id), principal, reason: input.reason ?? '' }, { peer: 'orchestrator' }));
+    return taskView(await this.orchestrator.cancelTask({ id: taskIdOf(id), principal, reason: input.reason ?? '' }));
   }
 
   /** Approves (or, with `{"decision": "reject"}`, rejects) a step waiting at its approval gate. */
@@ -120,28 +114,25 @@ export class TasksController {
   @ApiDoc({ summary: 'Approve or reject a step waiting at its approval gate', errors: ['TASK_NOT_FOUND', 'STEP_NOT_FOUND', 'STEP_NOT_WAITING_APPROVAL'] })
   async approve(@Param('id') id: string, @Param('stepId') stepId: string, @ValidBody(ApproveBody) input: z.infer<typeof ApproveBody>, @CurrentPrincipal() principal: Principal): Promise<object> {
     if (!StepId.safeParse(stepId).success) throw new ZiggieError('STEP_NOT_FOUND', `step ${stepId} not found`);
-    const o = await this.orchestrator();
     return taskView(
-      await callUnary(o.approveStep.bind(o), { taskId: taskIdOf(id), stepId, principal, decision: input.decision, comment: input.comment ?? '' }, { peer: 'orchestrator' }),
+      await this.orchestrator.approveStep({ taskId: taskIdOf(id), stepId, principal, decision: input.decision, comment: input.comment ?? '' }),
     );
   }
 
   @Get(':id/affected-workspaces')
   @ApiDoc({ summary: 'The workspaces the task touches and every workspace depending on them', errors: ['TASK_NOT_FOUND'] })
   async affected(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const o = await this.orchestrator();
-    const task = await callUnary(o.getTask.bind(o), { id: taskIdOf(id), principal }, { peer: 'orchestrator' });
+    const task = await this.orchestrator.getTask({ id: taskIdOf(id), principal });
     const touched = new Set([task.workspace, ...task.waves.flatMap((w) => w.steps.map((s) => s.workspace))]);
-    return affectedWorkspaces(await this.peers.get('workspace-coord', pb.WorkspaceCoordClient), [...touched].filter(Boolean), principal);
+    return affectedWorkspaces(this.coord, [...touched].filter(Boolean), principal);
   }
 
   /** Governance decisions taken for the task's steps. */
   @Get(':id/decisions')
   @ApiDoc({ summary: 'Governance decisions taken for the task\'s steps', errors: ['TASK_NOT_FOUND'] })
   async decisions(@Param('id') id: string, @ValidQuery(DecisionsQuery) q: z.infer<typeof DecisionsQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const o = await this.orchestrator();
-    await callUnary(o.getTask.bind(o), { id: taskIdOf(id), principal }, { peer: 'orchestrator' });
-    const res = await callUnary(o.listDecisions.bind(o), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, taskId: id, effect: '' }, { peer: 'orchestrator' });
+    await this.orchestrator.getTask({ id: taskIdOf(id), principal });
+    const res = await this.orchestrator.listDecisions({ principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, taskId: id, effect: '' });
     return page(res.items, res.total, res.nextCursor);
   }
 
@@ -153,8 +144,7 @@ export class TasksController {
     errors: ['TASK_NOT_FOUND'],
   })
   async stream(@Param('id') id: string, @CurrentPrincipal() principal: Principal, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const o = await this.orchestrator();
-    const task = await callUnary(o.getTask.bind(o), { id: taskIdOf(id), principal }, { peer: 'orchestrator' });
+    const task = await this.orchestrator.getTask({ id: taskIdOf(id), principal });
     const lastEventId = Number.parseInt(String(req.headers['last-event-id'] ?? ''), 10);
     await this.events.stream(task, Number.isFinite(lastEventId) ? lastEventId : -1, req, res);
   }

@@ -1,7 +1,7 @@
 import { Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { canAccessWorkspace, Cursors, pb, ZiggieError } from '@ziggie/contracts';
-import { ApiDoc, callUnary, CurrentPrincipal, PeerClients, Principal, RequirePermission, UnaryMethod, ValidBody, ValidQuery } from '@ziggie/platform';
+import { ApiDoc, CurrentPrincipal, PeerClients, Principal, RequirePermission, UnaryApi, ValidBody, ValidQuery } from '@ziggie/platform';
 import { z } from 'zod';
 import { GpuPoolView, gpuPoolOf, mergePools, optionalGpu, PoolList, PoolView, poolView, ScaleBody } from './gpu-pools';
 import { page, pageQuery } from './pagination';
@@ -108,8 +108,8 @@ function workspaceView(w: pb.Workspace): Record<string, unknown> {
 }
 
 /** The workspaces affected by a change in the given ones, as the token may see them; the others are only counted. */
-export async function affectedWorkspaces(coord: pb.WorkspaceCoordClient, workspaces: string[], principal: Principal): Promise<object> {
-  const res = await callUnary(coord.affectedWorkspaces.bind(coord), { workspaces }, { peer: 'workspace-coord' });
+export async function affectedWorkspaces(coord: UnaryApi<pb.WorkspaceCoordService>, workspaces: string[], principal: Principal): Promise<object> {
+  const res = await coord.affectedWorkspaces({ workspaces });
   const visible = res.workspaces.filter((w) => sees(principal, w));
   // Reasons read "<dependent> depends on <workspace>"; one naming a hidden dependent is hidden too.
   const reasons = res.reasons.filter((r) => sees(principal, r.split(' ')[0] ?? ''));
@@ -126,20 +126,12 @@ const GPU_READ_TIMEOUT_MS = 3_000;
  */
 @Controller('v1')
 export class WorkspacesController {
-  constructor(private readonly peers: PeerClients) {}
+  private readonly coord: UnaryApi<pb.WorkspaceCoordService>;
+  private readonly mcp: UnaryApi<pb.McpGatewayService>;
 
-  private coord(): Promise<pb.WorkspaceCoordClient> {
-    return this.peers.get('workspace-coord', pb.WorkspaceCoordClient);
-  }
-
-  private async call<Req, Res>(method: (c: pb.WorkspaceCoordClient) => UnaryMethod<Req, Res>, request: Req): Promise<Res> {
-    const c = await this.coord();
-    return callUnary(method(c).bind(c), request, { peer: 'workspace-coord' });
-  }
-
-  private async mcp<Req, Res>(method: (c: pb.McpGatewayClient) => UnaryMethod<Req, Res>, request: Req, timeoutMs?: number): Promise<Res> {
-    const c = await this.peers.get('mcp-gateway', pb.McpGatewayClient);
-    return callUnary(method(c).bind(c), request, { peer: 'mcp-gateway', timeoutMs });
+  constructor(peers: PeerClients) {
+    this.coord = peers.api('workspace-coord', pb.WorkspaceCoordClient);
+    this.mcp = peers.api('mcp-gateway', pb.McpGatewayClient);
   }
 
   @Get('workspaces')
@@ -147,7 +139,7 @@ export class WorkspacesController {
   async list(@ValidQuery(ListQuery) q: z.infer<typeof ListQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
     const ids = principal.workspaces.includes('*') ? [] : principal.workspaces;
     if (!principal.workspaces.includes('*') && ids.length === 0) return page([], 0, '');
-    const res = await this.call((c) => c.listWorkspaces, {
+    const res = await this.coord.listWorkspaces({
       page: { limit: q.limit, cursor: q.cursor ?? '' },
       ids,
       health: q.health ?? '',
@@ -160,7 +152,7 @@ export class WorkspacesController {
   @RequirePermission('workspace:manage')
   @ApiDoc({ summary: 'Create a workspace (a port range is assigned when none is given)', errors: ['WORKSPACE_EXISTS', 'WORKSPACE_CYCLE', 'WORKSPACE_NOT_FOUND', 'PORT_RANGE_OVERLAP'] })
   async create(@ValidBody(CreateBody) body: z.infer<typeof CreateBody>, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: Response): Promise<object> {
-    const created = await this.call((c) => c.createWorkspace, {
+    const created = await this.coord.createWorkspace({
       principal,
       workspace: {
         id: body.id,
@@ -183,14 +175,14 @@ export class WorkspacesController {
   @Get('workspaces/:id')
   @ApiDoc({ summary: 'One workspace', tag: 'workspaces', errors: ['WORKSPACE_NOT_FOUND'] })
   async get(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<object> {
-    return workspaceView(await this.call((c) => c.getWorkspace, { id: visibleWorkspace(principal, id) }));
+    return workspaceView(await this.coord.getWorkspace({ id: visibleWorkspace(principal, id) }));
   }
 
   @Patch('workspaces/:id')
   @RequirePermission('workspace:manage')
   @ApiDoc({ summary: 'Change a workspace; `dependsOn` replaces the dependency list (cycles refused)', tag: 'workspaces', errors: ['WORKSPACE_NOT_FOUND', 'WORKSPACE_CYCLE', 'PORT_RANGE_OVERLAP'] })
   async update(@Param('id') id: string, @ValidBody(UpdateBody) body: z.infer<typeof UpdateBody>, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const updated = await this.call((c) => c.updateWorkspace, {
+    const updated = await this.coord.updateWorkspace({
       principal,
       id: visibleWorkspace(principal, id),
       name: body.name,
@@ -209,19 +201,19 @@ export class WorkspacesController {
   @RequirePermission('workspace:manage')
   @ApiDoc({ summary: 'Delete a workspace nothing depends on and that holds no live lease', tag: 'workspaces', errors: ['WORKSPACE_NOT_FOUND', 'WORKSPACE_IN_USE'] })
   async remove(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<void> {
-    await this.call((c) => c.deleteWorkspace, { principal, id: visibleWorkspace(principal, id) });
+    await this.coord.deleteWorkspace({ principal, id: visibleWorkspace(principal, id) });
   }
 
   @Get('workspaces/:id/affected')
   @ApiDoc({ summary: 'The workspaces affected by a change in this one: it and every workspace depending on it', tag: 'workspaces', errors: ['WORKSPACE_NOT_FOUND'] })
   async affected(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<object> {
-    return affectedWorkspaces(await this.coord(), [visibleWorkspace(principal, id)], principal);
+    return affectedWorkspaces(this.coord, [visibleWorkspace(principal, id)], principal);
   }
 
   @Get('workspaces/:id/health')
   @ApiDoc({ summary: 'Health computed now from tasks, dependencies and reports, with reasons', tag: 'workspaces', errors: ['WORKSPACE_NOT_FOUND'] })
   async health(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<pb.WorkspaceHealth> {
-    return this.call((c) => c.getHealth, { id: visibleWorkspace(principal, id) });
+    return this.coord.getHealth({ id: visibleWorkspace(principal, id) });
   }
 
   @Post('workspaces/:id/health/reports')
@@ -229,7 +221,7 @@ export class WorkspacesController {
   @RequirePermission('agent:dispatch')
   @ApiDoc({ summary: 'Report a workspace at risk or blocked (or on track) for a while, with a reason', tag: 'workspaces', errors: ['WORKSPACE_NOT_FOUND'] })
   async report(@Param('id') id: string, @ValidBody(ReportBody) body: z.infer<typeof ReportBody>, @CurrentPrincipal() principal: Principal): Promise<pb.WorkspaceHealth> {
-    return this.call((c) => c.reportHealth, {
+    return this.coord.reportHealth({
       principal,
       workspace: visibleWorkspace(principal, id),
       status: body.status,
@@ -241,7 +233,7 @@ export class WorkspacesController {
   @Get('workspaces/:id/ports')
   @ApiDoc({ summary: 'The workspace\'s port range and live port leases', tag: 'workspaces', errors: ['WORKSPACE_NOT_FOUND'] })
   async ports(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const res = await this.call((c) => c.listPorts, { workspace: visibleWorkspace(principal, id) });
+    const res = await this.coord.listPorts({ workspace: visibleWorkspace(principal, id) });
     return { range: res.range ?? null, items: res.items, total: res.items.length };
   }
 
@@ -250,7 +242,7 @@ export class WorkspacesController {
   @RequirePermission('agent:dispatch')
   @ApiDoc({ summary: 'Lease a port of the workspace\'s range for a service (the lowest free one unless `port` is given)', tag: 'workspaces', errors: ['WORKSPACE_NOT_FOUND', 'PORT_EXHAUSTED', 'PORT_UNAVAILABLE'] })
   async allocate(@Param('id') id: string, @ValidBody(AllocateBody) body: z.infer<typeof AllocateBody>, @CurrentPrincipal() principal: Principal): Promise<pb.PortLease> {
-    return this.call((c) => c.allocatePort, {
+    return this.coord.allocatePort({
       principal,
       workspace: visibleWorkspace(principal, id),
       service: body.service,
@@ -264,7 +256,7 @@ export class WorkspacesController {
   @RequirePermission('agent:dispatch')
   @ApiDoc({ summary: 'Extend a port lease', tag: 'workspaces', errors: ['WORKSPACE_NOT_FOUND', 'PORT_LEASE_NOT_FOUND'] })
   async renewPort(@Param('id') id: string, @Param('port') port: string, @ValidBody(RenewBody) body: z.infer<typeof RenewBody>, @CurrentPrincipal() principal: Principal): Promise<pb.PortLease> {
-    return this.call((c) => c.renewPort, { workspace: visibleWorkspace(principal, id), port: portOf(port), ttlSeconds: body.ttlSeconds });
+    return this.coord.renewPort({ workspace: visibleWorkspace(principal, id), port: portOf(port), ttlSeconds: body.ttlSeconds });
   }
 
   @Delete('workspaces/:id/ports/:port')
@@ -272,7 +264,7 @@ export class WorkspacesController {
   @RequirePermission('agent:dispatch')
   @ApiDoc({ summary: 'Release a port lease', tag: 'workspaces', errors: ['WORKSPACE_NOT_FOUND', 'PORT_LEASE_NOT_FOUND'] })
   async releasePort(@Param('id') id: string, @Param('port') port: string, @CurrentPrincipal() principal: Principal): Promise<void> {
-    const res = await this.call((c) => c.releasePort, { workspace: visibleWorkspace(principal, id), port: portOf(port) });
+    const res = await this.coord.releasePort({ workspace: visibleWorkspace(principal, id), port: portOf(port) });
     if (res.released === 0) throw new ZiggieError('PORT_LEASE_NOT_FOUND', `no lease on port ${port}`);
   }
 
@@ -288,8 +280,8 @@ export class WorkspacesController {
   })
   async pools(@CurrentPrincipal() principal: Principal): Promise<z.infer<typeof PoolList>> {
     const [coord, gpu] = await Promise.all([
-      this.call((c) => c.listPools, {}),
-      optionalGpu(() => this.mcp((c) => c.listGpuPools, { principal }, GPU_READ_TIMEOUT_MS), 'GPU pools'),
+      this.coord.listPools({}),
+      optionalGpu(() => this.mcp.listGpuPools({ principal }, { timeoutMs: GPU_READ_TIMEOUT_MS }), 'GPU pools'),
     ]);
     const items = mergePools(coord.items, gpu?.items);
     return { items, total: items.length };
@@ -306,11 +298,11 @@ export class WorkspacesController {
   async pool(@Param('name') name: string, @CurrentPrincipal() principal: Principal): Promise<z.infer<typeof PoolView>> {
     const pool = poolOf(name);
     const [coord, gpu] = await Promise.all([
-      this.call((c) => c.getPool, { name: pool }).catch((err: unknown) => {
+      this.coord.getPool({ name: pool }).catch((err: unknown) => {
         if (err instanceof ZiggieError && err.code === 'POOL_NOT_FOUND') return undefined;
         throw err;
       }),
-      optionalGpu(() => this.mcp((c) => c.getGpuPool, { principal, name: pool }, GPU_READ_TIMEOUT_MS), `GPU pool ${pool}`),
+      optionalGpu(() => this.mcp.getGpuPool({ principal, name: pool }, { timeoutMs: GPU_READ_TIMEOUT_MS }), `GPU pool ${pool}`),
     ]);
     if (!coord && !gpu) throw new ZiggieError('POOL_NOT_FOUND', `pool ${pool} not found`);
     return poolView(pool, coord, gpu);
@@ -332,7 +324,7 @@ export class WorkspacesController {
   async scale(@Param('name') name: string, @ValidBody(ScaleBody) body: z.infer<typeof ScaleBody>, @CurrentPrincipal() principal: Principal): Promise<z.infer<typeof GpuPoolView>> {
     const pool = poolOf(name);
     // Up to three Kubernetes requests (keda mode), each bounded by mcp-gateway's own time limit.
-    const scaled = await this.mcp((c) => c.scaleGpuPool, { principal, name: pool, replicas: body.replicas, minReplicas: body.minReplicas, maxReplicas: body.maxReplicas }, 30_000);
+    const scaled = await this.mcp.scaleGpuPool({ principal, name: pool, replicas: body.replicas, minReplicas: body.minReplicas, maxReplicas: body.maxReplicas }, { timeoutMs: 30_000 });
     return gpuPoolOf(scaled);
   }
 
@@ -340,7 +332,7 @@ export class WorkspacesController {
   @RequirePermission('config:change')
   @ApiDoc({ summary: 'Create a pool or change its capacity and P0 reserve', tag: 'pools' })
   async putPool(@Param('name') name: string, @ValidBody(PoolBody) body: z.infer<typeof PoolBody>, @CurrentPrincipal() principal: Principal): Promise<pb.Pool> {
-    return this.call((c) => c.putPool, {
+    return this.coord.putPool({
       principal,
       pool: { name: poolOf(name), kind: body.kind, capacity: body.capacity, reservedP0: body.reservedP0, description: body.description ?? '', inUse: 0, leases: 0, updatedAt: '' },
     });
@@ -350,7 +342,7 @@ export class WorkspacesController {
   @ApiDoc({ summary: 'Live leases on a pool in the token\'s workspaces', tag: 'pools', errors: ['POOL_NOT_FOUND'] })
   async leases(@Param('name') name: string, @ValidQuery(LeasesQuery) q: z.infer<typeof LeasesQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
     if (q.workspace && !sees(principal, q.workspace)) return { items: [], total: 0 };
-    const res = await this.call((c) => c.listLeases, { resource: poolOf(name), workspace: q.workspace ?? '' });
+    const res = await this.coord.listLeases({ resource: poolOf(name), workspace: q.workspace ?? '' });
     const items = res.items.filter((l) => sees(principal, l.workspace));
     return { items, total: items.length };
   }
@@ -361,7 +353,7 @@ export class WorkspacesController {
   @ApiDoc({ summary: 'Lease units of a pool for a workspace (P1/P2 cannot take the P0 reserve)', tag: 'pools', errors: ['POOL_NOT_FOUND', 'POOL_EXHAUSTED'] })
   async acquire(@Param('name') name: string, @ValidBody(LeaseBody) body: z.infer<typeof LeaseBody>, @CurrentPrincipal() principal: Principal): Promise<pb.ResourceLease> {
     if (!sees(principal, body.workspace)) throw new ZiggieError('WORKSPACE_NOT_FOUND', `workspace ${body.workspace} not found`);
-    return this.call((c) => c.acquireLease, {
+    return this.coord.acquireLease({
       principal,
       workspace: body.workspace,
       resource: poolOf(name),
@@ -375,7 +367,7 @@ export class WorkspacesController {
   /** The lease when it exists and belongs to one of the token's workspaces. */
   private async visibleLease(principal: Principal, pool: string, id: string): Promise<pb.ResourceLease> {
     const leaseId = LeaseId.safeParse(id);
-    const res = leaseId.success ? await this.call((c) => c.listLeases, { resource: poolOf(pool), workspace: '' }) : { items: [] };
+    const res = leaseId.success ? await this.coord.listLeases({ resource: poolOf(pool), workspace: '' }) : { items: [] };
     const lease = res.items.find((l) => l.id === id);
     if (!lease || !sees(principal, lease.workspace)) throw new ZiggieError('LEASE_NOT_FOUND', `lease ${id} not found`);
     return lease;
@@ -387,7 +379,7 @@ export class WorkspacesController {
   @ApiDoc({ summary: 'Extend a pool lease', tag: 'pools', errors: ['POOL_NOT_FOUND', 'LEASE_NOT_FOUND'] })
   async renewLease(@Param('name') name: string, @Param('leaseId') leaseId: string, @ValidBody(RenewBody) body: z.infer<typeof RenewBody>, @CurrentPrincipal() principal: Principal): Promise<pb.ResourceLease> {
     const lease = await this.visibleLease(principal, name, leaseId);
-    return this.call((c) => c.renewLease, { id: lease.id, ttlSeconds: body.ttlSeconds });
+    return this.coord.renewLease({ id: lease.id, ttlSeconds: body.ttlSeconds });
   }
 
   @Delete('pools/:name/leases/:leaseId')
@@ -396,6 +388,6 @@ export class WorkspacesController {
   @ApiDoc({ summary: 'Release a pool lease', tag: 'pools', errors: ['POOL_NOT_FOUND', 'LEASE_NOT_FOUND'] })
   async releaseLease(@Param('name') name: string, @Param('leaseId') leaseId: string, @CurrentPrincipal() principal: Principal): Promise<void> {
     const lease = await this.visibleLease(principal, name, leaseId);
-    await this.call((c) => c.releaseLeases, { ids: [lease.id], holders: [] });
+    await this.coord.releaseLeases({ ids: [lease.id], holders: [] });
   }
 }

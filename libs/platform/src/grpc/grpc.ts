@@ -163,6 +163,14 @@ export function callUnary<Req, Res>(method: UnaryMethod<Req, Res>, req: Req, opt
   });
 }
 
+/** callUnary of the client's method `name`, called on the client (nothing bound per call). */
+export function callUnaryOn<Res>(client: object, name: string, req: unknown, opts: { timeoutMs: number; peer: string }): Promise<Res> {
+  const method = (client as Record<string, UnaryMethod<unknown, Res>>)[name]!;
+  return new Promise<Res>((resolve, reject) => {
+    method.call(client, req, outgoingMetadata(), { deadline: Date.now() + opts.timeoutMs }, (err, res) => (err ? reject(fromServiceError(err, opts.peer)) : resolve(res)));
+  });
+}
+
 /** Async iterator over a server-streaming call, with errors mapped to ZiggieError. */
 export async function* callStream<Req, Res>(
   method: StreamMethod<Req, Res>,

@@ -6,13 +6,42 @@ import { GrpcPeer } from '../config/services';
 import { Discovery } from '../discovery/discovery';
 import { DISCOVERY } from '../discovery/discovery.module';
 import { MetricsService } from '../health/metrics';
-import { createGrpcClient, GrpcClientConstructor } from './grpc';
+import { callUnaryOn, createGrpcClient, GrpcClientConstructor } from './grpc';
 import { grpcClientMetrics } from './metrics';
+
+/** A generated service definition: each method's streaming flags and its request and response codecs. */
+interface MethodDefinition {
+  requestStream: boolean;
+  responseStream: boolean;
+}
+
+/** Per call: the deadline, when a method needs another than its peer's default. */
+export interface PeerCallOptions {
+  timeoutMs?: number;
+}
+
+/**
+ * The unary methods of a service as promises of their answer, named as in the .proto: the
+ * request and response types come from the generated definition, so a call site cannot mix
+ * up a method and its message.
+ */
+export type UnaryApi<S> = {
+  [K in keyof S as S[K] extends { requestStream: false; responseStream: false } ? K : never]: S[K] extends {
+    requestSerialize(value: infer Req): Buffer;
+    responseDeserialize(value: Buffer): infer Res;
+  }
+    ? (request: Req, options?: PeerCallOptions) => Promise<Res>
+    : never;
+};
+
+/** The default deadline of a unary call to a peer. */
+export const PEER_TIMEOUT_MS = 10_000;
 
 /** gRPC clients to the other services, one per peer, addressed through discovery and TLS from config. */
 @Injectable()
 export class PeerClients implements OnApplicationShutdown {
   private readonly clients = new Map<GrpcPeer, Promise<Client>>();
+  private readonly apis = new Map<string, unknown>();
 
   constructor(
     @Inject(CONFIG) private readonly config: PlatformConfig,
@@ -29,6 +58,26 @@ export class PeerClients implements OnApplicationShutdown {
       this.clients.set(peer, client);
     }
     return client as Promise<C>;
+  }
+
+  /**
+   * The peer's unary methods by name (`registry.getAgent({ id })`), each with the correlation id,
+   * trace context and a deadline (`timeoutMs`, the peer's default unless the call gives one);
+   * errors come back as the ZiggieError the peer threw. One object per peer, over the one client.
+   */
+  api<C extends Client, S extends object>(peer: GrpcPeer, Ctor: GrpcClientConstructor<C> & { service: S }, timeoutMs = PEER_TIMEOUT_MS): UnaryApi<S> {
+    const key = `${peer} ${timeoutMs}`;
+    let api = this.apis.get(key) as UnaryApi<S> | undefined;
+    if (!api) {
+      const methods: Record<string, (request: unknown, options?: PeerCallOptions) => Promise<unknown>> = {};
+      for (const [name, def] of Object.entries(Ctor.service as Record<string, MethodDefinition>)) {
+        if (def.requestStream || def.responseStream) continue;
+        methods[name] = async (request, options) => callUnaryOn(await this.get(peer, Ctor), name, request, { timeoutMs: options?.timeoutMs ?? timeoutMs, peer });
+      }
+      api = methods as UnaryApi<S>;
+      this.apis.set(key, api);
+    }
+    return api;
   }
 
   async onApplicationShutdown(): Promise<void> {
