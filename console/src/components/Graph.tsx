@@ -28,7 +28,8 @@ type ItemNode = Node<ItemData, 'item'>;
 /** Above this many nodes the first view shows the first FIRST_VIEW nodes, not all of them (zoom out or fit to see the whole). */
 const FIT_ALL_UP_TO = 120;
 const FIRST_VIEW = 12;
-const ARROW = { type: MarkerType.ArrowClosed };
+// The colour of .react-flow__edge-path in styles.css: a marker is an SVG attribute, not styled by CSS.
+const ARROW = { type: MarkerType.ArrowClosed, color: '#7b8894' };
 
 function sameData(a: ItemData, b: ItemData): boolean {
   return a.label === b.label && a.detail === b.detail && a.status === b.status && a.title === b.title && a.selected === b.selected;
