@@ -69,7 +69,9 @@ export class LiveEventsService implements OnApplicationShutdown {
       res.on('close', resolve);
     });
     this.subscribe();
-    const stream = openEventStream(res);
+    const stream = openEventStream(res, {
+      onOverflow: (bytes) => this.logger.warn(`cut off a /v1/events client that stopped reading (${bytes} bytes unsent); it reconnects and reloads`),
+    });
     const all = principal.workspaces.includes('*');
     // A task's visibility is asked of the orchestrator once, with the caller's own principal.
     const visible = new Map<string, Promise<boolean>>();

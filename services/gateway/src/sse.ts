@@ -1,35 +1,75 @@
 import type { Response } from 'express';
+import { once } from 'node:events';
 
 const KEEPALIVE_MS = 15_000;
+/** Unsent bytes a stream may hold for a client that does not read before it is cut off. */
+export const SSE_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
 export interface EventStream {
-  send(event: string, data: unknown, id?: number): void;
+  /** Queues an event; false once the client is behind (more than the socket's high-water mark unsent). */
+  send(event: string, data: unknown, id?: number): boolean;
+  /** Resolves when the client has taken what was queued, or the stream is closed. */
+  drained(): Promise<void>;
   /** Stops the keep-alive and ends the response. Idempotent. */
   close(): void;
+  readonly closed: boolean;
+}
+
+export interface EventStreamOptions {
+  maxBufferedBytes?: number;
+  /** Called once when a client that does not read is cut off. */
+  onOverflow?: (bufferedBytes: number) => void;
 }
 
 /**
  * Starts a server-sent event stream: headers that keep proxies from buffering it, and a comment
- * every 15 s so idle connections are not cut.
+ * every 15 s so idle connections are not cut. A client that stops reading is cut off once
+ * `maxBufferedBytes` wait for it, so it cannot hold the gateway's memory; a stream that can
+ * wait for its client instead (a task's events, read from JetStream) awaits `drained()` when
+ * `send` returns false and never comes near the limit.
  */
-export function openEventStream(res: Response): EventStream {
+export function openEventStream(res: Response, options: EventStreamOptions = {}): EventStream {
+  const maxBuffered = options.maxBufferedBytes ?? SSE_MAX_BUFFERED_BYTES;
   res.status(200);
   res.setHeader('Content-Type', 'text/event-stream');
   res.setHeader('Cache-Control', 'no-cache, no-transform');
   res.setHeader('Connection', 'keep-alive');
   res.setHeader('X-Accel-Buffering', 'no');
   res.flushHeaders();
-  const keepalive = setInterval(() => res.write(': keep-alive\n\n'), KEEPALIVE_MS);
   let closed = false;
+  const stop = () => {
+    closed = true;
+    clearInterval(keepalive);
+  };
+  const write = (chunk: string): boolean => {
+    if (closed) return false;
+    const below = res.write(chunk);
+    if (res.writableLength > maxBuffered) {
+      const buffered = res.writableLength;
+      stop();
+      res.destroy();
+      options.onOverflow?.(buffered);
+      return false;
+    }
+    return below;
+  };
+  const keepalive = setInterval(() => write(': keep-alive\n\n'), KEEPALIVE_MS);
+  res.once('close', stop);
   return {
     send(event, data, id) {
-      res.write(`${id === undefined ? '' : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      return write(`${id === undefined ? '' : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    },
+    async drained() {
+      if (closed || res.writableLength === 0) return;
+      await Promise.race([once(res, 'drain'), once(res, 'close')]);
     },
     close() {
       if (closed) return;
-      closed = true;
-      clearInterval(keepalive);
+      stop();
       res.end();
+    },
+    get closed() {
+      return closed;
     },
   };
 }

@@ -38,7 +38,9 @@ export class TaskEventsService {
           this.logger.warn(`skipped invalid event on ${msg.subject}`);
           continue;
         }
-        if (parsed.data.seq > afterSeq) write(parsed.data, parsed.data);
+        // A client that reads slowly is waited for (JetStream keeps the rest), not buffered for.
+        if (parsed.data.seq > afterSeq && !write(parsed.data, parsed.data)) await stream.drained();
+        if (stream.closed) break;
         if (parsed.data.type.startsWith('task.') && isTerminalTaskStatus(parsed.data.status)) break;
       }
     } finally {
