@@ -201,8 +201,18 @@ async function agentTree(browser, stack, api) {
   const expandL0Ms = performance.now() - t1;
   const afterL0 = await treeRows(page);
 
+  // The main thread's own accounting (DevTools Performance metrics, seconds of thread time).
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Performance.enable');
+  const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
+
   // Open branches depth first, as an operator clicking down the tree would, scrolling on when
   // every branch in view is open; each click waits for its children to arrive.
+  const e0 = await metrics();
+  await page.evaluate(() => {
+    performance.setResourceTimingBufferSize(100_000);
+    performance.clearResourceTimings();
+  });
   const t2 = performance.now();
   const opened = await page.evaluate(async (max) => {
     const tree = document.querySelector('.tree');
@@ -229,6 +239,16 @@ async function agentTree(browser, stack, api) {
     return clicks;
   }, EXPAND);
   const expandMs = performance.now() - t2;
+  const e1 = await metrics();
+  const expandScriptMs = (e1.ScriptDuration - e0.ScriptDuration) * 1000;
+  // How long the page waited for each branch's children (Resource Timing, as the browser saw it).
+  const childrenWaits = await page.evaluate(() =>
+    performance
+      .getEntriesByType('resource')
+      .filter((e) => e.name.includes('/children'))
+      .map((e) => e.responseEnd - e.startTime)
+      .sort((a, b) => a - b),
+  );
   const expanded = await treeRows(page);
 
   // The middle of the open tree.
@@ -243,12 +263,7 @@ async function agentTree(browser, stack, api) {
     tree.scrollTop = 0;
   });
   await page.waitForTimeout(300);
-  // The main thread's own accounting (DevTools Performance metrics, seconds of thread time): how
-  // much of the scroll went to the page's script, to layout, and to all tasks. Wall-clock long
-  // tasks also grow when the machine's CPUs are busy elsewhere; thread time does not.
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('Performance.enable');
-  const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
+  // How much of the scroll went to the page's script, to layout, and to all tasks.
   const m0 = await metrics();
   const scroll = await page.evaluate(
     async ({ frames, longTaskMs }) => {
@@ -292,7 +307,7 @@ async function agentTree(browser, stack, api) {
   const m1 = await metrics();
   scroll.threadMs = Object.fromEntries(['ScriptDuration', 'LayoutDuration', 'RecalcStyleDuration', 'TaskDuration'].map((k) => [k, (m1[k] - m0[k]) * 1000]));
   await context.close();
-  return { firstRowsMs, l0, l0Children, expandL0Ms, afterL0, opened, expandMs, expanded, middle, scroll, errors };
+  return { firstRowsMs, l0, l0Children, expandL0Ms, afterL0, opened, expandMs, expandScriptMs, childrenWaits, expanded, middle, scroll, errors };
 }
 
 /** Submits `count` tasks through the API, SUBMIT_CLIENTS at a time; delayed by a day, they stay queued. */
@@ -435,6 +450,10 @@ async function main() {
       row('agent tree: first rows (ms after navigation)', (r) => f0(r.tree.firstRowsMs)),
       row('agent tree: L0 expanded (ms; rows / L0 children in the API)', (r) => `${f0(r.tree.expandL0Ms)} (${f0(r.tree.afterL0.rows)} / ${f0(r.tree.l0Children)})`),
       row(`agent tree: branches opened depth first (clicks, ms for all)`, (r) => `${r.tree.opened}, ${f0(r.tree.expandMs)}`),
+      row('branches opened: page script per click (ms of main-thread script time)', (r) => f1(r.tree.expandScriptMs / r.tree.opened)),
+      row('branches opened: the page\'s wait for a branch\'s children, median / worst (ms)', (r) =>
+        `${f0(r.tree.childrenWaits[Math.floor(r.tree.childrenWaits.length / 2)])} / ${f0(r.tree.childrenWaits[r.tree.childrenWaits.length - 1])}`,
+      ),
       row('agent tree: rows in the tree / rows in the DOM, scrolled to its middle', (r) => `${f0(r.tree.middle.rows)} / ${r.tree.middle.dom}`),
       row(`scroll top → bottom in ${SCROLL_FRAMES} frames: most rows in the DOM`, (r) => String(r.tree.scroll.maxDom)),
       row(`scroll: long tasks ≥ ${LONG_TASK_MS} ms (count, total ms)`, (r) => `${r.tree.scroll.longTasks}, ${f0(r.tree.scroll.longTaskMs)}`),
