@@ -20,7 +20,6 @@ import {
   ApiDoc,
   assertWorkspace,
   callStream,
-  callUnary,
   CurrentPrincipal,
   currentCorrelationId,
   PeerClients,
@@ -121,12 +120,15 @@ export class McpController {
     return this.peers.get('mcp-gateway', pb.McpGatewayClient);
   }
 
+  private api() {
+    return this.peers.api('mcp-gateway', pb.McpGatewayClient);
+  }
+
   @Get('servers')
   @RequirePermission('mcp:call')
   @ApiDoc({ summary: 'Upstream MCP servers with their status, breaker state and tool counts' })
   async servers(@CurrentPrincipal() principal: Principal): Promise<object> {
-    const mcp = await this.mcp();
-    const res = await callUnary(mcp.listServers.bind(mcp), { principal }, { peer: 'mcp-gateway' });
+    const res = await this.api().listServers({ principal });
     return { items: res.items, total: res.items.length };
   }
 
@@ -135,8 +137,7 @@ export class McpController {
   @RequirePermission('config:change')
   @ApiDoc({ summary: 'Add an upstream MCP server (stdio, HTTP, SSE, WebSocket, ComfyUI, Ollama, OpenAI-compatible)', errors: ['SERVER_EXISTS', 'URL_NOT_ALLOWED', 'UPSTREAM_UNAVAILABLE'] })
   async addServer(@ValidBody(ServerBody, 'VALIDATION_FAILED', UpstreamSchema) config: z.infer<typeof UpstreamSchema>, @CurrentPrincipal() principal: Principal): Promise<pb.Server> {
-    const mcp = await this.mcp();
-    return callUnary(mcp.addServer.bind(mcp), { principal, config: config as unknown as Record<string, unknown> }, { peer: 'mcp-gateway', timeoutMs: 30_000 });
+    return this.api().addServer({ principal, config: config as unknown as Record<string, unknown> }, { timeoutMs: 30_000 });
   }
 
   @Delete('servers/:name')
@@ -145,8 +146,7 @@ export class McpController {
   @ApiDoc({ summary: 'Remove an upstream MCP server', errors: ['SERVER_NOT_FOUND'] })
   async removeServer(@Param('name') name: string, @CurrentPrincipal() principal: Principal): Promise<object> {
     const server = pathParam(McpServerName, 'name', name);
-    const mcp = await this.mcp();
-    const res = await callUnary(mcp.removeServer.bind(mcp), { principal, name: server }, { peer: 'mcp-gateway', timeoutMs: 30_000 });
+    const res = await this.api().removeServer({ principal, name: server }, { timeoutMs: 30_000 });
     return { name: res.name };
   }
 
@@ -154,8 +154,7 @@ export class McpController {
   @RequirePermission('mcp:call')
   @ApiDoc({ summary: 'The tool catalog the token may call (namespaced server.tool)' })
   async tools(@ValidQuery(ToolsQuery) q: z.infer<typeof ToolsQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const mcp = await this.mcp();
-    const res = await callUnary(mcp.listTools.bind(mcp), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, server: q.server ?? '' }, { peer: 'mcp-gateway' });
+    const res = await this.api().listTools({ principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, server: q.server ?? '' });
     return page(res.items, res.total, res.nextCursor);
   }
 
@@ -257,8 +256,7 @@ export class McpController {
   })
   async stats(@ValidQuery(StatsQuery) q: z.infer<typeof StatsQuery>, @CurrentPrincipal() principal: Principal): Promise<McpStatsView> {
     if (q.workspace !== undefined) assertWorkspace(principal, q.workspace);
-    const mcp = await this.mcp();
-    const res = await callUnary(mcp.getToolStats.bind(mcp), { principal, workspace: q.workspace ?? '' }, { peer: 'mcp-gateway' });
+    const res = await this.api().getToolStats({ principal, workspace: q.workspace ?? '' });
     return {
       items: res.items.map((t) => ({ tool: t.tool, server: t.server, last5m: windowFigures(t.last5m, 5), last60m: windowFigures(t.last60m, 60) })),
       total5m: windowFigures(res.total5m, 5),
@@ -274,8 +272,7 @@ export class McpController {
   @ApiDoc({ summary: 'Resources of the upstream MCP servers the token may read (by URI), and their URI templates', response: McpResourceList, errors: ['SERVER_NOT_FOUND'] })
   async resources(@ValidQuery(CatalogQuery) q: z.infer<typeof CatalogQuery>, @CurrentPrincipal() principal: Principal): Promise<McpResourceListView> {
     if (q.workspace !== undefined) assertWorkspace(principal, q.workspace);
-    const mcp = await this.mcp();
-    const res = await callUnary(mcp.listResources.bind(mcp), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, server: q.server ?? '', workspace: q.workspace ?? '' }, { peer: 'mcp-gateway' });
+    const res = await this.api().listResources({ principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, server: q.server ?? '', workspace: q.workspace ?? '' });
     return { ...page(res.items, res.total, res.nextCursor), templates: res.templates };
   }
 
@@ -284,8 +281,7 @@ export class McpController {
   @ApiDoc({ summary: 'Read a resource (resources/read): its contents, text or base64 blob each', response: McpResourceRead, errors: ['RESOURCE_NOT_FOUND', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT', 'UPSTREAM_RESPONSE_TOO_LARGE'] })
   async readResource(@ValidQuery(ReadQuery) q: z.infer<typeof ReadQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
     const workspace = workspaceFor(principal, q.workspace);
-    const mcp = await this.mcp();
-    const res = await callUnary(mcp.readResource.bind(mcp), { principal, workspace, uri: q.uri }, { peer: 'mcp-gateway', timeoutMs: DEFAULT_TOOL_TIMEOUT_MS + 5_000 });
+    const res = await this.api().readResource({ principal, workspace, uri: q.uri }, { timeoutMs: DEFAULT_TOOL_TIMEOUT_MS + 5_000 });
     return res.result ?? { contents: [] };
   }
 
@@ -294,8 +290,7 @@ export class McpController {
   @ApiDoc({ summary: 'Prompts of the upstream MCP servers the token may get (namespaced server.prompt), with their arguments', response: McpPromptList, errors: ['SERVER_NOT_FOUND'] })
   async prompts(@ValidQuery(CatalogQuery) q: z.infer<typeof CatalogQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
     if (q.workspace !== undefined) assertWorkspace(principal, q.workspace);
-    const mcp = await this.mcp();
-    const res = await callUnary(mcp.listPrompts.bind(mcp), { principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, server: q.server ?? '', workspace: q.workspace ?? '' }, { peer: 'mcp-gateway' });
+    const res = await this.api().listPrompts({ principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, server: q.server ?? '', workspace: q.workspace ?? '' });
     return page(res.items, res.total, res.nextCursor);
   }
 
@@ -306,8 +301,7 @@ export class McpController {
   async getPrompt(@Param('name') name: string, @ValidBody(PromptBody) input: z.infer<typeof PromptBody>, @CurrentPrincipal() principal: Principal): Promise<object> {
     const prompt = pathParam(PromptName, 'name', name);
     const workspace = workspaceFor(principal, input.workspace);
-    const mcp = await this.mcp();
-    const res = await callUnary(mcp.getPrompt.bind(mcp), { principal, workspace, name: prompt, arguments: input.arguments ?? {} }, { peer: 'mcp-gateway', timeoutMs: DEFAULT_TOOL_TIMEOUT_MS + 5_000 });
+    const res = await this.api().getPrompt({ principal, workspace, name: prompt, arguments: input.arguments ?? {} }, { timeoutMs: DEFAULT_TOOL_TIMEOUT_MS + 5_000 });
     return res.result ?? { messages: [] };
   }
 
@@ -315,8 +309,7 @@ export class McpController {
   @RequirePermission('config:change')
   @ApiDoc({ summary: 'Pinned tool definitions; `quarantined=true` lists the changed ones awaiting approval' })
   async pins(@ValidQuery(PinsQuery) q: z.infer<typeof PinsQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
-    const mcp = await this.mcp();
-    const res = await callUnary(mcp.listPins.bind(mcp), { principal, quarantinedOnly: q.quarantined === 'true' }, { peer: 'mcp-gateway' });
+    const res = await this.api().listPins({ principal, quarantinedOnly: q.quarantined === 'true' });
     return { items: res.items, total: res.items.length };
   }
 
@@ -326,7 +319,6 @@ export class McpController {
   @ApiDoc({ summary: 'Approve a changed tool definition by its hash', errors: ['PIN_NOT_FOUND'] })
   async approve(@Param('name') name: string, @ValidBody(ApproveBody) input: z.infer<typeof ApproveBody>, @CurrentPrincipal() principal: Principal): Promise<pb.Pin> {
     const tool = pathParam(ToolName, 'name', name);
-    const mcp = await this.mcp();
-    return callUnary(mcp.approvePin.bind(mcp), { principal, name: tool, hash: input.hash.toLowerCase() }, { peer: 'mcp-gateway' });
+    return this.api().approvePin({ principal, name: tool, hash: input.hash.toLowerCase() });
   }
 }

@@ -1,6 +1,6 @@
 import { Controller, Get, Logger } from '@nestjs/common';
 import { hasPermission, OverviewResponse, pb, type OverviewMcpView, type OverviewView } from '@ziggie/contracts';
-import { ApiDoc, callUnary, CurrentPrincipal, PeerClients, Principal } from '@ziggie/platform';
+import { ApiDoc, CurrentPrincipal, PeerClients, Principal } from '@ziggie/platform';
 
 const LEVELS = [0, 1, 2, 3] as const;
 const AGENT_STATUSES = ['idle', 'busy', 'offline'] as const;
@@ -28,8 +28,7 @@ export class OverviewController {
   private async mcpSummary(principal: Principal): Promise<OverviewMcpView | null> {
     if (!hasPermission(principal.roles, 'mcp:call') || principal.workspaces.length === 0) return null;
     try {
-      const mcp = await this.peers.get('mcp-gateway', pb.McpGatewayClient);
-      const s = await callUnary(mcp.getToolStats.bind(mcp), { principal, workspace: '' }, { peer: 'mcp-gateway', timeoutMs: 5_000 });
+      const s = await this.peers.api('mcp-gateway', pb.McpGatewayClient).getToolStats({ principal, workspace: '' }, { timeoutMs: 5_000 });
       return {
         callsPerMinute: s.total5m?.callsPerMinute ?? 0,
         errorsPerMinute: s.total5m?.errorsPerMinute ?? 0,
@@ -59,35 +58,25 @@ export class OverviewController {
   async get(@CurrentPrincipal() principal: Principal): Promise<OverviewView> {
     const all = principal.workspaces.includes('*');
     const scoped = all ? [''] : principal.workspaces;
-    const [registry, orchestrator, coord] = await Promise.all([
-      this.peers.get('agent-registry', pb.AgentRegistryClient),
-      this.peers.get('orchestrator', pb.OrchestratorClient),
-      this.peers.get('workspace-coord', pb.WorkspaceCoordClient),
-    ]);
+    const registry = this.peers.api('agent-registry', pb.AgentRegistryClient);
+    const orchestrator = this.peers.api('orchestrator', pb.OrchestratorClient);
+    const coord = this.peers.api('workspace-coord', pb.WorkspaceCoordClient);
     const agentCount = async (level: number, status: string): Promise<number> => {
       const totals = await Promise.all(
         scoped.map((workspace) =>
-          callUnary(
-            registry.listAgents.bind(registry),
-            { page: { limit: 1, cursor: '' }, workspace, level, filterLevel: true, capability: '', status, parentId: '', role: '' },
-            { peer: 'agent-registry' },
-          ).then((r) => r.total),
+          registry.listAgents({ page: { limit: 1, cursor: '' }, workspace, level, filterLevel: true, capability: '', status, parentId: '', role: '' }).then((r) => r.total),
         ),
       );
       return totals.reduce((a, b) => a + b, 0);
     };
     const taskCount = (status: string): Promise<number> =>
-      callUnary(
-        orchestrator.listTasks.bind(orchestrator),
-        { principal, page: { limit: 1, cursor: '' }, workspace: '', status, priority: '', parentTaskId: '', blueprint: '' },
-        { peer: 'orchestrator' },
-      ).then((r) => r.total);
+      orchestrator.listTasks({ principal, page: { limit: 1, cursor: '' }, workspace: '', status, priority: '', parentTaskId: '', blueprint: '' }).then((r) => r.total);
 
     // Finished in the last hour, from the orchestrator's per-workspace counts (every workspace with tasks for a "*" token).
     const lastHour = async (): Promise<OverviewView['tasksLastHour']> => {
       const zero = { succeeded: 0, failed: 0, cancelled: 0 };
       if (scoped.length === 0) return zero;
-      const res = await callUnary(orchestrator.getWorkspaceStats.bind(orchestrator), { workspaces: all ? [] : principal.workspaces, windowSeconds: LAST_HOUR_SECONDS }, { peer: 'orchestrator' });
+      const res = await orchestrator.getWorkspaceStats({ workspaces: all ? [] : principal.workspaces, windowSeconds: LAST_HOUR_SECONDS });
       return res.items.reduce((sum, w) => ({ succeeded: sum.succeeded + w.succeeded, failed: sum.failed + w.failed, cancelled: sum.cancelled + w.cancelled }), zero);
     };
 
@@ -103,7 +92,7 @@ export class OverviewController {
       Promise.all(TASK_STATUSES.map(taskCount)),
       scoped.length === 0
         ? { items: [] as pb.Workspace[] }
-        : callUnary(coord.listWorkspaces.bind(coord), { page: { limit: WORKSPACE_PAGE, cursor: '' }, ids: all ? [] : principal.workspaces, health: '' }, { peer: 'workspace-coord' }),
+        : coord.listWorkspaces({ page: { limit: WORKSPACE_PAGE, cursor: '' }, ids: all ? [] : principal.workspaces, health: '' }),
       lastHour(),
       this.mcpSummary(principal),
     ]);
