@@ -28,6 +28,8 @@ const ACCEPTS: Record<string, readonly string[]> = {
   'GET /v1/agents/{id}/subtree': ['agents.subtree', 'agents.visible'],
   'GET /v1/audit': ['audit'],
   'GET /v1/mcp/tools': ['mcp.catalog'],
+  'GET /v1/mcp/resources': ['mcp.catalog'],
+  'GET /v1/mcp/prompts': ['mcp.catalog'],
 };
 
 /** A well-formed cursor of every kind, whichever list it is then sent to. */

@@ -269,7 +269,7 @@ export class McpController {
 
   @Get('resources')
   @RequirePermission('mcp:call')
-  @ApiDoc({ summary: 'Resources of the upstream MCP servers the token may read (by URI), and their URI templates', response: McpResourceList, errors: ['SERVER_NOT_FOUND'] })
+  @ApiDoc({ summary: 'Resources of the upstream MCP servers the token may read (by URI), and their URI templates', response: McpResourceList })
   async resources(@ValidQuery(CatalogQuery) q: z.infer<typeof CatalogQuery>, @CurrentPrincipal() principal: Principal): Promise<McpResourceListView> {
     if (q.workspace !== undefined) assertWorkspace(principal, q.workspace);
     const res = await this.api().listResources({ principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, server: q.server ?? '', workspace: q.workspace ?? '' });
@@ -287,7 +287,7 @@ export class McpController {
 
   @Get('prompts')
   @RequirePermission('mcp:call')
-  @ApiDoc({ summary: 'Prompts of the upstream MCP servers the token may get (namespaced server.prompt), with their arguments', response: McpPromptList, errors: ['SERVER_NOT_FOUND'] })
+  @ApiDoc({ summary: 'Prompts of the upstream MCP servers the token may get (namespaced server.prompt), with their arguments', response: McpPromptList })
   async prompts(@ValidQuery(CatalogQuery) q: z.infer<typeof CatalogQuery>, @CurrentPrincipal() principal: Principal): Promise<object> {
     if (q.workspace !== undefined) assertWorkspace(principal, q.workspace);
     const res = await this.api().listPrompts({ principal, page: { limit: q.limit, cursor: q.cursor ?? '' }, server: q.server ?? '', workspace: q.workspace ?? '' });

@@ -403,18 +403,13 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
     if (workspace && !canAccessWorkspace(caller.workspaces, workspace)) throw new ZiggieError('AUTH_WORKSPACE_FORBIDDEN', `workspace ${workspace} is not allowed for this token`);
   }
 
-  /** A `server` filter names a server the caller may see, or the list is refused (rather than empty). */
-  private assertServer(caller: Caller, server: string | undefined): void {
-    if (!server) return;
-    const p = this.providers.get(server);
-    if (!p || !this.visible(p, caller)) throw new ZiggieError('SERVER_NOT_FOUND', `server ${server} not found`);
-  }
-
-  /** Listed resources the caller may read, by URI, and every resource template it may read through. */
+  /**
+   * Listed resources the caller may read, by URI, and every resource template it may read through.
+   * A `server` filter matching nothing (unknown, or hidden by its ACL) is an empty page, as for tools.
+   */
   listResources(caller: Caller | undefined, opts: { server?: string; cursor?: string; limit: number; workspace?: string }): { items: CatalogSnapshot['resources']; total: number; nextCursor?: string; templates: CatalogTemplate[] } {
     const c = this.require(caller, 'mcp:call');
     this.assertWorkspace(c, opts.workspace);
-    this.assertServer(c, opts.server);
     const keep = (p: ToolProvider) => (!opts.server || p.name === opts.server) && this.visible(p, c, opts.workspace || undefined);
     const all = this.catalog.resources.filter((r) => keep(r.provider)).map((r) => ({ ...r, name: r.uri }));
     const page = pageOf(all, opts.cursor, Math.min(Math.max(opts.limit, 1), 1000));
@@ -424,7 +419,6 @@ export class ToolsService implements OnApplicationBootstrap, OnApplicationShutdo
   listPrompts(caller: Caller | undefined, opts: { server?: string; cursor?: string; limit: number; workspace?: string }): { items: CatalogSnapshot['prompts']; total: number; nextCursor?: string } {
     const c = this.require(caller, 'mcp:call');
     this.assertWorkspace(c, opts.workspace);
-    this.assertServer(c, opts.server);
     const all = this.catalog.prompts.filter((p) => (!opts.server || p.provider.name === opts.server) && this.visible(p.provider, c, opts.workspace || undefined));
     const page = pageOf(all, opts.cursor, Math.min(Math.max(opts.limit, 1), 1000));
     return { ...page, total: all.length };

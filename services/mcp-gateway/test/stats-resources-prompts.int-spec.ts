@@ -129,7 +129,8 @@ describe('mcp-gateway tool call figures (two replicas sharing JetStream KV), res
     expect(JSON.stringify(dynamic.result)).toContain('demo://resource/dynamic/text/3');
     await expect(callUnary(grpc.readResource.bind(grpc), { principal: agent, workspace: 'ziggie', uri: 'demo://nowhere/1' })).rejects.toMatchObject({ code: 'RESOURCE_NOT_FOUND' });
     await expect(callUnary(grpc.readResource.bind(grpc), { principal: agent, workspace: 'other', uri: doc.uri })).rejects.toMatchObject({ code: 'AUTH_WORKSPACE_FORBIDDEN' });
-    await expect(callUnary(grpc.listResources.bind(grpc), { principal: agent, page: { limit: 10, cursor: '' }, server: 'vault', workspace: '' })).rejects.toMatchObject({ code: 'SERVER_NOT_FOUND' });
+    // A server hidden by its ACL lists nothing, as an unknown one: its existence is not told.
+    for (const server of ['vault', 'nope']) expect(await callUnary(grpc.listResources.bind(grpc), { principal: agent, page: { limit: 10, cursor: '' }, server, workspace: '' })).toMatchObject({ items: [], total: 0, templates: [] });
     const vault = await callUnary(grpc.listPrompts.bind(grpc), { principal: admin, page: { limit: 10, cursor: '' }, server: 'vault', workspace: '' });
     expect(vault.items.map((p) => p.name)).toContain('vault.args-prompt');
 

@@ -71,6 +71,7 @@ const PARAMETER_SOURCES: Record<string, keyof Fixtures | ((f: Fixtures) => strin
   servers: 'mcpServer',
   tools: 'tool',
   pins: 'tool',
+  prompts: () => 'everything.args-prompt',
   policies: 'policyId',
   docs: () => 'init.js',
   // The web console: a screen, one of its items, and a file of the built app.
@@ -122,6 +123,7 @@ export function minimalBodies(f: Partial<Fixtures>, unique: string): Record<stri
     'POST /v1/mcp/servers': { name: `srv-${unique}`, transport: 'http', urls: ['http://10.0.0.1/mcp'] },
     'POST /v1/mcp/tools/{name}/call': { arguments: { message: 'x' } },
     'POST /v1/mcp/pins/{name}/approve': { hash: '0'.repeat(64) },
+    'POST /v1/mcp/prompts/{name}/get': { arguments: { city: 'x' } },
   };
 }
 
