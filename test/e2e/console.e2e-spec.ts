@@ -193,6 +193,55 @@ describe('the web console in headless Chromium', () => {
     await context.close();
   }, 60_000);
 
+  it('filters and pages the task list and searches the agents, every filter and page in the address', async () => {
+    // More tasks than a page (25) in one workspace, all succeeded, submitted by a user of their own:
+    // the page's user lives within its default rate limit.
+    const submitter = { authorization: `Bearer ${token(['admin'], ['fitflow'])}` };
+    for (let i = 0; i < 27; i++) {
+      const res = await api('/v1/tasks', { method: 'POST', headers: submitter, body: JSON.stringify({ title: `page ${i}`, workspace: 'fitflow', plan: { steps: [{ id: 'a', capability: 'qa', input: { tool: 'ziggie.noop' } }] } }) });
+      expect(res.status).toBe(201);
+    }
+    const count = async (path: string) => ((await (await api(path, { headers: submitter })).json()) as { total: number }).total;
+    let total = 0;
+    for (let tries = 0; tries < 40 && total < 27; tries++) {
+      total = await count('/v1/tasks?workspace=fitflow&status=succeeded&limit=1');
+      if (total < 27) await new Promise((r) => setTimeout(r, 750));
+    }
+    expect(total).toBeGreaterThanOrEqual(27);
+
+    const { context, page } = await harness.signedIn('tasks?workspace=fitflow&status=succeeded');
+    await page.waitForSelector('[data-testid="task-list"] tbody tr[data-task]');
+    expect(await page.textContent('[data-testid="task-total"]')).toBe(`${total.toLocaleString('en')} tasks`);
+    const first = await page.$$eval('[data-testid="task-list"] tbody tr[data-task]', (rows) => rows.map((r) => r.getAttribute('data-task')));
+    expect(first).toHaveLength(25);
+    await page.click('[data-testid="task-list"] button:has-text("Next page")');
+    await page.waitForFunction(() => new URL((globalThis as any).location.href).searchParams.has('cursor'));
+    await page.waitForFunction((seen) => {
+      const ids = [...(globalThis as any).document.querySelectorAll('[data-testid="task-list"] tbody tr[data-task]')].map((r: any) => r.getAttribute('data-task'));
+      return ids.length > 0 && !ids.some((id: string) => seen.includes(id));
+    }, first);
+    // The page is in the address: a reload shows the same page.
+    const second = await page.$$eval('[data-testid="task-list"] tbody tr[data-task]', (rows) => rows.map((r) => r.getAttribute('data-task')));
+    await page.reload();
+    await page.waitForSelector('[data-testid="task-list"] tbody tr[data-task]');
+    expect(await page.$$eval('[data-testid="task-list"] tbody tr[data-task]', (rows) => rows.map((r) => r.getAttribute('data-task')))).toEqual(second);
+    // Another filter is another list: its first page.
+    await page.selectOption('[data-testid="task-list"] select[name="status"]', 'failed');
+    await page.waitForFunction(() => {
+      const params = new URL((globalThis as any).location.href).searchParams;
+      return params.get('status') === 'failed' && !params.has('cursor') && params.get('workspace') === 'fitflow';
+    });
+
+    // Agents by capability, the filter in the address.
+    await page.click('nav >> text=Agents');
+    await page.fill('.agents .filters input[name="capability"]', 'qa');
+    await page.press('.agents .filters input[name="capability"]', 'Enter');
+    await page.waitForFunction(() => new URL((globalThis as any).location.href).searchParams.get('capability') === 'qa');
+    const qa = ((await (await api('/v1/agents?capability=qa&limit=1', { headers: { authorization: `Bearer ${token(['admin'])}` } })).json()) as { total: number }).total;
+    await page.waitForSelector(`[data-testid="agent-tree"] h2:has-text("Agents matching (${qa})")`);
+    await context.close();
+  }, 120_000);
+
   it('browses the agent tree from L0 down to an L3 agent', async () => {
     const context = await newContext();
     const page = await context.newPage();

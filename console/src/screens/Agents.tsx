@@ -1,11 +1,12 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { useQueries, useQuery } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { Link, useSearchParams } from 'wouter';
+import { Link } from 'wouter';
 import type { PageView, pb } from '@ziggie/contracts';
 import { api, query } from '../api';
 import { Card, ErrorBox, Loading, Status, TextFilter } from '../components/common';
 import { allPages, flattenTree, type TreeRow } from '../tree';
+import { useUrlFilters } from '../use-url-filters';
 import { Meter } from './Overview';
 
 const ROW_PX = 30;
@@ -14,8 +15,7 @@ const CHILDREN_PAGE = 500;
 const FILTERS = ['capability', 'workspace', 'level', 'status'] as const;
 
 export function Agents({ focus }: { focus?: string }) {
-  const [params, setParams] = useSearchParams();
-  const filters = Object.fromEntries(FILTERS.map((f) => [f, params.get(f) ?? ''])) as Record<(typeof FILTERS)[number], string>;
+  const { filters, set } = useUrlFilters(FILTERS);
   const searching = FILTERS.some((f) => filters[f]);
   const [expanded, setExpanded] = useState<Set<string>>(() => new Set());
 
@@ -65,12 +65,7 @@ export function Agents({ focus }: { focus?: string }) {
       <h1>Agents</h1>
       <div className="filters">
         {FILTERS.map((f) => (
-          <TextFilter key={f} label={f} name={f} value={filters[f]} onChange={(v) => setParams((prev) => {
-            const next = new URLSearchParams(prev);
-            if (v) next.set(f, v);
-            else next.delete(f);
-            return next;
-          })} />
+          <TextFilter key={f} label={f} name={f} value={filters[f]} onChange={(v) => set({ [f]: v })} />
         ))}
       </div>
       <ErrorBox error={error} />

@@ -1,12 +1,13 @@
 import { useState } from 'react';
 import { useMutation, useQuery } from '@tanstack/react-query';
-import { Link, useLocation, useSearchParams } from 'wouter';
+import { Link, useLocation } from 'wouter';
 import type { OverviewView, PageView, pb, TaskSummaryView, TaskView } from '@ziggie/contracts';
 import { api, ApiError, query } from '../api';
 import { deniedReason } from '../auth';
 import { ago, Card, Denied, ErrorBox, Loading, Status, TextFilter } from '../components/common';
 import { SchemaForm } from '../components/SchemaForm';
 import { lineOfStep } from '../plan-text';
+import { useUrlFilters } from '../use-url-filters';
 import { useSession } from '../session';
 
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
@@ -16,20 +17,7 @@ const PAGE_SIZE = 25;
 const FILTERS = ['status', 'workspace', 'priority', 'blueprint'] as const;
 
 export function Tasks() {
-  const [params, setParams] = useSearchParams();
-  const filters = Object.fromEntries(FILTERS.map((f) => [f, params.get(f) ?? ''])) as Record<(typeof FILTERS)[number], string>;
-  const cursor = params.get('cursor') ?? '';
-  const set = (changes: Record<string, string>) =>
-    setParams((prev) => {
-      const next = new URLSearchParams(prev);
-      for (const [k, v] of Object.entries(changes)) {
-        if (v) next.set(k, v);
-        else next.delete(k);
-      }
-      // Another filter is another list: its pages start over.
-      if (!('cursor' in changes)) next.delete('cursor');
-      return next;
-    });
+  const { filters, cursor, set, page } = useUrlFilters(FILTERS);
   const q = useQuery({
     queryKey: ['tasks', 'list', filters, cursor],
     queryFn: ({ signal }) => api<PageView<TaskSummaryView>>(`/v1/tasks${query({ ...filters, cursor, limit: PAGE_SIZE })}`, { signal }),
@@ -89,10 +77,10 @@ export function Tasks() {
               <span className="muted" data-testid="task-total">
                 {q.data.total.toLocaleString('en')} tasks
               </span>
-              <button disabled={!cursor} onClick={() => set({ cursor: '' })}>
+              <button disabled={!cursor} onClick={() => page('')}>
                 First page
               </button>
-              <button disabled={!q.data.nextCursor} onClick={() => set({ cursor: q.data.nextCursor ?? '' })}>
+              <button disabled={!q.data.nextCursor} onClick={() => page(q.data.nextCursor ?? '')}>
                 Next page
               </button>
             </div>
