@@ -47,11 +47,11 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-it('has the call table of DESIGN §2 that the services’ code makes (PeerClients.get)', () => {
+it('has the call table of DESIGN §2 that the services’ code makes (PeerClients.get and .api)', () => {
   const calls = new Set<string>();
   for (const svc of Object.keys(SERVICES)) {
     for (const file of sourceFiles(join(ROOT, 'services', svc, 'src'))) {
-      for (const m of readFileSync(file, 'utf8').matchAll(/\.get\(\s*'(orchestrator|agent-registry|workspace-coord|mcp-gateway)'\s*,\s*pb\.\w+Client/g)) {
+      for (const m of readFileSync(file, 'utf8').matchAll(/\.(?:get|api)\(\s*'(orchestrator|agent-registry|workspace-coord|mcp-gateway)'\s*,\s*pb\.\w+Client/g)) {
         calls.add(callKey([svc, m[1]!]));
       }
     }

@@ -183,8 +183,11 @@ function EditWorkspace({ workspace, all, denied }: { workspace: pb.Workspace; al
       throw err;
     }),
     onSuccess: () => {
-      void client.invalidateQueries({ queryKey: ['workspaces'] });
       navigate('/workspaces');
+      // The deleted workspace's own queries (health, ports) are dropped, not refetched: they would answer 404.
+      const its = (q: { queryKey: readonly unknown[] }) => q.queryKey.includes(workspace.id);
+      client.removeQueries({ queryKey: ['workspaces'], predicate: its });
+      void client.invalidateQueries({ queryKey: ['workspaces'], predicate: (q) => !its(q) });
     },
   });
   return (
