@@ -23,6 +23,8 @@ const MAX_RETRY_MS = 30_000;
 export class HostedAgents {
   private readonly logger = new Logger('agents');
   private agents = new Map<string, pb.Agent>();
+  /** The hosted agents by parent, so a delegation does not scan every agent (100,000 in a large fleet). */
+  private byParent = new Map<string, pb.Agent[]>();
   private readonly load = new Map<string, number>();
   private loadTimer?: NodeJS.Timeout;
   private beatTimer?: NodeJS.Timeout;
@@ -56,7 +58,7 @@ export class HostedAgents {
 
   /** The hosted agents whose parent is the given agent. */
   children(agentId: string): pb.Agent[] {
-    return [...this.agents.values()].filter((a) => a.parentId === agentId);
+    return [...(this.byParent.get(agentId) ?? [])];
   }
 
   loadOf(agentId: string): number {
@@ -115,6 +117,12 @@ export class HostedAgents {
       if (this.stopped) return;
       const known = this.agents.size;
       this.agents = new Map(agents.map((a) => [a.id, a]));
+      this.byParent = new Map();
+      for (const a of agents) {
+        const siblings = this.byParent.get(a.parentId);
+        if (siblings) siblings.push(a);
+        else this.byParent.set(a.parentId, [a]);
+      }
       if (known !== this.agents.size) this.logger.log(`hosting ${this.agents.size} agents`);
       this.opts.onCount?.(this.agents.size);
       this.failures = 0;

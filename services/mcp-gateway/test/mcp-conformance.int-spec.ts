@@ -213,7 +213,7 @@ describe('/mcp conformance: streamable HTTP, JSON-RPC, authorization discovery, 
         const unknown = await client.callTool({ name: 'everything.nope', arguments: {} }).catch((e: unknown) => e);
         expect(unknown).toBeInstanceOf(McpError);
         expect((unknown as McpError).message).toBe('MCP error -32602: tool everything.nope not found');
-        // An error the upstream raised, relayed through the gateway: one prefix, from the client.
+        // A prompt's arguments refused by the gateway (PROMPT_INVALID_ARGUMENTS): one prefix, from the client.
         const upstream = (await client.getPrompt({ name: 'everything.args-prompt', arguments: {} }).catch((e: unknown) => e)) as Error;
         expect(upstream).toBeInstanceOf(McpError);
         expect(upstream.message.match(/MCP error/g)).toHaveLength(1);
