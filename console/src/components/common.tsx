@@ -85,3 +85,18 @@ export function TextFilter({ label, name = label.toLowerCase(), value, onChange 
     </form>
   );
 }
+
+/** A cursor-paged list's pager: what the page holds (children), back to the first page, on to the next. */
+export function Pager({ cursor, next, onPage, children }: { cursor: string; next?: string; onPage(c: string): void; children?: ReactNode }) {
+  return (
+    <div className="pager">
+      <span>{children}</span>
+      <button disabled={!cursor} onClick={() => onPage('')}>
+        First page
+      </button>
+      <button disabled={!next} onClick={() => onPage(next ?? '')}>
+        Next page
+      </button>
+    </div>
+  );
+}

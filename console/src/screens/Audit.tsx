@@ -1,33 +1,16 @@
 import { useEffect, useState } from 'react';
 import { useQuery } from '@tanstack/react-query';
+import type { AuditEntryView } from '@ziggie/contracts';
 import { api, query } from '../api';
 import { AUDIT_OUTCOMES, instantOfLocal, localOfInstant } from '../audit-filters';
 import { deniedReason } from '../auth';
-import { Card, ErrorBox, Loading, Status, TextFilter } from '../components/common';
+import { Card, ErrorBox, Loading, Pager, Status, TextFilter } from '../components/common';
 import { useSession } from '../session';
 import { useUrlFilters } from '../use-url-filters';
 
 const PAGE_SIZE = 50;
 const FILTERS = ['actor', 'action', 'workspace', 'outcome', 'from', 'to', 'correlationId'] as const;
 
-/** One record of GET /v1/audit. */
-interface AuditEntry {
-  id: string;
-  at: string;
-  actor: string;
-  roles: string[];
-  action: string;
-  resource: string;
-  resourceId: string | null;
-  workspace: string | null;
-  ip: string | null;
-  userAgent: string | null;
-  correlationId: string | null;
-  status: number | null;
-  outcome: string;
-  errorCode: string | null;
-  durationMs: number | null;
-}
 
 /** The audit log: every mutating call and every denial, newest first, filtered in the address. */
 export function Audit() {
@@ -36,7 +19,7 @@ export function Audit() {
   const { filters, cursor, set, page } = useUrlFilters(FILTERS);
   const q = useQuery({
     queryKey: ['audit', filters, cursor],
-    queryFn: ({ signal }) => api<{ items: AuditEntry[]; nextCursor?: string }>(`/v1/audit${query({ ...filters, cursor, limit: PAGE_SIZE })}`, { signal }),
+    queryFn: ({ signal }) => api<{ items: AuditEntryView[]; nextCursor?: string }>(`/v1/audit${query({ ...filters, cursor, limit: PAGE_SIZE })}`, { signal }),
     placeholderData: (prev) => prev,
     enabled: !denied,
   });
@@ -135,17 +118,11 @@ export function Audit() {
               </tbody>
             </table>
             {q.data.items.length === 0 ? <p className="muted">No records match.</p> : null}
-            <div className="pager">
+            <Pager cursor={cursor} next={q.data.nextCursor} onPage={page}>
               <span className="muted" data-testid="audit-count">
                 {q.data.items.length} records on this page
               </span>
-              <button disabled={!cursor} onClick={() => page('')}>
-                First page
-              </button>
-              <button disabled={!q.data.nextCursor} onClick={() => page(q.data.nextCursor ?? '')}>
-                Next page
-              </button>
-            </div>
+            </Pager>
           </>
         ) : null}
       </Card>

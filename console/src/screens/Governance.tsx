@@ -4,7 +4,7 @@ import { Link, useLocation } from 'wouter';
 import type { PageView, pb } from '@ziggie/contracts';
 import { api, ApiError, authHeaders, problemOf, query } from '../api';
 import { deniedReason } from '../auth';
-import { ago, Card, Denied, ErrorBox, Loading, Status, TextFilter } from '../components/common';
+import { ago, Card, Denied, ErrorBox, Loading, Pager, Status, TextFilter } from '../components/common';
 import { bodyOf, draftOf, EFFECTS, emptyDraft, errorsByField, MATCH_FIELDS, type PolicyDraft, type PolicyView } from '../policy-form';
 import { useSession } from '../session';
 import { useUrlFilters } from '../use-url-filters';
@@ -77,20 +77,6 @@ function matchText(m: pb.PolicyMatch | undefined): string {
 function budgetText(b: PolicyView['budget']): string {
   if (!b) return '—';
   return [b.maxSteps !== undefined ? `after ${b.maxSteps} steps` : '', b.maxGpuSteps !== undefined ? `after ${b.maxGpuSteps} GPU steps` : ''].filter(Boolean).join(', ');
-}
-
-function Pager({ cursor, next, onPage, children }: { cursor: string; next?: string; onPage(c: string): void; children?: ReactNode }) {
-  return (
-    <div className="pager">
-      <span>{children}</span>
-      <button disabled={!cursor} onClick={() => onPage('')}>
-        First page
-      </button>
-      <button disabled={!next} onClick={() => onPage(next ?? '')}>
-        Next page
-      </button>
-    </div>
-  );
 }
 
 function NewPolicy() {

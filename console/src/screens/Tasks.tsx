@@ -4,7 +4,7 @@ import { Link, useLocation } from 'wouter';
 import type { OverviewView, PageView, pb, TaskSummaryView, TaskView } from '@ziggie/contracts';
 import { api, ApiError, query } from '../api';
 import { deniedReason } from '../auth';
-import { ago, Card, Denied, ErrorBox, Loading, Status, TextFilter } from '../components/common';
+import { ago, Card, Denied, ErrorBox, Loading, Pager, Status, TextFilter } from '../components/common';
 import { SchemaForm } from '../components/SchemaForm';
 import { lineOfStep } from '../plan-text';
 import { useUrlFilters } from '../use-url-filters';
@@ -73,17 +73,11 @@ export function Tasks() {
               </tbody>
             </table>
             {q.data.items.length === 0 ? <p className="muted">No tasks match.</p> : null}
-            <div className="pager">
+            <Pager cursor={cursor} next={q.data.nextCursor} onPage={page}>
               <span className="muted" data-testid="task-total">
                 {q.data.total.toLocaleString('en')} tasks
               </span>
-              <button disabled={!cursor} onClick={() => page('')}>
-                First page
-              </button>
-              <button disabled={!q.data.nextCursor} onClick={() => page(q.data.nextCursor ?? '')}>
-                Next page
-              </button>
-            </div>
+            </Pager>
           </>
         ) : null}
       </Card>
