@@ -257,3 +257,25 @@ export const PoolView = z.object({
 
 export const PoolList = z.object({ items: z.array(PoolView), total: Count });
 export type PoolView = z.infer<typeof PoolView>;
+
+/** How an audited call ended. */
+export type AuditOutcome = 'pending' | 'success' | 'failure' | 'denied' | 'unknown';
+
+/** One record of GET /v1/audit. */
+export interface AuditEntryView {
+  id: string;
+  at: string;
+  actor: string;
+  roles: string[];
+  action: string;
+  resource: string;
+  resourceId: string | null;
+  workspace: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  correlationId: string | null;
+  status: number | null;
+  outcome: AuditOutcome;
+  errorCode: string | null;
+  durationMs: number | null;
+}

@@ -1,3 +1,4 @@
+import type { AuditOutcome } from '@ziggie/contracts';
 import { Generated, Kysely, Migrations, Selectable, sql } from '@ziggie/platform';
 
 export const migrations: Migrations = {
@@ -35,7 +36,7 @@ export const migrations: Migrations = {
   },
 };
 
-export type AuditOutcome = 'pending' | 'success' | 'failure' | 'denied' | 'unknown';
+export type { AuditOutcome };
 
 export interface AuditLogTable {
   id: string;

@@ -1,6 +1,6 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationShutdown, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { Cursors, ZiggieError } from '@ziggie/contracts';
+import { type AuditEntryView, Cursors, ZiggieError } from '@ziggie/contracts';
 import { DatabaseService, json, Kysely, MetricsService, Principal, Problem, ProblemEvents } from '@ziggie/platform';
 import { AuditLogRow, AuditOutcome, GatewayDb } from '../migrations';
 import { AuditedRequest, AuditRecord, describeRequest, isDenial, outcomeOf } from './audit-record';
@@ -23,23 +23,7 @@ export interface AuditFilter {
   cursor?: string;
 }
 
-export interface AuditEntry {
-  id: string;
-  at: string;
-  actor: string;
-  roles: string[];
-  action: string;
-  resource: string;
-  resourceId: string | null;
-  workspace: string | null;
-  ip: string | null;
-  userAgent: string | null;
-  correlationId: string | null;
-  status: number | null;
-  outcome: AuditOutcome;
-  errorCode: string | null;
-  durationMs: number | null;
-}
+export type AuditEntry = AuditEntryView;
 
 function entryOf(row: AuditLogRow): AuditEntry {
   return {
