@@ -1,9 +1,10 @@
 import 'reflect-metadata';
-import { type Client, Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { INestApplication, Module, Type } from '@nestjs/common';
 import { APP_FILTER, APP_INTERCEPTOR, NestFactory } from '@nestjs/core';
 import { type CursorCodec, Cursors, ErrorCodes, GRPC_ERROR_CODE_KEY, type LevelIdPosition, pb } from '@ziggie/contracts';
-import { AuthModule, ConfigModule, type Discovery, type GrpcPeer, loadConfig, PeerClients, PlatformConfig, ProblemFilter, StrictInputInterceptor, signDevToken } from '@ziggie/platform';
+import { AuthModule, ConfigModule, loadConfig, PeerClients, PlatformConfig, ProblemFilter, StrictInputInterceptor, signDevToken } from '@ziggie/platform';
+import { peersOver } from '../test/peer-doubles';
 import { AgentsController } from './agents.controller';
 
 const SECRET = 'agents-controller-test-secret-0123456789';
@@ -115,17 +116,7 @@ class FakeRegistry {
 }
 
 const fake = new FakeRegistry();
-/** The real PeerClients (its typed `api` included) over the test double instead of a gRPC channel. */
-class FakePeers extends PeerClients {
-  constructor() {
-    super(config, { resolve: () => Promise.reject(new Error('no discovery in this test')) } as unknown as Discovery);
-  }
-
-  override get<C extends Client>(peer: GrpcPeer): Promise<C> {
-    return peer === 'agent-registry' ? Promise.resolve(fake as unknown as C) : Promise.reject(new Error(`unexpected peer ${peer}`));
-  }
-}
-const fakePeers = new FakePeers();
+const fakePeers = peersOver(config, { 'agent-registry': fake });
 
 function gatewayModule(cfg: PlatformConfig): Type {
   @Module({

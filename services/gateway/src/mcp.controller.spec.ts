@@ -1,10 +1,11 @@
 import 'reflect-metadata';
 import { Readable } from 'node:stream';
-import { type Client, Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { INestApplication, MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
 import { APP_FILTER, APP_INTERCEPTOR, NestFactory } from '@nestjs/core';
 import { Cursors, ErrorCode, ErrorCodes, GRPC_ERROR_CODE_KEY, pb } from '@ziggie/contracts';
-import { AuthModule, ConfigModule, correlationIdFrom, type Discovery, type GrpcPeer, loadConfig, PeerClients, ProblemFilter, StrictInputInterceptor, runWithContext, signDevToken } from '@ziggie/platform';
+import { AuthModule, ConfigModule, correlationIdFrom, loadConfig, PeerClients, ProblemFilter, StrictInputInterceptor, runWithContext, signDevToken } from '@ziggie/platform';
+import { peersOver } from '../test/peer-doubles';
 import type { NextFunction, Request, Response as ExpressResponse } from 'express';
 import { McpController } from './mcp.controller';
 
@@ -153,17 +154,7 @@ class FakeMcpGateway {
 }
 
 const fake = new FakeMcpGateway();
-/** The real PeerClients (its typed `api` included) over the test double instead of a gRPC channel. */
-class FakePeers extends PeerClients {
-  constructor() {
-    super(config, { resolve: () => Promise.reject(new Error('no discovery in this test')) } as unknown as Discovery);
-  }
-
-  override get<C extends Client>(peer: GrpcPeer): Promise<C> {
-    return peer === 'mcp-gateway' ? Promise.resolve(fake as unknown as C) : Promise.reject(new Error(`unexpected peer ${peer}`));
-  }
-}
-const fakePeers = new FakePeers();
+const fakePeers = peersOver(config, { 'mcp-gateway': fake });
 
 /** Stands in for the platform's correlation middleware: the id in async context, echoed back. */
 function correlation(req: Request, res: ExpressResponse, next: NextFunction): void {

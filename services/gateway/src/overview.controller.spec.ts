@@ -1,9 +1,10 @@
 import 'reflect-metadata';
-import { type Client, Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { INestApplication, Module } from '@nestjs/common';
 import { APP_FILTER, APP_INTERCEPTOR, NestFactory } from '@nestjs/core';
 import { type OverviewView, pb } from '@ziggie/contracts';
-import { AuthModule, ConfigModule, type Discovery, type GrpcPeer, loadConfig, PeerClients, ProblemFilter, StrictInputInterceptor, signDevToken } from '@ziggie/platform';
+import { AuthModule, ConfigModule, loadConfig, PeerClients, ProblemFilter, StrictInputInterceptor, signDevToken } from '@ziggie/platform';
+import { peersOver } from '../test/peer-doubles';
 import { OverviewController } from './overview.controller';
 
 const SECRET = 'overview-controller-test-secret-0123456789';
@@ -56,22 +57,12 @@ const peers: Record<string, object> = {
   },
 };
 
-/** The real PeerClients (its typed `api` included) over the test doubles instead of gRPC channels. */
-class FakePeers extends PeerClients {
-  constructor() {
-    super(config, { resolve: () => Promise.reject(new Error('no discovery in this test')) } as unknown as Discovery);
-  }
-
-  override get<C extends Client>(peer: GrpcPeer): Promise<C> {
-    return peers[peer] ? Promise.resolve(peers[peer] as unknown as C) : Promise.reject(new Error(`unexpected peer ${peer}`));
-  }
-}
 
 @Module({
   imports: [ConfigModule.forRoot(config), AuthModule],
   controllers: [OverviewController],
   providers: [
-    { provide: PeerClients, useValue: new FakePeers() },
+    { provide: PeerClients, useValue: peersOver(config, peers) },
     { provide: APP_FILTER, useClass: ProblemFilter },
     { provide: APP_INTERCEPTOR, useClass: StrictInputInterceptor },
   ],
