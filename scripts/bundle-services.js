@@ -23,6 +23,9 @@ const OPTIONAL_MODULES = [
   '@nestjs/microservices',
   '@nestjs/websockets',
   '@fastify/static',
+  '@fastify/view',
+  // Loaded by Nest only for an application created without an adapter; every service passes Fastify's.
+  '@nestjs/platform-express',
   'class-validator',
   'class-transformer',
   'pino-pretty',

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { committedDocument, operationsOf } from './support/operations';
 import { startCountingServer, type CountingServer } from './support/counting-server';
 import { describe as describeReply, headerValue, HttpRecorder, leaksIn, problemMismatch, wildcardWithCredentials, type Reply } from './support/http';
-import { expressRoutes, startInProcessGateway, type InProcessGateway } from './support/in-process-gateway';
+import { servedRoutes } from '@ziggie/platform';
+import { startInProcessGateway, type InProcessGateway } from './support/in-process-gateway';
 import {
   compactJws,
   ecKeyPair,
@@ -329,7 +330,7 @@ describe('security: authentication, CORS and the documented surface', () => {
     }, 30_000);
 
     it('serves exactly the routes the OpenAPI document lists, and no others', async () => {
-      const served = expressRoutes(gateway.service);
+      const served = servedRoutes(gateway.service.app);
       const live = (await http.request('/openapi.json', { token: null })).body as ReturnType<typeof committedDocument>;
       const documented = operationsOf(live)
         .map((o) => o.key)

@@ -48,6 +48,7 @@ export const ErrorCodes = {
   PAYLOAD_TOO_LARGE: { http: 413, grpc: 8, title: 'Request body too large' },
   REQUEST_HEADERS_TOO_LARGE: { http: 431, grpc: 8, title: 'Request line or headers too large' },
   REQUEST_MALFORMED: { http: 400, grpc: 3, title: 'Malformed HTTP request' },
+  UNSUPPORTED_MEDIA_TYPE: { http: 415, grpc: 3, title: 'Request body is not JSON' },
   LLM_NOT_CONFIGURED: { http: 503, grpc: 9, title: 'No LLM is configured' },
   TASK_NOT_FOUND: { http: 404, grpc: 5, title: 'Task not found' },
   NOT_FOUND: { http: 404, grpc: 5, title: 'Not found' },

@@ -1,7 +1,6 @@
 import 'reflect-metadata';
 import { DynamicModule, INestApplication, Module, Type } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { NestExpressApplication } from '@nestjs/platform-express';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger as PinoNestLogger } from 'nestjs-pino';
 import type { Server } from '@grpc/grpc-js';
 import { z } from 'zod';
@@ -10,7 +9,7 @@ import { ServiceName } from './config/services';
 import { DatabaseService } from './db/database.service';
 import { GrpcBinding, startGrpcServer, stopGrpcServer } from './grpc/grpc';
 import { MetricsService } from './health/metrics';
-import { answerClientErrors } from './http/problem';
+import { createHttpApplication, type HttpServerOptions } from './http/http-server';
 import { createRootLogger } from './logging/logger';
 import { NatsService } from './nats/nats.service';
 import { PlatformModule, PlatformOptions } from './platform.module';
@@ -24,12 +23,14 @@ export interface ServiceDefinition<E extends z.ZodRawShape> extends PlatformOpti
   module: (config: PlatformConfig & { extra: z.infer<z.ZodObject<E>> }) => Type | DynamicModule;
   /** gRPC services to serve, resolved from the started application. */
   grpc?: (app: INestApplication) => GrpcBinding[];
+  /** HTTP server settings of the service's own (which proxies to trust), from its configuration. */
+  httpServer?: (config: PlatformConfig & { extra: z.infer<z.ZodObject<E>> }) => HttpServerOptions;
   /** HTTP settings of the service's own (CORS, ...), applied before the routes. */
-  configureApp?: (app: NestExpressApplication, config: PlatformConfig & { extra: z.infer<z.ZodObject<E>> }) => void;
+  configureApp?: (app: NestFastifyApplication, config: PlatformConfig & { extra: z.infer<z.ZodObject<E>> }) => void;
 }
 
 export interface RunningService {
-  app: INestApplication;
+  app: NestFastifyApplication;
   config: PlatformConfig;
   grpcPort?: number;
   httpPort: number;
@@ -58,10 +59,8 @@ export async function bootstrapService<E extends z.ZodRawShape>(def: ServiceDefi
   @Module({ imports: [PlatformModule.forRoot(config, logger, def), def.module(config)] })
   class RootModule {}
 
-  const app = await NestFactory.create<NestExpressApplication>(RootModule, { bufferLogs: true, abortOnError: false });
+  const app = await createHttpApplication(RootModule, { http: def.httpServer?.(config), nest: { bufferLogs: true, abortOnError: false, logger: undefined } });
   app.useLogger(app.get(PinoNestLogger));
-  app.useBodyParser('json', { limit: '2mb' });
-  app.disable('x-powered-by');
   def.configureApp?.(app, config);
   // NATS and the database start first: other providers use them from onApplicationBootstrap on.
   if (def.nats) await app.get(NatsService).start();
@@ -75,7 +74,6 @@ export async function bootstrapService<E extends z.ZodRawShape>(def: ServiceDefi
     grpcServer = started.server;
     grpcPort = started.port;
   }
-  answerClientErrors(app.getHttpServer());
   await app.listen(config.http.port, config.http.host);
   const httpPort = (app.getHttpServer().address() as { port: number }).port;
   logger.info({ httpPort, grpcPort }, `ziggie-${def.service} ready`);

@@ -8,6 +8,8 @@ export * from './logging/logger';
 export * from './health/health';
 export * from './health/metrics';
 export * from './http/problem';
+export * from './http/body';
+export * from './http/http-server';
 export * from './http/api';
 export * from './http/safe-input';
 export * from './http/openapi';

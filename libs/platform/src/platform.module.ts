@@ -1,4 +1,4 @@
-import { DynamicModule, MiddlewareConsumer, Module, NestModule, Provider } from '@nestjs/common';
+import { DynamicModule, Module, Provider } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { Logger } from 'pino';
 import { PlatformConfig } from './config/config';
@@ -8,9 +8,7 @@ import { DiscoveryModule } from './discovery/discovery.module';
 import { PeerClients } from './grpc/peers';
 import { HealthController, HealthRegistry } from './health/health';
 import { MetricsController, MetricsService } from './health/metrics';
-import { CorrelationMiddleware } from './http/correlation.middleware';
-import { SafeInputMiddleware } from './http/safe-input';
-import { ProblemEvents, ProblemFilter } from './http/problem';
+import { ErrorFormats, ProblemEvents, ProblemFilter } from './http/problem';
 import { LoggingModule } from './logging/logging.module';
 import { NATS_OPTIONS, NatsModuleOptions, NatsService } from './nats/nats.service';
 
@@ -27,16 +25,17 @@ export interface PlatformOptions {
  * service modules just inject.
  */
 @Module({})
-export class PlatformModule implements NestModule {
+export class PlatformModule {
   static forRoot(config: PlatformConfig, logger: Logger, options: PlatformOptions): DynamicModule {
     const providers: Provider[] = [
       HealthRegistry,
       { provide: MetricsService, useValue: new MetricsService(config.service) },
       ProblemEvents,
+      ErrorFormats,
       { provide: APP_FILTER, useClass: ProblemFilter },
       PeerClients,
     ];
-    const exports: Array<Provider | symbol | string | (abstract new (...args: never[]) => unknown)> = [HealthRegistry, MetricsService, ProblemEvents, PeerClients];
+    const exports: Array<Provider | symbol | string | (abstract new (...args: never[]) => unknown)> = [HealthRegistry, MetricsService, ProblemEvents, ErrorFormats, PeerClients];
     if (options.nats) {
       providers.push({ provide: NATS_OPTIONS, useValue: options.nats }, NatsService);
       exports.push(NatsService);
@@ -53,9 +52,5 @@ export class PlatformModule implements NestModule {
       providers,
       exports: exports as DynamicModule['exports'],
     };
-  }
-
-  configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(CorrelationMiddleware, SafeInputMiddleware).forRoutes('*path');
   }
 }

@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { INestApplication, Module, Type } from '@nestjs/common';
-import { APP_FILTER, APP_INTERCEPTOR, NestFactory } from '@nestjs/core';
+import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { type CursorCodec, Cursors, ErrorCodes, GRPC_ERROR_CODE_KEY, type LevelIdPosition, pb } from '@ziggie/contracts';
-import { AuthModule, ConfigModule, loadConfig, PeerClients, PlatformConfig, ProblemFilter, StrictInputInterceptor, signDevToken } from '@ziggie/platform';
+import { AuthModule, ConfigModule, loadConfig, PeerClients, PlatformConfig, ProblemFilter, StrictInputInterceptor, signDevToken, createHttpApplication } from '@ziggie/platform';
 import { peersOver } from '../test/peer-doubles';
 import { AgentsController } from './agents.controller';
 
@@ -133,7 +133,7 @@ function gatewayModule(cfg: PlatformConfig): Type {
 }
 
 async function start(cfg: PlatformConfig): Promise<{ app: INestApplication; base: string }> {
-  const app = await NestFactory.create(gatewayModule(cfg), { logger: false });
+  const app = await createHttpApplication(gatewayModule(cfg));
   await app.listen(0, '127.0.0.1');
   return { app, base: await app.getUrl() };
 }

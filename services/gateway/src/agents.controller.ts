@@ -1,5 +1,5 @@
 import { Controller, Get, Inject, Param, Req } from '@nestjs/common';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { canAccessWorkspace, Cursors, pb, ZiggieError } from '@ziggie/contracts';
 import { ApiDoc, CONFIG, CurrentPrincipal, PeerClients, PlatformConfig, Principal, UnaryApi, ValidQuery } from '@ziggie/platform';
 import { z } from 'zod';
@@ -160,17 +160,17 @@ export class AgentsController {
 
   @Get(':id/card')
   @ApiDoc({ summary: 'The agent\'s A2A 1.0 agent card' })
-  async card(@Param('id') id: string, @CurrentPrincipal() principal: Principal, @Req() req: Request): Promise<object> {
+  async card(@Param('id') id: string, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<object> {
     await this.assertVisible(principal, id);
     const res = await this.registry.getAgentCard({ id, baseUrl: this.baseUrl(req) });
     return res.card ?? {};
   }
 
   /** PUBLIC_URL when the gateway's configuration has one, else the scheme and host the request came in on. */
-  private baseUrl(req: Request): string {
+  private baseUrl(req: FastifyRequest): string {
     const configured = this.config.extra?.PUBLIC_URL;
     if (typeof configured === 'string' && configured) return configured;
-    const host = req.get('host') ?? '';
+    const host = req.host ?? '';
     try {
       return new URL(`${req.protocol}://${host}`).origin;
     } catch {

@@ -1,5 +1,5 @@
 import { Controller, Get, Param, Req, Res } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { existsSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -54,11 +54,26 @@ const COMPRESSIBLE = new Set(['.js', '.css', '.svg']);
 /** Hashed names only (Vite's output): a name that could walk out of the folder never matches. */
 const ASSET_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 
-function secure(res: Response): void {
-  res.setHeader('Content-Security-Policy', CONSOLE_CSP);
-  res.setHeader('X-Content-Type-Options', 'nosniff');
+function secure(res: FastifyReply): void {
+  res.header('Content-Security-Policy', CONSOLE_CSP);
+  res.header('X-Content-Type-Options', 'nosniff');
   // The page's address never leaves it (the sign-in fragment is not sent anyway).
-  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.header('Referrer-Policy', 'no-referrer');
+}
+
+/** Whether Accept-Encoding allows gzip (named or `*`, with a weight above zero). */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  let gzip: number | undefined;
+  let any: number | undefined;
+  for (const part of header.split(',')) {
+    const [name = '', ...params] = part.trim().toLowerCase().split(';');
+    const q = params.map((p) => /^\s*q=([0-9.]+)\s*$/.exec(p)?.[1]).find((v) => v !== undefined);
+    const weight = q === undefined ? 1 : Number(q);
+    if (name.trim() === 'gzip') gzip = weight;
+    else if (name.trim() === '*') any = weight;
+  }
+  return (gzip ?? any ?? 0) > 0;
 }
 
 /** The web console: the built single-page app, served from the API's origin. */
@@ -78,20 +93,20 @@ export class ConsoleController {
     return body;
   }
 
-  private page(res: Response): void {
+  private page(res: FastifyReply): void {
     secure(res);
     // The page must be fetched fresh so a new build's asset names are picked up.
-    res.setHeader('Cache-Control', 'no-cache');
+    res.header('Cache-Control', 'no-cache');
     res.type('text/html; charset=utf-8').send(this.read(join(CONSOLE_DIR, 'index.html')));
   }
 
   @Get()
   @ApiDoc({ summary: 'The web console (sign in with /console/#token=<jwt>)', tag: 'operations', produces: 'text/html' })
-  index(@ValidQuery(ScreenQuery) _q: unknown, @Req() req: Request, @Res() res: Response): void {
+  index(@ValidQuery(ScreenQuery) _q: unknown, @Req() req: FastifyRequest, @Res() res: FastifyReply): void {
     // Relative links of the page resolve under /console/; a redirect keeps the URL fragment.
-    if (!req.path.endsWith('/')) {
-      const search = req.originalUrl.indexOf('?');
-      res.redirect(301, `/console/${search >= 0 ? req.originalUrl.slice(search) : ''}`);
+    const search = req.url.indexOf('?');
+    if (!(search >= 0 ? req.url.slice(0, search) : req.url).endsWith('/')) {
+      res.redirect(`/console/${search >= 0 ? req.url.slice(search) : ''}`, 301);
       return;
     }
     this.page(res);
@@ -99,7 +114,7 @@ export class ConsoleController {
 
   @Get('assets/:file')
   @ApiDoc({ summary: 'Files of the web console', tag: 'operations', produces: 'application/octet-stream' })
-  asset(@Param('file') file: string, @Req() req: Request, @Res() res: Response): void {
+  asset(@Param('file') file: string, @Req() req: FastifyRequest, @Res() res: FastifyReply): void {
     const ext = extname(file);
     const type = TYPES[ext];
     if (!ASSET_NAME.test(file) || file.startsWith('.') || !type) throw new ZiggieError('NOT_FOUND', `no such file: ${file}`);
@@ -107,17 +122,17 @@ export class ConsoleController {
     let body = this.read(path);
     secure(res);
     // Names carry a content hash: a changed file gets a new name.
-    res.setHeader('Cache-Control', 'public, max-age=31536000, immutable');
+    res.header('Cache-Control', 'public, max-age=31536000, immutable');
     if (COMPRESSIBLE.has(ext)) {
-      res.setHeader('Vary', 'Accept-Encoding');
-      if (req.acceptsEncodings('gzip') === 'gzip') {
+      res.header('Vary', 'Accept-Encoding');
+      if (acceptsGzip(req.headers['accept-encoding'])) {
         let gz = this.gzipped.get(path);
         if (!gz) {
           gz = gzipSync(body, { level: 9 });
           this.gzipped.set(path, gz);
         }
         body = gz;
-        res.setHeader('Content-Encoding', 'gzip');
+        res.header('Content-Encoding', 'gzip');
       }
     }
     res.type(type).send(body);
@@ -125,14 +140,14 @@ export class ConsoleController {
 
   @Get(':screen')
   @ApiDoc({ summary: 'A screen of the web console (tasks, agents, workspaces, mcp)', tag: 'operations', produces: 'text/html' })
-  screen(@Param('screen') screen: string, @ValidQuery(ScreenQuery) _q: unknown, @Res() res: Response): void {
+  screen(@Param('screen') screen: string, @ValidQuery(ScreenQuery) _q: unknown, @Res() res: FastifyReply): void {
     if (!SCREENS.has(screen)) throw new ZiggieError('NOT_FOUND', `no such screen: ${screen}`);
     this.page(res);
   }
 
   @Get(':screen/:id')
   @ApiDoc({ summary: 'One item on a screen of the web console (a task, an agent, a workspace)', tag: 'operations', produces: 'text/html' })
-  item(@Param('screen') screen: string, @Param('id') id: string, @ValidQuery(ScreenQuery) _q: unknown, @Res() res: Response): void {
+  item(@Param('screen') screen: string, @Param('id') id: string, @ValidQuery(ScreenQuery) _q: unknown, @Res() res: FastifyReply): void {
     if (!SCREENS.has(screen) || !ASSET_NAME.test(id)) throw new ZiggieError('NOT_FOUND', `no such screen: ${screen}/${id}`);
     this.page(res);
   }

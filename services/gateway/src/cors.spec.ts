@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { Controller, Get, INestApplication, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
 import { z } from 'zod';
 import { corsEnv, corsOptions } from './cors';
+import { createHttpApplication } from '@ziggie/platform';
 
 const parse = (value: string) => z.object(corsEnv).safeParse({ CORS_ORIGINS: value });
 
@@ -30,7 +30,7 @@ describe('CORS of the gateway', () => {
     beforeAll(async () => {
       @Module({ controllers: [PingController] })
       class M {}
-      app = await NestFactory.create(M, { logger: false });
+      app = await createHttpApplication(M);
       app.enableCors(corsOptions(['https://console.example']));
       await app.listen(0, '127.0.0.1');
       base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;

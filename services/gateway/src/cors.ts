@@ -1,4 +1,4 @@
-import type { CorsOptions } from '@nestjs/common/interfaces/external/cors-options.interface';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { z } from 'zod';
 
 /** Browser origins the API answers with CORS headers (comma-separated, exact); none by default. */
@@ -25,6 +25,8 @@ export const corsEnv = {
     ),
 };
 
+type CorsOptions = NonNullable<Parameters<NestFastifyApplication['enableCors']>[0]>;
+
 /** CORS for the listed origins only: echoed exactly (never `*`), credentials allowed, `Vary: Origin` always. */
 export function corsOptions(origins: readonly string[]): CorsOptions | undefined {
   if (origins.length === 0) return undefined;
@@ -36,5 +38,7 @@ export function corsOptions(origins: readonly string[]): CorsOptions | undefined
     allowedHeaders: ['authorization', 'content-type', 'x-request-id', 'last-event-id', 'accept'],
     exposedHeaders: ['x-request-id', 'location', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'ratelimit-policy'],
     maxAge: 600,
+    // A bad preflight is answered by the routes (problem+json), not with a plain-text 400.
+    strictPreflight: false,
   };
 }

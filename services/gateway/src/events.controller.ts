@@ -1,5 +1,5 @@
-import { Controller, Get, Req, Res } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import { Controller, Get, Res } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
 import { ApiDoc, CurrentPrincipal, Principal } from '@ziggie/platform';
 import { LiveEventsService } from './live-events.service';
 
@@ -17,7 +17,7 @@ export class EventsController {
     tag: 'events',
     produces: 'text/event-stream',
   })
-  async stream(@CurrentPrincipal() principal: Principal, @Req() req: Request, @Res() res: Response): Promise<void> {
-    await this.live.stream(principal, req, res);
+  async stream(@CurrentPrincipal() principal: Principal, @Res() reply: FastifyReply): Promise<void> {
+    await this.live.stream(principal, reply);
   }
 }

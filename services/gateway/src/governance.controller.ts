@@ -1,5 +1,5 @@
 import { Controller, Delete, Get, HttpCode, Param, Post, Put, Res } from '@nestjs/common';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { BLUEPRINT_NAME, BLUEPRINT_VERSION, BlueprintSchema, Cursors, pb, PolicySchema, ZiggieError } from '@ziggie/contracts';
 import { ApiDoc, CurrentPrincipal, PeerClients, Principal, RequirePermission, UnaryApi, ValidBody, ValidQuery } from '@ziggie/platform';
 import { z } from 'zod';
@@ -69,9 +69,9 @@ export class GovernanceController {
   @HttpCode(201)
   @RequirePermission('config:change')
   @ApiDoc({ summary: 'Create a blueprint version (immutable once created)', errors: ['BLUEPRINT_INVALID', 'BLUEPRINT_EXISTS'] })
-  async createBlueprint(@ValidBody(BlueprintSchema, 'BLUEPRINT_INVALID') b: z.infer<typeof BlueprintSchema>, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: Response): Promise<object> {
+  async createBlueprint(@ValidBody(BlueprintSchema, 'BLUEPRINT_INVALID') b: z.infer<typeof BlueprintSchema>, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: FastifyReply): Promise<object> {
     const created = await this.orchestrator.createBlueprint({ principal, blueprint: { ...b, outputSchema: b.outputSchema, template: b.template as unknown as Record<string, unknown>, builtin: false, createdBy: '', createdAt: '' } });
-    res.setHeader('Location', `/v1/blueprints/${created.name}/versions/${created.version}`);
+    res.header('Location', `/v1/blueprints/${created.name}/versions/${created.version}`);
     return created;
   }
 
@@ -115,9 +115,9 @@ export class GovernanceController {
   @HttpCode(201)
   @RequirePermission('config:change')
   @ApiDoc({ summary: 'Create a governance policy (allow / deny / require_approval, budgets)' })
-  async createPolicy(@ValidBody(PolicySchema) p: Policy, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: Response): Promise<object> {
+  async createPolicy(@ValidBody(PolicySchema) p: Policy, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: FastifyReply): Promise<object> {
     const created = await this.orchestrator.createPolicy({ principal, policy: policyToPb(p) });
-    res.setHeader('Location', `/v1/policies/${created.id}`);
+    res.header('Location', `/v1/policies/${created.id}`);
     return policyView(created);
   }
 

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import type { Subscription } from 'nats';
 import { canAccessWorkspace, pb, Subject, subjectWildcard, TaskEventPayload, WorkspaceHealthPayload, type PayloadOf } from '@ziggie/contracts';
 import { NatsService, PeerClients, type Principal, type UnaryApi } from '@ziggie/platform';
@@ -62,14 +62,9 @@ export class LiveEventsService implements OnApplicationShutdown {
     ];
   }
 
-  async stream(principal: Principal, req: Request, res: Response): Promise<void> {
-    // Listened for first: a client gone before the stream is set up must not leave a listener behind.
-    const gone = new Promise<void>((resolve) => {
-      if (res.destroyed || req.socket.destroyed) resolve();
-      res.on('close', resolve);
-    });
+  async stream(principal: Principal, reply: FastifyReply): Promise<void> {
     this.subscribe();
-    const stream = openEventStream(res, {
+    const stream = openEventStream(reply, {
       onOverflow: (bytes) => this.logger.warn(`cut off a /v1/events client that stopped reading (${bytes} bytes unsent); it reconnects and reloads`),
     });
     const all = principal.workspaces.includes('*');
@@ -101,7 +96,7 @@ export class LiveEventsService implements OnApplicationShutdown {
     this.listeners.add(listener);
     // Tells the client the feed is live: what it loads from now on is followed.
     stream.send('ready', { at: new Date().toISOString() });
-    await gone;
+    await stream.gone;
     this.listeners.delete(listener);
     stream.close();
   }

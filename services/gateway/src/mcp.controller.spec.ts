@@ -1,12 +1,11 @@
 import 'reflect-metadata';
 import { Readable } from 'node:stream';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { INestApplication, MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
-import { APP_FILTER, APP_INTERCEPTOR, NestFactory } from '@nestjs/core';
+import { INestApplication, Module } from '@nestjs/common';
+import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { Cursors, ErrorCode, ErrorCodes, GRPC_ERROR_CODE_KEY, pb } from '@ziggie/contracts';
-import { AuthModule, ConfigModule, correlationIdFrom, loadConfig, PeerClients, ProblemFilter, StrictInputInterceptor, runWithContext, signDevToken } from '@ziggie/platform';
+import { AuthModule, ConfigModule, createHttpApplication, loadConfig, PeerClients, ProblemFilter, signDevToken, StrictInputInterceptor } from '@ziggie/platform';
 import { peersOver } from '../test/peer-doubles';
-import type { NextFunction, Request, Response as ExpressResponse } from 'express';
 import { McpController } from './mcp.controller';
 
 const SECRET = 'mcp-controller-test-secret-0123456789';
@@ -156,13 +155,6 @@ class FakeMcpGateway {
 const fake = new FakeMcpGateway();
 const fakePeers = peersOver(config, { 'mcp-gateway': fake });
 
-/** Stands in for the platform's correlation middleware: the id in async context, echoed back. */
-function correlation(req: Request, res: ExpressResponse, next: NextFunction): void {
-  const correlationId = correlationIdFrom(req.headers['x-correlation-id']);
-  res.setHeader('X-Request-ID', correlationId);
-  runWithContext({ correlationId }, next);
-}
-
 @Module({
   imports: [ConfigModule.forRoot(config), AuthModule],
   controllers: [McpController],
@@ -172,11 +164,8 @@ function correlation(req: Request, res: ExpressResponse, next: NextFunction): vo
     { provide: APP_INTERCEPTOR, useClass: StrictInputInterceptor },
   ],
 })
-class TestGatewayModule implements NestModule {
-  configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(correlation).forRoutes('*path');
-  }
-}
+// The platform's request hooks (createHttpApplication) put the correlation id in context and echo it.
+class TestGatewayModule {}
 
 interface SseEvent {
   event: string;
@@ -210,7 +199,7 @@ describe('McpController (REST /v1/mcp, against a test double of the mcp-gateway 
   const l2l3 = tokenFor('l2l3');
 
   beforeAll(async () => {
-    app = await NestFactory.create(TestGatewayModule, { logger: false });
+    app = await createHttpApplication(TestGatewayModule);
     await app.listen(0, '127.0.0.1');
     base = await app.getUrl();
   });

@@ -1,5 +1,5 @@
 import { Controller, Delete, Get, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
   Cursors,
   McpPromptList,
@@ -88,7 +88,7 @@ function workspaceFor(principal: Principal, asked: string | undefined): string {
   throw new ZiggieError('AUTH_WORKSPACE_FORBIDDEN', 'this token holds no workspace');
 }
 
-function wantsEventStream(req: Request): boolean {
+function wantsEventStream(req: FastifyRequest): boolean {
   const accept = req.headers.accept;
   return typeof accept === 'string' && accept.toLowerCase().includes('text/event-stream');
 }
@@ -174,8 +174,8 @@ export class McpController {
     @Param('name') name: string,
     @ValidBody(CallBody) input: z.infer<typeof CallBody>,
     @CurrentPrincipal() principal: Principal,
-    @Req() req: Request,
-    @Res() res: Response,
+    @Req() req: FastifyRequest,
+    @Res() res: FastifyReply,
   ): Promise<void> {
     const tool = pathParam(ToolName, 'name', name);
     const workspace = workspaceFor(principal, input.workspace);
@@ -183,9 +183,9 @@ export class McpController {
 
     const abort = new AbortController();
     const onClose = () => {
-      if (!res.writableFinished) abort.abort();
+      if (!res.raw.writableFinished) abort.abort();
     };
-    res.on('close', onClose);
+    res.raw.on('close', onClose);
     // mcp-gateway enforces the tool's limit, restarting it on progress up to ten times over;
     // the gRPC deadline is only a backstop beyond that.
     const deadlineMs = 10 * (input.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS) + 5_000;
@@ -198,17 +198,17 @@ export class McpController {
       if (wantsEventStream(req)) await this.relayEvents(events, req, res, abort.signal);
       else await this.answerJson(events, res, abort.signal);
     } finally {
-      res.off('close', onClose);
+      res.raw.off('close', onClose);
       // Stops the stream (and with it the call) whichever way we got here.
       await events.return(undefined);
     }
   }
 
-  private async answerJson(events: AsyncGenerator<pb.CallToolEvent>, res: Response, signal: AbortSignal): Promise<void> {
+  private async answerJson(events: AsyncGenerator<pb.CallToolEvent>, res: FastifyReply, signal: AbortSignal): Promise<void> {
     try {
       for await (const e of events) {
         if (e.event?.$case !== 'result') continue;
-        res.status(200).json({ result: e.event.value.result ?? {}, isError: e.event.value.isError });
+        res.code(200).send({ result: e.event.value.result ?? {}, isError: e.event.value.isError });
         return;
       }
     } catch (err) {
@@ -218,7 +218,7 @@ export class McpController {
     throw new ZiggieError('TOOL_CALL_FAILED', 'the tool call ended without a result');
   }
 
-  private async relayEvents(events: AsyncGenerator<pb.CallToolEvent>, req: Request, res: Response, signal: AbortSignal): Promise<void> {
+  private async relayEvents(events: AsyncGenerator<pb.CallToolEvent>, req: FastifyRequest, res: FastifyReply, signal: AbortSignal): Promise<void> {
     // The first event decides: an error before it is still an ordinary problem response.
     let next: IteratorResult<pb.CallToolEvent>;
     try {
@@ -241,8 +241,7 @@ export class McpController {
       throw new ZiggieError('TOOL_CALL_FAILED', 'the tool call ended without a result');
     } catch (err) {
       if (signal.aborted) return;
-      const echoed = res.getHeader('X-Request-ID');
-      stream.send('error', problemOf(toZiggieError(err).error, req.originalUrl, typeof echoed === 'string' ? echoed : currentCorrelationId()));
+      stream.send('error', problemOf(toZiggieError(err).error, req.originalUrl, req.id));
     } finally {
       stream.close();
     }

@@ -1,5 +1,5 @@
 import { Controller, Get, Header, Inject, Param, Res } from '@nestjs/common';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ZiggieError } from '@ziggie/contracts';
@@ -66,9 +66,9 @@ export class OpenApiController {
 
   @Get('docs/:asset')
   @ApiDoc({ summary: 'Files of the docs page', tag: 'operations', produces: 'application/octet-stream' })
-  asset(@Param('asset') asset: string, @Res() res: Response): void {
-    res.setHeader('Content-Security-Policy', DOCS_CSP);
-    res.setHeader('Cache-Control', 'public, max-age=3600');
+  asset(@Param('asset') asset: string, @Res() res: FastifyReply): void {
+    res.header('Content-Security-Policy', DOCS_CSP);
+    res.header('Cache-Control', 'public, max-age=3600');
     if (asset === 'init.js') {
       res.type('application/javascript; charset=utf-8').send(INIT);
       return;

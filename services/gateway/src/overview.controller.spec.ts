@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { INestApplication, Module } from '@nestjs/common';
-import { APP_FILTER, APP_INTERCEPTOR, NestFactory } from '@nestjs/core';
+import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { type OverviewView, pb } from '@ziggie/contracts';
-import { AuthModule, ConfigModule, loadConfig, PeerClients, ProblemFilter, StrictInputInterceptor, signDevToken } from '@ziggie/platform';
+import { AuthModule, ConfigModule, loadConfig, PeerClients, ProblemFilter, StrictInputInterceptor, signDevToken, createHttpApplication } from '@ziggie/platform';
 import { peersOver } from '../test/peer-doubles';
 import { OverviewController } from './overview.controller';
 
@@ -74,7 +74,7 @@ describe('OverviewController (GET /v1/overview, against test doubles of the peer
   let base: string;
 
   beforeAll(async () => {
-    app = await NestFactory.create(TestModule, { logger: false });
+    app = await createHttpApplication(TestModule);
     await app.listen(0, '127.0.0.1');
     base = await app.getUrl();
   });

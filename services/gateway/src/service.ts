@@ -29,6 +29,8 @@ export class GatewayModule {}
 export const definition: ServiceDefinition<typeof auditEnv & typeof rateLimitEnv & typeof corsEnv> = {
   service: 'gateway',
   extraConfig: { ...auditEnv, ...rateLimitEnv, ...corsEnv },
+  // TRUST_PROXY decides the client address of every request (audit records and per-IP limits alike).
+  httpServer: (config) => ({ trustProxy: config.extra.TRUST_PROXY }),
   configureApp: (app, config) => {
     const cors = corsOptions(config.extra.CORS_ORIGINS);
     if (cors) app.enableCors(cors);

@@ -1,21 +1,18 @@
-import express from 'express';
-import type { Server } from 'node:http';
+import Fastify from 'fastify';
 import { connect, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { EventStream, openEventStream } from './sse';
 
-/** An HTTP server whose one route opens an event stream and hands it to the test. */
-async function serve(maxBufferedBytes: number): Promise<{ server: Server; port: number; streams: Array<{ stream: EventStream; overflowed: number[] }> }> {
+/** An HTTP server (Fastify, as the gateway's) whose one route opens an event stream and hands it to the test. */
+async function serve(maxBufferedBytes: number): Promise<{ server: { close(): void }; port: number; streams: Array<{ stream: EventStream; overflowed: number[] }> }> {
   const streams: Array<{ stream: EventStream; overflowed: number[] }> = [];
-  const app = express();
-  app.get('/events', (_req, res) => {
+  const app = Fastify();
+  app.get('/events', (_req, reply) => {
     const overflowed: number[] = [];
-    streams.push({ stream: openEventStream(res, { maxBufferedBytes, onOverflow: (b) => overflowed.push(b) }), overflowed });
+    streams.push({ stream: openEventStream(reply, { maxBufferedBytes, onOverflow: (b) => overflowed.push(b) }), overflowed });
   });
-  const server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  return { server, port: (server.address() as AddressInfo).port, streams };
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return { server: { close: () => void app.close() }, port: (app.server.address() as AddressInfo).port, streams };
 }
 
 /** A client that sends the request and then reads nothing until told to. */

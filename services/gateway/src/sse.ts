@@ -1,5 +1,5 @@
-import type { Response } from 'express';
 import { once } from 'node:events';
+import type { FastifyReply } from 'fastify';
 
 const KEEPALIVE_MS = 15_000;
 /** Unsent bytes a stream may hold for a client that does not read before it is cut off. */
@@ -13,6 +13,8 @@ export interface EventStream {
   /** Stops the keep-alive and ends the response. Idempotent. */
   close(): void;
   readonly closed: boolean;
+  /** Resolves when the client has gone (or the stream was closed). */
+  readonly gone: Promise<void>;
 }
 
 export interface EventStreamOptions {
@@ -28,13 +30,23 @@ export interface EventStreamOptions {
  * wait for its client instead (a task's events, read from JetStream) awaits `drained()` when
  * `send` returns false and never comes near the limit.
  */
-export function openEventStream(res: Response, options: EventStreamOptions = {}): EventStream {
+export function openEventStream(reply: FastifyReply, options: EventStreamOptions = {}): EventStream {
   const maxBuffered = options.maxBufferedBytes ?? SSE_MAX_BUFFERED_BYTES;
-  res.status(200);
-  res.setHeader('Content-Type', 'text/event-stream');
-  res.setHeader('Cache-Control', 'no-cache, no-transform');
-  res.setHeader('Connection', 'keep-alive');
-  res.setHeader('X-Accel-Buffering', 'no');
+  // The stream is written to the socket directly: headers already given to the reply (request
+  // id, rate limits, CORS) go out with it.
+  reply.hijack();
+  const res = reply.raw;
+  const gone = new Promise<void>((resolve) => {
+    if (res.destroyed || res.socket?.destroyed !== false) resolve();
+    res.once('close', () => resolve());
+  });
+  for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) res.setHeader(name, value);
+  res.writeHead(200, {
+    'Content-Type': 'text/event-stream',
+    'Cache-Control': 'no-cache, no-transform',
+    Connection: 'keep-alive',
+    'X-Accel-Buffering': 'no',
+  });
   res.flushHeaders();
   let closed = false;
   const stop = () => {
@@ -71,5 +83,6 @@ export function openEventStream(res: Response, options: EventStreamOptions = {})
     get closed() {
       return closed;
     },
+    gone,
   };
 }

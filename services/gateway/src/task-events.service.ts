@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { isTerminalTaskStatus, pb, Streams, Subject, subjectFor, TaskEventPayload } from '@ziggie/contracts';
 import { NatsService } from '@ziggie/platform';
 import { openEventStream } from './sse';
@@ -11,8 +11,8 @@ export class TaskEventsService {
 
   constructor(private readonly nats: NatsService) {}
 
-  async stream(task: pb.Task, afterSeq: number, req: Request, res: Response): Promise<void> {
-    const stream = openEventStream(res);
+  async stream(task: pb.Task, afterSeq: number, reply: FastifyReply): Promise<void> {
+    const stream = openEventStream(reply);
     const write = (event: { seq: number; type: string }, data: unknown) => stream.send(event.type, data, event.seq);
 
     const subject = subjectFor(Subject.TaskEvent, task.id);
@@ -30,7 +30,7 @@ export class TaskEventsService {
       stream.close();
       void messages.close().catch(() => undefined);
     };
-    req.on('close', close);
+    void stream.gone.then(close);
     try {
       for await (const msg of messages) {
         const parsed = TaskEventPayload.safeParse(msg.json());

@@ -1,5 +1,5 @@
 import { Controller, Get, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiDoc, assertWorkspace, CurrentPrincipal, currentCorrelationId, PeerClients, Principal, RequirePermission, UnaryApi, ValidBody, ValidQuery } from '@ziggie/platform';
 import { BLUEPRINT_NAME, BLUEPRINT_VERSION, Cursors, pb, planStepToPb, SubmitTaskBody, TOKEN_PATTERN, ZiggieError } from '@ziggie/contracts';
 import { z } from 'zod';
@@ -58,7 +58,7 @@ export class TasksController {
     description: 'Answers 201 with the task and its waves; `Location` names it. Follow it with GET /v1/tasks/{id}/events.',
     errors: ['TASK_CYCLE', 'TASK_UNKNOWN_CAPABILITY', 'TASK_UNKNOWN_DEPENDENCY', 'TASK_INVALID_PLAN', 'TASK_UNKNOWN_WORKSPACE', 'TASK_BUDGET_EXCEEDED', 'BLUEPRINT_NOT_FOUND', 'BLUEPRINT_INPUT_INVALID'],
   })
-  async submit(@ValidBody(SubmitTaskBody) input: SubmitTaskBody, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: Response): Promise<object> {
+  async submit(@ValidBody(SubmitTaskBody) input: SubmitTaskBody, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: FastifyReply): Promise<object> {
     assertWorkspace(principal, input.workspace);
     const task = await this.orchestrator.submitTask({
         title: input.title ?? '',
@@ -74,7 +74,7 @@ export class TasksController {
         parentStepId: '',
         depth: 0,
       }, { timeoutMs: 30_000 });
-    res.setHeader('Location', `/v1/tasks/${task.id}`);
+    res.header('Location', `/v1/tasks/${task.id}`);
     return taskView(task);
   }
 
@@ -143,9 +143,9 @@ export class TasksController {
     produces: 'text/event-stream',
     errors: ['TASK_NOT_FOUND'],
   })
-  async stream(@Param('id') id: string, @CurrentPrincipal() principal: Principal, @Req() req: Request, @Res() res: Response): Promise<void> {
+  async stream(@Param('id') id: string, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const task = await this.orchestrator.getTask({ id: taskIdOf(id), principal });
     const lastEventId = Number.parseInt(String(req.headers['last-event-id'] ?? ''), 10);
-    await this.events.stream(task, Number.isFinite(lastEventId) ? lastEventId : -1, req, res);
+    await this.events.stream(task, Number.isFinite(lastEventId) ? lastEventId : -1, reply);
   }
 }

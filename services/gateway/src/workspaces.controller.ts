@@ -1,5 +1,5 @@
 import { Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Res } from '@nestjs/common';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { canAccessWorkspace, Cursors, pb, ZiggieError } from '@ziggie/contracts';
 import { ApiDoc, CurrentPrincipal, PeerClients, Principal, RequirePermission, UnaryApi, ValidBody, ValidQuery } from '@ziggie/platform';
 import { z } from 'zod';
@@ -151,7 +151,7 @@ export class WorkspacesController {
   @HttpCode(201)
   @RequirePermission('workspace:manage')
   @ApiDoc({ summary: 'Create a workspace (a port range is assigned when none is given)', errors: ['WORKSPACE_EXISTS', 'WORKSPACE_CYCLE', 'WORKSPACE_NOT_FOUND', 'PORT_RANGE_OVERLAP'] })
-  async create(@ValidBody(CreateBody) body: z.infer<typeof CreateBody>, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: Response): Promise<object> {
+  async create(@ValidBody(CreateBody) body: z.infer<typeof CreateBody>, @CurrentPrincipal() principal: Principal, @Res({ passthrough: true }) res: FastifyReply): Promise<object> {
     const created = await this.coord.createWorkspace({
       principal,
       workspace: {
@@ -168,7 +168,7 @@ export class WorkspacesController {
         updatedAt: '',
       },
     });
-    res.setHeader('Location', `/v1/workspaces/${created.id}`);
+    res.header('Location', `/v1/workspaces/${created.id}`);
     return workspaceView(created);
   }
 

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { Body, Controller, Delete, Get, HttpCode, Module, Param, Post, Req } from '@nestjs/common';
-import type { Request } from 'express';
+import type { FastifyRequest as Request } from 'fastify';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,6 +107,8 @@ class AuditTestModule {}
 const definition: ServiceDefinition<typeof auditEnv> = {
   service: 'gateway',
   extraConfig: auditEnv,
+  // As the gateway's definition: TRUST_PROXY decides the client address.
+  httpServer: (config) => ({ trustProxy: config.extra.TRUST_PROXY }),
   migrations,
   module: () => AuditTestModule,
 };

@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { INestApplication, Module } from '@nestjs/common';
-import { APP_FILTER, NestFactory } from '@nestjs/core';
+import { APP_FILTER } from '@nestjs/core';
 import { existsSync } from 'node:fs';
 import { Browser, chromium } from 'playwright-core';
-import { ProblemFilter } from '@ziggie/platform';
+import { ProblemFilter, createHttpApplication } from '@ziggie/platform';
 import { gatewayOpenApi } from '../src/api';
 import { OPENAPI_DOCUMENT, OpenApiController } from '../src/openapi.controller';
 
@@ -24,7 +24,7 @@ describe('GET /docs in headless Chromium', () => {
     if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: run scripts/install-deps.sh chromium`);
     @Module({ controllers: [OpenApiController], providers: [{ provide: OPENAPI_DOCUMENT, useValue: document }, { provide: APP_FILTER, useClass: ProblemFilter }] })
     class DocsModule {}
-    app = await NestFactory.create(DocsModule, { logger: false });
+    app = await createHttpApplication(DocsModule);
     await app.listen(0, '127.0.0.1');
     base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
     browser = await chromium.launch({

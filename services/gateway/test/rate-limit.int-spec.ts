@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import { Controller, Get, INestApplication, Logger, Module, Type } from '@nestjs/common';
-import { APP_FILTER, NestFactory } from '@nestjs/core';
-import { AuthModule, ConfigModule, CurrentPrincipal, loadConfig, Principal, ProblemFilter, signDevToken } from '@ziggie/platform';
+import { APP_FILTER } from '@nestjs/core';
+import { AuthModule, ConfigModule, CurrentPrincipal, loadConfig, Principal, ProblemFilter, signDevToken, createHttpApplication } from '@ziggie/platform';
 import { RateLimitModule, RateLimitOptions } from '../src/rate-limit';
 import { freePort, startRedis, type RedisServerHandle } from '../../../test/support';
 
@@ -30,7 +30,7 @@ function gatewayReplica(options: RateLimitOptions): Type {
 }
 
 async function startReplica(options: RateLimitOptions): Promise<{ app: INestApplication; base: string }> {
-  const app = await NestFactory.create(gatewayReplica(options), { logger: false });
+  const app = await createHttpApplication(gatewayReplica(options));
   await app.listen(0, '127.0.0.1');
   return { app, base: await app.getUrl() };
 }

@@ -1,13 +1,14 @@
-import type { Request as ExpressRequest } from 'express';
+import { HttpException } from '@nestjs/common';
 import { ZiggieError } from '@ziggie/contracts';
+import { BodyRefusedError } from '@ziggie/platform';
 import type { McpExtra } from './config';
-import { bodyParserError, isLoopbackBind, isLoopbackOrigin, OriginPolicy, ResourceMetadata, RpcCode } from './mcp-http';
+import { bodyRefusal, isJsonContentType, isLoopbackBind, isLoopbackOrigin, type McpHttpRequest, OriginPolicy, ResourceMetadata, RpcCode } from './mcp-http';
 import { plainMessage } from './providers/mcp-upstream';
 import { SessionEventStore } from './event-store';
 
 const extra = (over: Partial<McpExtra> = {}): McpExtra =>
   ({ MCP_ALLOWED_ORIGINS: '', MCP_ALLOW_LOOPBACK_ORIGINS: 'auto', MCP_OAUTH_SCOPES: '', MCP_PUBLIC_URL: undefined, MCP_AUTHORIZATION_SERVERS: undefined, ...over }) as McpExtra;
-const request = (host: string, protocol = 'http'): ExpressRequest => ({ headers: { host }, protocol }) as unknown as ExpressRequest;
+const request = (host: string, protocol: 'http' | 'https' = 'http'): McpHttpRequest => ({ headers: { host }, protocol }) as McpHttpRequest;
 
 describe('/mcp origins', () => {
   it.each([
@@ -67,13 +68,22 @@ describe('/mcp protected resource metadata', () => {
 });
 
 describe('/mcp errors', () => {
-  it('maps body-parser refusals to JSON-RPC', () => {
-    expect(bodyParserError({ type: 'entity.parse.failed', status: 400 })).toMatchObject({ status: 400, rpcCode: RpcCode.ParseError });
-    expect(bodyParserError({ type: 'entity.parse.failed', status: 400, body: '42' })).toMatchObject({ status: 400, rpcCode: RpcCode.InvalidRequest });
-    expect(bodyParserError({ type: 'entity.parse.failed', status: 400, body: '{"a":' })).toMatchObject({ status: 400, rpcCode: RpcCode.ParseError });
-    expect(bodyParserError({ type: 'entity.too.large', status: 413 })).toMatchObject({ status: 413 });
-    expect(bodyParserError({ type: 'charset.unsupported', status: 415 })).toMatchObject({ status: 415, rpcCode: RpcCode.Server });
-    expect(bodyParserError(new Error('boom'))).toBeUndefined();
+  it('maps refusals of the body to JSON-RPC', () => {
+    expect(bodyRefusal(new BodyRefusedError('invalid-json', 'VALIDATION_FAILED', 'x'))).toMatchObject({ status: 400, rpcCode: RpcCode.ParseError });
+    expect(bodyRefusal(new BodyRefusedError('not-an-object', 'VALIDATION_FAILED', 'x'))).toMatchObject({ status: 400, rpcCode: RpcCode.InvalidRequest });
+    // Fastify's own refusals, by their codes.
+    expect(bodyRefusal(Object.assign(new Error('too large'), { code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413 }))).toMatchObject({ status: 413, data: { code: 'PAYLOAD_TOO_LARGE' } });
+    expect(bodyRefusal(Object.assign(new Error('media type'), { code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', statusCode: 415 }))).toMatchObject({ status: 415, rpcCode: RpcCode.Server });
+    // The same, as they reach a Nest exception filter.
+    expect(bodyRefusal(new HttpException('Unsupported Media Type', 415))).toMatchObject({ status: 415, data: { code: 'UNSUPPORTED_MEDIA_TYPE' } });
+    expect(bodyRefusal(new HttpException('Payload Too Large', 413))).toMatchObject({ status: 413, data: { code: 'PAYLOAD_TOO_LARGE' } });
+    expect(bodyRefusal(new Error('boom'))).toBeUndefined();
+    expect(bodyRefusal(new ZiggieError('VALIDATION_FAILED', 'not a body refusal'))).toBeUndefined();
+  });
+
+  it('takes application/json with any parameters as JSON, and nothing else', () => {
+    expect(['application/json', 'Application/JSON; charset=utf-8', ' application/json;charset=UTF-8'].map(isJsonContentType)).toEqual([true, true, true]);
+    expect(['application/jsonx', 'text/json', 'application/x-www-form-urlencoded', undefined].map(isJsonContentType)).toEqual([false, false, false, false]);
   });
 
   it('strips every repetition of the SDK prefix', () => {

@@ -1,5 +1,7 @@
-import type { Request as ExpressRequest, Response as ExpressResponse } from 'express';
+import type { ServerResponse } from 'node:http';
+import type { FastifyRequest } from 'fastify';
 import { ErrorCodes, ZiggieError } from '@ziggie/contracts';
+import { bodyRefusalOf } from '@ziggie/platform';
 import type { McpExtra } from './config';
 
 /**
@@ -50,28 +52,31 @@ export function rpcCodeOf(z: ZiggieError): number {
   return RpcCode.InternalError;
 }
 
-/** Body-parser refusals (they reach Express's error path before any route runs). */
-export function bodyParserError(err: unknown): McpHttpError | undefined {
-  const e = err as { type?: unknown; status?: unknown; body?: unknown } | undefined;
-  if (typeof e?.type !== 'string' || typeof e.status !== 'number') return undefined;
-  if (e.type === 'entity.parse.failed') {
-    // The parser takes only objects and arrays: a bare JSON value is valid JSON, but no JSON-RPC message.
-    if (typeof e.body === 'string' && isJson(e.body)) return new McpHttpError(400, RpcCode.InvalidRequest, 'Invalid Request: the body is not a JSON-RPC 2.0 message', { code: 'VALIDATION_FAILED' });
-    return new McpHttpError(400, RpcCode.ParseError, 'Parse error: the request body is not valid JSON', { code: 'VALIDATION_FAILED' });
+/** Refusals of the body while it was read, before any route ran, as JSON-RPC errors. */
+export function bodyRefusal(err: unknown): McpHttpError | undefined {
+  const refused = bodyRefusalOf(err);
+  switch (refused?.reason) {
+    case 'invalid-json':
+      return new McpHttpError(400, RpcCode.ParseError, 'Parse error: the request body is not valid JSON', { code: 'VALIDATION_FAILED' });
+    case 'not-an-object':
+      // A bare JSON value is valid JSON, but no JSON-RPC message.
+      return new McpHttpError(400, RpcCode.InvalidRequest, 'Invalid Request: the body is not a JSON-RPC 2.0 message', { code: 'VALIDATION_FAILED' });
+    case 'too-large':
+      return new McpHttpError(413, RpcCode.Server, 'Payload too large: the request body exceeds 2 MB', { code: 'PAYLOAD_TOO_LARGE' });
+    case 'media-type':
+      return new McpHttpError(415, RpcCode.Server, 'Unsupported Media Type: Content-Type must be application/json', { code: 'UNSUPPORTED_MEDIA_TYPE' });
+    default:
+      return undefined;
   }
-  if (e.type === 'entity.too.large') return new McpHttpError(413, RpcCode.Server, 'Payload too large: the request body exceeds 2 MB', { code: 'PAYLOAD_TOO_LARGE' });
-  if (e.status >= 400 && e.status < 500) return new McpHttpError(e.status, RpcCode.Server, `request body refused (${e.type})`, { code: 'VALIDATION_FAILED' });
-  return undefined;
 }
 
-function isJson(text: string): boolean {
-  try {
-    JSON.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
+/** Whether a Content-Type is application/json (any parameters). */
+export function isJsonContentType(value: string | undefined): boolean {
+  return value !== undefined && /^application\/json\s*(;|$)/i.test(value.trim());
 }
+
+/** What /mcp's HTTP helpers read of a request. */
+export type McpHttpRequest = Pick<FastifyRequest, 'headers' | 'protocol'>;
 
 const quoted = (s: string): string => `"${s.replace(/[\\"]/g, '\\$&').replace(/[\r\n]+/g, ' ')}"`;
 
@@ -115,17 +120,16 @@ export class OriginPolicy {
 const EXPOSED = 'Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate, Retry-After';
 const ALLOWED_HEADERS = 'Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, X-Ziggie-Workspace, traceparent, tracestate';
 
-export function corsHeaders(res: ExpressResponse, origin: string): void {
+export function corsHeaders(res: ServerResponse, origin: string): void {
   res.setHeader('Access-Control-Allow-Origin', origin);
   res.setHeader('Access-Control-Expose-Headers', EXPOSED);
-  res.append('Vary', 'Origin');
+  const vary = res.getHeader('Vary');
+  res.setHeader('Vary', vary === undefined ? 'Origin' : `${String(vary)}, Origin`);
 }
 
-export function preflight(res: ExpressResponse): void {
-  res.setHeader('Access-Control-Allow-Methods', 'GET, POST, DELETE');
-  res.setHeader('Access-Control-Allow-Headers', ALLOWED_HEADERS);
-  res.setHeader('Access-Control-Max-Age', '600');
-  res.status(204).end();
+export function preflight(res: ServerResponse): void {
+  res.writeHead(204, { 'Access-Control-Allow-Methods': 'GET, POST, DELETE', 'Access-Control-Allow-Headers': ALLOWED_HEADERS, 'Access-Control-Max-Age': '600' });
+  res.end();
 }
 
 /**
@@ -158,14 +162,14 @@ export class ResourceMetadata {
   }
 
   /** The public URL of /mcp: configured, or this request's scheme and Host (loopback default). */
-  resourceUrl(req: ExpressRequest): URL {
+  resourceUrl(req: McpHttpRequest): URL {
     if (this.extra.MCP_PUBLIC_URL) return new URL(this.extra.MCP_PUBLIC_URL);
     const host = req.headers.host && /^[A-Za-z0-9.\-:[\]]+$/.test(req.headers.host) ? req.headers.host : 'localhost';
     return new URL(`${req.protocol === 'https' ? 'https' : 'http'}://${host}/mcp`);
   }
 
   /** Where the metadata of the resource at `resource` lives: the well-known path inserted before its path (RFC 9728 §3.1). */
-  metadataUrl(req: ExpressRequest): string {
+  metadataUrl(req: McpHttpRequest): string {
     const resource = this.resourceUrl(req);
     const path = resource.pathname === '/' ? '' : resource.pathname.replace(/\/$/, '');
     return `${resource.origin}${PROTECTED_RESOURCE_PATH}${path}`;
@@ -176,7 +180,7 @@ export class ResourceMetadata {
    * bare well-known URL (which clients try last) it is the origin, as RFC 9728 §3.3 requires the
    * resource to be the URL the well-known suffix was inserted into.
    */
-  document(req: ExpressRequest, atRoot: boolean): Record<string, unknown> {
+  document(req: McpHttpRequest, atRoot: boolean): Record<string, unknown> {
     const resource = this.resourceUrl(req);
     return {
       resource: atRoot ? resource.origin : resource.href,
@@ -188,7 +192,7 @@ export class ResourceMetadata {
   }
 
   /** WWW-Authenticate for a refused token: 401 always, 403 when the token lacks what the call needs. */
-  challenge(req: ExpressRequest, status: number, z: ZiggieError): string | undefined {
+  challenge(req: McpHttpRequest, status: number, z: ZiggieError): string | undefined {
     const params: string[] = [];
     if (status === 401) {
       // RFC 6750 §3.1: no error code when the request carried no token at all.

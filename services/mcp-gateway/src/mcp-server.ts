@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { All, Controller, Get, Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit, Optional, Req, Res } from '@nestjs/common';
-import { HttpAdapterHost } from '@nestjs/core';
 import { getRequestListener } from '@hono/node-server';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
@@ -27,12 +26,13 @@ import {
   type LoggingLevel,
 } from '@modelcontextprotocol/sdk/types.js';
 import { canAccessWorkspace, DEFAULT_WORKSPACES, ErrorCodes, hasPermission, ZiggieError } from '@ziggie/contracts';
-import { ANONYMOUS_ADMIN, bearerToken, CONFIG, JwtVerifier, Public } from '@ziggie/platform';
-import type { Application, NextFunction, Request as ExpressRequest, Response as ExpressResponse } from 'express';
+import { ANONYMOUS_ADMIN, bearerToken, CONFIG, ErrorFormats, JwtVerifier, Public } from '@ziggie/platform';
+import type { ServerResponse } from 'node:http';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { pageOf } from './catalog';
 import { McpConfig } from './config';
 import { SessionEventStore } from './event-store';
-import { bodyParserError, corsHeaders, McpHttpError, OriginPolicy, preflight, PROTECTED_RESOURCE_PATH, ResourceMetadata, RpcCode, rpcCodeOf } from './mcp-http';
+import { bodyRefusal, corsHeaders, isJsonContentType, McpHttpError, OriginPolicy, preflight, PROTECTED_RESOURCE_PATH, ResourceMetadata, RpcCode, rpcCodeOf } from './mcp-http';
 import { plainMessage } from './providers/mcp-upstream';
 import type { ProviderNotification, ToolProvider } from './providers/provider';
 import { McpStore, StoredSession } from './store';
@@ -127,7 +127,7 @@ export class McpSessions implements OnModuleInit, OnApplicationShutdown {
     private readonly tools: ToolsService,
     private readonly store: McpStore,
     private readonly verifier: JwtVerifier,
-    @Optional() private readonly adapterHost?: HttpAdapterHost,
+    @Optional() private readonly errorFormats?: ErrorFormats,
   ) {
     this.origins = new OriginPolicy(config.extra, config.http.host);
     this.metadata = new ResourceMetadata(config.extra, config.auth.issuer);
@@ -140,14 +140,14 @@ export class McpSessions implements OnModuleInit, OnApplicationShutdown {
     if (this.metadata.authorizationServers.length === 0 && this.config.auth.enabled) {
       this.logger.warn('no authorization server for /mcp discovery: set MCP_AUTHORIZATION_SERVERS (or an http(s) JWT_ISSUER) so MCP clients can find where to get a token');
     }
-    // A body that is not JSON is refused by the JSON body parser before any route runs; on /mcp
-    // the answer is a JSON-RPC parse error, not the REST problem document.
-    const app = this.adapterHost?.httpAdapter?.getInstance<Application>();
-    app?.use('/mcp', (err: unknown, req: ExpressRequest, res: ExpressResponse, next: NextFunction) => {
-      const refusal = bodyParserError(err);
-      if (!refusal) return next(err);
-      this.allowOrigin(req, res);
-      this.reply(req, res, refusal);
+    // A body that is not JSON is refused while it is read, before any route runs; on /mcp the
+    // answer is a JSON-RPC error, not the REST problem document.
+    this.errorFormats?.register('/mcp', (err, req, reply) => {
+      reply.hijack();
+      // A body refused unread (far too large) is not read on: the connection ends with the answer.
+      if (!req.raw.complete) reply.raw.setHeader('Connection', 'close');
+      this.allowOrigin(req, reply.raw);
+      this.reply(req, reply.raw, bodyRefusal(err) ?? err);
     });
   }
 
@@ -156,7 +156,10 @@ export class McpSessions implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** Every /mcp request: refusals are answered with a JSON-RPC error body and the status the transport spec gives. */
-  async handle(req: ExpressRequest, res: ExpressResponse): Promise<void> {
+  async handle(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    // Answered on the socket directly: the SDK's transport writes its own responses and streams.
+    reply.hijack();
+    const res = reply.raw;
     try {
       await this.serve(req, res);
     } catch (err) {
@@ -165,7 +168,7 @@ export class McpSessions implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** Sets CORS headers for an allowed browser origin; false when the origin is not allowed. */
-  private allowOrigin(req: ExpressRequest, res: ExpressResponse): boolean {
+  private allowOrigin(req: FastifyRequest, res: ServerResponse): boolean {
     const origin = req.headers.origin;
     if (origin === undefined) return true;
     if (!this.origins.allows(origin)) return false;
@@ -173,7 +176,7 @@ export class McpSessions implements OnModuleInit, OnApplicationShutdown {
     return true;
   }
 
-  private async serve(req: ExpressRequest, res: ExpressResponse): Promise<void> {
+  private async serve(req: FastifyRequest, res: ServerResponse): Promise<void> {
     // Browsers send Origin: refuse every page not allowed (DNS rebinding defence), before anything else.
     if (!this.allowOrigin(req, res)) throw new McpHttpError(403, RpcCode.Forbidden, `Forbidden: origin ${req.headers.origin} is not allowed`, { code: 'AUTH_FORBIDDEN' });
     if (req.method === 'OPTIONS' && req.headers.origin !== undefined) return preflight(res);
@@ -189,7 +192,7 @@ export class McpSessions implements OnModuleInit, OnApplicationShutdown {
       if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
         throw new McpHttpError(406, RpcCode.Server, 'Not Acceptable: the client must accept both application/json and text/event-stream');
       }
-      if (!req.is('application/json')) throw new McpHttpError(415, RpcCode.Server, 'Unsupported Media Type: Content-Type must be application/json');
+      if (!isJsonContentType(req.headers['content-type'])) throw new McpHttpError(415, RpcCode.Server, 'Unsupported Media Type: Content-Type must be application/json');
     } else if (req.method === 'GET' && !accept.includes('text/event-stream')) {
       throw new McpHttpError(406, RpcCode.Server, 'Not Acceptable: the client must accept text/event-stream');
     }
@@ -240,7 +243,7 @@ export class McpSessions implements OnModuleInit, OnApplicationShutdown {
         return req.method === 'GET' && !resuming ? this.primed(s, response) : response;
       },
       { overrideGlobalObjects: false },
-    )(req, res);
+    )(req.raw, res);
   }
 
   /**
@@ -279,19 +282,20 @@ export class McpSessions implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** The token, checked as the REST guard checks it: one Authorization header, never in the query. */
-  private async authenticate(req: ExpressRequest): Promise<Caller> {
+  private async authenticate(req: FastifyRequest): Promise<Caller> {
     if (!this.config.auth.enabled) return { ...ANONYMOUS_ADMIN, roles: [...ANONYMOUS_ADMIN.roles], workspaces: [...ANONYMOUS_ADMIN.workspaces] };
     const query = req.query as Record<string, unknown> | undefined;
     if (query && TOKEN_QUERY_PARAMETERS.some((name) => Object.hasOwn(query, name))) throw new ZiggieError('AUTH_INVALID_TOKEN', 'tokens are accepted only in the Authorization header');
     const header = req.headers.authorization;
     let lines = 0;
-    for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]?.toLowerCase() === 'authorization') lines++;
+    const raw = req.raw.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) if (raw[i]?.toLowerCase() === 'authorization') lines++;
     if (Array.isArray(header) || lines > 1) throw new ZiggieError('AUTH_INVALID_TOKEN', 'more than one Authorization header');
     return this.verified(bearerToken(header));
   }
 
   /** Answers a refusal: JSON-RPC error body (id null: it is about the HTTP request), status, challenge. */
-  private reply(req: ExpressRequest, res: ExpressResponse, err: unknown): void {
+  private reply(req: FastifyRequest, res: ServerResponse, err: unknown): void {
     let refusal: McpHttpError;
     if (err instanceof McpHttpError) refusal = err;
     else if (err instanceof ZiggieError) {
@@ -307,12 +311,13 @@ export class McpSessions implements OnModuleInit, OnApplicationShutdown {
       refusal = new McpHttpError(500, RpcCode.InternalError, 'Internal error', { code: 'INTERNAL' });
     }
     if (res.headersSent) {
-      res.end();
+      if (!res.writableEnded) res.end();
       return;
     }
-    for (const [k, v] of Object.entries(refusal.headers)) res.setHeader(k, v);
     const error = { code: refusal.rpcCode, message: refusal.message, ...(refusal.data ? { data: refusal.data } : {}) };
-    res.status(refusal.status).type('application/json').send(JSON.stringify({ jsonrpc: '2.0', id: null, error }));
+    const body = JSON.stringify({ jsonrpc: '2.0', id: null, error });
+    res.writeHead(refusal.status, { ...refusal.headers, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+    res.end(body);
   }
 
   /**
@@ -596,27 +601,27 @@ export class McpHttpController {
   constructor(private readonly sessions: McpSessions) {}
 
   @Get(PROTECTED_RESOURCE_PATH.slice(1))
-  rootMetadata(@Req() req: ExpressRequest, @Res() res: ExpressResponse): void {
+  rootMetadata(@Req() req: FastifyRequest, @Res() res: FastifyReply): void {
     this.sendMetadata(req, res, true);
   }
 
   @Get(`${PROTECTED_RESOURCE_PATH.slice(1)}/mcp`)
-  mcpMetadata(@Req() req: ExpressRequest, @Res() res: ExpressResponse): void {
+  mcpMetadata(@Req() req: FastifyRequest, @Res() res: FastifyReply): void {
     this.sendMetadata(req, res, false);
   }
 
-  private sendMetadata(req: ExpressRequest, res: ExpressResponse, atRoot: boolean): void {
+  private sendMetadata(req: FastifyRequest, res: FastifyReply, atRoot: boolean): void {
     // Public metadata: any page may read it (browser-based MCP clients discover from it).
-    res.setHeader('Access-Control-Allow-Origin', '*');
-    res.setHeader('Cache-Control', 'public, max-age=300');
+    res.header('Access-Control-Allow-Origin', '*');
+    res.header('Cache-Control', 'public, max-age=300');
     // Without MCP_PUBLIC_URL the document names the Host it was asked at.
-    res.setHeader('Vary', 'Host');
-    res.status(200).type('application/json').send(JSON.stringify(this.sessions.metadata.document(req, atRoot)));
+    res.header('Vary', 'Host');
+    res.code(200).type('application/json; charset=utf-8').send(JSON.stringify(this.sessions.metadata.document(req, atRoot)));
   }
 
   // The token is verified by McpSessions (per request, and bound to the session's subject).
   @All('mcp')
-  async mcp(@Req() req: ExpressRequest, @Res() res: ExpressResponse): Promise<void> {
+  async mcp(@Req() req: FastifyRequest, @Res() res: FastifyReply): Promise<void> {
     await this.sessions.handle(req, res);
   }
 }

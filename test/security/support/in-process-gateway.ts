@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { METHODS } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bootstrapService, GrpcPeers, type GrpcPeer, type RunningService } from '@ziggie/platform';
@@ -47,34 +46,4 @@ export async function startInProcessGateway(stack: StackHandle, env: Record<stri
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
-}
-
-interface ExpressLayer {
-  route?: { path: string | string[]; methods: Record<string, boolean> };
-}
-
-/**
- * `METHOD /path/{param}` for every route Express has registered. Nest 11 runs on Express 5,
- * whose router is `app.router` (Express 4 kept it in `app._router`). Nest mounts middleware
- * bound with `forRoutes(...)` as `app.all(path)`, a route for every HTTP method that always
- * calls next(); those are left out (no gateway controller uses @All, which would look the same).
- */
-export function expressRoutes(service: RunningService): string[] {
-  const express = service.app.getHttpAdapter().getInstance() as { router?: { stack: ExpressLayer[] }; _router?: { stack: ExpressLayer[] } };
-  const router = express.router ?? express._router;
-  if (!router) throw new Error('no Express router found on the application');
-  const routes = new Set<string>();
-  for (const layer of router.stack) {
-    if (!layer.route) continue;
-    const paths = Array.isArray(layer.route.path) ? layer.route.path : [layer.route.path];
-    const methods = Object.keys(layer.route.methods).filter((m) => m !== '_all');
-    if (layer.route.methods._all || METHODS.every((m) => methods.includes(m.toLowerCase()))) continue;
-    for (const path of paths) {
-      for (const [method, on] of Object.entries(layer.route.methods)) {
-        if (!on || method === '_all') continue;
-        routes.add(`${method.toUpperCase()} ${path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`);
-      }
-    }
-  }
-  return [...routes].sort();
 }

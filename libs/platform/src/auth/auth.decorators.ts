@@ -8,8 +8,8 @@ export const REQUIRED_PERMISSION_KEY = 'ziggie:auth:permission';
 /** The request shape the guard reads and writes. */
 export interface AuthenticatedRequest {
   headers: Record<string, string | string[] | undefined>;
-  /** Header names and values as received, duplicates included (Node's `headers` drops repeated Authorization lines). */
-  rawHeaders?: string[];
+  /** The request as Node received it: its rawHeaders keep duplicates (Node's `headers` drops repeated Authorization lines). */
+  raw?: { rawHeaders: string[] };
   query?: Record<string, unknown>;
   principal?: Principal;
 }

@@ -1,10 +1,10 @@
 import 'reflect-metadata';
 import { connect } from 'node:net';
 import { ArgumentsHost, Catch, Controller, ExceptionFilter, Get, INestApplication, Logger, Module, Type } from '@nestjs/common';
-import { NestFactory, Reflector } from '@nestjs/core';
+import { Reflector } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
 import { Permission, Role, ZiggieError } from '@ziggie/contracts';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { ConfigError, loadConfig, PlatformConfig } from '../config/config';
 import { ConfigModule } from '../config/config.module';
 import { AuthenticatedRequest, CurrentPrincipal, Public, RequirePermission } from './auth.decorators';
@@ -12,6 +12,7 @@ import { ANONYMOUS_ADMIN, AuthGuard } from './auth.guard';
 import { AuthModule } from './auth.module';
 import { JwtVerifier, signDevToken } from './jwt';
 import { assertWorkspace, Principal } from './principal';
+import { createHttpApplication } from '../http/http-server';
 
 const SECRET = 'guard-test-secret-0123456789';
 const config = loadConfig('gateway', undefined, { ZIGGIE_JWT_SECRET: SECRET, HTTP_PORT: '0', LOG_LEVEL: 'silent' });
@@ -147,7 +148,7 @@ describe('AuthGuard', () => {
 
   it('answers AUTH_INVALID_TOKEN for two Authorization headers or two tokens in one', async () => {
     const token = tokenFor(['l1']);
-    const twice = { rawHeaders: ['Authorization', `Bearer ${token}`, 'authorization', `Bearer ${tokenFor(['admin'])}`] };
+    const twice = { raw: { rawHeaders: ['Authorization', `Bearer ${token}`, 'authorization', `Bearer ${tokenFor(['admin'])}`] } };
     const error = await denial(guard.canActivate(contextFor(PermissionController, 'any', `Bearer ${token}`, twice).context));
     expect([error.code, error.message]).toEqual(['AUTH_INVALID_TOKEN', 'more than one Authorization header']);
     const joined = contextFor(PermissionController, 'any', `Bearer ${token}, Bearer ${tokenFor(['admin'])}`).context;
@@ -261,7 +262,7 @@ describe('assertWorkspace', () => {
 @Catch(ZiggieError)
 class CodeFilter implements ExceptionFilter {
   catch(error: ZiggieError, host: ArgumentsHost): void {
-    host.switchToHttp().getResponse<Response>().status(error.httpStatus).json({ code: error.code });
+    void host.switchToHttp().getResponse<FastifyReply>().code(error.httpStatus).send({ code: error.code });
   }
 }
 
@@ -273,7 +274,7 @@ describe('AuthModule in a Nest HTTP application', () => {
   let base: string;
 
   beforeAll(async () => {
-    app = await NestFactory.create(AppModule, { logger: false });
+    app = await createHttpApplication(AppModule);
     app.useGlobalFilters(new CodeFilter());
     await app.listen(0, '127.0.0.1');
     base = await app.getUrl();
@@ -346,7 +347,7 @@ describe('AuthModule with ZIGGIE_AUTH=off in a Nest HTTP application', () => {
 
   it('warns once at start and serves every route as the anonymous admin', async () => {
     const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
-    const app = await NestFactory.create(OffModule, { logger: false });
+    const app = await createHttpApplication(OffModule);
     try {
       await app.listen(0, '127.0.0.1');
       expect(warn.mock.calls.filter(([message]) => /AUTHENTICATION IS DISABLED/.test(String(message)))).toHaveLength(1);

@@ -15,7 +15,7 @@ export const ANONYMOUS_ADMIN: Readonly<Principal> = Object.freeze({ subject: 'an
 
 /** How many Authorization header lines the request had; Node keeps only the first in `headers`. */
 function authorizationHeaderCount(request: AuthenticatedRequest): number {
-  const raw = request.rawHeaders;
+  const raw = request.raw?.rawHeaders;
   if (!raw) return Array.isArray(request.headers['authorization']) ? 2 : 1;
   let count = 0;
   for (let i = 0; i < raw.length; i += 2) if (raw[i]?.toLowerCase() === 'authorization') count++;

@@ -1,6 +1,6 @@
 import { Controller, Get, HttpStatus, Injectable, Res } from '@nestjs/common';
 import { ApiDoc } from '../http/api';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { Public } from '../auth/auth.decorators';
 
 export interface HealthIndicator {
@@ -54,7 +54,7 @@ export class HealthController {
   /** Readiness: every dependency this service needs answers. */
   @Get('readyz')
   @ApiDoc({ summary: 'Readiness: every dependency answers (503 with the failing checks otherwise)', tag: 'operations', errors: ['SERVICE_UNAVAILABLE'] })
-  async readyz(@Res({ passthrough: true }) res: Response): Promise<object> {
+  async readyz(@Res({ passthrough: true }) res: FastifyReply): Promise<object> {
     const r = await this.registry.readiness();
     res.status(r.ok ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
     return { status: r.ok ? 'ready' : 'not-ready', checks: r.checks };

@@ -1,12 +1,13 @@
 import 'reflect-metadata';
 import { Controller, Get, HttpCode, INestApplication, Module, Param, Post } from '@nestjs/common';
-import { APP_FILTER, APP_INTERCEPTOR, NestFactory } from '@nestjs/core';
+import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { z } from 'zod';
 import { Public, RequirePermission } from '../auth/auth.decorators';
 import { ApiDoc, StrictInputInterceptor, ValidBody, ValidQuery } from './api';
 import { buildOpenApi, openApiPath, routesOf } from './openapi';
 import { ProblemFilter } from './problem';
 import { assertSafeInput, MAX_INPUT_DEPTH } from './safe-input';
+import { createHttpApplication } from './http-server';
 
 const Body = z.object({ name: z.string().min(1), size: z.number().int().default(1) }).strict();
 const Query = z.object({ limit: z.coerce.number().int().min(1).max(10).default(5), q: z.string().optional() }).strict();
@@ -98,7 +99,7 @@ describe('ValidBody / ValidQuery / StrictInputInterceptor on a live app', () => 
       ],
     })
     class TestModule {}
-    app = await NestFactory.create(TestModule, { logger: false });
+    app = await createHttpApplication(TestModule);
     await app.listen(0, '127.0.0.1');
     base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
   });
@@ -128,8 +129,8 @@ describe('ValidBody / ValidQuery / StrictInputInterceptor on a live app', () => 
   });
 
   it('answers an oversized body with 413 PAYLOAD_TOO_LARGE and a malformed one with 400', async () => {
-    // This bare app keeps body-parser's default limit (100 kB); services raise it to 2 MB.
-    const big = await post('/v1/things', { name: 'x'.repeat(200_000) });
+    // Every application on the platform's HTTP server reads bodies up to 2 MB.
+    const big = await post('/v1/things', { name: 'x'.repeat(2.5 * 1024 * 1024) });
     expect(big.status).toBe(413);
     expect(await big.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
     const malformed = await fetch(`${base}/v1/things`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":' });

@@ -11,10 +11,10 @@ export interface OpenApiInfo {
   description?: string;
 }
 
-/** One route as Nest will serve it: method, Express path and where it came from. */
+/** One route as Nest will serve it: method, path and where it came from. */
 export interface RouteInfo {
   method: string;
-  /** Express form, e.g. /v1/tasks/:id */
+  /** Route form, e.g. /v1/tasks/:id */
   path: string;
   controller: Type;
   handler: string;
@@ -70,8 +70,8 @@ export function routesOf(controllers: readonly Type[]): RouteInfo[] {
 }
 
 /** `/v1/tasks/:id` → `/v1/tasks/{id}` */
-export function openApiPath(expressPath: string): string {
-  return expressPath.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+export function openApiPath(routePath: string): string {
+  return routePath.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 }
 
 /**

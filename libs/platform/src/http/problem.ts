@@ -1,9 +1,8 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Injectable, Logger, Optional } from '@nestjs/common';
-import type { Server } from 'node:http';
-import type { Duplex } from 'node:stream';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCode, ErrorCodes, ZiggieError } from '@ziggie/contracts';
 import { ZodError } from 'zod';
+import { bodyRefusalOf } from './body';
 
 export interface Problem {
   type: string;
@@ -40,30 +39,25 @@ export function zodToZiggie(err: ZodError, code: ErrorCode = 'VALIDATION_FAILED'
 export function toZiggieError(err: unknown): { error: ZiggieError; unexpected: boolean } {
   if (err instanceof ZiggieError) return { error: err, unexpected: false };
   if (err instanceof ZodError) return { error: zodToZiggie(err), unexpected: false };
+  // Refusals of the body while it was read (too large, not JSON, not application/json).
+  const refused = bodyRefusalOf(err);
+  if (refused) return { error: refused, unexpected: false };
   if (err instanceof HttpException) {
     const status = err.getStatus();
     if (status === 404) return { error: new ZiggieError('NOT_FOUND', 'no such route'), unexpected: false };
-    if (status === 413) return { error: new ZiggieError('PAYLOAD_TOO_LARGE', 'request body too large'), unexpected: false };
     if (status >= 400 && status < 500) {
       return { error: new ZiggieError('VALIDATION_FAILED', err.message), unexpected: false };
     }
   }
-  const e = err as { type?: string; status?: number };
-  // body-parser errors (bad JSON, too large) reach the filter as plain errors with a status
-  if (e?.type === 'entity.parse.failed') {
-    return { error: new ZiggieError('VALIDATION_FAILED', 'request body is not valid JSON'), unexpected: false };
-  }
-  if (e?.type === 'entity.too.large') {
-    return { error: new ZiggieError('PAYLOAD_TOO_LARGE', 'request body too large (limit 2 MB)'), unexpected: false };
-  }
-  // Other body-parser refusals (unsupported charset or encoding, aborted upload) are the client's.
-  if (typeof e?.type === 'string' && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
-    return { error: new ZiggieError('VALIDATION_FAILED', `request body refused (${e.type})`), unexpected: false };
+  // Any other refusal Fastify raises before a route runs (a bad URL, an aborted upload) is the client's.
+  const e = err as { code?: unknown; statusCode?: unknown };
+  if (typeof e?.code === 'string' && e.code.startsWith('FST_') && typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return { error: new ZiggieError('VALIDATION_FAILED', `request refused (${e.code})`), unexpected: false };
   }
   return { error: new ZiggieError('INTERNAL', 'internal error'), unexpected: true };
 }
 
-export type ProblemListener = (request: Request, problem: Problem, status: number) => void | Promise<void>;
+export type ProblemListener = (request: FastifyRequest, problem: Problem, status: number) => void | Promise<void>;
 
 /**
  * Tells subscribers about every problem response (the gateway audits denials this way: guards
@@ -81,7 +75,7 @@ export class ProblemEvents {
     return () => this.listeners.delete(listener);
   }
 
-  emit(request: Request, problem: Problem, status: number): void {
+  emit(request: FastifyRequest, problem: Problem, status: number): void {
     for (const listener of this.listeners) {
       try {
         const result = listener(request, problem, status);
@@ -93,33 +87,63 @@ export class ProblemEvents {
   }
 }
 
+/** Answers an error in a protocol's own format instead of problem+json. */
+export type ErrorFormat = (error: unknown, request: FastifyRequest, reply: FastifyReply) => void;
+
+/**
+ * Paths whose errors are not REST problems: /mcp answers JSON-RPC errors, also for refusals
+ * raised before its handler runs (a body that is not JSON, too large).
+ */
+@Injectable()
+export class ErrorFormats {
+  private readonly byPath = new Map<string, ErrorFormat>();
+
+  /** `path` is matched exactly, without the query string. */
+  register(path: string, format: ErrorFormat): void {
+    this.byPath.set(path, format);
+  }
+
+  of(url: string): ErrorFormat | undefined {
+    if (this.byPath.size === 0) return undefined;
+    const query = url.indexOf('?');
+    return this.byPath.get(query >= 0 ? url.slice(0, query) : url);
+  }
+}
+
 /** The one place errors become responses: problem+json with a stable code and the correlation id. */
 @Catch()
 export class ProblemFilter implements ExceptionFilter {
   private readonly logger = new Logger('errors');
 
   // Optional: an app built without the PlatformModule (unit tests) has no subscribers to tell.
-  constructor(@Optional() private readonly events?: ProblemEvents) {}
+  constructor(
+    @Optional() private readonly events?: ProblemEvents,
+    @Optional() private readonly formats?: ErrorFormats,
+  ) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const ctx = host.switchToHttp();
-    const res = ctx.getResponse<Response>();
-    const req = ctx.getRequest<Request & { id?: string }>();
+    const reply = ctx.getResponse<FastifyReply>();
+    const req = ctx.getRequest<FastifyRequest>();
+    const format = this.formats?.of(req.url);
+    if (format) return format(exception, req, reply);
     const { error, unexpected } = toZiggieError(exception);
     if (unexpected) {
       this.logger.error({ err: exception, url: req.url }, 'unexpected error');
     }
-    if (res.headersSent) {
-      res.end();
+    // A streamed response that already started (SSE) can only be ended.
+    if (reply.sent || reply.raw.headersSent) {
+      if (!reply.raw.writableEnded) reply.raw.end();
       return;
     }
-    // The id the middleware echoed in X-Request-ID, so the body and the header always agree.
-    const echoed = res.getHeader('X-Request-ID');
-    const correlationId = typeof echoed === 'string' ? echoed : typeof req.id === 'string' ? req.id : undefined;
+    // The request id is the correlation id echoed in X-Request-ID: the body and the header agree.
     const retryAfter = error.extras.retryAfterSeconds;
-    if (typeof retryAfter === 'number') res.setHeader('Retry-After', String(Math.ceil(retryAfter)));
-    const problem = problemOf(error, req.originalUrl ?? req.url, correlationId);
-    res.status(error.httpStatus).type('application/problem+json').send(JSON.stringify(problem));
+    if (typeof retryAfter === 'number') reply.header('Retry-After', String(Math.ceil(retryAfter)));
+    // Fastify closes the connection after a body it could not read; one read to its end (the
+    // platform's JSON reader drains what it refuses) leaves the connection usable.
+    if (req.raw.complete && reply.getHeader('connection') === 'close') reply.removeHeader('connection');
+    const problem = problemOf(error, req.originalUrl ?? req.url, req.id);
+    reply.code(error.httpStatus).type('application/problem+json').send(JSON.stringify(problem));
     this.events?.emit(req, problem, error.httpStatus);
   }
 }
@@ -129,24 +153,4 @@ export function parseInput<T>(schema: { safeParse(value: unknown): { success: tr
   const r = schema.safeParse(value);
   if (!r.success) throw zodToZiggie(r.error, code);
   return r.data;
-}
-
-/**
- * Requests Node's HTTP parser refuses before any route runs (a request line or headers over
- * the 16 KB limit, a malformed request) get problem+json too, instead of Node's bare status line.
- */
-export function answerClientErrors(server: Server): void {
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) {
-      socket.destroy();
-      return;
-    }
-    const error =
-      err.code === 'HPE_HEADER_OVERFLOW'
-        ? new ZiggieError('REQUEST_HEADERS_TOO_LARGE', 'the request line and headers exceed 16 KB')
-        : new ZiggieError('REQUEST_MALFORMED', 'the request is not valid HTTP/1.1');
-    const body = JSON.stringify(problemOf(error));
-    const status = `${error.httpStatus} ${error.httpStatus === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}`;
-    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-  });
 }

@@ -1,5 +1,3 @@
-import { Injectable, NestMiddleware } from '@nestjs/common';
-import type { NextFunction, Request, Response } from 'express';
 import { ZiggieError } from '@ziggie/contracts';
 
 /**
@@ -30,15 +28,5 @@ export function assertSafeInput(value: unknown, where: string): void {
       if (key.includes('\u0000')) throw new ZiggieError('VALIDATION_FAILED', `${item.path}: NUL characters are not allowed in keys`);
       stack.push({ value: child, depth: item.depth + 1, path: `${item.path}.${key}` });
     }
-  }
-}
-
-/** Applies assertSafeInput to the body and query of every request, before guards, audit and handlers. */
-@Injectable()
-export class SafeInputMiddleware implements NestMiddleware {
-  use(req: Request, _res: Response, next: NextFunction): void {
-    assertSafeInput(req.body, 'body');
-    assertSafeInput(req.query, 'query');
-    next();
   }
 }

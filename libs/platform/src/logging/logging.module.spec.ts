@@ -1,20 +1,20 @@
 import { Controller, Get, INestApplication, Logger as NestLogger, Module, Req } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
 import { Logger as PinoNestLogger } from 'nestjs-pino';
 import { __resetOutOfContextForTests } from 'nestjs-pino/PinoLogger';
 import pino from 'pino';
 import { Writable } from 'node:stream';
 import { LoggingModule } from './logging.module';
+import { createHttpApplication } from '../http/http-server';
 
 @Controller('hello')
 class HelloController {
   private readonly log = new NestLogger('hello');
 
   @Get()
-  hello(@Req() req: object): { perRequestLogger: boolean } {
+  hello(@Req() req: { raw: object }): { perRequestLogger: boolean } {
     this.log.warn('inside a request');
-    // pino-http gives each request a child logger of its own.
-    return { perRequestLogger: 'log' in req };
+    // pino-http gives each request (as Node received it) a child logger of its own.
+    return { perRequestLogger: 'log' in req.raw };
   }
 }
 
@@ -31,7 +31,7 @@ async function appLoggingAt(level: string, lines: Array<Record<string, unknown>>
   __resetOutOfContextForTests();
   @Module({ imports: [LoggingModule.forRoot(logger)], controllers: [HelloController] })
   class AppModule {}
-  const app = await NestFactory.create(AppModule, { bufferLogs: true, logger: false });
+  const app = await createHttpApplication(AppModule, { nest: { bufferLogs: true } });
   app.useLogger(app.get(PinoNestLogger));
   await app.listen(0, '127.0.0.1');
   return { app, url: `${await app.getUrl()}/hello` };

@@ -22,7 +22,8 @@ export class LoggingModule {
         LoggerModule.forRoot({
           pinoHttp: {
             logger,
-            genReqId: (req) => correlationIdFrom(req.headers[CORRELATION_HEADER] ?? req.headers[REQUEST_ID_HEADER]),
+            // The HTTP server's request id (the correlation id it echoes), when it gave one.
+            genReqId: (req) => (typeof (req as { id?: unknown }).id === 'string' ? (req as { id: string }).id : correlationIdFrom(req.headers[CORRELATION_HEADER] ?? req.headers[REQUEST_ID_HEADER])),
             customProps: (req) => ({ correlationId: req.id }),
             autoLogging: { ignore: (req) => ['/healthz', '/readyz', '/metrics'].includes(req.url ?? '') },
             serializers: {
@@ -30,7 +31,9 @@ export class LoggingModule {
               res: (res: { statusCode: unknown }) => ({ statusCode: res.statusCode }),
             },
           },
-          ...(logsRequests ? {} : { useExisting: true as const }),
+          // No middleware at all then: nestjs-pino's would put the HTTP server's own (silent)
+          // request logger in context, and log lines inside a request would go nowhere.
+          ...(logsRequests ? {} : { useExisting: true as const, forRoutes: [] }),
         }),
       ],
       providers: [{ provide: ROOT_LOGGER, useValue: logger }],

@@ -3,7 +3,8 @@ import { pb } from '@ziggie/contracts';
 import { startOtlpReceiver } from '../../../../test/support/otlp-receiver';
 import { callUnary, createGrpcClient, startGrpcServer, stopGrpcServer, unary } from '../grpc/grpc';
 import { MetricsService } from '../health/metrics';
-import { CorrelationMiddleware } from '../http/correlation.middleware';
+import Fastify from 'fastify';
+import { installRequestHooks } from '../http/http-server';
 import { activeTraceIds, inSpan, platformCarriesTraces, traceCarrier, withExtractedTraceContext } from './trace';
 import { startTelemetry, stopTelemetry } from './telemetry';
 
@@ -59,29 +60,27 @@ describe('startTelemetry', () => {
     expect(child.traceId).toBe(CALLER_TRACE);
   });
 
-  it('without an OTLP endpoint patches neither http nor grpc: the platform\'s HTTP middleware and gRPC wrappers carry the caller\'s trace', async () => {
+  it('without an OTLP endpoint patches neither http nor grpc: the platform\'s HTTP hooks and gRPC wrappers carry the caller\'s trace', async () => {
     delete process.env[ENDPOINT];
     startTelemetry('spec');
     expect(platformCarriesTraces()).toBe(true);
 
-    // HTTP in: the request runs in the caller's trace, in a span of its own.
-    const middleware = new CorrelationMiddleware(new MetricsService('spec'));
-    let inRequest: ReturnType<typeof activeTraceIds> = {};
-    const req = { method: 'GET', headers: { traceparent: `00-${CALLER_TRACE}-${CALLER_SPAN}-01` } };
-    const res = { statusCode: 200, setHeader: () => undefined, on: () => undefined };
-    middleware.use(req as never, res as never, () => {
-      inRequest = activeTraceIds();
-    });
-    expect(inRequest.traceId).toBe(CALLER_TRACE);
-    expect(inRequest.spanId).toMatch(/^[0-9a-f]{16}$/);
-    expect(inRequest.spanId).not.toBe(CALLER_SPAN);
-    // Without a traceparent a request starts a trace of its own.
-    let fresh: ReturnType<typeof activeTraceIds> = {};
-    middleware.use({ method: 'GET', headers: {} } as never, res as never, () => {
-      fresh = activeTraceIds();
-    });
-    expect(fresh.traceId).toMatch(/^[0-9a-f]{32}$/);
-    expect(fresh.traceId).not.toBe(CALLER_TRACE);
+    // HTTP in (a real Fastify server with the platform's request hooks): the request runs in the caller's trace, in a span of its own.
+    const http = Fastify();
+    installRequestHooks(http, new MetricsService('spec'));
+    http.get('/ids', async () => activeTraceIds());
+    try {
+      const inRequest = (await http.inject({ url: '/ids', headers: { traceparent: `00-${CALLER_TRACE}-${CALLER_SPAN}-01` } })).json<ReturnType<typeof activeTraceIds>>();
+      expect(inRequest.traceId).toBe(CALLER_TRACE);
+      expect(inRequest.spanId).toMatch(/^[0-9a-f]{16}$/);
+      expect(inRequest.spanId).not.toBe(CALLER_SPAN);
+      // Without a traceparent a request starts a trace of its own.
+      const fresh = (await http.inject({ url: '/ids' })).json<ReturnType<typeof activeTraceIds>>();
+      expect(fresh.traceId).toMatch(/^[0-9a-f]{32}$/);
+      expect(fresh.traceId).not.toBe(CALLER_TRACE);
+    } finally {
+      await http.close();
+    }
 
     // gRPC out and in: a call made in a trace reaches the handler in that trace.
     const echo = await traceEchoServer();

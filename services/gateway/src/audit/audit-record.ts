@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import type { Request, Response } from 'express';
-import { currentCorrelationId, Principal } from '@ziggie/platform';
+import type { FastifyRequest } from 'fastify';
+import { Principal } from '@ziggie/platform';
 import { AuditLogTable, AuditOutcome } from '../migrations';
 
 /** What the gateway writes: one row of audit_log. */
 export type AuditRecord = Omit<AuditLogTable, 'at'> & { at: Date };
 
-export type AuditedRequest = Request & { principal?: Principal; id?: unknown };
+export type AuditedRequest = FastifyRequest & { principal?: Principal };
 
 export const MUTATING_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -59,18 +59,11 @@ function workspaceOf(req: AuditedRequest, path: string): string | null {
   return text(inBody, 128) ?? text((req.query as Record<string, unknown> | undefined)?.workspace, 128);
 }
 
-function correlationIdOf(req: AuditedRequest, res: Response | undefined): string | null {
-  // The id CorrelationMiddleware echoed, so the record matches what the caller saw.
-  const echoed = res?.getHeader('X-Request-ID');
-  if (typeof echoed === 'string') return echoed;
-  return currentCorrelationId() ?? text(req.id, 128);
-}
-
 /** Who, what, where and why of a request, before anything is known about its outcome. */
-export function describeRequest(req: AuditedRequest, res: Response | undefined, now: number = Date.now()): AuditRecord {
+export function describeRequest(req: AuditedRequest, now: number = Date.now()): AuditRecord {
   const path = clip((req.originalUrl ?? req.url).split('?')[0] ?? '', 1024);
   // The route template keeps actions few and filterable; a request no route matched keeps its path.
-  const template = (req.route as { path?: unknown } | undefined)?.path;
+  const template: unknown = req.routeOptions?.url;
   const firstParam = Object.values((req.params as Record<string, unknown> | undefined) ?? {})[0];
   return {
     id: auditId(now),
@@ -83,7 +76,8 @@ export function describeRequest(req: AuditedRequest, res: Response | undefined, 
     workspace: workspaceOf(req, path),
     ip: text(req.ip, 64),
     user_agent: text(req.headers['user-agent'], 256),
-    correlation_id: correlationIdOf(req, res),
+    // The request id is the correlation id the caller got in X-Request-ID.
+    correlation_id: text(req.id, 128),
     status: null,
     outcome: 'pending',
     error_code: null,

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { PlatformConfig } from '@ziggie/platform';
 import { z } from 'zod';
 
-/** Express `trust proxy` values: off, every hop, a number of hops, or the proxies' addresses. */
+/** The HTTP server's `trustProxy`: off, every hop, a number of hops, or the proxies' addresses. */
 export type TrustProxy = boolean | number | string[];
 
 const NAMED_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);

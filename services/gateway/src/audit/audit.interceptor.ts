@@ -1,6 +1,6 @@
 import { CallHandler, ExecutionContext, Injectable, NestInterceptor } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { IS_PUBLIC_KEY, toZiggieError } from '@ziggie/platform';
 import { finalize, Observable, tap } from 'rxjs';
 import { AuditedRequest, MUTATING_METHODS } from './audit-record';
@@ -22,12 +22,12 @@ export class AuditInterceptor implements NestInterceptor {
     if (context.getType() !== 'http') return next.handle();
     const http = context.switchToHttp();
     const req = http.getRequest<AuditedRequest>();
-    const res = http.getResponse<Response>();
+    const res = http.getResponse<FastifyReply>();
     const isPublic = this.reflector.getAllAndOverride<boolean | undefined>(IS_PUBLIC_KEY, [context.getHandler(), context.getClass()]);
     if (!MUTATING_METHODS.has(req.method) || isPublic) return next.handle();
 
     const started = performance.now();
-    const record = await this.audit.begin(req, res);
+    const record = await this.audit.begin(req);
     let failure: { status: number; code: string } | undefined;
     return next.handle().pipe(
       tap({

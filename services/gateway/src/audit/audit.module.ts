@@ -4,7 +4,6 @@ import { AuditController } from './audit.controller';
 import { AuditInterceptor } from './audit.interceptor';
 import { AuditRetentionService } from './audit-retention.service';
 import { AuditService } from './audit.service';
-import { TrustProxySetting } from './trust-proxy';
 
 /**
  * The audit log of the gateway: needs the platform's DatabaseService (the gateway's
@@ -12,7 +11,7 @@ import { TrustProxySetting } from './trust-proxy';
  */
 @Module({
   controllers: [AuditController],
-  providers: [AuditService, AuditRetentionService, TrustProxySetting, { provide: APP_INTERCEPTOR, useClass: AuditInterceptor }],
+  providers: [AuditService, AuditRetentionService, { provide: APP_INTERCEPTOR, useClass: AuditInterceptor }],
   exports: [AuditService, AuditRetentionService],
 })
 export class AuditModule {}

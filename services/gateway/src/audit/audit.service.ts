@@ -1,5 +1,4 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationShutdown, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import type { Request, Response } from 'express';
 import { type AuditEntryView, Cursors, ZiggieError } from '@ziggie/contracts';
 import { DatabaseService, json, Kysely, MetricsService, Principal, Problem, ProblemEvents } from '@ziggie/platform';
 import { AuditLogRow, AuditOutcome, GatewayDb } from '../migrations';
@@ -92,8 +91,8 @@ export class AuditService implements OnModuleInit, OnModuleDestroy, BeforeApplic
    * Writes the pending record of an accepted call and waits until it is durable. Throws
    * AUDIT_UNAVAILABLE when it cannot be written: the call must then not happen.
    */
-  async begin(req: AuditedRequest, res: Response): Promise<AuditRecord> {
-    const record = describeRequest(req, res);
+  async begin(req: AuditedRequest): Promise<AuditRecord> {
+    const record = describeRequest(req);
     try {
       await this.writer.write(record);
     } catch (err) {
@@ -114,9 +113,9 @@ export class AuditService implements OnModuleInit, OnModuleDestroy, BeforeApplic
     });
   }
 
-  private onProblem(req: Request, problem: Problem, status: number): void {
+  private onProblem(req: AuditedRequest, problem: Problem, status: number): void {
     if (!isDenial(status) || this.tracked.has(req)) return;
-    const described = describeRequest(req, req.res);
+    const described = describeRequest(req);
     const record: AuditRecord = { ...described, status, outcome: 'denied', error_code: problem.code, correlation_id: problem.correlationId ?? described.correlation_id };
     this.writer.write(record).catch((err: unknown) => {
       this.failures.inc({ kind: 'denial' });

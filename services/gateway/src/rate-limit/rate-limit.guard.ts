@@ -1,15 +1,15 @@
 import { CanActivate, ExecutionContext, Injectable, Logger } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { canAccessWorkspace, Permission, TOKEN_PATTERN, ZiggieError } from '@ziggie/contracts';
 import { AuthenticatedRequest, IS_PUBLIC_KEY, REQUIRED_PERMISSION_KEY } from '@ziggie/platform';
 import { ADMIN_API_KEY } from './admin-api.decorator';
 import { GatewayRateLimiter, LimitKey, LimitState, RATE_WINDOW_SECONDS } from './rate-limiter';
 
 const ADMIN_PERMISSIONS: ReadonlySet<Permission> = new Set<Permission>(['config:change', 'workspace:manage']);
-const WORKSPACE_PATH = /^\/v1\/workspaces\/([^/]+)/;
+const WORKSPACE_PATH = /^\/v1\/workspaces\/([^/?]+)/;
 
-type LimitedRequest = Request & AuthenticatedRequest;
+type LimitedRequest = FastifyRequest & AuthenticatedRequest;
 
 function stringField(source: unknown, name: string): string | undefined {
   if (typeof source !== 'object' || source === null || Array.isArray(source)) return undefined;
@@ -26,8 +26,8 @@ function decoded(segment: string): string | undefined {
 }
 
 /** The workspace a request names: its /v1/workspaces/:id path, else `workspace` in the body, else in the query. */
-export function workspaceOf(request: Pick<Request, 'path' | 'params' | 'body' | 'query'>): string | undefined {
-  const fromPath = WORKSPACE_PATH.exec(request.path ?? '');
+export function workspaceOf(request: Pick<FastifyRequest, 'url' | 'params' | 'body' | 'query'>): string | undefined {
+  const fromPath = WORKSPACE_PATH.exec(request.url ?? '');
   return (
     stringField(request.params, 'workspace') ??
     (fromPath ? decoded(fromPath[1]!) : undefined) ??
@@ -36,11 +36,11 @@ export function workspaceOf(request: Pick<Request, 'path' | 'params' | 'body' | 
   );
 }
 
-function setHeaders(res: Response, state: LimitState): void {
-  res.setHeader('RateLimit-Limit', String(state.limit));
-  res.setHeader('RateLimit-Remaining', String(state.remaining));
-  res.setHeader('RateLimit-Reset', String(state.resetSeconds));
-  res.setHeader('RateLimit-Policy', `${state.limit};w=${RATE_WINDOW_SECONDS}`);
+function setHeaders(res: FastifyReply, state: LimitState): void {
+  res.header('RateLimit-Limit', String(state.limit));
+  res.header('RateLimit-Remaining', String(state.remaining));
+  res.header('RateLimit-Reset', String(state.resetSeconds));
+  res.header('RateLimit-Policy', `${state.limit};w=${RATE_WINDOW_SECONDS}`);
 }
 
 /**
@@ -85,7 +85,7 @@ export class RateLimitGuard implements CanActivate {
     }
 
     const verdict = await this.limiter.consume(keys);
-    const response = http.getResponse<Response>();
+    const response = http.getResponse<FastifyReply>();
     if (verdict.state) setHeaders(response, verdict.state);
     if (!verdict.allowed) {
       const { scope, limit, resetSeconds } = verdict.state;

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { Body, Controller, Get, INestApplication, Logger, Module, Param, Post, Put } from '@nestjs/common';
-import { APP_FILTER, NestFactory } from '@nestjs/core';
-import { AuthModule, ConfigModule, CurrentPrincipal, loadConfig, Principal, ProblemFilter, Public, RequirePermission, signDevToken } from '@ziggie/platform';
+import { APP_FILTER } from '@nestjs/core';
+import { AuthModule, ConfigModule, CurrentPrincipal, loadConfig, Principal, ProblemFilter, Public, RequirePermission, signDevToken, createHttpApplication } from '@ziggie/platform';
 import { definition, GatewayModule } from '../service';
 import { AdminApi } from './admin-api.decorator';
 import { RateLimitOptions, rateLimitOptionsFrom } from './rate-limit.config';
@@ -77,7 +77,7 @@ describe('RateLimitModule in a Nest HTTP application (in process)', () => {
   let consumed: LimitKey[][];
 
   beforeAll(async () => {
-    app = await NestFactory.create(TestModule, { logger: false });
+    app = await createHttpApplication(TestModule);
     await app.listen(0, '127.0.0.1');
     base = await app.getUrl();
     const limiter = app.get(GatewayRateLimiter);
@@ -246,19 +246,19 @@ describe('rate-limit configuration', () => {
 });
 
 describe('workspaceOf', () => {
-  const request = (r: { path?: string; params?: object; body?: unknown; query?: object }) =>
-    ({ path: '/', params: {}, body: undefined, query: {}, ...r }) as Parameters<typeof workspaceOf>[0];
+  const request = (r: { url?: string; params?: object; body?: unknown; query?: object }) =>
+    ({ url: '/', params: {}, body: undefined, query: {}, ...r }) as Parameters<typeof workspaceOf>[0];
 
   it('takes the path first, then the body, then the query', () => {
-    expect(workspaceOf(request({ path: '/v1/workspaces/alpha/ports', body: { workspace: 'beta' }, query: { workspace: 'gamma' } }))).toBe('alpha');
-    expect(workspaceOf(request({ path: '/v1/tasks', body: { workspace: 'beta' }, query: { workspace: 'gamma' } }))).toBe('beta');
-    expect(workspaceOf(request({ path: '/v1/tasks', query: { workspace: 'gamma' } }))).toBe('gamma');
-    expect(workspaceOf(request({ path: '/v1/x/:workspace', params: { workspace: 'delta' } }))).toBe('delta');
+    expect(workspaceOf(request({ url: '/v1/workspaces/alpha/ports', body: { workspace: 'beta' }, query: { workspace: 'gamma' } }))).toBe('alpha');
+    expect(workspaceOf(request({ url: '/v1/tasks', body: { workspace: 'beta' }, query: { workspace: 'gamma' } }))).toBe('beta');
+    expect(workspaceOf(request({ url: '/v1/tasks', query: { workspace: 'gamma' } }))).toBe('gamma');
+    expect(workspaceOf(request({ url: '/v1/x/:workspace', params: { workspace: 'delta' } }))).toBe('delta');
   });
 
   it('finds none on other routes or in other shapes', () => {
-    expect(workspaceOf(request({ path: '/v1/workspaces' }))).toBeUndefined();
-    expect(workspaceOf(request({ path: '/v1/tasks', body: [{ workspace: 'a' }], query: { workspace: ['a', 'b'] } }))).toBeUndefined();
-    expect(workspaceOf(request({ path: '/v1/workspaces/%E0%A4%A' }))).toBeUndefined();
+    expect(workspaceOf(request({ url: '/v1/workspaces' }))).toBeUndefined();
+    expect(workspaceOf(request({ url: '/v1/tasks', body: [{ workspace: 'a' }], query: { workspace: ['a', 'b'] } }))).toBeUndefined();
+    expect(workspaceOf(request({ url: '/v1/workspaces/%E0%A4%A' }))).toBeUndefined();
   });
 });
