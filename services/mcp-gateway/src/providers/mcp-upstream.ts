@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
-import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   CallToolResultSchema,
@@ -30,6 +30,7 @@ import { resolveSecrets, UpstreamConfig } from '../config';
 import { limitedFetch } from './http';
 import type { CallOptions, CatalogChanged, NotificationRelay, ProviderFeatures, ProviderNotification, ProviderStatus, ReplicaState, ToolProvider } from './provider';
 import { BreakerOptions, BreakerStateName, ReplicaSet } from './replicas';
+import { BatchingStdioClientTransport } from './stdio-transport';
 import { KeepAliveStreamableHTTPClientTransport } from './streamable-http';
 import { WsClientTransport } from './ws-transport';
 
@@ -286,7 +287,7 @@ export class McpUpstream implements ToolProvider {
   private makeTransport(endpoint: string, maxResponseBytes: number): Transport {
     const c = this.config;
     if (c.transport === 'stdio') {
-      const t = new StdioClientTransport({
+      const t = new BatchingStdioClientTransport({
         command: c.command,
         args: c.args,
         env: { ...getDefaultEnvironment(), ...resolveSecrets(c.env) },
