@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { INestApplication, Module, Type } from '@nestjs/common';
-import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_FILTER } from '@nestjs/core';
 import { type CursorCodec, Cursors, ErrorCodes, GRPC_ERROR_CODE_KEY, type LevelIdPosition, pb } from '@ziggie/contracts';
-import { AuthModule, ConfigModule, loadConfig, PeerClients, PlatformConfig, ProblemFilter, StrictInputInterceptor, signDevToken, createHttpApplication } from '@ziggie/platform';
+import { AuthModule, ConfigModule, loadConfig, PeerClients, PlatformConfig, ProblemFilter, StrictInputModule, signDevToken, createHttpApplication } from '@ziggie/platform';
 import { peersOver } from '../test/peer-doubles';
 import { AgentsController } from './agents.controller';
 
@@ -120,13 +120,12 @@ const fakePeers = peersOver(config, { 'agent-registry': fake });
 
 function gatewayModule(cfg: PlatformConfig): Type {
   @Module({
-    imports: [ConfigModule.forRoot(cfg), AuthModule],
+    imports: [ConfigModule.forRoot(cfg), AuthModule, StrictInputModule],
     controllers: [AgentsController],
     providers: [
       { provide: PeerClients, useValue: fakePeers },
       { provide: APP_FILTER, useClass: ProblemFilter },
-      { provide: APP_INTERCEPTOR, useClass: StrictInputInterceptor },
-    ],
+      ],
   })
   class TestGatewayModule {}
   return TestGatewayModule;

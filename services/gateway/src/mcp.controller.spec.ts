@@ -2,9 +2,9 @@ import 'reflect-metadata';
 import { Readable } from 'node:stream';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { INestApplication, Module } from '@nestjs/common';
-import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_FILTER } from '@nestjs/core';
 import { Cursors, ErrorCode, ErrorCodes, GRPC_ERROR_CODE_KEY, pb } from '@ziggie/contracts';
-import { AuthModule, ConfigModule, createHttpApplication, loadConfig, PeerClients, ProblemFilter, signDevToken, StrictInputInterceptor } from '@ziggie/platform';
+import { AuthModule, ConfigModule, createHttpApplication, loadConfig, PeerClients, ProblemFilter, signDevToken, StrictInputModule } from '@ziggie/platform';
 import { peersOver } from '../test/peer-doubles';
 import { McpController } from './mcp.controller';
 
@@ -156,12 +156,11 @@ const fake = new FakeMcpGateway();
 const fakePeers = peersOver(config, { 'mcp-gateway': fake });
 
 @Module({
-  imports: [ConfigModule.forRoot(config), AuthModule],
+  imports: [ConfigModule.forRoot(config), AuthModule, StrictInputModule],
   controllers: [McpController],
   providers: [
     { provide: PeerClients, useValue: fakePeers },
     { provide: APP_FILTER, useClass: ProblemFilter },
-    { provide: APP_INTERCEPTOR, useClass: StrictInputInterceptor },
   ],
 })
 // The platform's request hooks (createHttpApplication) put the correlation id in context and echo it.

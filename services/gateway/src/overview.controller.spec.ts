@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { INestApplication, Module } from '@nestjs/common';
-import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_FILTER } from '@nestjs/core';
 import { type OverviewView, pb } from '@ziggie/contracts';
-import { AuthModule, ConfigModule, loadConfig, PeerClients, ProblemFilter, StrictInputInterceptor, signDevToken, createHttpApplication } from '@ziggie/platform';
+import { AuthModule, ConfigModule, loadConfig, PeerClients, ProblemFilter, StrictInputModule, signDevToken, createHttpApplication } from '@ziggie/platform';
 import { peersOver } from '../test/peer-doubles';
 import { OverviewController } from './overview.controller';
 
@@ -59,12 +59,11 @@ const peers: Record<string, object> = {
 
 
 @Module({
-  imports: [ConfigModule.forRoot(config), AuthModule],
+  imports: [ConfigModule.forRoot(config), AuthModule, StrictInputModule],
   controllers: [OverviewController],
   providers: [
     { provide: PeerClients, useValue: peersOver(config, peers) },
     { provide: APP_FILTER, useClass: ProblemFilter },
-    { provide: APP_INTERCEPTOR, useClass: StrictInputInterceptor },
   ],
 })
 class TestModule {}

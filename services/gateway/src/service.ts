@@ -1,7 +1,6 @@
 import { Module } from '@nestjs/common';
-import { APP_INTERCEPTOR } from '@nestjs/core';
 import { Streams } from '@ziggie/contracts';
-import { AuthModule, ServiceDefinition, StrictInputInterceptor } from '@ziggie/platform';
+import { AuthModule, ServiceDefinition, StrictInputModule } from '@ziggie/platform';
 import { API_CONTROLLERS, gatewayOpenApi } from './api';
 import { auditEnv } from './audit/audit.config';
 import { AuditModule } from './audit/audit.module';
@@ -14,14 +13,14 @@ import { LiveEventsService } from './live-events.service';
 import { TaskEventsService } from './task-events.service';
 
 @Module({
-  // RateLimitModule after AuthModule: its guard needs the principal the AuthGuard sets.
-  imports: [AuthModule, AuditModule, RateLimitModule.forRoot()],
+  // Global guards run in import order: who calls (auth), how often (limits), with what (strict
+  // input), then the audit of the accepted call.
+  imports: [AuthModule, RateLimitModule.forRoot(), StrictInputModule, AuditModule],
   controllers: [OpenApiController, ConsoleController, ...API_CONTROLLERS],
   providers: [
     TaskEventsService,
     LiveEventsService,
     { provide: OPENAPI_DOCUMENT, useFactory: gatewayOpenApi },
-    { provide: APP_INTERCEPTOR, useClass: StrictInputInterceptor },
   ],
 })
 export class GatewayModule {}

@@ -1,6 +1,6 @@
-import { Body, CallHandler, ExecutionContext, Injectable, NestInterceptor, PipeTransform, Query, SetMetadata } from '@nestjs/common';
+import { Body, CanActivate, ExecutionContext, Injectable, Module, PipeTransform, Query, SetMetadata } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
 import { ErrorCode, ZiggieError } from '@ziggie/contracts';
-import type { Observable } from 'rxjs';
 import type { ZodType } from 'zod';
 import { parseInput } from './problem';
 
@@ -66,24 +66,44 @@ function hasBody(body: unknown): boolean {
   return true;
 }
 
+/** Which inputs a handler declares, read once per handler. */
+const declared = new WeakMap<object, { query: boolean; body: boolean }>();
+
+function declaredInputs(context: ExecutionContext): { query: boolean; body: boolean } {
+  const handler = context.getHandler();
+  let inputs = declared.get(handler);
+  if (!inputs) {
+    const prototype = context.getClass().prototype as object;
+    inputs = { query: Reflect.hasMetadata(API_QUERY_KEY, prototype, handler.name), body: Reflect.hasMetadata(API_BODY_KEY, prototype, handler.name) };
+    declared.set(handler, inputs);
+  }
+  return inputs;
+}
+
 /**
  * Refuses what a route does not declare: query parameters on a route without @ValidQuery and a
- * body on a route without @ValidBody, so no input reaches a handler unvalidated.
+ * body on a route without @ValidBody, so no input reaches a handler unvalidated. A guard (not an
+ * interceptor): a request that passes every guard and meets no interceptor skips Nest's
+ * observable pipeline altogether.
  */
 @Injectable()
-export class StrictInputInterceptor implements NestInterceptor {
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    if (context.getType() !== 'http') return next.handle();
-    const prototype = context.getClass().prototype as object;
-    const handler = context.getHandler().name;
+export class StrictInputGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    if (context.getType() !== 'http') return true;
+    const inputs = declaredInputs(context);
     const req = context.switchToHttp().getRequest<{ query?: Record<string, unknown>; body?: unknown }>();
-    if (!Reflect.hasMetadata(API_QUERY_KEY, prototype, handler)) {
+    if (!inputs.query) {
       const names = Object.keys(req.query ?? {});
       if (names.length > 0) throw new ZiggieError('VALIDATION_FAILED', `this route takes no query parameters (got ${names.slice(0, 5).join(', ')})`);
     }
-    if (!Reflect.hasMetadata(API_BODY_KEY, prototype, handler) && hasBody(req.body)) {
-      throw new ZiggieError('VALIDATION_FAILED', 'this route takes no request body');
-    }
-    return next.handle();
+    if (!inputs.body && hasBody(req.body)) throw new ZiggieError('VALIDATION_FAILED', 'this route takes no request body');
+    return true;
   }
 }
+
+/**
+ * StrictInputGuard for every route. Global guards run in the order their modules are imported:
+ * import this after AuthModule (and any limits), so who may call is answered before what was sent.
+ */
+@Module({ providers: [{ provide: APP_GUARD, useClass: StrictInputGuard }] })
+export class StrictInputModule {}

@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { Controller, Get, HttpCode, INestApplication, Module, Param, Post } from '@nestjs/common';
-import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_FILTER } from '@nestjs/core';
 import { z } from 'zod';
 import { Public, RequirePermission } from '../auth/auth.decorators';
-import { ApiDoc, StrictInputInterceptor, ValidBody, ValidQuery } from './api';
+import { ApiDoc, StrictInputModule, ValidBody, ValidQuery } from './api';
 import { buildOpenApi, openApiPath, routesOf } from './openapi';
 import { ProblemFilter } from './problem';
 import { assertSafeInput, MAX_INPUT_DEPTH } from './safe-input';
@@ -86,17 +86,15 @@ describe('OpenAPI document from route decorators', () => {
   });
 });
 
-describe('ValidBody / ValidQuery / StrictInputInterceptor on a live app', () => {
+describe('ValidBody / ValidQuery / StrictInputGuard on a live app', () => {
   let app: INestApplication;
   let base: string;
 
   beforeAll(async () => {
     @Module({
+      imports: [StrictInputModule],
       controllers: [ThingsController],
-      providers: [
-        { provide: APP_FILTER, useClass: ProblemFilter },
-        { provide: APP_INTERCEPTOR, useClass: StrictInputInterceptor },
-      ],
+      providers: [{ provide: APP_FILTER, useClass: ProblemFilter }],
     })
     class TestModule {}
     app = await createHttpApplication(TestModule);

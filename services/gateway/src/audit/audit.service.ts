@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationShutdown, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { type AuditEntryView, Cursors, ZiggieError } from '@ziggie/contracts';
 import { DatabaseService, json, Kysely, MetricsService, Principal, Problem, ProblemEvents } from '@ziggie/platform';
@@ -53,8 +54,8 @@ function entryOf(row: AuditLogRow): AuditEntry {
 export class AuditService implements OnModuleInit, OnModuleDestroy, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger('audit');
   private readonly writer = new GroupCommitWriter<AuditRecord>((rows) => this.upsert(rows), { maxBatch: MAX_BATCH, maxQueued: MAX_QUEUED });
-  /** Requests with a pending record: their outcome, denial or not, completes that record. */
-  private readonly tracked = new WeakSet<object>();
+  /** Requests with a pending record, and the code of the problem they were answered with, if any. */
+  private readonly tracked = new WeakMap<object, { errorCode: string | null }>();
   private readonly failures: ReturnType<MetricsService['counter']>;
   private unsubscribe?: () => void;
 
@@ -88,10 +89,12 @@ export class AuditService implements OnModuleInit, OnModuleDestroy, BeforeApplic
   }
 
   /**
-   * Writes the pending record of an accepted call and waits until it is durable. Throws
-   * AUDIT_UNAVAILABLE when it cannot be written: the call must then not happen.
+   * Writes the pending record of an accepted call and waits until it is durable, then completes
+   * it when the response is over, with the status the caller got (a stream keeps the status it
+   * started with). Throws AUDIT_UNAVAILABLE when it cannot be written: the call must then not happen.
    */
-  async begin(req: AuditedRequest): Promise<AuditRecord> {
+  async begin(req: AuditedRequest, res: ServerResponse): Promise<void> {
+    const started = performance.now();
     const record = describeRequest(req);
     try {
       await this.writer.write(record);
@@ -100,8 +103,9 @@ export class AuditService implements OnModuleInit, OnModuleDestroy, BeforeApplic
       this.logger.error({ err, audit: record }, 'audit record could not be written; call refused');
       throw new ZiggieError('AUDIT_UNAVAILABLE', 'the audit log cannot record this call right now; nothing was done');
     }
-    this.tracked.add(req);
-    return record;
+    const answered = { errorCode: null as string | null };
+    this.tracked.set(req, answered);
+    res.once('close', () => this.complete(record, res.statusCode, answered.errorCode, performance.now() - started));
   }
 
   /** Fills in how an accepted call ended. Not awaited by the call: a lost completion leaves `pending`, later `unknown`. */
@@ -114,7 +118,13 @@ export class AuditService implements OnModuleInit, OnModuleDestroy, BeforeApplic
   }
 
   private onProblem(req: AuditedRequest, problem: Problem, status: number): void {
-    if (!isDenial(status) || this.tracked.has(req)) return;
+    // A call with a pending record: its completion carries the code, denial or not.
+    const tracked = this.tracked.get(req);
+    if (tracked) {
+      tracked.errorCode = problem.code;
+      return;
+    }
+    if (!isDenial(status)) return;
     const described = describeRequest(req);
     const record: AuditRecord = { ...described, status, outcome: 'denied', error_code: problem.code, correlation_id: problem.correlationId ?? described.correlation_id };
     this.writer.write(record).catch((err: unknown) => {
