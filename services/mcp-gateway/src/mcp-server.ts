@@ -22,8 +22,11 @@ import {
   SubscribeRequestSchema,
   SUPPORTED_PROTOCOL_VERSIONS,
   UnsubscribeRequestSchema,
+  CallToolResultSchema,
+  type CallToolRequest,
   type JSONRPCMessage,
   type LoggingLevel,
+  type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
 import { canAccessWorkspace, DEFAULT_WORKSPACES, ErrorCodes, hasPermission, ZiggieError } from '@ziggie/contracts';
 import { ANONYMOUS_ADMIN, bearerToken, CONFIG, ErrorFormats, JwtVerifier, Public } from '@ziggie/platform';
@@ -104,6 +107,28 @@ interface LiveSession {
   lastSeen: number;
   lastTouched: number;
   unsubscribe: () => void;
+  /** tools/call requests answered as JSON (see answerToolCall) still running, by request id: a cancellation aborts them. */
+  inflight: Map<RequestId, AbortController>;
+}
+
+/** A tools/call that can be answered as one JSON response: no progress to stream, no task to create. */
+interface DirectToolCall {
+  id: RequestId;
+  params: CallToolRequest['params'];
+}
+
+function directToolCall(message: unknown): DirectToolCall | undefined {
+  const m = message as { method?: unknown; id?: unknown; params?: { _meta?: { progressToken?: unknown }; task?: unknown } } | undefined;
+  if (m?.method !== 'tools/call' || (typeof m.id !== 'string' && typeof m.id !== 'number')) return undefined;
+  if (m.params?._meta?.progressToken !== undefined || m.params?.task !== undefined) return undefined;
+  return { id: m.id, params: m.params as CallToolRequest['params'] };
+}
+
+function cancelledRequestId(message: unknown): RequestId | undefined {
+  const m = message as { method?: unknown; id?: unknown; params?: { requestId?: unknown } } | undefined;
+  if (m?.method !== 'notifications/cancelled' || m.id !== undefined) return undefined;
+  const id = m.params?.requestId;
+  return typeof id === 'string' || typeof id === 'number' ? id : undefined;
 }
 
 /**
@@ -229,6 +254,12 @@ export class McpSessions implements OnModuleInit, OnApplicationShutdown {
     session.lastSeen = Date.now();
     this.touch(session);
     const s = session;
+    if (req.method === 'POST' && !batch) {
+      const cancelled = cancelledRequestId(body);
+      if (cancelled !== undefined) s.inflight.get(cancelled)?.abort(new Error('cancelled by the client'));
+      const call = directToolCall(body);
+      if (call && s.id) return this.answerToolCall(s, call, res);
+    }
     // Last-Event-ID this session does not hold (evicted, or issued by another replica): a fresh stream instead.
     const lastEventId = req.headers['last-event-id'];
     const resuming = req.method === 'GET' && typeof lastEventId === 'string' && s.events !== undefined && (await s.events.getStreamIdForEventId(lastEventId)) !== undefined;
@@ -244,6 +275,48 @@ export class McpSessions implements OnModuleInit, OnApplicationShutdown {
       },
       { overrideGlobalObjects: false },
     )(req.raw, res);
+  }
+
+  /**
+   * A tools/call of a live session, answered as one JSON response (which streamable HTTP allows
+   * for any request) without the SDK's server transport, its web-standard adapter and the SSE
+   * stream it opens per request: the call path under load. What the SDK would do is kept: the
+   * request and the result are checked against the protocol's schemas, errors are the same
+   * JSON-RPC errors, a `notifications/cancelled` for the request or the client going away aborts
+   * it (and a cancelled request gets no JSON-RPC answer). A call with a progress token, or one
+   * creating a task, takes the SDK's path: progress needs a stream.
+   */
+  private async answerToolCall(session: LiveSession, call: DirectToolCall, res: ServerResponse): Promise<void> {
+    const abort = new AbortController();
+    session.inflight.set(call.id, abort);
+    const onClose = () => {
+      if (!res.writableFinished) abort.abort(new Error('the client went away'));
+    };
+    res.once('close', onClose);
+    let message: JSONRPCMessage;
+    try {
+      const request = CallToolRequestSchema.safeParse({ method: 'tools/call', params: call.params });
+      if (!request.success) throw new McpError(ErrorCode.InvalidParams, `Invalid tools/call request: ${request.error.message}`);
+      const result = CallToolResultSchema.safeParse(
+        await this.tools.callTool({ caller: session.caller, workspace: session.workspace, name: request.data.params.name, arguments: request.data.params.arguments ?? {}, signal: abort.signal }),
+      );
+      if (!result.success) throw new McpError(ErrorCode.InvalidParams, `Invalid tools/call result: ${result.error.message}`);
+      message = { jsonrpc: '2.0', id: call.id, result: result.data };
+    } catch (err) {
+      const e = toMcpError(err);
+      message = withPlainMessage({ jsonrpc: '2.0', id: call.id, error: { code: e.code, message: e.message, ...(e.data !== undefined ? { data: e.data } : {}) } });
+    } finally {
+      session.inflight.delete(call.id);
+      res.off('close', onClose);
+    }
+    if (res.destroyed) return;
+    if (abort.signal.aborted) {
+      res.writeHead(202).end();
+      return;
+    }
+    const text = JSON.stringify(message);
+    res.writeHead(200, { 'Content-Type': 'application/json', 'mcp-session-id': session.id, 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
   }
 
   /**
@@ -376,7 +449,7 @@ export class McpSessions implements OnModuleInit, OnApplicationShutdown {
     });
     const send = transport.send.bind(transport);
     transport.send = (message, options) => send(withPlainMessage(message), options);
-    Object.assign(session, { transport, caller, workspace, protocolVersion, events, lastSeen: Date.now(), lastTouched: Date.now() });
+    Object.assign(session, { transport, caller, workspace, protocolVersion, events, lastSeen: Date.now(), lastTouched: Date.now(), inflight: new Map() });
     const server = this.server(session);
     Object.assign(session, { server, unsubscribe: this.tools.onCatalogChanged(() => this.notifyChanged(session)) });
     transport.onclose = () => {

@@ -78,6 +78,16 @@ async function readSse(res: Response, done: (events: SseEvent[]) => boolean, tim
 
 const messages = (events: SseEvent[]): Record<string, unknown>[] => events.filter((e) => e.data).map((e) => JSON.parse(e.data) as Record<string, unknown>);
 
+/** The JSON-RPC messages of a POST's answer, whichever form the server chose (one JSON body, or an SSE stream). */
+async function answers(res: Response): Promise<Record<string, unknown>[]> {
+  const text = await res.text();
+  if (res.headers.get('content-type')?.startsWith('application/json')) {
+    const body = JSON.parse(text) as Record<string, unknown> | Record<string, unknown>[];
+    return Array.isArray(body) ? body : [body];
+  }
+  return messages(parseSse(text));
+}
+
 describe('/mcp conformance: streamable HTTP, JSON-RPC, authorization discovery, relayed server features', () => {
   let dir: string;
   let nats: NatsServerHandle;
@@ -205,7 +215,7 @@ describe('/mcp conformance: streamable HTTP, JSON-RPC, authorization discovery, 
     it('never doubles the "MCP error <code>:" prefix, on the wire or in the SDK client', async () => {
       const { headers } = await open('2025-11-25');
       const res = await post({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'everything.nope', arguments: {} } }, headers);
-      const reply = messages(parseSse(await res.text())).find((m) => m.id === 9) as { error: { code: number; message: string; data: { code: string } } };
+      const reply = (await answers(res)).find((m) => m.id === 9) as { error: { code: number; message: string; data: { code: string } } };
       expect(reply.error).toMatchObject({ code: -32602, data: { code: 'TOOL_NOT_FOUND' } });
       expect(reply.error.message).toBe('tool everything.nope not found');
       const client = await sdkClient();
@@ -285,6 +295,34 @@ describe('/mcp conformance: streamable HTTP, JSON-RPC, authorization discovery, 
       expect(get.status).toBe(200);
       const [priming] = await readSse(get, (e) => e.length > 0);
       expect(priming).toEqual({ id: expect.any(String), retry: RETRY_MS, data: '' });
+    });
+
+    it('answers a tools/call as one JSON response, and one with a progress token as a stream of its progress', async () => {
+      const { headers } = await open('2025-11-25');
+      const direct = await post({ jsonrpc: '2.0', id: 30, method: 'tools/call', params: { name: 'everything.echo', arguments: { message: 'direct' } } }, headers);
+      expect([direct.status, direct.headers.get('content-type'), direct.headers.get('mcp-session-id')]).toEqual([200, 'application/json', headers['mcp-session-id']]);
+      expect(await direct.json()).toEqual({ jsonrpc: '2.0', id: 30, result: { content: [{ type: 'text', text: 'Echo: direct' }] } });
+      // What the SDK refuses, refused the same way: arguments that are not an object.
+      const bad = await post({ jsonrpc: '2.0', id: 31, method: 'tools/call', params: { name: 'everything.echo', arguments: 'x' } }, headers);
+      expect(await bad.json()).toMatchObject({ jsonrpc: '2.0', id: 31, error: { code: -32602, message: expect.stringMatching(/^Invalid tools\/call request/) } });
+
+      const progress = { name: 'everything.trigger-long-running-operation', arguments: { duration: 0.3, steps: 3 }, _meta: { progressToken: 'p1' } };
+      const streamed = await post({ jsonrpc: '2.0', id: 32, method: 'tools/call', params: progress }, headers);
+      expect(streamed.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      const sent = messages(parseSse(await streamed.text()));
+      expect(sent.filter((m) => m.method === 'notifications/progress').length).toBeGreaterThan(0);
+      expect(sent.find((m) => m.id === 32)).toMatchObject({ result: { content: expect.any(Array) } });
+    });
+
+    it('aborts a tools/call answered as JSON when the client cancels it, and answers it with no JSON-RPC message', async () => {
+      const { headers } = await open('2025-11-25');
+      const call = post({ jsonrpc: '2.0', id: 40, method: 'tools/call', params: { name: 'everything.trigger-long-running-operation', arguments: { duration: 30, steps: 3 } } }, headers);
+      await new Promise((r) => setTimeout(r, 300));
+      const cancel = await post({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 40, reason: 'no longer needed' } }, headers);
+      expect(cancel.status).toBe(202);
+      // A call that ran to its end would answer 200 with its result (after 30 s).
+      const res = await call;
+      expect([res.status, await res.text()]).toEqual([202, '']);
     });
 
     it('primes every POST stream on 2025-11-25 (id, retry, empty data) and not on 2025-06-18', async () => {

@@ -51,7 +51,6 @@ export function createHttpAdapter(options: HttpServerOptions = {}): FastifyAdapt
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1024 },
     clientErrorHandler: answerClientError,
     logger: false,
-    disableRequestLogging: true,
   });
 }
 
