@@ -1,9 +1,9 @@
 import { isIP } from 'node:net';
-import { PlatformConfig } from '@ziggie/platform';
+import { PlatformConfig, type TrustProxy } from '@ziggie/platform';
 import { z } from 'zod';
 
-/** The HTTP server's `trustProxy`: off, every hop, a number of hops, or the proxies' addresses. */
-export type TrustProxy = boolean | number | string[];
+/** TRUST_PROXY as the HTTP server takes it: off, every hop, a number of hops, or the proxies' addresses. */
+type TrustProxySetting = Exclude<TrustProxy, string>;
 
 const NAMED_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
 
@@ -30,7 +30,7 @@ export const auditEnv = {
   TRUST_PROXY: z
     .string()
     .optional()
-    .transform((value, ctx): TrustProxy => {
+    .transform((value, ctx): TrustProxySetting => {
       const v = (value ?? '').trim();
       if (v === '' || v === 'false') return false;
       if (v === 'true') return true;
@@ -47,7 +47,7 @@ export const auditEnv = {
 
 export interface AuditExtra {
   AUDIT_RETENTION_DAYS: number;
-  TRUST_PROXY: TrustProxy;
+  TRUST_PROXY: TrustProxySetting;
 }
 
 export type AuditConfig = PlatformConfig & { extra: AuditExtra };
