@@ -215,10 +215,12 @@ const { RUNTIME_MODULES, OPTIONAL_MODULES } = require('../../scripts/bundle-serv
  */
 function bundleRequires(base: string, service: string): Array<[string, string]> {
   const file = join(base, 'services', service, 'dist', BUNDLE);
-  // Skipped: the workspace packages (in the image, and checked in tsc's output), and format strings
-  // of error messages that bareImports finds inside string literals.
+  // Skipped: the workspace packages (in the image, and checked in tsc's output), format strings
+  // of error messages that bareImports finds inside string literals, and `ajv/dist/runtime/*`:
+  // Ajv's code generator writes those requires into the source of standalone validators, which
+  // nothing here generates (Ajv runs them from its scope; Fastify compiles no schemas for Nest).
   return bareImports(file)
-    .filter((spec) => /^[@a-z0-9]/.test(spec) && !spec.includes('%') && !spec.startsWith('@ziggie/'))
+    .filter((spec) => /^[@a-z0-9]/.test(spec) && !spec.includes('%') && !spec.startsWith('@ziggie/') && !spec.startsWith('ajv/dist/runtime/'))
     .filter((spec) => !OPTIONAL_MODULES.includes(packageName(spec)))
     .map((spec): [string, string] => [file, spec]);
 }
