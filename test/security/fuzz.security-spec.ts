@@ -1,9 +1,9 @@
-import { connect } from 'node:net';
 import fc from 'fast-check';
 import { describe as describeReply, isProblem, leakedInternals, leaksIn, wildcardWithCredentials, type Reply } from './support/http';
 import { committedDocument, fillPath, operationsOf, randomHex, tinyTask, type Fixtures, type Operation } from './support/operations';
 import { queryArbitrary, REFUSED_URLS, requestBodyArbitrary, text, toJsonText, type JsonSchema } from './support/schema-arbitrary';
 import { securityStackHooks } from './support/stack';
+import { rawHttpExchange } from '../support/raw-http';
 
 const SEED = 20_251_121;
 const RUNS_PER_OPERATION = 25;
@@ -160,13 +160,7 @@ describe('security: fuzzing every documented request body and query string', () 
       const long = await fetch(`http://127.0.0.1:${ports.http}/v1/audit?q=${'x'.repeat(20_000)}`);
       expect(`${name} ${long.status} ${long.headers.get('content-type')}`).toBe(`${name} 431 application/problem+json`);
       expect(await long.json()).toMatchObject({ status: 431, code: 'REQUEST_HEADERS_TOO_LARGE' });
-      const raw = await new Promise<string>((resolve, reject) => {
-        const socket = connect(ports.http, '127.0.0.1', () => socket.end('GARBAGE / NOT-HTTP\r\n\r\n'));
-        let answer = '';
-        socket.on('data', (d: Buffer) => (answer += d.toString('utf8')));
-        socket.on('end', () => resolve(answer));
-        socket.on('error', reject);
-      });
+      const raw = await rawHttpExchange(ports.http, 'GARBAGE / NOT-HTTP\r\n\r\n');
       expect(raw).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
       expect(raw).toContain('"code":"REQUEST_MALFORMED"');
     }

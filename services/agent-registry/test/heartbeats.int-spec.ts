@@ -1,52 +1,28 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect, NatsConnection } from 'nats';
 import { pb, PayloadOf, Subject, subjectFor, ZiggieError } from '@ziggie/contracts';
-import { bootstrapService, callUnary, createGrpcClient, RunningService } from '@ziggie/platform';
-import { definition } from '../src/service';
-import { startNats, startPostgres, waitFor, type NatsServerHandle, type PostgresHandle } from '../../../test/support';
+import { callUnary, RunningService } from '@ziggie/platform';
+import { waitFor } from '../../../test/support';
+import { startRegistry, type RegistryUnderTest } from './registry-harness';
 
 const AGENT = 'l3-fitflow-01-01-01';
 
 describe('agent-registry heartbeats over a real nats-server', () => {
-  let dir: string;
-  let nats: NatsServerHandle;
-  let pg: PostgresHandle;
+  let under: RegistryUnderTest;
   let svc: RunningService;
   let registry: pb.AgentRegistryClient;
   let publisher: NatsConnection;
   const timers: NodeJS.Timeout[] = [];
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'ziggie-registry-'));
-    [nats, pg] = await Promise.all([startNats(), startPostgres()]);
-    svc = await bootstrapService(definition, {
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'silent',
-      HTTP_HOST: '127.0.0.1',
-      HTTP_PORT: '0',
-      GRPC_HOST: '127.0.0.1',
-      GRPC_PORT: '0',
-      DATA_DIR: dir,
-      DATABASE_URL: pg.url,
-      NATS_URL: nats.url,
-      ZIGGIE_JWT_SECRET: 'integration-secret-0123456789',
-      ZIGGIE_SEED: 'default',
-      AGENT_OFFLINE_AFTER_SECONDS: '1',
-    });
-    registry = createGrpcClient(pb.AgentRegistryClient, `127.0.0.1:${svc.grpcPort}`);
-    publisher = await connect({ servers: nats.url });
+    under = await startRegistry({ AGENT_OFFLINE_AFTER_SECONDS: '1' });
+    ({ svc, registry } = under);
+    publisher = await connect({ servers: under.nats.url });
   }, 60_000);
 
   afterAll(async () => {
     for (const t of timers) clearInterval(t);
     await publisher?.close();
-    registry?.close();
-    await svc?.stop();
-    await nats?.stop();
-    await pg?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await under?.stop();
   });
 
   const beat = (agentId: string, runtimeId: string, status: 'idle' | 'busy' | 'offline', load: number): void => {

@@ -1,49 +1,21 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { z } from 'zod';
 import { pb } from '@ziggie/contracts';
-import { bootstrapService, callUnary, createGrpcClient, RunningService } from '@ziggie/platform';
+import { callUnary } from '@ziggie/platform';
 import { registryEnv } from '../src/config';
-import { definition } from '../src/service';
-import { startNats, startPostgres, type NatsServerHandle, type PostgresHandle } from '../../../test/support';
+import { startRegistry, type RegistryUnderTest } from './registry-harness';
 
 const SIZE = 5000;
 
 describe('agent-registry seeded with ZIGGIE_SEED_AGENTS', () => {
-  let dir: string;
-  let nats: NatsServerHandle;
-  let pg: PostgresHandle;
-  let svc: RunningService;
+  let under: RegistryUnderTest;
   let registry: pb.AgentRegistryClient;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'ziggie-registry-size-'));
-    [nats, pg] = await Promise.all([startNats(), startPostgres()]);
-    svc = await bootstrapService(definition, {
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'silent',
-      HTTP_HOST: '127.0.0.1',
-      HTTP_PORT: '0',
-      GRPC_HOST: '127.0.0.1',
-      GRPC_PORT: '0',
-      DATA_DIR: dir,
-      DATABASE_URL: pg.url,
-      NATS_URL: nats.url,
-      ZIGGIE_JWT_SECRET: 'integration-secret-0123456789',
-      ZIGGIE_SEED: 'default',
-      ZIGGIE_SEED_AGENTS: String(SIZE),
-    });
-    registry = createGrpcClient(pb.AgentRegistryClient, `127.0.0.1:${svc.grpcPort}`);
+    under = await startRegistry({ ZIGGIE_SEED_AGENTS: String(SIZE) });
+    registry = under.registry;
   }, 60_000);
 
-  afterAll(async () => {
-    registry?.close();
-    await svc?.stop();
-    await nats?.stop();
-    await pg?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => under?.stop());
 
   const count = async (req: Partial<pb.ListAgentsRequest> = {}): Promise<number> =>
     (

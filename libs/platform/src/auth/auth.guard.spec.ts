@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { connect } from 'node:net';
+import { rawHttpExchange } from '../../../../test/support/raw-http';
 import { ArgumentsHost, Catch, Controller, ExceptionFilter, Get, INestApplication, Logger, Module, Type } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
@@ -315,18 +315,10 @@ describe('AuthModule in a Nest HTTP application', () => {
 
   it('answers 401 for two Authorization header lines, which Node would otherwise reduce to the first', async () => {
     const { port } = new URL(base);
-    const response = await new Promise<string>((resolve, reject) => {
-      const socket = connect(Number(port), '127.0.0.1', () => {
-        socket.end(
-          `GET /perm/any HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${tokenFor(['l1'])}\r\n` +
-            `Authorization: Bearer ${tokenFor(['admin'])}\r\nConnection: close\r\n\r\n`,
-        );
-      });
-      let data = '';
-      socket.on('data', (chunk: Buffer) => (data += chunk.toString('utf8')));
-      socket.on('end', () => resolve(data));
-      socket.on('error', reject);
-    });
+    const response = await rawHttpExchange(
+      Number(port),
+      `GET /perm/any HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${tokenFor(['l1'])}\r\n` + `Authorization: Bearer ${tokenFor(['admin'])}\r\nConnection: close\r\n\r\n`,
+    );
     expect(response).toMatch(/^HTTP\/1\.1 401 /);
     expect(response).toContain('"code":"AUTH_INVALID_TOKEN"');
   });

@@ -1,5 +1,4 @@
 import 'reflect-metadata';
-import { connect } from 'node:net';
 import { Body, Controller, Get, Module, Param, Post, Query } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -7,6 +6,7 @@ import { currentCorrelationId } from '../context';
 import { MetricsService } from '../health/metrics';
 import { createHttpApplication, servedRoutes } from './http-server';
 import { ProblemFilter } from './problem';
+import { rawHttpExchange } from '../../../../test/support/raw-http';
 
 @Controller('v1/things')
 class ThingsController {
@@ -90,13 +90,7 @@ describe('the platform HTTP server (Fastify under Nest)', () => {
   });
 
   it('answers a request the HTTP parser refuses with problem+json', async () => {
-    const raw = await new Promise<string>((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1', () => socket.end('GARBAGE / NOT-HTTP\r\n\r\n'));
-      let answer = '';
-      socket.on('data', (d: Buffer) => (answer += d.toString('utf8')));
-      socket.on('end', () => resolve(answer));
-      socket.on('error', reject);
-    });
+    const raw = await rawHttpExchange(port, 'GARBAGE / NOT-HTTP\r\n\r\n');
     expect(raw).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
     expect(raw).toContain('"code":"REQUEST_MALFORMED"');
   });
