@@ -75,7 +75,7 @@ export function Tasks() {
             {q.data.items.length === 0 ? <p className="muted">No tasks match.</p> : null}
             <Pager cursor={cursor} next={q.data.nextCursor} onPage={page}>
               <span className="muted" data-testid="task-total">
-                {q.data.total.toLocaleString('en')} tasks
+                {q.data.total.toLocaleString('en')} {q.data.total === 1 ? 'task' : 'tasks'}
               </span>
             </Pager>
           </>
